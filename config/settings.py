@@ -1,0 +1,227 @@
+"""Typed settings for winpod, validated once at start-up from YAML plus environment overrides.
+
+Precedence, highest first: `WINPOD_<SECTION>__<KEY>` environment variables, the YAML file
+(`--config FILE`, else `$WINPOD_CONFIG`), then the defaults below. Secrets are `SecretStr` and
+should come from the environment (or a file the operator mounts), never from committed YAML.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "WINPOD_"
+CONFIG_ENV_VAR = "WINPOD_CONFIG"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and the problem."""
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Accept `90`, `90s`, `15m`, `4h`, `1d`, `250ms` or a timedelta; plain numbers are seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 15m or 4h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration; write it like 30s, 15m or 4h")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("a duration must be greater than zero")
+    return timedelta(seconds=seconds)
+
+
+def _env_placeholder_to_none(value: Any) -> Any:
+    """`bot_token: env` in YAML documents that the value comes from the environment."""
+    if isinstance(value, str) and value.strip().lower() in {"env", "env-or-null", ""}:
+        return None
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Secret = Annotated[SecretStr | None, BeforeValidator(_env_placeholder_to_none)]
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SlackSettings(_Group):
+    bot_token: Secret = Field(None, description="xoxb- token; from WINPOD_SLACK__BOT_TOKEN")
+    signing_secret: Secret = Field(None, description="verifies every request Slack sends")
+    app_token: Secret = Field(None, description="xapp- token; when set, Socket Mode is used")
+    api_url: str = Field("https://slack.com/api/", description="base of the Slack Web API")
+    alert_channel: str | None = Field(None, description="channel id for sweep alerts")
+    allowed_channels: list[str] = Field(
+        default_factory=list, description="channel ids that may use /winpod; empty: all"
+    )
+
+    @field_validator("api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+
+class KubernetesSettings(_Group):
+    context: str | None = Field(None, description="kubeconfig context; null: the current one")
+    namespace: str = Field("winpod", description="the bot's own namespace (Leases, RDP, keeper)")
+    kubeconfig: str | None = Field(
+        None, description="kubeconfig path; null: in-cluster, else $KUBECONFIG or ~/.kube/config"
+    )
+
+
+class WinRMSettings(_Group):
+    scheme: Literal["https", "http"] = Field("https", description="https unless you must")
+    port: int = Field(5986, ge=1, le=65535, description="5986 is WinRM over HTTPS")
+    transport: Literal["ntlm", "basic", "kerberos", "credssp"] = Field("ntlm")
+    username: Secret = Field(None, description="local or domain account on the nodes")
+    password: Secret = Field(None)
+    ca_bundle: str | None = Field(None, description="PEM file trusted for the nodes' certificates")
+    verify: bool = Field(True, description="validate the node's certificate")
+    address_type: Literal["InternalIP", "ExternalIP", "Hostname", "InternalDNS"] = Field(
+        "InternalIP", description="which Node address to connect to"
+    )
+    operation_timeout_s: int = Field(20, ge=1, description="WS-Management OperationTimeout")
+    read_timeout_s: int = Field(30, ge=2, description="HTTP read timeout; above the operation's")
+
+    @field_validator("read_timeout_s")
+    @classmethod
+    def _read_after_operation(cls, value: int, info: Any) -> int:
+        operation = info.data.get("operation_timeout_s", 20)
+        if value <= operation:
+            raise ValueError(f"must be greater than operation_timeout_s ({operation})")
+        return value
+
+
+class HyperVSettings(_Group):
+    host_annotation: str = Field(
+        "winpod.io/hyperv-host", description="node annotation naming the node VM's Hyper-V host"
+    )
+    host_addresses: dict[str, str] = Field(
+        default_factory=dict,
+        description="Hyper-V host name -> address, where those names do not resolve in DNS",
+    )
+
+
+class ApprovalSettings(_Group):
+    approvers: list[str] = Field(
+        default_factory=list, description="Slack user ids (U…) or user-group ids (S…)"
+    )
+    two_person: list[Literal["low", "medium", "high"]] = Field(
+        default_factory=lambda: ["high"], description="risks that need two distinct approvers"
+    )
+    expire_after: Duration = Field(timedelta(minutes=15))
+
+
+class SweepSettings(_Group):
+    interval: Duration = Field(timedelta(minutes=5), description="time between sweeps")
+    concurrency: int = Field(32, ge=1, le=1024, description="DNS probes running at once")
+    probe_timeout: Duration = Field(timedelta(seconds=10), description="one probe's limit")
+
+
+class RDPSettings(_Group):
+    source_ranges: list[str] = Field(default_factory=list, description="CIDRs allowed to connect")
+    default_ttl: Duration = Field(timedelta(minutes=30))
+    max_ttl: Duration = Field(timedelta(hours=4))
+
+
+class StoreSettings(_Group):
+    url: str = Field("sqlite:///./winpod.db", description="SQLAlchemy URL; PostgreSQL for HA")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    winrm: WinRMSettings = Field(default_factory=WinRMSettings)
+    hyperv: HyperVSettings = Field(default_factory=HyperVSettings)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    sweep: SweepSettings = Field(default_factory=SweepSettings)
+    rdp: RDPSettings = Field(default_factory=RDPSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    dry_run: bool = Field(False, description="show what would run; run nothing")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings, file_secret_settings)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of sections (slack:, winrm:, …)")
+    return data
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (see config/winpod.example.yaml for the keys)"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load settings from `path`, else `$WINPOD_CONFIG`, else defaults; env overrides win."""
+    chosen = path if path is not None else os.environ.get(CONFIG_ENV_VAR) or None
+    data = _read_yaml(Path(chosen)) if chosen else {}
+    source = str(chosen) if chosen else "defaults and environment"
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None

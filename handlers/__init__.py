@@ -1,0 +1,1 @@
+"""Windows diagnosis: checks, remediations, sweeps and their transports."""

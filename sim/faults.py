@@ -1,0 +1,88 @@
+"""Latency and failure knobs for each simulated server, applied as aiohttp middleware.
+
+Servers are named `kube` (REST API), `exec` (pod exec WebSockets), `winrm` and `slack`. Each has
+a per-request latency and a "fail the next N requests" switch with one of the modes below; the
+control API sets them, benchmarks and reliability tests use them, and every request is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+SERVERS = ("kube", "exec", "winrm", "slack")
+MODES = ("500", "reset", "hang", "429")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Knobs:
+    latency_ms: float = 0.0
+    fail_next: int = 0
+    mode: str = "500"
+    retry_after_s: int = 1  # for mode 429
+    hang_s: float = 600.0  # for mode hang: the client's timeout should fire first
+
+    def as_dict(self) -> dict[str, object]:
+        return {"latency_ms": self.latency_ms, "fail_next": self.fail_next, "mode": self.mode,
+                "retry_after_s": self.retry_after_s, "hang_s": self.hang_s}
+
+
+@dataclass
+class Faults:
+    knobs: dict[str, Knobs] = field(default_factory=lambda: {s: Knobs() for s in SERVERS})
+    requests: Counter[str] = field(default_factory=Counter)
+
+    def set(self, server: str, **values: object) -> Knobs:
+        if server not in self.knobs:
+            raise ValueError(f"unknown server {server!r}; one of {', '.join(SERVERS)}")
+        knobs = self.knobs[server]
+        for key, value in values.items():
+            if key not in knobs.as_dict():
+                raise ValueError(f"unknown knob {key!r}; one of {', '.join(knobs.as_dict())}")
+            if key == "mode" and value not in MODES:
+                raise ValueError(f"unknown mode {value!r}; one of {', '.join(MODES)}")
+            current = getattr(knobs, key)
+            setattr(knobs, key, type(current)(value))  # type: ignore[call-arg]
+        return knobs
+
+    async def apply(self, server: str, request: web.Request) -> web.StreamResponse | None:
+        """Count the request, wait its latency, and maybe fail it; None lets it through."""
+        self.requests[server] += 1
+        knobs = self.knobs[server]
+        if knobs.latency_ms > 0:
+            await asyncio.sleep(knobs.latency_ms / 1000)
+        if knobs.fail_next <= 0:
+            return None
+        knobs.fail_next -= 1
+        if knobs.mode == "reset":
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPInternalServerError()  # never delivered: the socket is gone
+        if knobs.mode == "hang":
+            await asyncio.sleep(knobs.hang_s)
+        if knobs.mode == "429":
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                     headers={"Retry-After": str(knobs.retry_after_s)})
+        return web.json_response(
+            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+             "message": "simulated server error", "reason": "InternalError", "code": 500},
+            status=500,
+        )
+
+    def middleware(self, server: str) -> Callable[[web.Request, Handler], Awaitable[
+            web.StreamResponse]]:
+        @web.middleware
+        async def faults_middleware(request: web.Request,
+                                    handler: Handler) -> web.StreamResponse:
+            if request.path.startswith("/sim/"):
+                return await handler(request)
+            failed = await self.apply(server, request)
+            return failed if failed is not None else await handler(request)
+
+        return faults_middleware

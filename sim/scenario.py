@@ -1,0 +1,326 @@
+"""Loads a scenario file (multi-document YAML, SPEC §8) into a `World`, filling in defaults."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sim.world import BY_KIND, ApiError, Obj, VirtualMachine, WindowsHost, World, now_iso
+
+SIM_API_VERSION = "sim.winpod.io/v1"
+DNS_CLUSTER_IP = "10.0.0.10"
+API_CLUSTER_IP = "10.0.0.1"
+COREDNS_POD_IPS = ("10.244.0.2", "10.244.0.3")
+DEFAULT_WINDOWS_KERNEL = "10.0.17763.2061"
+SERVICE_STATES = {"Running", "Stopped", "StartPending", "StopPending", "Paused"}
+BOT_NAMESPACE = "winpod"
+
+
+class ScenarioError(Exception):
+    """The scenario file cannot be loaded; the message names the file, document and field."""
+
+
+def _where(path: Path, index: int, doc: Any, field: str = "") -> str:
+    kind = doc.get("kind") if isinstance(doc, dict) else None
+    name = (doc.get("metadata") or {}).get("name") if isinstance(doc, dict) else None
+    label = f"document {index + 1}"
+    if kind:
+        label += f" ({kind}{' ' + str(name) if name else ''})"
+    return f"{path}: {label}" + (f", field {field}" if field else "")
+
+
+def _addresses() -> Iterator[str]:
+    """127.0.1.1, 127.0.1.2, … skipping .0 and .255: one loopback address per host."""
+    for third in range(1, 255):
+        for fourth in range(1, 255):
+            yield f"127.0.{third}.{fourth}"
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def is_windows_node(node: Obj) -> bool:
+    labels = node.get("metadata", {}).get("labels") or {}
+    info = (node.get("status") or {}).get("nodeInfo") or {}
+    return labels.get("kubernetes.io/os") == "windows" or info.get("operatingSystem") == "windows"
+
+
+def _build_of(kernel: str) -> str | None:
+    parts = kernel.replace(" ", ".").split(".")
+    return parts[2] if len(parts) > 2 and parts[0] == "10" and parts[2].isdigit() else None
+
+
+def _fill_node(node: Obj, address: str) -> None:
+    meta = node.setdefault("metadata", {})
+    labels = meta.setdefault("labels", {})
+    status = node.setdefault("status", {})
+    info = status.setdefault("nodeInfo", {})
+    windows = is_windows_node(node)
+    os_name = "windows" if windows else "linux"
+    labels.setdefault("kubernetes.io/os", os_name)
+    labels.setdefault("beta.kubernetes.io/os", os_name)
+    labels.setdefault("kubernetes.io/arch", "amd64")
+    labels.setdefault("kubernetes.io/hostname", meta["name"])
+    info.setdefault("operatingSystem", os_name)
+    info.setdefault("architecture", "amd64")
+    info.setdefault("bootID", "1")
+    info.setdefault("machineID", meta["name"])
+    info.setdefault("kubeletVersion", "v1.30.4")
+    info.setdefault("kubeProxyVersion", "v1.30.4")
+    if windows:
+        info.setdefault("kernelVersion", DEFAULT_WINDOWS_KERNEL)
+        info.setdefault("osImage", "Windows Server 2019 Datacenter")
+        info.setdefault("containerRuntimeVersion", "containerd://1.7.20+azure")
+        build = _build_of(str(info["kernelVersion"]))
+        if build:
+            labels.setdefault("node.kubernetes.io/windows-build", f"10.0.{build}")
+    else:
+        info.setdefault("kernelVersion", "5.15.0-1064-azure")
+        info.setdefault("osImage", "Ubuntu 22.04.4 LTS")
+        info.setdefault("containerRuntimeVersion", "containerd://1.7.20-1")
+    addresses = [a for a in status.get("addresses") or [] if a.get("type") != "InternalIP"]
+    internal = next((a["address"] for a in status.get("addresses") or []
+                     if a.get("type") == "InternalIP" and _is_loopback(a.get("address"))), None)
+    addresses.insert(0, {"type": "InternalIP", "address": internal or address})
+    if not any(a.get("type") == "Hostname" for a in addresses):
+        addresses.append({"type": "Hostname", "address": meta["name"]})
+    status["addresses"] = addresses
+    if not status.get("conditions"):
+        stamp = now_iso()
+        status["conditions"] = [{
+            "type": "Ready", "status": "True", "reason": "KubeletReady",
+            "message": "kubelet is posting ready status", "lastHeartbeatTime": stamp,
+            "lastTransitionTime": stamp,
+        }]
+    status.setdefault("capacity", {"cpu": "4", "memory": "16Gi", "pods": "30"})
+    status.setdefault("allocatable", dict(status["capacity"]))
+
+
+def _fill_pod(pod: Obj, world: World, pod_ips: dict[str, Iterator[int]]) -> None:
+    spec = pod.setdefault("spec", {})
+    status = pod.setdefault("status", {})
+    spec.setdefault("containers", [])
+    for container in spec["containers"]:
+        container.setdefault("imagePullPolicy", "IfNotPresent")
+    node = world.find("nodes", None, spec.get("nodeName") or "")
+    phase = status.setdefault("phase", "Running" if node else "Pending")
+    if node is not None:
+        status.setdefault("hostIP", node["status"]["addresses"][0]["address"])
+        node_index = pod_ips.setdefault(node["metadata"]["name"], itertools.count(4))
+        if phase == "Running" and not status.get("podIP"):
+            node_number = list(pod_ips).index(node["metadata"]["name"]) + 1
+            n = next(node_index)
+            status["podIP"] = f"10.{244 + node_number // 250}.{node_number % 250}.{n}"
+        if status.get("podIP"):
+            status.setdefault("podIPs", [{"ip": status["podIP"]}])
+    status.setdefault("startTime", now_iso())
+    if "containerStatuses" not in status and spec["containers"]:
+        running = phase == "Running"
+        status["containerStatuses"] = [{
+            "name": c.get("name", "app"), "image": c.get("image", ""), "imageID": "",
+            "ready": running, "restartCount": 0, "started": running,
+            "state": {"running": {"startedAt": now_iso()}} if running else {
+                "waiting": {"reason": status.get("reason", "ContainerCreating")}},
+        } for c in spec["containers"]]
+    if "conditions" not in status:
+        ready = "True" if phase == "Running" else "False"
+        status["conditions"] = [{"type": t, "status": ready} for t in
+                                ("Initialized", "Ready", "ContainersReady", "PodScheduled")]
+
+
+def _host_from_doc(doc: Obj, where: str, address: str) -> WindowsHost:
+    spec = doc.get("spec") or {}
+    if not isinstance(spec, dict):
+        raise ScenarioError(f"{where}, field spec: must be a mapping")
+    role = spec.get("role", "node")
+    if role not in ("node", "hyperv"):
+        raise ScenarioError(f"{where}, field spec.role: must be node or hyperv, not {role!r}")
+    host = WindowsHost(name=doc["metadata"]["name"], role=role, address=address)
+    services = spec.get("services")
+    if services is not None:
+        if not isinstance(services, dict):
+            raise ScenarioError(f"{where}, field spec.services: must map service name to state")
+        for service, state in services.items():
+            if state not in SERVICE_STATES:
+                raise ScenarioError(f"{where}, field spec.services.{service}: {state!r} is not "
+                                    f"one of {', '.join(sorted(SERVICE_STATES))}")
+        host.services = {**host.services, **services}
+    if role == "hyperv":
+        host.services = {"vmms": "Running", "winrm": "Running"}
+    if "sandboxImage" in spec:
+        host.sandbox_image = str(spec["sandboxImage"] or "")
+    dns = spec.get("dns", "ok")
+    if dns not in ("ok", "stale-policies"):
+        raise ScenarioError(f"{where}, field spec.dns: must be ok or stale-policies, not {dns!r}")
+    host.dns = dns
+    host.winrm_enabled = bool(spec.get("winrm", True))
+    vm = spec.get("vm")
+    if vm is not None:
+        if not isinstance(vm, dict) or not vm.get("hypervHost"):
+            raise ScenarioError(f"{where}, field spec.vm.hypervHost: required when vm is given")
+        host.vm = VirtualMachine(str(vm["hypervHost"]), bool(vm.get("macAddressSpoofing", True)))
+    return host
+
+
+def _default_hns(host: WindowsHost) -> None:
+    if host.role != "node":
+        return
+    host.hns_networks = [{"Name": "azure", "Type": "L2Bridge", "Id": "0A1B2C3D-0000-4000-8000-"
+                          f"{abs(hash(host.name)) % 10**12:012d}", "Subnets": ["10.244.0.0/16"]}]
+    host.policy_lists = 0 if host.dns == "stale-policies" else 2
+
+
+def read_documents(path: Path) -> list[Obj]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the scenario file ({exc.strerror})") from None
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ScenarioError(f"{path}: not valid YAML{where}") from None
+    for index, doc in enumerate(docs):
+        if not isinstance(doc, dict):
+            raise ScenarioError(f"{_where(path, index, doc)}: must be a mapping")
+        for required in ("apiVersion", "kind"):
+            if not doc.get(required):
+                raise ScenarioError(f"{_where(path, index, doc, required)}: required")
+        if not isinstance(doc.get("metadata"), dict) or not doc["metadata"].get("name"):
+            raise ScenarioError(f"{_where(path, index, doc, 'metadata.name')}: required")
+        kind = doc["kind"]
+        if kind == "WindowsHost":
+            if doc["apiVersion"] != SIM_API_VERSION:
+                raise ScenarioError(f"{_where(path, index, doc, 'apiVersion')}: WindowsHost "
+                                    f"needs apiVersion {SIM_API_VERSION}")
+        elif kind not in BY_KIND:
+            known = ", ".join(sorted([*BY_KIND, "WindowsHost"]))
+            raise ScenarioError(f"{_where(path, index, doc, 'kind')}: unknown kind {kind!r}; "
+                                f"known kinds: {known}")
+    return docs
+
+
+def load_scenario(path: Path, world: World | None = None) -> World:
+    """Build a world from the scenario at `path` (SPEC §8 defaults included)."""
+    world = world or World()
+    docs = read_documents(path)
+    addresses = _addresses()
+    namespaces = {"default", "kube-system", "kube-public", BOT_NAMESPACE}
+    for doc in docs:
+        if doc["kind"] == "Namespace":
+            namespaces.discard(doc["metadata"]["name"])
+    for name in sorted(namespaces):
+        world.create("namespaces", None, {"metadata": {"name": name},
+                                          "status": {"phase": "Active"}}, load=True)
+
+    hosts_docs = [(i, d) for i, d in enumerate(docs) if d["kind"] == "WindowsHost"]
+    ordered = sorted((d for d in docs if d["kind"] != "WindowsHost"),
+                     key=lambda d: (d["kind"] not in ("Namespace", "Node"), d["kind"] != "Node"))
+    pod_ips: dict[str, Iterator[int]] = {}
+    for doc in docs:
+        if doc["kind"] == "Node":
+            _fill_node(doc, next(addresses))
+    for doc in ordered:
+        kind = doc["kind"]
+        resource = BY_KIND[kind]
+        if kind == "Pod":
+            _fill_pod(doc, world, pod_ips)
+        namespace = doc["metadata"].get("namespace") if resource.namespaced else None
+        if resource.namespaced and namespace is None:
+            namespace = "default"
+        if namespace and world.find("namespaces", None, namespace) is None:
+            world.create("namespaces", None, {"metadata": {"name": namespace},
+                                              "status": {"phase": "Active"}}, load=True)
+        if kind == "Event":
+            stamp = now_iso()
+            doc.setdefault("firstTimestamp", stamp)
+            doc.setdefault("lastTimestamp", doc["firstTimestamp"])
+            doc.setdefault("count", 1)
+            doc.setdefault("type", "Normal")
+        try:
+            world.create(resource.plural, namespace, doc, load=True)
+        except ApiError as exc:
+            index = docs.index(doc)
+            raise ScenarioError(f"{_where(path, index, doc)}: {exc.message}") from None
+
+    for index, doc in hosts_docs:
+        name = doc["metadata"]["name"]
+        node = world.find("nodes", None, name)
+        spec_role = (doc.get("spec") or {}).get("role", "node")
+        if spec_role == "node" and node is None:
+            raise ScenarioError(f"{_where(path, index, doc, 'metadata.name')}: no Node named "
+                                f"{name!r}; a role: node host must name a Node")
+        address = node["status"]["addresses"][0]["address"] if node else next(addresses)
+        host = _host_from_doc(doc, _where(path, index, doc), address)
+        _default_hns(host)
+        world.hosts[name] = host
+    for node in world.iter("nodes"):
+        name = node["metadata"]["name"]
+        if is_windows_node(node) and name not in world.hosts:
+            host = WindowsHost(name=name, role="node",
+                               address=node["status"]["addresses"][0]["address"])
+            _default_hns(host)
+            world.hosts[name] = host
+    for host in list(world.hosts.values()):
+        if host.vm and host.vm.hyperv_host not in world.hosts:
+            hyperv = WindowsHost(name=host.vm.hyperv_host, role="hyperv", address=next(addresses),
+                                 services={"vmms": "Running", "winrm": "Running"})
+            world.hosts[hyperv.name] = hyperv
+    _ensure_cluster_services(world)
+    return world
+
+
+def _ensure_cluster_services(world: World) -> None:
+    """kube-dns (10.0.0.10) with two CoreDNS pods, and the `kubernetes` Service (10.0.0.1)."""
+    if world.find("services", "default", "kubernetes") is None:
+        world.create("services", "default", {
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver",
+                                                          "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": API_CLUSTER_IP,
+                     "clusterIPs": [API_CLUSTER_IP],
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                                "targetPort": 6443}]},
+        }, load=True)
+    if world.find("services", "kube-system", "kube-dns") is not None:
+        return
+    linux = next((n["metadata"]["name"] for n in world.iter("nodes")
+                  if not is_windows_node(n)), None)
+    for index, ip in enumerate(COREDNS_POD_IPS):
+        name = f"coredns-5d78c9869d-{'ab'[index]}x{index}q"
+        if world.find("pods", "kube-system", name) is not None:
+            continue
+        world.create("pods", "kube-system", {
+            "metadata": {"name": name, "labels": {"k8s-app": "kube-dns"}},
+            "spec": {"containers": [{"name": "coredns",
+                                     "image": "registry.k8s.io/coredns/coredns:v1.11.1"}],
+                     **({"nodeName": linux} if linux else {}),
+                     "nodeSelector": {"kubernetes.io/os": "linux"}},
+            "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]},
+        }, load=True)
+    world.create("services", "kube-system", {
+        "metadata": {"name": "kube-dns", "labels": {"k8s-app": "kube-dns"}},
+        "spec": {"type": "ClusterIP", "clusterIP": DNS_CLUSTER_IP, "clusterIPs": [DNS_CLUSTER_IP],
+                 "selector": {"k8s-app": "kube-dns"},
+                 "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
+                           {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]},
+    }, load=True)
+    world.create("endpointslices", "kube-system", {
+        "metadata": {"name": "kube-dns-sim01",
+                     "labels": {"kubernetes.io/service-name": "kube-dns",
+                                "endpointslice.kubernetes.io/managed-by":
+                                    "endpointslice-controller.k8s.io"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}
+                      for ip in COREDNS_POD_IPS],
+        "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}],
+    }, load=True)

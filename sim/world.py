@@ -1,0 +1,579 @@
+"""The simulated cluster's state: Kubernetes objects with resourceVersions, and Windows hosts.
+
+Everything runs on the simulator's single asyncio loop, so no locking is needed; servers call
+into `World` and translate `ApiError` into Kubernetes `Status` bodies.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Resource:
+    plural: str
+    kind: str
+    group: str  # "" for the core group
+    version: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource("namespaces", "Namespace", "", "v1", False, ("ns",)),
+    Resource("nodes", "Node", "", "v1", False, ("no",)),
+    Resource("pods", "Pod", "", "v1", True, ("po",)),
+    Resource("events", "Event", "", "v1", True, ("ev",)),
+    Resource("services", "Service", "", "v1", True, ("svc",)),
+    Resource("endpoints", "Endpoints", "", "v1", True, ("ep",)),
+    Resource("serviceaccounts", "ServiceAccount", "", "v1", True, ("sa",)),
+    Resource("configmaps", "ConfigMap", "", "v1", True, ("cm",)),
+    Resource("endpointslices", "EndpointSlice", "discovery.k8s.io", "v1", True),
+    Resource("daemonsets", "DaemonSet", "apps", "v1", True, ("ds",)),
+    Resource("deployments", "Deployment", "apps", "v1", True, ("deploy",)),
+    Resource("statefulsets", "StatefulSet", "apps", "v1", True, ("sts",)),
+    Resource("replicasets", "ReplicaSet", "apps", "v1", True, ("rs",)),
+    Resource("leases", "Lease", "coordination.k8s.io", "v1", True),
+)
+BY_PLURAL = {r.plural: r for r in RESOURCES}
+BY_KIND = {r.kind: r for r in RESOURCES}
+
+
+class ApiError(Exception):
+    """A Kubernetes API error: becomes a `Status` body with this code and reason."""
+
+    def __init__(self, code: int, reason: str, message: str, details: Obj | None = None):
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details or {}
+
+    def status(self) -> Obj:
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "details": self.details,
+            "code": self.code,
+        }
+
+
+def not_found(resource: Resource, name: str) -> ApiError:
+    group = f".{resource.group}" if resource.group else ""
+    return ApiError(
+        404,
+        "NotFound",
+        f'{resource.plural}{group} "{name}" not found',
+        {"name": name, "group": resource.group, "kind": resource.plural},
+    )
+
+
+# --- selectors -------------------------------------------------------------------------------
+
+_SET_EXPR = re.compile(r"^\s*([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
+
+
+def _split_selector(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        parts.append(current)
+    return parts
+
+
+def label_matcher(selector: str | None) -> Callable[[dict[str, str]], bool]:
+    """Compile a label selector: `a=b`, `a==b`, `a!=b`, `a`, `!a`, `a in (x,y)`, `a notin (x)`."""
+    if not selector:
+        return lambda labels: True
+    tests: list[Callable[[dict[str, str]], bool]] = []
+    for raw in _split_selector(selector):
+        term = raw.strip()
+        set_match = _SET_EXPR.match(term)
+        if set_match:
+            key, op, values = set_match.groups()
+            choices = {v.strip() for v in values.split(",") if v.strip()}
+            if op == "in":
+                tests.append(lambda lb, k=key, c=choices: lb.get(k) in c)
+            else:
+                tests.append(lambda lb, k=key, c=choices: lb.get(k) not in c)
+        elif "!=" in term:
+            key, value = (s.strip() for s in term.split("!=", 1))
+            tests.append(lambda lb, k=key, v=value: lb.get(k) != v)
+        elif "=" in term:
+            key, value = (s.strip() for s in term.replace("==", "=").split("=", 1))
+            tests.append(lambda lb, k=key, v=value: lb.get(k) == v)
+        elif term.startswith("!"):
+            tests.append(lambda lb, k=term[1:].strip(): k not in lb)
+        elif re.fullmatch(r"[\w./-]+", term):
+            tests.append(lambda lb, k=term: k in lb)
+        else:
+            raise ApiError(400, "BadRequest", f"unable to parse requirement: {term!r}")
+    return lambda labels: all(test(labels) for test in tests)
+
+
+def _field_value(obj: Obj, path: str) -> str:
+    current: Any = obj
+    for part in path.split("."):
+        if not isinstance(current, dict):
+            return ""
+        current = current.get(part)
+    if current is None:
+        return ""
+    if isinstance(current, bool):
+        return "true" if current else "false"
+    return str(current)
+
+
+def field_matcher(selector: str | None) -> Callable[[Obj], bool]:
+    """Compile a field selector over dotted paths: `spec.nodeName=x,status.phase!=Failed`."""
+    if not selector:
+        return lambda obj: True
+    tests: list[Callable[[Obj], bool]] = []
+    for raw in selector.split(","):
+        term = raw.strip()
+        if not term:
+            continue
+        if "!=" in term:
+            path, value = term.split("!=", 1)
+            tests.append(lambda o, p=path.strip(), v=value.strip(): _field_value(o, p) != v)
+        elif "=" in term:
+            path, value = term.replace("==", "=").split("=", 1)
+            tests.append(lambda o, p=path.strip(), v=value.strip(): _field_value(o, p) == v)
+        else:
+            raise ApiError(400, "BadRequest", f"invalid field selector: {term!r}")
+    return lambda obj: all(test(obj) for test in tests)
+
+
+# --- patches ---------------------------------------------------------------------------------
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+_MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "ports": "port",
+               "volumes": "name", "volumeMounts": "mountPath", "tolerations": "key",
+               "conditions": "type", "addresses": "type", "imagePullSecrets": "name"}
+
+
+def strategic_merge_patch(target: Any, patch: Any, key: str = "") -> Any:
+    """The subset of strategic merge patch the bot relies on: maps merge, lists of named
+    items merge by their merge key, other lists replace, `null` deletes, `$patch: delete`."""
+    if isinstance(patch, dict):
+        if patch.get("$patch") == "delete":
+            return None
+        result = dict(target) if isinstance(target, dict) else {}
+        for k, value in patch.items():
+            if k.startswith("$"):
+                continue
+            if value is None:
+                result.pop(k, None)
+                continue
+            merged = strategic_merge_patch(result.get(k), value, k)
+            if merged is None:
+                result.pop(k, None)
+            else:
+                result[k] = merged
+        return result
+    if isinstance(patch, list) and key in _MERGE_KEYS and isinstance(target, list):
+        merge_key = _MERGE_KEYS[key]
+        result_list = [copy.deepcopy(item) for item in target]
+        for item in patch:
+            if not isinstance(item, dict) or merge_key not in item:
+                result_list.append(copy.deepcopy(item))
+                continue
+            for index, existing in enumerate(result_list):
+                if isinstance(existing, dict) and existing.get(merge_key) == item[merge_key]:
+                    merged = strategic_merge_patch(existing, item, "")
+                    if merged is None:
+                        result_list.pop(index)
+                    else:
+                        result_list[index] = merged
+                    break
+            else:
+                if item.get("$patch") != "delete":
+                    result_list.append(copy.deepcopy(item))
+        return result_list
+    return copy.deepcopy(patch)
+
+
+def _pointer(path: str) -> list[str]:
+    return [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
+
+
+def json_patch(target: Any, operations: list[Obj]) -> Any:
+    """RFC 6902 JSON patch: add, remove, replace, test."""
+    document = copy.deepcopy(target)
+    for operation in operations:
+        op, parts = operation.get("op"), _pointer(str(operation.get("path", "")))
+        if not parts:
+            raise ApiError(422, "Invalid", "json patch: the root cannot be patched")
+        parent: Any = document
+        for part in parts[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent.setdefault(part, {})
+        last = parts[-1]
+        try:
+            if op in ("add", "replace"):
+                if isinstance(parent, list):
+                    index = len(parent) if last == "-" else int(last)
+                    if op == "add":
+                        parent.insert(index, operation["value"])
+                    else:
+                        parent[index] = operation["value"]
+                else:
+                    parent[last] = operation["value"]
+            elif op == "remove":
+                del parent[int(last) if isinstance(parent, list) else last]
+            elif op == "test":
+                current = parent[int(last)] if isinstance(parent, list) else parent.get(last)
+                if current != operation.get("value"):
+                    raise ApiError(422, "Invalid", f"json patch test failed at {operation['path']}")
+            else:
+                raise ApiError(422, "Invalid", f"json patch: unsupported op {op!r}")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ApiError(422, "Invalid", f"json patch: bad path {operation.get('path')}") from exc
+    return document
+
+
+# --- Windows hosts ---------------------------------------------------------------------------
+
+
+@dataclass
+class VirtualMachine:
+    hyperv_host: str
+    mac_address_spoofing: bool
+
+
+@dataclass
+class WindowsHost:
+    """What only the Windows host knows (SPEC §8 `WindowsHost`), plus its loopback address."""
+
+    name: str
+    role: str  # "node" | "hyperv"
+    address: str
+    services: dict[str, str] = field(
+        default_factory=lambda: {"kubelet": "Running", "kubeproxy": "Running",
+                                 "containerd": "Running"}
+    )
+    sandbox_image: str = "mcr.microsoft.com/oss/kubernetes/pause:3.6"
+    dns: str = "ok"  # "ok" | "stale-policies"
+    vm: VirtualMachine | None = None
+    winrm_enabled: bool = True
+    last_boot: str = field(default_factory=now_iso)
+    hns_networks: list[Obj] = field(default_factory=list)
+    policy_lists: int = 0
+    history: list[str] = field(default_factory=list)  # what scripts did, for tests and demo
+
+    def snapshot(self) -> Obj:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "address": self.address,
+            "services": dict(self.services),
+            "sandboxImage": self.sandbox_image,
+            "dns": self.dns,
+            "vm": None if self.vm is None else {
+                "hypervHost": self.vm.hyperv_host,
+                "macAddressSpoofing": self.vm.mac_address_spoofing,
+            },
+            "winrm": self.winrm_enabled,
+            "lastBootUpTime": self.last_boot,
+            "hnsNetworks": copy.deepcopy(self.hns_networks),
+            "policyLists": self.policy_lists,
+            "history": list(self.history),
+        }
+
+
+# --- the world -------------------------------------------------------------------------------
+
+
+class World:
+    """All objects by resource plural and (namespace, name), and the Windows hosts by name."""
+
+    def __init__(self) -> None:
+        self._objects: dict[str, dict[tuple[str, str], Obj]] = {r.plural: {} for r in RESOURCES}
+        self._revision = itertools.count(1)
+        self.resource_version = 0
+        self.hosts: dict[str, WindowsHost] = {}
+        self.boot_counter = itertools.count(100)
+        # Plain-Python hooks other modules register (e.g. the load-balancer controller).
+        self.after_write: list[Callable[[Resource, Obj], None]] = []
+
+    # --- bookkeeping --------------------------------------------------------------------
+    def _next_rv(self) -> str:
+        self.resource_version = next(self._revision)
+        return str(self.resource_version)
+
+    @staticmethod
+    def resource(plural: str) -> Resource:
+        try:
+            return BY_PLURAL[plural]
+        except KeyError:
+            raise ApiError(404, "NotFound", f"the server could not find the requested "
+                                            f"resource ({plural})") from None
+
+    def _bucket(self, resource: Resource) -> dict[tuple[str, str], Obj]:
+        return self._objects[resource.plural]
+
+    def _key(self, resource: Resource, namespace: str | None, name: str) -> tuple[str, str]:
+        return (namespace or "") if resource.namespaced else "", name
+
+    def _check_namespace(self, resource: Resource, namespace: str | None) -> None:
+        if resource.namespaced and namespace and ("", namespace) not in self._objects[
+            "namespaces"
+        ]:
+            raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found',
+                           {"name": namespace, "kind": "namespaces"})
+
+    # --- CRUD ---------------------------------------------------------------------------
+    def create(self, plural: str, namespace: str | None, body: Obj, *, load: bool = False) -> Obj:
+        resource = self.resource(plural)
+        obj = copy.deepcopy(body)
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        name = meta.get("name")
+        if not name:
+            raise ApiError(422, "Invalid", f"{resource.kind} is invalid: metadata.name: "
+                                           "Required value: name or generateName is required")
+        if resource.namespaced:
+            namespace = namespace or meta.get("namespace") or "default"
+            if meta.get("namespace") not in (None, namespace):
+                raise ApiError(400, "BadRequest", "the namespace of the provided object does not "
+                                                  "match the namespace sent on the request")
+            meta["namespace"] = namespace
+            if not load:
+                self._check_namespace(resource, namespace)
+        else:
+            meta.pop("namespace", None)
+        key = self._key(resource, namespace, name)
+        if key in self._bucket(resource):
+            group = f".{resource.group}" if resource.group else ""
+            raise ApiError(409, "AlreadyExists", f'{resource.plural}{group} "{name}" already '
+                           "exists", {"name": name, "group": resource.group,
+                                      "kind": resource.plural})
+        obj["apiVersion"] = resource.api_version
+        obj["kind"] = resource.kind
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", now_iso())
+        meta["resourceVersion"] = self._next_rv()
+        meta.setdefault("generation", 1)
+        self._bucket(resource)[key] = obj
+        self._notify(resource, obj)
+        return copy.deepcopy(obj)
+
+    def get(self, plural: str, namespace: str | None, name: str) -> Obj:
+        return copy.deepcopy(self.peek(plural, namespace, name))
+
+    def peek(self, plural: str, namespace: str | None, name: str) -> Obj:
+        """The stored object itself (no copy): for read-only use inside the simulator."""
+        resource = self.resource(plural)
+        obj = self._bucket(resource).get(self._key(resource, namespace, name))
+        if obj is None:
+            raise not_found(resource, name)
+        return obj
+
+    def find(self, plural: str, namespace: str | None, name: str) -> Obj | None:
+        resource = self.resource(plural)
+        return self._bucket(resource).get(self._key(resource, namespace, name))
+
+    def iter(self, plural: str, namespace: str | None = None) -> Iterable[Obj]:
+        """Stored objects (no copies), optionally in one namespace."""
+        for (ns, _), obj in self._bucket(self.resource(plural)).items():
+            if namespace is None or ns == namespace:
+                yield obj
+
+    def list(self, plural: str, namespace: str | None = None, label_selector: str | None = None,
+             field_selector: str | None = None) -> list[Obj]:
+        labels_ok = label_matcher(label_selector)
+        fields_ok = field_matcher(field_selector)
+        return [
+            obj for obj in self.iter(plural, namespace)
+            if labels_ok(obj["metadata"].get("labels") or {}) and fields_ok(obj)
+        ]
+
+    def replace(self, plural: str, namespace: str | None, name: str, body: Obj) -> Obj:
+        resource = self.resource(plural)
+        current = self.peek(plural, namespace, name)
+        obj = copy.deepcopy(body)
+        meta = obj.setdefault("metadata", {})
+        if meta.get("name", name) != name:
+            raise ApiError(400, "BadRequest", "the name of the object does not match the name "
+                                              "on the URL")
+        sent_rv = meta.get("resourceVersion")
+        if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
+            raise self._conflict(resource, name)
+        return self._store_update(resource, current, obj)
+
+    def patch(self, plural: str, namespace: str | None, name: str, patch: Any,
+              content_type: str) -> Obj:
+        resource = self.resource(plural)
+        current = self.peek(plural, namespace, name)
+        if "json-patch" in content_type:
+            if not isinstance(patch, list):
+                raise ApiError(400, "BadRequest", "json patch must be a list of operations")
+            updated = json_patch(current, patch)
+        elif not isinstance(patch, dict):
+            raise ApiError(400, "BadRequest", "patch body must be a JSON object")
+        elif "strategic-merge-patch" in content_type or "apply-patch" in content_type:
+            updated = strategic_merge_patch(current, patch)
+        else:
+            updated = merge_patch(current, patch)
+        sent_rv = (patch.get("metadata") or {}).get("resourceVersion") if isinstance(
+            patch, dict) else None
+        if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
+            raise self._conflict(resource, name)
+        return self._store_update(resource, current, updated)
+
+    def delete(self, plural: str, namespace: str | None, name: str) -> Obj:
+        resource = self.resource(plural)
+        obj = self.peek(plural, namespace, name)
+        del self._bucket(resource)[self._key(resource, namespace, name)]
+        self._next_rv()
+        if resource.plural == "namespaces":
+            for other in RESOURCES:
+                if other.namespaced:
+                    bucket = self._objects[other.plural]
+                    for key in [k for k in bucket if k[0] == name]:
+                        del bucket[key]
+        return copy.deepcopy(obj)
+
+    def _conflict(self, resource: Resource, name: str) -> ApiError:
+        group = f".{resource.group}" if resource.group else ""
+        return ApiError(
+            409, "Conflict",
+            f'Operation cannot be fulfilled on {resource.plural}{group} "{name}": the object '
+            "has been modified; please apply your changes to the latest version and try again",
+            {"name": name, "group": resource.group, "kind": resource.plural},
+        )
+
+    def _store_update(self, resource: Resource, current: Obj, obj: Obj) -> Obj:
+        meta = obj.setdefault("metadata", {})
+        for fixed in ("uid", "creationTimestamp", "name", "namespace"):
+            if fixed in current["metadata"]:
+                meta[fixed] = current["metadata"][fixed]
+        obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
+        if obj.get("spec") != current.get("spec"):
+            meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
+        meta["resourceVersion"] = self._next_rv()
+        key = self._key(resource, meta.get("namespace"), meta["name"])
+        self._bucket(resource)[key] = obj
+        self._notify(resource, obj)
+        return copy.deepcopy(obj)
+
+    def _notify(self, resource: Resource, obj: Obj) -> None:
+        for hook in self.after_write:
+            hook(resource, obj)
+
+    # --- cluster facts the behaviour model uses -----------------------------------------
+    def node_of_pod(self, pod: Obj) -> Obj | None:
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        return self.find("nodes", None, node_name) if node_name else None
+
+    def host(self, name: str) -> WindowsHost | None:
+        return self.hosts.get(name)
+
+    def host_by_address(self, address: str) -> WindowsHost | None:
+        for host in self.hosts.values():
+            if host.address == address:
+                return host
+        return None
+
+    def running_pods_on(self, node_name: str) -> list[Obj]:
+        return [
+            pod for pod in self.iter("pods")
+            if (pod.get("spec") or {}).get("nodeName") == node_name
+            and (pod.get("status") or {}).get("phase") == "Running"
+        ]
+
+    def record_event(self, namespace: str, involved: Obj, reason: str, message: str,
+                     event_type: str = "Normal", component: str = "kubelet") -> Obj:
+        meta = involved.get("metadata", {})
+        stamp = now_iso()
+        return self.create("events", namespace, {
+            "metadata": {"name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}",
+                         "namespace": namespace},
+            "involvedObject": {
+                "kind": involved.get("kind"), "name": meta.get("name"),
+                "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+                "apiVersion": involved.get("apiVersion", "v1"),
+            },
+            "reason": reason, "message": message, "type": event_type,
+            "source": {"component": component, "host": meta.get("name")},
+            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+            "reportingComponent": component,
+        })
+
+    def reboot(self, host_name: str) -> Obj:
+        """A reboot as a real node shows it: new bootID, a `Rebooted` Event, services
+        restarted, and the DNS VIP's HNS policy gone (acs-engine#2027)."""
+        host = self.hosts.get(host_name)
+        node = self.find("nodes", None, host_name)
+        if host is None and node is None:
+            raise ApiError(404, "NotFound", f'host "{host_name}" not found')
+        result: Obj = {"host": host_name}
+        if host is not None:
+            host.last_boot = now_iso()
+            host.services = dict.fromkeys(host.services, "Running")
+            if host.role == "node":
+                host.dns = "stale-policies"
+                host.policy_lists = 0
+            host.history.append("reboot")
+        if node is not None:
+            boot_id = str(next(self.boot_counter))
+            self.patch("nodes", None, host_name,
+                       {"status": {"nodeInfo": {"bootID": boot_id}}},
+                       "application/merge-patch+json")
+            self.record_event("default", node, "Rebooted",
+                              f"Node {host_name} has been rebooted, boot id: {boot_id}",
+                              event_type="Warning")
+            result["bootID"] = boot_id
+        return result
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
