@@ -137,7 +137,7 @@ class ApprovalSettings(_Group):
         default_factory=list, description="Slack user ids (U…) or user-group ids (S…)"
     )
     two_person: list[Literal["low", "medium", "high"]] = Field(
-        default_factory=lambda: ["high"], description="risks that need two distinct approvers"
+        default=["high"], description="risks that need two distinct approvers"
     )
     expire_after: Duration = Field(timedelta(minutes=15))
 
@@ -163,14 +163,14 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    slack: SlackSettings = Field(default_factory=SlackSettings)
-    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
-    winrm: WinRMSettings = Field(default_factory=WinRMSettings)
-    hyperv: HyperVSettings = Field(default_factory=HyperVSettings)
-    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
-    sweep: SweepSettings = Field(default_factory=SweepSettings)
-    rdp: RDPSettings = Field(default_factory=RDPSettings)
-    store: StoreSettings = Field(default_factory=StoreSettings)
+    slack: SlackSettings = SlackSettings()
+    kubernetes: KubernetesSettings = KubernetesSettings()
+    winrm: WinRMSettings = WinRMSettings()
+    hyperv: HyperVSettings = HyperVSettings()
+    approvals: ApprovalSettings = ApprovalSettings()
+    sweep: SweepSettings = SweepSettings()
+    rdp: RDPSettings = RDPSettings()
+    store: StoreSettings = StoreSettings()
     dry_run: bool = Field(False, description="show what would run; run nothing")
 
     @classmethod

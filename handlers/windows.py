@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,9 @@ _RELEASE_TAG_TOKEN = re.compile(
     + r")(?![a-z0-9])(?!\.\d)",
     re.IGNORECASE,
 )
-_FULL_VERSION_TOKEN = re.compile(r"(?<![a-z0-9.])10\.0\.(\d{5})(?:\.\d+)?(?![a-z0-9.])", re.I)
+_FULL_VERSION_TOKEN = re.compile(
+    r"(?<![a-z0-9.])10\.0\.(\d{5})(?:\.\d+)?(?![a-z0-9.])", re.IGNORECASE
+)
 
 
 def build_from_tag(tag: str) -> int | None:
@@ -173,12 +176,34 @@ _KUBERNETES_IMAGES_WITH_WINDOWS = frozenset(
 )
 # Docker official images whose shared tags include Windows variants.
 _OFFICIAL_IMAGES_WITH_WINDOWS = frozenset(
-    {"docker", "eclipse-temurin", "golang", "hello-world", "julia", "mongo", "openjdk", "pypy",
-     "python"}
+    {
+        "docker",
+        "eclipse-temurin",
+        "golang",
+        "hello-world",
+        "julia",
+        "mongo",
+        "openjdk",
+        "pypy",
+        "python",
+    }
 )
 _LINUX_ONLY_NAMES = frozenset(
-    {"alpine", "busybox", "centos", "debian", "fedora", "httpd", "mariadb", "memcached", "mysql",
-     "nginx", "postgres", "redis", "ubuntu"}
+    {
+        "alpine",
+        "busybox",
+        "centos",
+        "debian",
+        "fedora",
+        "httpd",
+        "mariadb",
+        "memcached",
+        "mysql",
+        "nginx",
+        "postgres",
+        "redis",
+        "ubuntu",
+    }
 )
 _WINDOWS_WORDS = ("windows", "nanoserver", "servercore")
 
@@ -227,9 +252,13 @@ def can_run(host_build: int, image_build: int) -> bool:
 
 def compatibility_reason(host_build: int, image_build: int) -> str:
     """One sentence on why a node of `host_build` does or does not run an `image_build` image."""
-    builds = f"the image is {_describe_image_build(image_build)}, the node is {describe_build(host_build)}"
+    image, node = _describe_image_build(image_build), describe_build(host_build)
+    builds = f"the image is {image}, the node is {node}"
     if host_build < LTSC2022_BUILD:
-        rule = "process isolation before Windows Server 2022 needs the image build to equal the host build"
+        rule = (
+            "process isolation before Windows Server 2022 needs the image build to equal "
+            "the host build"
+        )
         if image_build == host_build:
             return f"{rule}, and it does: {builds}"
         return f"{rule}: {builds}"
@@ -296,7 +325,9 @@ def pause_image_problem(image: str, host_build: int) -> str | None:
             f"{compatibility_reason(host_build, tag_build)}"
         )
     if looks_like_linux_image(image):
-        return f"the sandbox image {image} is Linux-only; use a multi-arch one such as {recommended}"
+        return (
+            f"the sandbox image {image} is Linux-only; use a multi-arch one such as {recommended}"
+        )
     if ref.name.lower() not in MULTI_ARCH_PAUSE_REPOSITORIES:
         return None
     if host_build < _FIRST_MULTI_ARCH_PAUSE_HOST:
@@ -323,6 +354,7 @@ def pause_image_problem(image: str, host_build: int) -> str | None:
 
 
 _I = re.IGNORECASE
+EventKind = Literal["os-mismatch", "linux-image", "sandbox-image"]
 # Texts that say outright that the image is a Linux one.
 LINUX_IMAGE_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"image operating system \\?\"linux\\?\" cannot be used on this platform", _I),
@@ -348,7 +380,7 @@ def sandbox_image_from_message(message: str) -> str | None:
     return match["image"] if match else None
 
 
-def classify_event_message(message: str) -> str | None:
+def classify_event_message(message: str) -> EventKind | None:
     """What an event text says went wrong with images on a Windows node, or None.
 
     "sandbox-image" when the pause image could not be had, "linux-image" when the runtime says

@@ -1,0 +1,1 @@
+"""The winpod bot: command line, Slack app, scheduler and store."""

@@ -1,0 +1,151 @@
+"""The `winpod` command line: diagnose, node, explain, sim and demo (SPEC §2)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from bot import render_text
+from config.settings import ConfigError, Settings, load_settings
+from handlers import engine, names
+from handlers.checks import default_registry
+from handlers.errors import WinpodError
+from handlers.model import Diagnosis
+
+EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors already; keep its message but add the fix."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"winpod: {message} (see `{self.prog} --help`)\n")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    if args.context:
+        kube = settings.kubernetes.model_copy(update={"context": args.context})
+        settings = settings.model_copy(update={"kubernetes": kube})
+    return settings
+
+
+def _colour() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _print_diagnosis(diagnosis: Diagnosis, output: str) -> int:
+    if output == "json":
+        print(render_text.diagnosis_json(diagnosis))
+    else:
+        print(render_text.diagnosis_text(diagnosis, _colour()))
+    return EXIT_FINDINGS if diagnosis.has_errors else EXIT_OK
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from bot.wiring import build_transports  # noqa: PLC0415 - keeps `winpod --help` fast
+
+    names.pod_ref(args.pod)  # reject a malformed reference before any connection is made
+    settings = _settings(args)
+    diagnosis = engine.diagnose_pod(build_transports(settings), settings, args.pod)
+    return _print_diagnosis(diagnosis, args.output)
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    from bot.wiring import build_transports  # noqa: PLC0415
+
+    names.node_name(args.node)
+    settings = _settings(args)
+    diagnosis = engine.diagnose_node(build_transports(settings), settings, args.node)
+    return _print_diagnosis(diagnosis, args.output)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    registry = default_registry()
+    spec = registry.get(args.check_id)
+    if spec is None:
+        known = "\n".join(f"  {s.id:24} {s.title}" for s in registry.all())
+        print(f"winpod: unknown check {args.check_id!r}; the checks are:\n{known}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(render_text.explain_text(spec))
+    return EXIT_OK
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from sim.server import Ports, main  # noqa: PLC0415
+
+    return main(args.scenario, args.out, Ports(winrm=args.winrm_port))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(colour=_colour())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", help="settings YAML (default: $WINPOD_CONFIG, else built-in defaults)"
+    )
+    common.add_argument("--context", help="kubeconfig context (default: kubernetes.context)")
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--output", "-o", choices=("text", "json"), default="text")
+
+    parser = _Parser(
+        prog="winpod",
+        description="Diagnose and fix Windows pods and nodes on Kubernetes.",
+        epilog="Exit codes: 0 no error finding, 1 error findings, 2 bad input, "
+        "3 the environment failed.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    def add(
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        help_text: str,
+        parents: Sequence[argparse.ArgumentParser],
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text, parents=parents)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    add(
+        "diagnose", cmd_diagnose, "diagnose one pod (NAMESPACE/POD)", [common, output]
+    ).add_argument("pod", metavar="NAMESPACE/POD")
+    add("node", cmd_node, "diagnose one Windows node", [common, output]).add_argument(
+        "node", metavar="NODE"
+    )
+    add("explain", cmd_explain, "the knowledge behind a check", [common]).add_argument(
+        "check_id", metavar="CHECK_ID"
+    )
+    sim = add("sim", cmd_sim, "run the simulated Windows cluster until SIGINT/SIGTERM", [])
+    sim.add_argument("--scenario", required=True, help="scenario YAML (see sim/README.md)")
+    sim.add_argument("--out", required=True, help="directory for kubeconfig, winpod.yaml, …")
+    sim.add_argument("--winrm-port", type=int, default=0, help="0: any free port")
+    add("demo", cmd_demo, "the whole story on the embedded simulated cluster", [])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except ConfigError as exc:
+        print(f"winpod: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except WinpodError as exc:
+        print(f"winpod: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("winpod: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader (`| head`) went away: stop quietly, as other command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    return code

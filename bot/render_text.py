@@ -1,0 +1,95 @@
+"""Diagnoses as terminal text (grouped by severity, colour on a terminal) or SPEC §3 JSON."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterable
+
+from handlers.model import Diagnosis, Finding
+from handlers.registry import CheckSpec
+
+_MARKS = {"error": "✖ ERROR", "warning": "▲ WARNING", "info": "ℹ INFO", "ok": "✔ OK"}
+_COLOURS = {"error": "31;1", "warning": "33;1", "info": "36", "ok": "32"}
+_WIDTH = 100
+
+
+def _paint(text: str, code: str, colour: bool) -> str:
+    return f"\033[{code}m{text}\033[0m" if colour else text
+
+
+def _wrap(text: str, indent: str) -> list[str]:
+    return textwrap.wrap(text, _WIDTH, initial_indent=indent, subsequent_indent=indent) or []
+
+
+def diagnosis_json(diagnosis: Diagnosis) -> str:
+    return json.dumps(diagnosis.to_json(), indent=2, ensure_ascii=False)
+
+
+def diagnosis_text(diagnosis: Diagnosis, colour: bool = False) -> str:
+    target, node = diagnosis.target, diagnosis.node
+    head = f"{target.kind} {target.ref}"
+    if target.kind == "Pod":
+        head += f" on {target.node or '(not scheduled)'}"
+        state = "/".join(p for p in (target.phase, target.reason) if p)
+        if state:
+            head += f" — {state}"
+    if node is not None:
+        build = f"build {node.build}" if node.build else node.kernel_version
+        head += f"\n  node {node.name}: {node.os_image or 'unknown OS'} ({build}), "
+        head += f"boot ID {node.boot_id or '?'}"
+    lines = [_paint(head, "1", colour), ""]
+    for finding in diagnosis.findings:
+        lines.extend(_finding_lines(finding, colour))
+    counts = {s: sum(1 for f in diagnosis.findings if f.severity == s) for s in _MARKS}
+    lines.append(
+        f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info, "
+        f"{counts['ok']} ok · {diagnosis.duration_ms} ms"
+    )
+    return "\n".join(lines)
+
+
+def _finding_lines(finding: Finding, colour: bool) -> list[str]:
+    mark = _paint(_MARKS[finding.severity], _COLOURS[finding.severity], colour)
+    if finding.severity in ("ok", "info") and not finding.remediations and not finding.docs:
+        detail = f" — {finding.summary}" if finding.summary else ""
+        return [f"{mark}  {finding.title} [{finding.check}]{detail}"]
+    lines = [f"{mark}  {finding.title} [{finding.check}]"]
+    lines.extend(_wrap(finding.summary, "    "))
+    if finding.evidence:
+        lines.append("    evidence:")
+        for item in finding.evidence:
+            lines.extend(
+                textwrap.wrap(item, _WIDTH, initial_indent="      • ", subsequent_indent="        ")
+            )
+    for ref in finding.remediations:
+        lines.append(
+            f"    fix: {ref.id} ({ref.risk} risk) on {ref.target}"
+            f"   → winpod remediate {ref.id} {ref.target}"
+        )
+    lines.extend(f"    docs: {link}" for link in finding.docs)
+    lines.append("")
+    return lines
+
+
+def explain_text(spec: CheckSpec) -> str:
+    info = spec.explanation
+    lines = [f"{spec.id} — {spec.title}", ""]
+    lines.append("Cause:")
+    lines.extend(_wrap(info.cause, "  "))
+    for heading, items in (
+        ("Signals winpod looks for:", info.signals),
+        ("Fixes:", info.fixes),
+        ("Read more:", info.links),
+    ):
+        lines.append("")
+        lines.append(heading)
+        lines.extend(_bullets(items))
+    return "\n".join(lines)
+
+
+def _bullets(items: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for item in items:
+        out.extend(textwrap.wrap(item, _WIDTH, initial_indent="  • ", subsequent_indent="    "))
+    return out

@@ -1,0 +1,1 @@
+"""Typed settings, the example configuration and the Slack app manifest."""

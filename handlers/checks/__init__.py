@@ -1,0 +1,25 @@
+"""The Windows checks, one module each, listed explicitly (SPEC §4 ids)."""
+
+from __future__ import annotations
+
+from handlers.registry import REGISTRY, Registry
+
+CHECK_MODULES = (
+    "image_os_mismatch",
+    "pause_image",
+    "linux_pod_on_windows",
+    "dns_after_reboot",
+    "serviceaccount_token",
+    "apiserver_unreachable",
+    "node_clusterip",
+    "node_services",
+)
+
+
+def default_registry() -> Registry:
+    """The shared registry with every check module imported (registration happens on import)."""
+    import importlib  # noqa: PLC0415 - the checks register themselves on import
+
+    for module in CHECK_MODULES:
+        importlib.import_module(f"handlers.checks.{module}")
+    return REGISTRY

@@ -1,0 +1,170 @@
+"""`dns-after-reboot`: DNS fails in Windows pods because HNS lost the DNS VIP's policy."""
+
+from __future__ import annotations
+
+from handlers import probes
+from handlers.context import Context
+from handlers.errors import WinpodError
+from handlers.model import Finding, RemediationRef
+from handlers.registry import Explanation, check, could_not_check, not_applicable, offer
+
+CHECK_ID = "dns-after-reboot"
+DOCS = (
+    "https://github.com/Azure/acs-engine/issues/2027",
+    "https://github.com/Azure/aks-engine/pull/3956",
+)
+SUMMARY = (
+    "After a reboot the HNS load-balancer policy for the DNS Service IP is stale, so lookups "
+    "through {dns} fail while a kube-dns pod answers directly. Reset the HNS policies (or "
+    "restart kube-proxy), or work around it per pod or with a second pod on the node."
+)
+
+
+def _node_remediations(node: str, pod_ref: str | None) -> tuple[RemediationRef, ...]:
+    offered = [offer("kube-proxy-restart", node), offer("hns-reset", node)]
+    if pod_ref:
+        offered.append(offer("pod-dns-override", pod_ref))
+    offered.append(offer("dns-keeper", "cluster"))
+    return tuple(offered)
+
+
+def _reboot_evidence(context: Context) -> list[str]:
+    facts = context.node_facts
+    evidence = [f"node {context.node_name} boot ID {facts.boot_id}"] if facts else []
+    reboots = [e for e in context.node_events() if e.get("reason") == "Rebooted"]
+    for event in reboots[-1:]:
+        when = event.get("lastTimestamp") or event.get("eventTime") or ""
+        evidence.append(f"event Rebooted {when}: {event.get('message')}")
+    return evidence
+
+
+def _policy_evidence(context: Context) -> tuple[list[str], bool | None]:
+    try:
+        status = context.node_status()
+    except WinpodError as exc:
+        return [f"could not read HNS state over WinRM: {exc}"], None
+    present = bool(status.get("dnsVipPolicy"))
+    return [
+        f"HNS on {context.node_name}: {status.get('policyListCount')} policy lists, "
+        f"load-balancer policy for DNS VIP {status.get('dnsVip')}: "
+        f"{'present' if present else 'missing'}"
+    ], present
+
+
+@check(
+    CHECK_ID,
+    title="DNS after a node reboot",
+    scopes=("pod", "node"),
+    needs=("cluster", "exec", "node-shell"),
+    explanation=Explanation(
+        cause=(
+            "After a Windows node reboots, the HNS load-balancer policy for the cluster DNS "
+            "Service IP can be missing (stale policies), so DNS lookups fail in every pod of the "
+            "node until the policies are rebuilt (acs-engine#2027). It comes back after every "
+            "reboot."
+        ),
+        signals=(
+            "nslookup kubernetes.default.svc.cluster.local fails in the pod",
+            "the same lookup sent straight to a kube-dns pod IP succeeds",
+            "node bootID changed / Rebooted event; no Get-HnsPolicyList entry has the DNS VIP",
+            "fewer than two running pods on the node (a second pod masks the problem)",
+        ),
+        fixes=(
+            "kube-proxy-restart: restart the kubeproxy service (often enough)",
+            "hns-reset: stop kubeproxy and kubelet, remove HNS policy lists, then the l2bridge "
+            "network, start kubelet and kubeproxy (pods lose network for about a minute)",
+            "pod-dns-override: point the pod's DNS at the kube-dns pod IPs",
+            "dns-keeper: a DaemonSet keeps two pods on every Windows node",
+        ),
+        links=DOCS,
+    ),
+)
+def dns_after_reboot(context: Context) -> list[Finding]:
+    if not context.windows_node:
+        return not_applicable(CHECK_ID, "not a Windows node")
+    if context.kind == "Node":
+        return _node_dns(context)
+    assert context.pod is not None
+    status = context.pod.get("status") or {}
+    if status.get("phase") != "Running" or not status.get("podIP"):
+        return not_applicable(CHECK_ID, "the pod is not running, so DNS cannot be probed in it")
+    try:
+        through_service = probes.nslookup(context)
+    except WinpodError as exc:
+        return could_not_check(CHECK_ID, "DNS in the pod", exc)
+    if through_service.ok:
+        return [
+            Finding(
+                CHECK_ID,
+                "ok",
+                "DNS works in the pod",
+                "the cluster DNS Service answers",
+                (through_service.evidence(),),
+            )
+        ]
+    try:
+        dns_ip = context.service_ip("kube-system", "kube-dns")
+        pod_ips = context.kube_dns_pod_ips()
+    except WinpodError as exc:
+        return could_not_check(CHECK_ID, "where DNS fails", exc)
+    direct = probes.nslookup(context, server=pod_ips[0]) if pod_ips else None
+    evidence = [through_service.evidence()]
+    if direct is not None:
+        evidence.append(direct.evidence())
+    if direct is None or not direct.ok:
+        return [
+            Finding(
+                CHECK_ID,
+                "warning",
+                "DNS fails, but so does a direct query to kube-dns",
+                "The pod cannot reach a kube-dns pod either, so this is not the stale-policy DNS "
+                "problem: the pod has no working network (see apiserver-unreachable).",
+                tuple(evidence),
+                (),
+                DOCS,
+            )
+        ]
+    evidence.extend(_reboot_evidence(context))
+    policy, _ = _policy_evidence(context)
+    evidence.extend(policy)
+    running = context.running_pods_on_node()
+    evidence.append(f"{len(running)} running pod(s) on {context.node_name}")
+    return [
+        Finding(
+            CHECK_ID,
+            "error",
+            "DNS through the cluster DNS Service fails (stale HNS policies)",
+            SUMMARY.format(dns=dns_ip),
+            tuple(evidence),
+            _node_remediations(context.node_name or "", context.target.ref),
+            DOCS,
+        )
+    ]
+
+
+def _node_dns(context: Context) -> list[Finding]:
+    policy, present = _policy_evidence(context)
+    if present is None:
+        return could_not_check(CHECK_ID, "the node's HNS policies", policy[0])
+    if present:
+        return [
+            Finding(
+                CHECK_ID,
+                "ok",
+                "DNS VIP policy present",
+                "HNS has the DNS Service load-balancer policy",
+                tuple(policy),
+            )
+        ]
+    evidence = [*_reboot_evidence(context), *policy]
+    return [
+        Finding(
+            CHECK_ID,
+            "error",
+            "HNS has no policy for the DNS Service IP (stale after reboot)",
+            SUMMARY.format(dns=context.service_ip("kube-system", "kube-dns")),
+            tuple(evidence),
+            _node_remediations(context.node_name or "", None),
+            DOCS,
+        )
+    ]

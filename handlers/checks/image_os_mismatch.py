@@ -1,0 +1,107 @@
+"""`image-os-mismatch`: a container image built for a Windows build the node cannot run."""
+
+from __future__ import annotations
+
+from handlers import windows
+from handlers.context import Context, pod_images
+from handlers.model import Finding
+from handlers.registry import Explanation, check, not_applicable, offer
+
+CHECK_ID = "image-os-mismatch"
+DOCS = (
+    "https://learn.microsoft.com/en-us/virtualization/windowscontainers/deploy-containers/version-compatibility",
+    "https://kubernetes.io/docs/concepts/windows/user-guide/#ensuring-os-specific-workloads-land-on-the-appropriate-container-host",
+)
+
+
+@check(
+    CHECK_ID,
+    title="Image Windows version",
+    scopes=("pod",),
+    needs=("cluster",),
+    explanation=Explanation(
+        cause=(
+            "Kubernetes runs Windows containers with process isolation, where the image's Windows "
+            "build must fit the host's: before Windows Server 2022 (20348) they must be equal; "
+            "from 20348 on, images from 20348 up to the host's build run. An image built for "
+            "another build leaves the pod stuck in ContainerCreating."
+        ),
+        signals=(
+            "event: The container operating system does not match the host operating system",
+            "event: The operating system of the container does not match … (0xc0370101)",
+            "pull: no match for platform in manifest / no matching manifest for windows/amd64",
+            "image tag (1709, 1809, ltsc2019, ltsc2022, ltsc2025, 10.0.17763.x) vs node build",
+        ),
+        fixes=(
+            "use the image tag built for the node's Windows build",
+            "pin the workload to matching nodes: nodeSelector node.kubernetes.io/windows-build "
+            "and kubernetes.io/os: windows (remediation pin-windows-build)",
+        ),
+        links=DOCS,
+    ),
+)
+def image_os_mismatch(context: Context) -> list[Finding]:
+    assert context.pod is not None
+    target = context.target
+    host_build = context.build
+    if not context.windows_node or host_build is None:
+        return not_applicable(CHECK_ID, "the pod is not on a Windows node")
+    images = pod_images(context.pod)
+    # A platform error for a Linux image is linux-pod-on-windows's finding, not this one's.
+    linux = any(windows.looks_like_linux_image(image) for _, image in images)
+    events = [
+        e
+        for e in context.pod_events()
+        if not linux and windows.classify_event_message(str(e.get("message", ""))) == "os-mismatch"
+    ]
+    host = windows.describe_build(host_build)
+    evidence: list[str] = []
+    wrong_builds: list[int] = []
+    for container, image in images:
+        image_build = windows.image_build(image)
+        if image_build is None:
+            continue
+        if windows.can_run(host_build, image_build):
+            continue
+        wrong_builds.append(image_build)
+        evidence.append(
+            f"container {container}: image {image} is built for "
+            f"{windows.describe_build(image_build)}; node {context.node_name} is {host}"
+        )
+    evidence.extend(f"event {e.get('reason')}: {e.get('message')}" for e in events[:3])
+    if not wrong_builds and not events:
+        listed = ", ".join(image for _, image in images)
+        return [
+            Finding(
+                CHECK_ID,
+                "ok",
+                "Images fit the node's Windows build",
+                f"every image tag that names a build can run on {host}",
+                (f"images: {listed}",),
+            )
+        ]
+    suggestion = windows.suggest_tag(host_build)
+    if wrong_builds:
+        reason = windows.compatibility_reason(host_build, wrong_builds[0])
+        summary = (
+            f"{reason}. Use the {suggestion} tag of the image, or pin the workload to nodes of "
+            f"build {windows.describe_build(wrong_builds[0])}."
+        )
+    else:
+        summary = (
+            "The container runtime reports that an image's Windows version does not match the "
+            f"node ({host}); the tags do not say which build they are, so check the image's "
+            f"os.version (and the pause image, see pause-image). Images for this node use the "
+            f"{suggestion} tag."
+        )
+    return [
+        Finding(
+            CHECK_ID,
+            "error",
+            "Container image built for another Windows version",
+            summary,
+            tuple(evidence),
+            (offer("pin-windows-build", target.ref),),
+            DOCS,
+        )
+    ]

@@ -1,0 +1,45 @@
+"""`node-clusterip`: a Windows node itself cannot reach Service ClusterIPs — by design."""
+
+from __future__ import annotations
+
+from handlers.context import Context
+from handlers.model import Finding
+from handlers.registry import Explanation, check, not_applicable
+
+CHECK_ID = "node-clusterip"
+DOCS = ("https://kubernetes.io/docs/concepts/services-networking/windows-networking/#limitations",)
+
+
+@check(
+    CHECK_ID,
+    title="Service ClusterIPs from the node",
+    scopes=("node",),
+    needs=("cluster",),
+    explanation=Explanation(
+        cause=(
+            "The Windows network stack only load-balances Service ClusterIPs for pods; the node "
+            "itself cannot reach them. This is a known limitation, not a fault."
+        ),
+        signals=("Test-NetConnection <ClusterIP> from the node (not a pod) fails",),
+        fixes=(
+            "run the client in a pod on the node",
+            "or use the Service's endpoint (pod) IPs from the node",
+        ),
+        links=DOCS,
+    ),
+)
+def node_clusterip(context: Context) -> list[Finding]:
+    if not context.windows_node:
+        return not_applicable(CHECK_ID, "not a Windows node")
+    return [
+        Finding(
+            CHECK_ID,
+            "info",
+            "The node cannot reach Service ClusterIPs (by design)",
+            f"Windows only load-balances ClusterIPs for pods; tools run on {context.node_name} "
+            "itself cannot reach them. Run the client in a pod, or use endpoint IPs.",
+            (),
+            (),
+            DOCS,
+        )
+    ]

@@ -1,0 +1,109 @@
+"""`pause-image`: the pod sandbox (pause) image is wrong, missing or not pullable for the node."""
+
+from __future__ import annotations
+
+from handlers import windows
+from handlers.context import Context
+from handlers.errors import WinpodError
+from handlers.model import Finding
+from handlers.registry import Explanation, check, not_applicable, offer
+
+CHECK_ID = "pause-image"
+DOCS = (
+    "https://kubernetes.io/docs/concepts/windows/intro/#pause-container",
+    "https://github.com/kubernetes/kubernetes/issues/99157",
+)
+
+
+@check(
+    CHECK_ID,
+    title="Pause (sandbox) image",
+    scopes=("pod", "node"),
+    needs=("cluster", "node-shell"),
+    explanation=Explanation(
+        cause=(
+            "Every pod starts from a pause (sandbox) image configured in containerd. On Windows "
+            "it must be a multi-arch image with a variant for the node's build, such as "
+            f"{windows.RECOMMENDED_PAUSE_IMAGE}; otherwise every pod on the node stays in "
+            "ContainerCreating."
+        ),
+        signals=(
+            'event: failed to get sandbox image "<image>": failed to pull image …',
+            "event FailedCreatePodSandBox (does not say whether pause or app image is at fault)",
+            "node: containerd sandbox_image / pinned_images.sandbox vs the node build",
+        ),
+        fixes=(
+            'containerd 1.x: sandbox_image under plugins."io.containerd.grpc.v1.cri"',
+            "containerd 2.x: plugins.'io.containerd.cri.v1.images'.pinned_images.sandbox",
+            f"use {windows.RECOMMENDED_PAUSE_IMAGE} or registry.k8s.io/pause:3.6 and later, "
+            "then restart containerd",
+        ),
+        links=DOCS,
+    ),
+)
+def pause_image(context: Context) -> list[Finding]:
+    host_build = context.build
+    if not context.windows_node or host_build is None:
+        return not_applicable(CHECK_ID, "not a Windows node")
+    node = context.node_name or ""
+    evidence: list[str] = []
+    event_images: list[str] = []
+    if context.kind == "Pod":
+        assert context.pod is not None
+        if (context.pod.get("status") or {}).get("phase") == "Running":
+            return [
+                Finding(
+                    CHECK_ID,
+                    "ok",
+                    "Pod sandbox is running",
+                    "the pod runs, so its pause image was pulled and started",
+                )
+            ]
+        for event in context.pod_events():
+            message = str(event.get("message", ""))
+            image = windows.sandbox_image_from_message(message)
+            if image:
+                event_images.append(image)
+                evidence.append(f"event {event.get('reason')}: {message}")
+    try:
+        configured = str(context.node_status().get("sandboxImage") or "")
+        problem = windows.pause_image_problem(configured, host_build)
+        evidence.insert(0, f"containerd sandbox image on {node}: {configured or '(not set)'}")
+    except WinpodError as exc:
+        configured, problem = "", None
+        if not event_images:
+            return [
+                Finding(
+                    CHECK_ID,
+                    "warning",
+                    "Could not check the pause image",
+                    f"reading the node's containerd configuration failed: {exc}",
+                )
+            ]
+        evidence.append(f"could not read the node's containerd configuration: {exc}")
+    if problem is None and not event_images:
+        return [
+            Finding(
+                CHECK_ID,
+                "ok",
+                "Pause image fits the node",
+                f"{configured} has a variant for {windows.describe_build(host_build)}",
+                tuple(evidence),
+            )
+        ]
+    summary = problem or (
+        f"containerd could not get the sandbox image {event_images[0]} for "
+        f"{windows.describe_build(host_build)}"
+    )
+    return [
+        Finding(
+            CHECK_ID,
+            "error",
+            "Wrong pause (sandbox) image",
+            f"{summary}. Configure {windows.recommended_pause_image(host_build)} in containerd "
+            "and restart it; until then no pod can start on this node.",
+            tuple(evidence),
+            (offer("fix-sandbox-image", node),),
+            DOCS,
+        )
+    ]

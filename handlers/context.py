@@ -1,0 +1,260 @@
+"""What the checks of one diagnosis share, fetched at most once: pod, node, events, probes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from config.settings import Settings
+from handlers import node_scripts, windows
+from handlers.errors import BadInput, WinpodError
+from handlers.model import NodeFacts, Target
+from handlers.transports import Cluster, CommandResult, KubeObject, NodeShell, PodExec
+
+T = TypeVar("T")
+KUBE_DNS_SELECTOR = "k8s-app=kube-dns"
+
+
+@dataclass(frozen=True)
+class Transports:
+    """The three kinds of I/O, chosen at start-up (real adapters, or fakes in unit tests)."""
+
+    cluster: Cluster
+    pod_exec: PodExec | None
+    node_shell: NodeShell | None
+
+
+class _Failed:
+    def __init__(self, error: WinpodError) -> None:
+        self.error = error
+
+
+class Context:
+    """Per-diagnosis memo: each fact is fetched once, even when checks ask concurrently."""
+
+    def __init__(
+        self,
+        transports: Transports,
+        settings: Settings,
+        kind: Literal["Pod", "Node"],
+        pod: KubeObject | None,
+        node: KubeObject | None,
+    ) -> None:
+        self.transports = transports
+        self.settings = settings
+        self.kind = kind
+        self.pod = pod
+        self.node = node
+        self._memo: dict[Any, Any] = {}
+        self._locks: dict[Any, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    # --- memo -------------------------------------------------------------------------
+    def once(self, key: Any, fetch: Callable[[], T]) -> T:
+        """Run `fetch` once per key; every caller gets its value, or its error re-raised."""
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._memo:
+                try:
+                    self._memo[key] = fetch()
+                except WinpodError as exc:
+                    self._memo[key] = _Failed(exc)
+            value = self._memo[key]
+        if isinstance(value, _Failed):
+            raise value.error
+        return value  # type: ignore[no-any-return]
+
+    # --- target and node --------------------------------------------------------------
+    @property
+    def target(self) -> Target:
+        if self.kind == "Pod":
+            assert self.pod is not None
+            meta, spec, status = (
+                self.pod["metadata"],
+                self.pod.get("spec") or {},
+                self.pod.get("status") or {},
+            )
+            return Target(
+                kind="Pod",
+                namespace=meta.get("namespace"),
+                name=meta["name"],
+                node=spec.get("nodeName"),
+                phase=status.get("phase"),
+                reason=pod_reason(self.pod),
+            )
+        assert self.node is not None
+        return Target(kind="Node", name=self.node["metadata"]["name"], node=self.node_name)
+
+    @property
+    def node_name(self) -> str | None:
+        return None if self.node is None else str(self.node["metadata"]["name"])
+
+    @property
+    def node_facts(self) -> NodeFacts | None:
+        return None if self.node is None else node_facts(self.node)
+
+    @property
+    def windows_node(self) -> bool:
+        facts = self.node_facts
+        return facts is not None and facts.windows
+
+    @property
+    def build(self) -> int | None:
+        facts = self.node_facts
+        return None if facts is None else facts.build
+
+    def node_address(self) -> str:
+        assert self.node is not None
+        wanted = self.settings.winrm.address_type
+        for address in (self.node.get("status") or {}).get("addresses") or []:
+            if address.get("type") == wanted and address.get("address"):
+                return str(address["address"])
+        raise WinpodError(f"node {self.node_name} has no {wanted} address to reach WinRM on")
+
+    # --- cluster reads ----------------------------------------------------------------
+    def pod_events(self) -> list[KubeObject]:
+        assert self.pod is not None
+        meta = self.pod["metadata"]
+        return self.once(
+            "pod-events",
+            lambda: self.transports.cluster.list(
+                "Event",
+                namespace=meta.get("namespace"),
+                field_selector=f"involvedObject.name={meta['name']}",
+            ),
+        )
+
+    def node_events(self) -> list[KubeObject]:
+        name = self.node_name
+        if name is None:
+            return []
+        return self.once(
+            "node-events",
+            lambda: self.transports.cluster.list(
+                "Event", field_selector=f"involvedObject.kind=Node,involvedObject.name={name}"
+            ),
+        )
+
+    def service_ip(self, namespace: str, name: str) -> str:
+        def fetch() -> str:
+            service = self.transports.cluster.get("Service", name, namespace)
+            return str((service.get("spec") or {}).get("clusterIP") or "")
+
+        return self.once(("service-ip", namespace, name), fetch)
+
+    def kube_dns_pod_ips(self) -> list[str]:
+        def fetch() -> list[str]:
+            pods = self.transports.cluster.list(
+                "Pod", namespace="kube-system", label_selector=KUBE_DNS_SELECTOR
+            )
+            return [
+                str(p["status"]["podIP"])
+                for p in pods
+                if (p.get("status") or {}).get("phase") == "Running"
+                and (p.get("status") or {}).get("podIP")
+            ]
+
+        return self.once("kube-dns-pod-ips", fetch)
+
+    def running_pods_on_node(self) -> list[KubeObject]:
+        name = self.node_name
+        if name is None:
+            return []
+        return self.once(
+            "node-pods",
+            lambda: self.transports.cluster.list(
+                "Pod", field_selector=f"spec.nodeName={name},status.phase=Running"
+            ),
+        )
+
+    # --- probes -----------------------------------------------------------------------
+    def exec(self, argv: list[str], container: str | None = None) -> CommandResult:
+        """Run a probe in the diagnosed pod (first container unless named); memoised."""
+        assert self.pod is not None
+        pod_exec = self.transports.pod_exec
+        if pod_exec is None:
+            raise WinpodError("pod exec is not available in this configuration")
+        meta = self.pod["metadata"]
+        timeout = self.settings.sweep.probe_timeout.total_seconds()
+        return self.once(
+            ("exec", container, tuple(argv)),
+            lambda: pod_exec.run(meta["namespace"], meta["name"], container, argv, timeout),
+        )
+
+    def node_script(self, name: str, address: str | None = None, **params: str) -> dict[str, Any]:
+        """Run one of winpod's node scripts (on this node unless `address` is given)."""
+        shell = self.transports.node_shell
+        if shell is None:
+            raise WinpodError("WinRM is not configured (winrm.username / winrm.password)")
+        host = address or self.node_address()
+        script = node_scripts.render(name, **params)
+        timeout = float(self.settings.winrm.read_timeout_s)
+
+        def fetch() -> dict[str, Any]:
+            return node_scripts.parse_output(name, shell.run_script(host, script, timeout))
+
+        return self.once(("script", name, host, tuple(sorted(params.items()))), fetch)
+
+    def node_status(self) -> dict[str, Any]:
+        dns_ip = self._dns_service_ip_or_default()
+        return self.node_script("node-status", DnsServiceIP=dns_ip)
+
+    def _dns_service_ip_or_default(self) -> str:
+        try:
+            return self.service_ip("kube-system", "kube-dns") or "10.0.0.10"
+        except WinpodError:
+            return "10.0.0.10"
+
+    def hyperv_host_address(self) -> tuple[str, str]:
+        """(host name, address) of this node VM's Hyper-V host, from the node annotation."""
+        assert self.node is not None
+        annotation = self.settings.hyperv.host_annotation
+        host = ((self.node.get("metadata") or {}).get("annotations") or {}).get(annotation)
+        if not host:
+            raise BadInput(
+                f"node {self.node_name} has no {annotation} annotation naming its Hyper-V host"
+            )
+        return str(host), self.settings.hyperv.host_addresses.get(str(host), str(host))
+
+
+def node_facts(node: KubeObject) -> NodeFacts:
+    info = (node.get("status") or {}).get("nodeInfo") or {}
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    kernel = str(info.get("kernelVersion") or "")
+    is_windows = (
+        labels.get("kubernetes.io/os") == "windows" or info.get("operatingSystem") == "windows"
+    )
+    build = windows.build_from_kernel_version(kernel) if is_windows else None
+    if is_windows and build is None:
+        build = windows.build_from_label(str(labels.get("node.kubernetes.io/windows-build", "")))
+    return NodeFacts(
+        name=str(node["metadata"]["name"]),
+        build=build,
+        kernel_version=kernel,
+        os_image=str(info.get("osImage") or ""),
+        boot_id=str(info.get("bootID") or ""),
+        windows=is_windows,
+    )
+
+
+def pod_reason(pod: KubeObject) -> str | None:
+    """The reason a person sees in `kubectl get pod` STATUS (ContainerCreating, ErrImagePull…)."""
+    status = pod.get("status") or {}
+    for container in status.get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason"):
+            return str(waiting["reason"])
+    reason = status.get("reason")
+    return None if reason is None else str(reason)
+
+
+def pod_images(pod: KubeObject) -> list[tuple[str, str]]:
+    """(container name, image) for init and app containers."""
+    spec = pod.get("spec") or {}
+    return [
+        (str(c.get("name", "")), str(c.get("image", "")))
+        for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    ]

@@ -1,0 +1,113 @@
+"""Runs the registered checks of one diagnosis concurrently, each bounded, none fatal."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+
+from config.settings import Settings
+from handlers import names
+from handlers.checks import default_registry
+from handlers.context import Context, Transports
+from handlers.errors import NotFound, WinpodError
+from handlers.model import Diagnosis, Finding, sort_findings
+from handlers.registry import Registry, Scope
+
+CHECK_TIMEOUT_S = 45.0
+log = logging.getLogger(__name__)
+
+
+def diagnose_pod(
+    transports: Transports,
+    settings: Settings,
+    reference: str,
+    registry: Registry | None = None,
+    timeout_s: float = CHECK_TIMEOUT_S,
+) -> Diagnosis:
+    """Diagnose `NAMESPACE/POD`; raises BadInput / NotFound / Unreachable for the CLI to map."""
+    namespace, pod_name = names.pod_ref(reference)
+    started = time.monotonic()
+    cluster = transports.cluster
+    try:
+        pod = cluster.get("Pod", pod_name, namespace)
+    except NotFound:
+        raise NotFound(
+            f"pod {namespace}/{pod_name} not found in context {cluster.context}"
+        ) from None
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    node = None
+    if node_name:
+        try:
+            node = cluster.get("Node", node_name)
+        except NotFound:
+            node = None
+    context = Context(transports, settings, "Pod", pod, node)
+    findings = run_checks(context, (registry or default_registry()), "pod", timeout_s)
+    return Diagnosis(context.target, context.node_facts, findings, _ms_since(started))
+
+
+def diagnose_node(
+    transports: Transports,
+    settings: Settings,
+    name: str,
+    registry: Registry | None = None,
+    timeout_s: float = CHECK_TIMEOUT_S,
+) -> Diagnosis:
+    node_name = names.node_name(name)
+    started = time.monotonic()
+    cluster = transports.cluster
+    try:
+        node = cluster.get("Node", node_name)
+    except NotFound:
+        raise NotFound(f"node {node_name} not found in context {cluster.context}") from None
+    context = Context(transports, settings, "Node", None, node)
+    findings = run_checks(context, (registry or default_registry()), "node", timeout_s)
+    return Diagnosis(context.target, context.node_facts, findings, _ms_since(started))
+
+
+def run_checks(
+    context: Context, registry: Registry, scope: Scope, timeout_s: float
+) -> tuple[Finding, ...]:
+    specs = registry.for_scope(scope)
+    findings: list[Finding] = []
+    pool = ThreadPoolExecutor(max_workers=max(1, len(specs)), thread_name_prefix="check")
+    try:
+        futures = {spec.id: pool.submit(spec.run, context) for spec in specs}
+        wait(futures.values(), timeout=timeout_s)
+        for spec in specs:
+            future = futures[spec.id]
+            if not future.done():
+                findings.append(
+                    Finding(
+                        spec.id,
+                        "warning",
+                        f"Could not check {spec.title.lower()}",
+                        f"the check did not finish within {timeout_s:g} s",
+                    )
+                )
+                continue
+            error = future.exception()
+            if error is None:
+                findings.extend(future.result())
+            elif isinstance(error, WinpodError):
+                findings.append(
+                    Finding(spec.id, "warning", f"Could not check {spec.title.lower()}", str(error))
+                )
+            else:
+                log.error("check %s failed unexpectedly", spec.id, exc_info=error)
+                findings.append(
+                    Finding(
+                        spec.id,
+                        "warning",
+                        f"Could not check {spec.title.lower()}",
+                        f"the check failed unexpectedly ({type(error).__name__})",
+                    )
+                )
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return sort_findings(findings)
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

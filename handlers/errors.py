@@ -1,0 +1,34 @@
+"""The project's own errors: what went wrong, whether retrying can help, and the exit code."""
+
+from __future__ import annotations
+
+
+class WinpodError(Exception):
+    """Base of every error winpod reports to a person; the message is safe to show."""
+
+    exit_code = 3
+    retryable = False
+
+
+class BadInput(WinpodError):
+    """The request itself is wrong (malformed name, unknown id): retrying will not help."""
+
+    exit_code = 2
+
+
+class NotFound(BadInput):
+    """The named object does not exist in the cluster."""
+
+
+class Unreachable(WinpodError):
+    """The cluster, a node or a pod could not be reached: retrying later may help."""
+
+    retryable = True
+
+
+class TimedOut(Unreachable):
+    """The peer accepted the request but did not answer in time."""
+
+
+class Refused(WinpodError):
+    """The peer answered but refused: bad credentials or missing permission."""

@@ -1,0 +1,67 @@
+"""winpod's own PowerShell scripts (handlers/scripts/*.ps1), filled with validated parameters.
+
+Parameters reach a script only through its `param()` block, whose defaults are placeholders
+`'{{Name}}'`; each value is checked against a strict pattern and single-quoted, so nothing a
+person typed is ever spliced into PowerShell as code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from typing import Any
+
+from handlers.errors import BadInput, WinpodError
+from handlers.transports import CommandResult
+
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}$")
+_PLACEHOLDER = re.compile(r"'\{\{(\w+)\}\}'")
+_SECRETISH = re.compile(
+    r"(?i)(password|passwd|pwd|secret|token|apikey|api_key|credential)(\W{1,3})([^\s,;\"']+)"
+)
+
+
+def script_text(name: str) -> str:
+    path = resources.files("handlers") / "scripts" / f"{name}.ps1"
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"no node script named {name}") from None
+
+
+def render(name: str, **params: str) -> str:
+    """The script text with every placeholder replaced by a validated, single-quoted value."""
+    text = script_text(name)
+    wanted = set(_PLACEHOLDER.findall(text))
+    missing = wanted - set(params)
+    if missing:
+        raise BadInput(f"script {name} needs parameters: {', '.join(sorted(missing))}")
+    for key, value in params.items():
+        if key not in wanted:
+            raise BadInput(f"script {name} has no parameter {key}")
+        if not _SAFE_VALUE.match(value):
+            raise BadInput(f"unsafe value for {name} parameter {key}: {value[:40]!r}")
+    return _PLACEHOLDER.sub(lambda m: "'" + params[m.group(1)].replace("'", "''") + "'", text)
+
+
+def parse_output(name: str, result: CommandResult) -> dict[str, Any]:
+    """The one JSON object a script prints on stdout; a clear error when it printed none."""
+    for raw in reversed(result.stdout.strip().splitlines()):
+        line = raw.strip()
+        if line.startswith("{"):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                break
+            if isinstance(data, dict):
+                return data
+    excerpt = mask_secrets((result.stderr or result.stdout).strip())[:300]
+    raise WinpodError(
+        f"node script {name} exited {result.exit_code} without its JSON result: {excerpt}"
+    )
+
+
+def mask_secrets(text: str) -> str:
+    """Hide anything in node output that looks like a credential before it is shown."""
+    return _SECRETISH.sub(lambda m: f"{m.group(1)}{m.group(2)}****", text)

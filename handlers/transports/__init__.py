@@ -1,0 +1,57 @@
+"""Narrow protocols for the three kinds of I/O checks need: cluster, pod exec, node PowerShell.
+
+Checks see only these protocols; the real adapters (`kube`, `winrm`) are thin and translate
+foreign exceptions into `handlers.errors` at the boundary. Objects are plain JSON dicts as the
+Kubernetes API returns them (camelCase), so no client model types leak into the checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+KubeObject = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command printed and how it ended (pod exec or a node script)."""
+
+    stdout: str
+    stderr: str
+    exit_code: int
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class Cluster(Protocol):
+    """Reads (and, for remediations, writes) through the Kubernetes API."""
+
+    @property
+    def context(self) -> str: ...
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> KubeObject: ...
+
+    def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[KubeObject]: ...
+
+
+class PodExec(Protocol):
+    """Runs a command in a pod's container and returns what it printed."""
+
+    def run(
+        self, namespace: str, pod: str, container: str | None, argv: list[str], timeout_s: float
+    ) -> CommandResult: ...
+
+
+class NodeShell(Protocol):
+    """Runs one of winpod's own PowerShell scripts on a Windows host over WinRM."""
+
+    def run_script(self, address: str, script: str, timeout_s: float) -> CommandResult: ...

@@ -1,0 +1,229 @@
+"""The real cluster and pod-exec adapters over the official `kubernetes` client."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import urllib3
+import websocket
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.stream import stream
+
+from config.settings import KubernetesSettings
+from handlers.errors import BadInput, NotFound, Refused, TimedOut, Unreachable, WinpodError
+from handlers.transports import CommandResult, KubeObject
+
+# kind -> (API class, plural used in method names, namespaced)
+_KINDS: dict[str, tuple[type[Any], str, bool]] = {
+    "Namespace": (k8s.CoreV1Api, "namespace", False),
+    "Node": (k8s.CoreV1Api, "node", False),
+    "Pod": (k8s.CoreV1Api, "pod", True),
+    "Event": (k8s.CoreV1Api, "event", True),
+    "Service": (k8s.CoreV1Api, "service", True),
+    "Endpoints": (k8s.CoreV1Api, "endpoints", True),
+    "EndpointSlice": (k8s.DiscoveryV1Api, "endpoint_slice", True),
+    "DaemonSet": (k8s.AppsV1Api, "daemon_set", True),
+    "Deployment": (k8s.AppsV1Api, "deployment", True),
+    "StatefulSet": (k8s.AppsV1Api, "stateful_set", True),
+    "ReplicaSet": (k8s.AppsV1Api, "replica_set", True),
+    "Lease": (k8s.CoordinationV1Api, "lease", True),
+}
+API_TIMEOUT_S = (5.0, 30.0)  # (connect, read): a dead API server must not hang a diagnosis
+
+
+def _translate(exc: Exception, what: str) -> WinpodError:
+    """Map client exceptions to the project's own; never include headers or tokens."""
+    if isinstance(exc, ApiException):
+        status = exc.status or 0
+        message = _status_message(exc)
+        if status == 404:
+            return NotFound(f"{what} not found")
+        if status in (401, 403):
+            return Refused(f"the Kubernetes API refused {what}: {message or exc.reason}")
+        if status in (400, 422):
+            return BadInput(f"the Kubernetes API rejected {what}: {message or exc.reason}")
+        if status == 409:
+            return WinpodError(f"conflict on {what}: {message or exc.reason}")
+        if status == 0:
+            return Unreachable(f"{what}: {exc.reason}")
+        return Unreachable(f"the Kubernetes API failed {what} ({status}): {message or exc.reason}")
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError | TimeoutError):
+        return TimedOut(f"the Kubernetes API did not answer {what} in time")
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        return Unreachable(f"cannot reach the Kubernetes API for {what}: {type(exc).__name__}")
+    return WinpodError(f"{what} failed: {type(exc).__name__}")
+
+
+def _status_message(exc: ApiException) -> str:
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return ""
+    return str(body.get("message", "")) if isinstance(body, dict) else ""
+
+
+def load_configuration(settings: KubernetesSettings) -> tuple[k8s.Configuration, str]:
+    """In-cluster config when running in a pod (and no kubeconfig is named), else kubeconfig."""
+    configuration = k8s.Configuration()
+    if settings.kubeconfig is None:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            return _harden(configuration), "in-cluster"
+        except ConfigException:
+            pass
+    try:
+        k8s_config.load_kube_config(
+            config_file=settings.kubeconfig,
+            context=settings.context,
+            client_configuration=configuration,
+        )
+        _contexts, active = k8s_config.list_kube_config_contexts(config_file=settings.kubeconfig)
+    except (ConfigException, OSError, TypeError, ValueError) as exc:
+        where = settings.kubeconfig or "$KUBECONFIG or ~/.kube/config"
+        raise BadInput(f"cannot load the kubeconfig ({where}): {exc}") from None
+    name = settings.context or (active or {}).get("name", "default")
+    return _harden(configuration), str(name)
+
+
+def _harden(configuration: k8s.Configuration) -> k8s.Configuration:
+    configuration.retries = 1
+    return configuration
+
+
+class KubeCluster:
+    """`Cluster` over the official client; returns plain JSON dicts (no model objects)."""
+
+    def __init__(self, configuration: k8s.Configuration, context: str) -> None:
+        self._api_client = k8s.ApiClient(configuration)
+        self._context = context
+        self._apis: dict[type[Any], Any] = {}
+
+    @property
+    def context(self) -> str:
+        return self._context
+
+    def _api(self, kind: str) -> tuple[Any, str, bool]:
+        if kind not in _KINDS:
+            raise BadInput(f"unsupported kind {kind}")
+        api_class, plural, namespaced = _KINDS[kind]
+        if api_class not in self._apis:
+            self._apis[api_class] = api_class(self._api_client)
+        return self._apis[api_class], plural, namespaced
+
+    def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            response = method(
+                *args, _preload_content=False, _request_timeout=API_TIMEOUT_S, **kwargs
+            )
+            return json.loads(response.data)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _translate(exc, what) from None
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> KubeObject:
+        api, plural, namespaced = self._api(kind)
+        what = f"{kind.lower()} {namespace}/{name}" if namespaced else f"{kind.lower()} {name}"
+        if namespaced:
+            result = self._call(what, getattr(api, f"read_namespaced_{plural}"), name, namespace)
+        else:
+            result = self._call(what, getattr(api, f"read_{plural}"), name)
+        return dict(result)
+
+    def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[KubeObject]:
+        api, plural, namespaced = self._api(kind)
+        selectors: dict[str, str] = {}
+        if label_selector:
+            selectors["label_selector"] = label_selector
+        if field_selector:
+            selectors["field_selector"] = field_selector
+        what = f"list of {kind.lower()}s"
+        if namespaced and namespace:
+            method = getattr(api, f"list_namespaced_{plural}")
+            result = self._call(what, method, namespace, **selectors)
+        elif namespaced:
+            method = getattr(api, f"list_{plural}_for_all_namespaces")
+            result = self._call(what, method, **selectors)
+        else:
+            result = self._call(what, getattr(api, f"list_{plural}"), **selectors)
+        return list(result.get("items") or [])
+
+
+class KubePodExec:
+    """`PodExec` over the exec WebSocket (v5/v4.channel.k8s.io), one ApiClient per call.
+
+    `kubernetes.stream.stream` swaps `call_api` on the ApiClient it is given while it runs, so a
+    shared client would send concurrent REST calls over WebSocket: each exec gets its own.
+    """
+
+    _timeout_lock = threading.Lock()
+
+    def __init__(self, configuration: k8s.Configuration) -> None:
+        self._configuration = configuration
+
+    def run(
+        self, namespace: str, pod: str, container: str | None, argv: list[str], timeout_s: float
+    ) -> CommandResult:
+        what = f"exec in pod {namespace}/{pod}"
+        # websocket-client has no per-connection connect timeout here: bound the handshake too.
+        with self._timeout_lock:
+            if (websocket.getdefaulttimeout() or 0) < timeout_s:
+                websocket.setdefaulttimeout(timeout_s)
+        api_client = k8s.ApiClient(self._configuration)
+        try:
+            kwargs: dict[str, Any] = {
+                "command": argv,
+                "stderr": True,
+                "stdin": False,
+                "stdout": True,
+                "tty": False,
+                "_preload_content": False,
+            }
+            if container:
+                kwargs["container"] = container
+            response = stream(
+                k8s.CoreV1Api(api_client).connect_get_namespaced_pod_exec,
+                pod,
+                namespace,
+                **kwargs,
+            )
+            response.run_forever(timeout=timeout_s)
+            if response.is_open():
+                response.close()
+                raise TimedOut(f"{what}: no answer within {timeout_s:g} s")
+            stdout = response.read_stdout() or ""
+            stderr = response.read_stderr() or ""
+            code = response.returncode
+            return CommandResult(stdout, stderr, int(code if code is not None else 1))
+        except ApiException as exc:
+            raise _translate_exec(exc, what) from None
+        except (websocket.WebSocketException, OSError) as exc:
+            if isinstance(exc, websocket.WebSocketTimeoutException | TimeoutError):
+                raise TimedOut(f"{what}: no answer within {timeout_s:g} s") from None
+            raise Unreachable(f"{what}: {type(exc).__name__}") from None
+        finally:
+            api_client.close()
+
+
+def _translate_exec(exc: ApiException, what: str) -> WinpodError:
+    reason = str(exc.reason or "")
+    if exc.status == 0:
+        if "timed out" in reason.lower():
+            return TimedOut(f"{what}: no answer in time")
+        if "404" in reason:
+            return NotFound(f"{what}: pod not found")
+        if "401" in reason or "403" in reason:
+            return Refused(f"{what}: refused by the Kubernetes API")
+        if "400" in reason:
+            return Refused(f"{what}: the API refused the exec (is the pod running?)")
+        return Unreachable(f"{what}: {reason.splitlines()[0][:200] if reason else 'failed'}")
+    return _translate(exc, what)
