@@ -74,6 +74,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.logs import configure_logging  # noqa: PLC0415
+    from bot.serve import serve  # noqa: PLC0415
+
+    configure_logging()
+    return serve(_settings(args), args.host, args.port, args.metrics_port)
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     from sim.server import Ports, main  # noqa: PLC0415
 
@@ -87,12 +95,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--config", help="settings YAML (default: $WINPOD_CONFIG, else built-in defaults)"
     )
     common.add_argument("--context", help="kubeconfig context (default: kubernetes.context)")
-    output = argparse.ArgumentParser(add_help=False)
+    output = _Parser(add_help=False)
     output.add_argument("--output", "-o", choices=("text", "json"), default="text")
 
     parser = _Parser(
@@ -108,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         name: str,
         handler: Callable[[argparse.Namespace], int],
         help_text: str,
-        parents: Sequence[argparse.ArgumentParser],
+        parents: Sequence[_Parser],
     ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text, parents=parents)
         sub.set_defaults(handler=handler)
@@ -122,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("explain", cmd_explain, "the knowledge behind a check", [common]).add_argument(
         "check_id", metavar="CHECK_ID"
+    )
+    serve = add(
+        "serve", cmd_serve, "run the Slack bot (HTTP, or Socket Mode with an app token)", [common]
+    )
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    serve.add_argument("--port", type=int, default=3000, help="Slack events: /slack/events")
+    serve.add_argument(
+        "--metrics-port", type=int, default=9090, help="/healthz, /readyz and /metrics"
     )
     sim = add("sim", cmd_sim, "run the simulated Windows cluster until SIGINT/SIGTERM", [])
     sim.add_argument("--scenario", required=True, help="scenario YAML (see sim/README.md)")

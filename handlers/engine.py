@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from config.settings import Settings
@@ -11,7 +12,7 @@ from handlers import names
 from handlers.checks import default_registry
 from handlers.context import Context, Transports
 from handlers.errors import NotFound, WinpodError
-from handlers.model import Diagnosis, Finding, sort_findings
+from handlers.model import Diagnosis, Finding, Target, sort_findings
 from handlers.registry import Registry, Scope
 
 CHECK_TIMEOUT_S = 45.0
@@ -24,8 +25,12 @@ def diagnose_pod(
     reference: str,
     registry: Registry | None = None,
     timeout_s: float = CHECK_TIMEOUT_S,
+    on_target: Callable[[Target], None] | None = None,
 ) -> Diagnosis:
-    """Diagnose `NAMESPACE/POD`; raises BadInput / NotFound / Unreachable for the CLI to map."""
+    """Diagnose `NAMESPACE/POD`; raises BadInput / NotFound / Unreachable for the CLI to map.
+
+    `on_target` hears what is being diagnosed (pod, node) before the checks start, so a caller
+    can show progress."""
     namespace, pod_name = names.pod_ref(reference)
     started = time.monotonic()
     cluster = transports.cluster
@@ -43,6 +48,8 @@ def diagnose_pod(
         except NotFound:
             node = None
     context = Context(transports, settings, "Pod", pod, node)
+    if on_target is not None:
+        on_target(context.target)
     findings = run_checks(context, (registry or default_registry()), "pod", timeout_s)
     return Diagnosis(context.target, context.node_facts, findings, _ms_since(started))
 
@@ -53,6 +60,7 @@ def diagnose_node(
     name: str,
     registry: Registry | None = None,
     timeout_s: float = CHECK_TIMEOUT_S,
+    on_target: Callable[[Target], None] | None = None,
 ) -> Diagnosis:
     node_name = names.node_name(name)
     started = time.monotonic()
@@ -62,6 +70,8 @@ def diagnose_node(
     except NotFound:
         raise NotFound(f"node {node_name} not found in context {cluster.context}") from None
     context = Context(transports, settings, "Node", None, node)
+    if on_target is not None:
+        on_target(context.target)
     findings = run_checks(context, (registry or default_registry()), "node", timeout_s)
     return Diagnosis(context.target, context.node_facts, findings, _ms_since(started))
 

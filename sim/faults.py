@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 SERVERS = ("kube", "exec", "winrm", "slack")
 MODES = ("500", "reset", "hang", "429")
@@ -29,8 +30,13 @@ class Knobs:
     hang_s: float = 600.0  # for mode hang: the client's timeout should fire first
 
     def as_dict(self) -> dict[str, object]:
-        return {"latency_ms": self.latency_ms, "fail_next": self.fail_next, "mode": self.mode,
-                "retry_after_s": self.retry_after_s, "hang_s": self.hang_s}
+        return {
+            "latency_ms": self.latency_ms,
+            "fail_next": self.fail_next,
+            "mode": self.mode,
+            "retry_after_s": self.retry_after_s,
+            "hang_s": self.hang_s,
+        }
 
 
 @dataclass
@@ -48,7 +54,7 @@ class Faults:
             if key == "mode" and value not in MODES:
                 raise ValueError(f"unknown mode {value!r}; one of {', '.join(MODES)}")
             current = getattr(knobs, key)
-            setattr(knobs, key, type(current)(value))  # type: ignore[call-arg]
+            setattr(knobs, key, type(current)(value))
         return knobs
 
     async def apply(self, server: str, request: web.Request) -> web.StreamResponse | None:
@@ -67,19 +73,27 @@ class Faults:
         if knobs.mode == "hang":
             await asyncio.sleep(knobs.hang_s)
         if knobs.mode == "429":
-            return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
-                                     headers={"Retry-After": str(knobs.retry_after_s)})
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": str(knobs.retry_after_s)},
+            )
         return web.json_response(
-            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-             "message": "simulated server error", "reason": "InternalError", "code": 500},
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": "simulated server error",
+                "reason": "InternalError",
+                "code": 500,
+            },
             status=500,
         )
 
-    def middleware(self, server: str) -> Callable[[web.Request, Handler], Awaitable[
-            web.StreamResponse]]:
+    def middleware(self, server: str) -> Middleware:
         @web.middleware
-        async def faults_middleware(request: web.Request,
-                                    handler: Handler) -> web.StreamResponse:
+        async def faults_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
             if request.path.startswith("/sim/"):
                 return await handler(request)
             failed = await self.apply(server, request)

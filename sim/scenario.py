@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,8 @@ def _fill_node(node: Obj, address: str) -> None:
     info.setdefault("architecture", "amd64")
     info.setdefault("bootID", "1")
     info.setdefault("machineID", meta["name"])
+    # The official Python client (v37) refuses a NodeSystemInfo without systemUUID.
+    info.setdefault("systemUUID", str(uuid.uuid5(uuid.NAMESPACE_DNS, meta["name"])).upper())
     info.setdefault("kubeletVersion", "v1.30.4")
     info.setdefault("kubeProxyVersion", "v1.30.4")
     if windows:

@@ -44,6 +44,7 @@ class Credentials:
     winrm_password: str = field(default_factory=lambda: "Pw-" + secrets.token_urlsafe(16))
     slack_bot_token: str = field(default_factory=lambda: "xoxb-sim-" + secrets.token_hex(12))
     slack_signing_secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    slack_app_token: str = field(default_factory=lambda: "xapp-1-sim-" + secrets.token_hex(12))
 
 
 @dataclass
@@ -80,22 +81,32 @@ class Simulator:
         slack_app = slack_api.build_app(self.slack, self.faults, self.credentials)
         self.ports.slack = await self._serve(slack_app, [LOOPBACK], requested.slack, None)
         winrm_app = winrm.build_app(self.world, self.faults, self.credentials)
+        winrm_app[winrm.TLS_CERTIFICATE] = winrm_cert.cert_chain_pems[0].bytes()
         winrm_port = requested.winrm or _free_port()
         self.ports.winrm = await self._serve(
-            winrm_app, [h.address for h in self.world.hosts.values() if h.winrm_enabled],
-            winrm_port, winrm_ssl)
+            winrm_app,
+            [h.address for h in self.world.hosts.values() if h.winrm_enabled],
+            winrm_port,
+            winrm_ssl,
+        )
         control_app = control.build_app(self)
         self.ports.control = await self._serve(control_app, [LOOPBACK], requested.control, None)
         self._write_files()
 
-    async def _serve(self, app: web.Application, addresses: list[str], port: int,
-                     ssl_context: ssl.SSLContext | None) -> int:
+    async def _serve(
+        self,
+        app: web.Application,
+        addresses: list[str],
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+    ) -> int:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         self._runners.append(runner)
         for address in addresses:
-            site = web.TCPSite(runner, address, port, ssl_context=ssl_context,
-                               backlog=1024, reuse_address=True)
+            site = web.TCPSite(
+                runner, address, port, ssl_context=ssl_context, backlog=1024, reuse_address=True
+            )
             try:
                 await site.start()
             except OSError as exc:
@@ -123,41 +134,73 @@ class Simulator:
     def _write_files(self) -> None:
         ca_pem = (self.out_dir / "ca.pem").read_bytes()
         kubeconfig = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "winpod-sim",
-            "clusters": [{"name": "winpod-sim", "cluster": {
-                "server": self.urls["kube_api"],
-                "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
-            "users": [{"name": "winpod-sim-admin",
-                       "user": {"token": self.credentials.kube_token}}],
-            "contexts": [{"name": "winpod-sim", "context": {
-                "cluster": "winpod-sim", "user": "winpod-sim-admin", "namespace": "default"}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "winpod-sim",
+            "clusters": [
+                {
+                    "name": "winpod-sim",
+                    "cluster": {
+                        "server": self.urls["kube_api"],
+                        "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                    },
+                }
+            ],
+            "users": [{"name": "winpod-sim-admin", "user": {"token": self.credentials.kube_token}}],
+            "contexts": [
+                {
+                    "name": "winpod-sim",
+                    "context": {
+                        "cluster": "winpod-sim",
+                        "user": "winpod-sim-admin",
+                        "namespace": "default",
+                    },
+                }
+            ],
         }
         _write_private(self.out_dir / "kubeconfig", yaml.safe_dump(kubeconfig, sort_keys=False))
         hyperv = {h.name: h.address for h in self.world.hosts.values() if h.role == "hyperv"}
         bot_config = {
-            "slack": {"bot_token": self.credentials.slack_bot_token,
-                      "signing_secret": self.credentials.slack_signing_secret,
-                      "api_url": self.urls["slack_api"], "alert_channel": "C0ALERTS",
-                      "allowed_channels": []},
-            "kubernetes": {"context": "winpod-sim", "namespace": BOT_NAMESPACE,
-                           "kubeconfig": str((self.out_dir / "kubeconfig").resolve())},
-            "winrm": {"scheme": "https", "port": self.ports.winrm, "transport": "ntlm",
-                      "username": self.credentials.winrm_username,
-                      "password": self.credentials.winrm_password,
-                      "ca_bundle": str((self.out_dir / "ca.pem").resolve()), "verify": True,
-                      "address_type": "InternalIP", "operation_timeout_s": 20,
-                      "read_timeout_s": 30},
+            "slack": {
+                "bot_token": self.credentials.slack_bot_token,
+                "signing_secret": self.credentials.slack_signing_secret,
+                "api_url": self.urls["slack_api"],
+                "alert_channel": "C0ALERTS",
+                "allowed_channels": [],
+            },
+            "kubernetes": {
+                "context": "winpod-sim",
+                "namespace": BOT_NAMESPACE,
+                "kubeconfig": str((self.out_dir / "kubeconfig").resolve()),
+            },
+            "winrm": {
+                "scheme": "https",
+                "port": self.ports.winrm,
+                "transport": "ntlm",
+                "username": self.credentials.winrm_username,
+                "password": self.credentials.winrm_password,
+                "ca_bundle": str((self.out_dir / "ca.pem").resolve()),
+                "verify": True,
+                "address_type": "InternalIP",
+                "operation_timeout_s": 20,
+                "read_timeout_s": 30,
+            },
             "hyperv": {"host_annotation": "winpod.io/hyperv-host", "host_addresses": hyperv},
-            "approvals": {"approvers": ["U0APPROVER1", "U0APPROVER2"], "two_person": ["high"],
-                          "expire_after": "15m"},
+            "approvals": {
+                "approvers": ["U0APPROVER1", "U0APPROVER2"],
+                "two_person": ["high"],
+                "expire_after": "15m",
+            },
             "sweep": {"interval": "5m", "concurrency": 32, "probe_timeout": "10s"},
-            "rdp": {"source_ranges": ["198.51.100.0/24"], "default_ttl": "30m",
-                    "max_ttl": "4h"},
+            "rdp": {"source_ranges": ["198.51.100.0/24"], "default_ttl": "30m", "max_ttl": "4h"},
             "store": {"url": f"sqlite:///{(self.out_dir / 'winpod.db').resolve()}"},
             "dry_run": False,
         }
         _write_private(self.out_dir / "winpod.yaml", yaml.safe_dump(bot_config, sort_keys=False))
-        (self.out_dir / "sim.json").write_text(json.dumps(self.urls, indent=2) + "\n")
+        # The app-level token stays out of winpod.yaml so the bot defaults to HTTP mode there;
+        # tests opt into Socket Mode by passing it on.
+        sim_json = {**self.urls, "slack_app_token": self.credentials.slack_app_token}
+        (self.out_dir / "sim.json").write_text(json.dumps(sim_json, indent=2) + "\n")
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -6,6 +6,7 @@ into `World` and translate `ApiError` into Kubernetes `Status` bodies.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import itertools
 import json
@@ -116,34 +117,43 @@ def _split_selector(text: str) -> list[str]:
     return parts
 
 
+def _requirement(term: str) -> tuple[str, str, frozenset[str]]:
+    """One label requirement as (key, operator, values); operators: in notin exists !exists."""
+    set_match = _SET_EXPR.match(term)
+    if set_match:
+        key, op, values = set_match.groups()
+        return key, op, frozenset(v.strip() for v in values.split(",") if v.strip())
+    if "!=" in term:
+        key, value = (part.strip() for part in term.split("!=", 1))
+        return key, "notin", frozenset({value})
+    if "=" in term:
+        key, value = (part.strip() for part in term.replace("==", "=").split("=", 1))
+        return key, "in", frozenset({value})
+    if term.startswith("!") and re.fullmatch(r"[\w./-]+", term[1:].strip()):
+        return term[1:].strip(), "!exists", frozenset()
+    if re.fullmatch(r"[\w./-]+", term):
+        return term, "exists", frozenset()
+    raise ApiError(400, "BadRequest", f"unable to parse requirement: {term!r}")
+
+
+def _satisfied(labels: dict[str, str], key: str, op: str, values: frozenset[str]) -> bool:
+    if op == "exists":
+        return key in labels
+    if op == "!exists":
+        return key not in labels
+    if op == "in":
+        return labels.get(key) in values
+    return labels.get(key) not in values
+
+
 def label_matcher(selector: str | None) -> Callable[[dict[str, str]], bool]:
     """Compile a label selector: `a=b`, `a==b`, `a!=b`, `a`, `!a`, `a in (x,y)`, `a notin (x)`."""
-    if not selector:
-        return lambda labels: True
-    tests: list[Callable[[dict[str, str]], bool]] = []
-    for raw in _split_selector(selector):
-        term = raw.strip()
-        set_match = _SET_EXPR.match(term)
-        if set_match:
-            key, op, values = set_match.groups()
-            choices = {v.strip() for v in values.split(",") if v.strip()}
-            if op == "in":
-                tests.append(lambda lb, k=key, c=choices: lb.get(k) in c)
-            else:
-                tests.append(lambda lb, k=key, c=choices: lb.get(k) not in c)
-        elif "!=" in term:
-            key, value = (s.strip() for s in term.split("!=", 1))
-            tests.append(lambda lb, k=key, v=value: lb.get(k) != v)
-        elif "=" in term:
-            key, value = (s.strip() for s in term.replace("==", "=").split("=", 1))
-            tests.append(lambda lb, k=key, v=value: lb.get(k) == v)
-        elif term.startswith("!"):
-            tests.append(lambda lb, k=term[1:].strip(): k not in lb)
-        elif re.fullmatch(r"[\w./-]+", term):
-            tests.append(lambda lb, k=term: k in lb)
-        else:
-            raise ApiError(400, "BadRequest", f"unable to parse requirement: {term!r}")
-    return lambda labels: all(test(labels) for test in tests)
+    requirements = [_requirement(raw.strip()) for raw in _split_selector(selector or "")]
+
+    def matches(labels: dict[str, str]) -> bool:
+        return all(_satisfied(labels, key, op, values) for key, op, values in requirements)
+
+    return matches
 
 
 def _field_value(obj: Obj, path: str) -> str:
@@ -161,22 +171,26 @@ def _field_value(obj: Obj, path: str) -> str:
 
 def field_matcher(selector: str | None) -> Callable[[Obj], bool]:
     """Compile a field selector over dotted paths: `spec.nodeName=x,status.phase!=Failed`."""
-    if not selector:
-        return lambda obj: True
-    tests: list[Callable[[Obj], bool]] = []
-    for raw in selector.split(","):
+    requirements: list[tuple[str, bool, str]] = []  # (path, equal?, value)
+    for raw in (selector or "").split(","):
         term = raw.strip()
         if not term:
             continue
         if "!=" in term:
             path, value = term.split("!=", 1)
-            tests.append(lambda o, p=path.strip(), v=value.strip(): _field_value(o, p) != v)
+            requirements.append((path.strip(), False, value.strip()))
         elif "=" in term:
             path, value = term.replace("==", "=").split("=", 1)
-            tests.append(lambda o, p=path.strip(), v=value.strip(): _field_value(o, p) == v)
+            requirements.append((path.strip(), True, value.strip()))
         else:
             raise ApiError(400, "BadRequest", f"invalid field selector: {term!r}")
-    return lambda obj: all(test(obj) for test in tests)
+
+    def matches(obj: Obj) -> bool:
+        return all(
+            (_field_value(obj, path) == value) == equal for path, equal, value in requirements
+        )
+
+    return matches
 
 
 # --- patches ---------------------------------------------------------------------------------
@@ -195,9 +209,18 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-_MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "ports": "port",
-               "volumes": "name", "volumeMounts": "mountPath", "tolerations": "key",
-               "conditions": "type", "addresses": "type", "imagePullSecrets": "name"}
+_MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "env": "name",
+    "ports": "port",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "tolerations": "key",
+    "conditions": "type",
+    "addresses": "type",
+    "imagePullSecrets": "name",
+}
 
 
 def strategic_merge_patch(target: Any, patch: Any, key: str = "") -> Any:
@@ -296,8 +319,11 @@ class WindowsHost:
     role: str  # "node" | "hyperv"
     address: str
     services: dict[str, str] = field(
-        default_factory=lambda: {"kubelet": "Running", "kubeproxy": "Running",
-                                 "containerd": "Running"}
+        default_factory=lambda: {
+            "kubelet": "Running",
+            "kubeproxy": "Running",
+            "containerd": "Running",
+        }
     )
     sandbox_image: str = "mcr.microsoft.com/oss/kubernetes/pause:3.6"
     dns: str = "ok"  # "ok" | "stale-policies"
@@ -316,7 +342,9 @@ class WindowsHost:
             "services": dict(self.services),
             "sandboxImage": self.sandbox_image,
             "dns": self.dns,
-            "vm": None if self.vm is None else {
+            "vm": None
+            if self.vm is None
+            else {
                 "hypervHost": self.vm.hyperv_host,
                 "macAddressSpoofing": self.vm.mac_address_spoofing,
             },
@@ -342,6 +370,9 @@ class World:
         self.boot_counter = itertools.count(100)
         # Plain-Python hooks other modules register (e.g. the load-balancer controller).
         self.after_write: list[Callable[[Resource, Obj], None]] = []
+        # How long the load-balancer controller (sim/lb.py) takes to give a LoadBalancer
+        # Service its ingress IP, in milliseconds; the control API may change it at run time.
+        self.lb_delay_ms: float = 300.0
 
     # --- bookkeeping --------------------------------------------------------------------
     def _next_rv(self) -> str:
@@ -353,8 +384,9 @@ class World:
         try:
             return BY_PLURAL[plural]
         except KeyError:
-            raise ApiError(404, "NotFound", f"the server could not find the requested "
-                                            f"resource ({plural})") from None
+            raise ApiError(
+                404, "NotFound", f"the server could not find the requested resource ({plural})"
+            ) from None
 
     def _bucket(self, resource: Resource) -> dict[tuple[str, str], Obj]:
         return self._objects[resource.plural]
@@ -363,11 +395,13 @@ class World:
         return (namespace or "") if resource.namespaced else "", name
 
     def _check_namespace(self, resource: Resource, namespace: str | None) -> None:
-        if resource.namespaced and namespace and ("", namespace) not in self._objects[
-            "namespaces"
-        ]:
-            raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found',
-                           {"name": namespace, "kind": "namespaces"})
+        if resource.namespaced and namespace and ("", namespace) not in self._objects["namespaces"]:
+            raise ApiError(
+                404,
+                "NotFound",
+                f'namespaces "{namespace}" not found',
+                {"name": namespace, "kind": "namespaces"},
+            )
 
     # --- CRUD ---------------------------------------------------------------------------
     def create(self, plural: str, namespace: str | None, body: Obj, *, load: bool = False) -> Obj:
@@ -378,13 +412,21 @@ class World:
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
         name = meta.get("name")
         if not name:
-            raise ApiError(422, "Invalid", f"{resource.kind} is invalid: metadata.name: "
-                                           "Required value: name or generateName is required")
+            raise ApiError(
+                422,
+                "Invalid",
+                f"{resource.kind} is invalid: metadata.name: "
+                "Required value: name or generateName is required",
+            )
         if resource.namespaced:
             namespace = namespace or meta.get("namespace") or "default"
             if meta.get("namespace") not in (None, namespace):
-                raise ApiError(400, "BadRequest", "the namespace of the provided object does not "
-                                                  "match the namespace sent on the request")
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    "the namespace of the provided object does not "
+                    "match the namespace sent on the request",
+                )
             meta["namespace"] = namespace
             if not load:
                 self._check_namespace(resource, namespace)
@@ -393,9 +435,12 @@ class World:
         key = self._key(resource, namespace, name)
         if key in self._bucket(resource):
             group = f".{resource.group}" if resource.group else ""
-            raise ApiError(409, "AlreadyExists", f'{resource.plural}{group} "{name}" already '
-                           "exists", {"name": name, "group": resource.group,
-                                      "kind": resource.plural})
+            raise ApiError(
+                409,
+                "AlreadyExists",
+                f'{resource.plural}{group} "{name}" already exists',
+                {"name": name, "group": resource.group, "kind": resource.plural},
+            )
         obj["apiVersion"] = resource.api_version
         obj["kind"] = resource.kind
         meta.setdefault("uid", str(uuid.uuid4()))
@@ -427,12 +472,18 @@ class World:
             if namespace is None or ns == namespace:
                 yield obj
 
-    def list(self, plural: str, namespace: str | None = None, label_selector: str | None = None,
-             field_selector: str | None = None) -> list[Obj]:
+    def list(
+        self,
+        plural: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[Obj]:
         labels_ok = label_matcher(label_selector)
         fields_ok = field_matcher(field_selector)
         return [
-            obj for obj in self.iter(plural, namespace)
+            obj
+            for obj in self.iter(plural, namespace)
             if labels_ok(obj["metadata"].get("labels") or {}) and fields_ok(obj)
         ]
 
@@ -442,15 +493,17 @@ class World:
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if meta.get("name", name) != name:
-            raise ApiError(400, "BadRequest", "the name of the object does not match the name "
-                                              "on the URL")
+            raise ApiError(
+                400, "BadRequest", "the name of the object does not match the name on the URL"
+            )
         sent_rv = meta.get("resourceVersion")
         if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
             raise self._conflict(resource, name)
         return self._store_update(resource, current, obj)
 
-    def patch(self, plural: str, namespace: str | None, name: str, patch: Any,
-              content_type: str) -> Obj:
+    def patch(
+        self, plural: str, namespace: str | None, name: str, patch: Any, content_type: str
+    ) -> Obj:
         resource = self.resource(plural)
         current = self.peek(plural, namespace, name)
         if "json-patch" in content_type:
@@ -463,8 +516,11 @@ class World:
             updated = strategic_merge_patch(current, patch)
         else:
             updated = merge_patch(current, patch)
-        sent_rv = (patch.get("metadata") or {}).get("resourceVersion") if isinstance(
-            patch, dict) else None
+        sent_rv = (
+            (patch.get("metadata") or {}).get("resourceVersion")
+            if isinstance(patch, dict)
+            else None
+        )
         if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
             raise self._conflict(resource, name)
         return self._store_update(resource, current, updated)
@@ -485,7 +541,8 @@ class World:
     def _conflict(self, resource: Resource, name: str) -> ApiError:
         group = f".{resource.group}" if resource.group else ""
         return ApiError(
-            409, "Conflict",
+            409,
+            "Conflict",
             f'Operation cannot be fulfilled on {resource.plural}{group} "{name}": the object '
             "has been modified; please apply your changes to the latest version and try again",
             {"name": name, "group": resource.group, "kind": resource.plural},
@@ -523,30 +580,50 @@ class World:
                 return host
         return None
 
-    def running_pods_on(self, node_name: str) -> list[Obj]:
+    def running_pods_on(self, node_name: str) -> builtins.list[Obj]:
         return [
-            pod for pod in self.iter("pods")
+            pod
+            for pod in self.iter("pods")
             if (pod.get("spec") or {}).get("nodeName") == node_name
             and (pod.get("status") or {}).get("phase") == "Running"
         ]
 
-    def record_event(self, namespace: str, involved: Obj, reason: str, message: str,
-                     event_type: str = "Normal", component: str = "kubelet") -> Obj:
+    def record_event(
+        self,
+        namespace: str,
+        involved: Obj,
+        reason: str,
+        message: str,
+        event_type: str = "Normal",
+        component: str = "kubelet",
+    ) -> Obj:
         meta = involved.get("metadata", {})
         stamp = now_iso()
-        return self.create("events", namespace, {
-            "metadata": {"name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}",
-                         "namespace": namespace},
-            "involvedObject": {
-                "kind": involved.get("kind"), "name": meta.get("name"),
-                "namespace": meta.get("namespace"), "uid": meta.get("uid"),
-                "apiVersion": involved.get("apiVersion", "v1"),
+        return self.create(
+            "events",
+            namespace,
+            {
+                "metadata": {
+                    "name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}",
+                    "namespace": namespace,
+                },
+                "involvedObject": {
+                    "kind": involved.get("kind"),
+                    "name": meta.get("name"),
+                    "namespace": meta.get("namespace"),
+                    "uid": meta.get("uid"),
+                    "apiVersion": involved.get("apiVersion", "v1"),
+                },
+                "reason": reason,
+                "message": message,
+                "type": event_type,
+                "source": {"component": component, "host": meta.get("name")},
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+                "count": 1,
+                "reportingComponent": component,
             },
-            "reason": reason, "message": message, "type": event_type,
-            "source": {"component": component, "host": meta.get("name")},
-            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
-            "reportingComponent": component,
-        })
+        )
 
     def reboot(self, host_name: str) -> Obj:
         """A reboot as a real node shows it: new bootID, a `Rebooted` Event, services
@@ -565,12 +642,20 @@ class World:
             host.history.append("reboot")
         if node is not None:
             boot_id = str(next(self.boot_counter))
-            self.patch("nodes", None, host_name,
-                       {"status": {"nodeInfo": {"bootID": boot_id}}},
-                       "application/merge-patch+json")
-            self.record_event("default", node, "Rebooted",
-                              f"Node {host_name} has been rebooted, boot id: {boot_id}",
-                              event_type="Warning")
+            self.patch(
+                "nodes",
+                None,
+                host_name,
+                {"status": {"nodeInfo": {"bootID": boot_id}}},
+                "application/merge-patch+json",
+            )
+            self.record_event(
+                "default",
+                node,
+                "Rebooted",
+                f"Node {host_name} has been rebooted, boot id: {boot_id}",
+                event_type="Warning",
+            )
             result["bootID"] = boot_id
         return result
 

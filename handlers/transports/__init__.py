@@ -42,6 +42,16 @@ class Cluster(Protocol):
         field_selector: str | None = None,
     ) -> list[KubeObject]: ...
 
+    def create(self, kind: str, body: KubeObject, namespace: str | None = None) -> KubeObject: ...
+
+    def patch(
+        self, kind: str, name: str, body: KubeObject, namespace: str | None = None
+    ) -> KubeObject:
+        """A strategic merge patch (JSON merge patch for kinds without strategy)."""
+        ...
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> None: ...
+
 
 class PodExec(Protocol):
     """Runs a command in a pod's container and returns what it printed."""

@@ -157,6 +157,36 @@ class KubeCluster:
             result = self._call(what, getattr(api, f"list_{plural}"), **selectors)
         return list(result.get("items") or [])
 
+    def create(self, kind: str, body: KubeObject, namespace: str | None = None) -> KubeObject:
+        api, plural, namespaced = self._api(kind)
+        name = (body.get("metadata") or {}).get("name", "?")
+        what = f"creating {kind.lower()} {name}"
+        if namespaced:
+            method = getattr(api, f"create_namespaced_{plural}")
+            return dict(self._call(what, method, namespace, body))
+        return dict(self._call(what, getattr(api, f"create_{plural}"), body))
+
+    def patch(
+        self, kind: str, name: str, body: KubeObject, namespace: str | None = None
+    ) -> KubeObject:
+        api, plural, namespaced = self._api(kind)
+        what = f"patching {kind.lower()} {name}"
+        # The generated client would default to json-patch; a dict body is a strategic merge.
+        content = "application/strategic-merge-patch+json"
+        if namespaced:
+            method = getattr(api, f"patch_namespaced_{plural}")
+            return dict(self._call(what, method, name, namespace, body, _content_type=content))
+        method = getattr(api, f"patch_{plural}")
+        return dict(self._call(what, method, name, body, _content_type=content))
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
+        api, plural, namespaced = self._api(kind)
+        what = f"deleting {kind.lower()} {name}"
+        if namespaced:
+            self._call(what, getattr(api, f"delete_namespaced_{plural}"), name, namespace)
+        else:
+            self._call(what, getattr(api, f"delete_{plural}"), name)
+
 
 class KubePodExec:
     """`PodExec` over the exec WebSocket (v5/v4.channel.k8s.io), one ApiClient per call.

@@ -1,0 +1,110 @@
+"""The `/winpod` subcommands: parsing and validation of what a person typed, before any call."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from handlers import names
+from handlers.errors import BadInput
+
+Parsed = dict[str, str]
+
+
+class UsageError(Exception):
+    """What was wrong with the command and the form that would have worked."""
+
+    def __init__(self, problem: str, right_form: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.right_form = right_form
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    usage: str
+    description: str
+    example: str
+    parse: Callable[[list[str]], Parsed]
+
+
+def _no_args(args: list[str]) -> Parsed:
+    if args:
+        raise BadInput(f"unexpected {' '.join(args)!r}")
+    return {}
+
+
+def _one(label: str, check: Callable[[str], object]) -> Callable[[list[str]], Parsed]:
+    def parse(args: list[str]) -> Parsed:
+        if len(args) != 1:
+            raise BadInput(f"expected exactly one {label}")
+        check(args[0])
+        return {label: args[0]}
+
+    return parse
+
+
+def _check_id(value: str) -> None:
+    if not value or len(value) > 64 or not all(c.isalnum() or c == "-" for c in value):
+        raise BadInput(f"{value[:40]!r} is not a check id")
+
+
+class CommandTable:
+    """The subcommands that exist, in the order `help` lists them; later features add theirs."""
+
+    def __init__(self, subcommands: list[Subcommand]) -> None:
+        self._by_name = {s.name: s for s in subcommands}
+
+    def add(self, subcommand: Subcommand) -> None:
+        self._by_name[subcommand.name] = subcommand
+
+    def all(self) -> list[Subcommand]:
+        return list(self._by_name.values())
+
+    def parse(self, text: str) -> tuple[Subcommand, Parsed]:
+        try:
+            words = shlex.split(text or "")
+        except ValueError:
+            raise UsageError("unbalanced quotes", "/winpod help") from None
+        if not words:
+            return self._by_name["help"], {}
+        name, args = words[0].lower(), words[1:]
+        subcommand = self._by_name.get(name)
+        if subcommand is None:
+            known = ", ".join(self._by_name)
+            raise UsageError(f"unknown subcommand {name[:40]!r} (known: {known})", "/winpod help")
+        try:
+            return subcommand, subcommand.parse(args)
+        except BadInput as exc:
+            raise UsageError(str(exc), f"/winpod {subcommand.usage}") from None
+
+
+def default_commands() -> CommandTable:
+    return CommandTable(
+        [
+            Subcommand("help", "help", "what winpod can do", "/winpod help", _no_args),
+            Subcommand(
+                "diagnose",
+                "diagnose NAMESPACE/POD",
+                "diagnose a Windows pod and post the findings here",
+                "/winpod diagnose web/iis-0",
+                _one("pod", names.pod_ref),
+            ),
+            Subcommand(
+                "node",
+                "node NODE",
+                "diagnose a Windows node",
+                "/winpod node akswin000001",
+                _one("node", names.node_name),
+            ),
+            Subcommand(
+                "explain",
+                "explain CHECK_ID",
+                "the knowledge behind a check",
+                "/winpod explain dns-after-reboot",
+                _one("check", _check_id),
+            ),
+        ]
+    )

@@ -1,0 +1,210 @@
+"""`/winpod …`: acknowledge at once, then run slow work on the bounded pool."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import render_slack, render_text
+from bot.commands import Parsed, UsageError
+from bot.services import BotServices
+from handlers import engine
+from handlers.errors import BadInput, WinpodError
+from handlers.model import Diagnosis, Target
+from handlers.remediations import impact_texts
+
+log = logging.getLogger(__name__)
+Handler = Callable[[BotServices, Ack, WebClient, dict[str, Any], Parsed], str]
+
+
+def register(app: App, services: BotServices) -> None:
+    app.command("/winpod")(winpod_command(services))
+
+
+def winpod_command(services: BotServices) -> Callable[..., None]:
+    def handle(ack: Ack, command: dict[str, Any], client: WebClient) -> None:
+        started = time.monotonic()
+        outcome, name = "refused", "unknown"
+        try:
+            allowed = services.settings.slack.allowed_channels
+            if allowed and command.get("channel_id") not in allowed:
+                ack(
+                    text=":no_entry: winpod is not enabled in this channel; ask an admin to add "
+                    "it to slack.allowed_channels."
+                )
+                return
+            try:
+                subcommand, args = services.commands.parse(str(command.get("text") or ""))
+            except UsageError as exc:
+                outcome = "usage-error"
+                ack(text=render_slack.usage_error(exc.problem, exc.right_form))
+                return
+            name = subcommand.name
+            outcome = HANDLERS[name](services, ack, client, command, args)
+        finally:
+            services.metrics.ack_seconds.observe(time.monotonic() - started)
+            services.metrics.commands.labels(name, outcome).inc()
+
+    return handle
+
+
+def _help(
+    services: BotServices, ack: Ack, client: WebClient, command: dict[str, Any], args: Parsed
+) -> str:
+    rows = [(f"/winpod {s.usage}", s.description, s.example) for s in services.commands.all()]
+    text, blocks = render_slack.help_message(rows)
+    ack(text=text, blocks=blocks)
+    return "ok"
+
+
+def _explain(
+    services: BotServices, ack: Ack, client: WebClient, command: dict[str, Any], args: Parsed
+) -> str:
+    spec = services.checks.get(args["check"])
+    if spec is None:
+        known = ", ".join(s.id for s in services.checks.all())
+        ack(
+            text=render_slack.usage_error(
+                f"unknown check {args['check']!r} (known: {known})", "/winpod explain CHECK_ID"
+            )
+        )
+        return "usage-error"
+    ack(text=f"```{render_text.explain_text(spec)}```")
+    return "ok"
+
+
+def _diagnose(
+    services: BotServices, ack: Ack, client: WebClient, command: dict[str, Any], args: Parsed
+) -> str:
+    request_id = uuid.uuid4().hex[:12]
+    channel, user = str(command["channel_id"]), str(command["user_id"])
+    kind = "Pod" if "pod" in args else "Node"
+    reference = args.get("pod") or args["node"]
+    services.store.audit(
+        user,
+        "command",
+        {"text": f"{command.get('command')} {command.get('text')}", "channel": channel},
+        target=reference,
+    )
+
+    def job() -> None:
+        run_diagnosis(services, client, channel, user, kind, reference, request_id)
+
+    admission = services.pool.submit(job)
+    services.metrics.queue_depth.set(services.pool.in_flight)
+    log.info(
+        "command accepted",
+        extra={
+            "request_id": request_id,
+            "user": user,
+            "target": reference,
+            "queued": admission.queued_behind,
+        },
+    )
+    if not admission.accepted:
+        ack(text=":hourglass: winpod is busy with other diagnoses; try again in a minute.")
+        return "busy"
+    if admission.queued_behind:
+        ack(text=render_slack.queued_note(admission.queued_behind))
+        return "queued"
+    ack()
+    return "accepted"
+
+
+HANDLERS: dict[str, Handler] = {
+    "help": _help,
+    "explain": _explain,
+    "diagnose": _diagnose,
+    "node": _diagnose,
+}
+
+
+def run_diagnosis(
+    services: BotServices,
+    client: WebClient,
+    channel: str,
+    user: str,
+    kind: str,
+    reference: str,
+    request_id: str,
+) -> None:
+    """Post "Diagnosing …", run the checks, then edit that message into the findings."""
+    posted: dict[str, str] = {}
+
+    def on_target(target: Target) -> None:
+        text, blocks = render_slack.progress_message(target.ref, target.node)
+        response = client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+        posted["ts"] = str(response["ts"])
+
+    settings, transports = services.settings, services.transports
+    try:
+        if kind == "Pod":
+            diagnosis = engine.diagnose_pod(transports, settings, reference, on_target=on_target)
+        else:
+            diagnosis = engine.diagnose_node(transports, settings, reference, on_target=on_target)
+    except BadInput as exc:
+        _tell_user(client, channel, user, f":x: {exc}")
+        return
+    except WinpodError as exc:
+        text, blocks = render_slack.error_message(str(exc))
+        services.metrics.errors.labels("kubernetes", type(exc).__name__).inc()
+        if "ts" in posted:
+            client.chat_update(channel=channel, ts=posted["ts"], text=text, blocks=blocks)
+        else:
+            _tell_user(client, channel, user, text)
+        return
+    except SlackApiError as exc:
+        _log_slack_error("posting progress", exc, request_id)
+        return
+    services.metrics.observe_diagnosis(diagnosis)
+    offers = save_offers(services, diagnosis)
+    targets = {rid: target for rid, target in offers}
+    text, blocks = render_slack.diagnosis_message(diagnosis, offers, impact_texts(targets))
+    try:
+        client.chat_update(channel=channel, ts=posted["ts"], text=text, blocks=blocks)
+    except SlackApiError as exc:
+        _log_slack_error("posting the result", exc, request_id)
+        return
+    log.info(
+        "diagnosis posted",
+        extra={
+            "request_id": request_id,
+            "target": reference,
+            "errors": sum(f.severity == "error" for f in diagnosis.findings),
+        },
+    )
+
+
+def save_offers(services: BotServices, diagnosis: Diagnosis) -> dict[tuple[str, str], str]:
+    """Store what each remediation button means; the button carries only the short id."""
+    offers: dict[tuple[str, str], str] = {}
+    for finding in diagnosis.findings:
+        for ref in finding.remediations:
+            if (ref.id, ref.target) not in offers:
+                offers[(ref.id, ref.target)] = services.store.save_offer(
+                    ref.id,
+                    ref.target,
+                    {"diagnosed": diagnosis.target.ref},
+                    finding.check,
+                    ref.risk,
+                )
+    return offers
+
+
+def _tell_user(client: WebClient, channel: str, user: str, text: str) -> None:
+    try:
+        client.chat_postEphemeral(channel=channel, user=user, text=text)
+    except SlackApiError as exc:
+        _log_slack_error("telling the user", exc, None)
+
+
+def _log_slack_error(what: str, exc: SlackApiError, request_id: str | None) -> None:
+    error = exc.response.get("error") if exc.response is not None else "unknown"
+    log.error("Slack call failed while %s: %s", what, error, extra={"request_id": request_id})

@@ -1,0 +1,410 @@
+"""Diagnoses and bot replies as Slack Block Kit, cut to fit Slack's limits instead of failing."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from handlers.model import SEVERITY_ORDER, Diagnosis, Finding, RemediationRef
+
+Block = dict[str, Any]
+
+# Slack's documented limits (https://docs.slack.dev/reference/block-kit/blocks).
+MAX_BLOCKS = 50
+MAX_TEXT = 3000  # a section's text, and any one text object
+MAX_HEADER = 150
+MAX_BUTTON_LABEL = 75
+MAX_BUTTON_VALUE = 2000
+MAX_ACTIONS_ELEMENTS = 25
+MAX_CONFIRM_TITLE = 100
+MAX_CONFIRM_TEXT = 300
+# Slack also refuses a message whose blocks hold more than about 12,000 characters of text in
+# all (`msg_blocks_too_long`, undocumented: slackapi/bolt-js#2509), so stay well below that.
+MESSAGE_TEXT_BUDGET = 9000
+DOCS_BUDGET = 600
+OK_LIST_BUDGET = 1000
+
+_MARKERS = {"error": ":red_circle:", "warning": ":warning:", "info": ":information_source:"}
+_OK_MARKER = ":white_check_mark:"
+_UNKNOWN_MARKER = ":grey_question:"
+_BUTTON_STYLES = {"high": "danger", "low": "primary"}
+_ENTITIES = ("&amp;", "&lt;", "&gt;")
+
+
+@dataclass(frozen=True)
+class Detail:
+    """How much of one finding a message shows, in characters."""
+
+    section: int
+    evidence: int
+    evidence_line: int
+
+
+# Evidence is the bulk of a finding; one finding's evidence must not crowd out the others.
+FULL = Detail(section=MAX_TEXT, evidence=1500, evidence_line=500)
+# When the findings do not all fit in full, showing more of them briefly beats a few in full.
+BRIEF = Detail(section=600, evidence=500, evidence_line=200)
+
+
+@dataclass(frozen=True)
+class _Offer:
+    """One remediation as this message offers it; `offer_id` None means no button here."""
+
+    ref: RemediationRef
+    offer_id: str | None
+    action_id: str
+
+
+def escape(text: str) -> str:
+    """Make text safe for mrkdwn: Slack reads &, < and > as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text`, or its start and "…" in at most `limit` characters (for labels and headers)."""
+    if len(text) <= limit:
+        return text
+    return text[: _before_partial_entity(text, limit - 1)] + "…"
+
+
+def cut(text: str, limit: int) -> str:
+    """`text`, or its start and a note saying how much was cut, in at most `limit` characters."""
+    if len(text) <= limit:
+        return text
+    # The note's number is at most len(text), so its width bounds the note's length.
+    keep = limit - len(_cut_note(len(text)))
+    if keep <= 0:
+        return shorten(text, limit)
+    keep = _before_partial_entity(text, keep)
+    return text[:keep] + _cut_note(len(text) - keep)
+
+
+def _cut_note(missing: int) -> str:
+    return f"… (cut: {missing} more characters)"
+
+
+def _before_partial_entity(text: str, keep: int) -> int:
+    """Move a cut that would split an escape such as `&amp;` to just before it."""
+    start = text.rfind("&", max(0, keep - 4), keep)
+    if start != -1 and text.startswith(_ENTITIES, start) and text.find(";", start) >= keep:
+        return start
+    return keep
+
+
+def _mrkdwn(text: str) -> MarkdownTextObject:
+    return MarkdownTextObject(text=cut(text, MAX_TEXT))
+
+
+def _section(text: str) -> Block:
+    return SectionBlock(text=_mrkdwn(text)).to_dict()
+
+
+def _context(*texts: str) -> Block:
+    return ContextBlock(elements=[_mrkdwn(text) for text in texts]).to_dict()
+
+
+def _text_size(value: Any) -> int:
+    """Characters of text in blocks, as Slack counts them against its per-message limit."""
+    if isinstance(value, list):
+        return sum(_text_size(item) for item in value)
+    if isinstance(value, dict):
+        return sum(
+            len(item) if key == "text" and isinstance(item, str) else _text_size(item)
+            for key, item in value.items()
+        )
+    return 0
+
+
+def _plural(count: int, noun: str, plural: str | None = None) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"
+
+
+def diagnosis_message(
+    diagnosis: Diagnosis,
+    offer_ids: dict[tuple[str, str], str],
+    impacts: dict[str, str],
+) -> tuple[str, list[Block]]:
+    """The fallback text and blocks of one diagnosis: most severe findings first, one button per
+    offered remediation (`offer_ids` maps (remediation id, target) to the caller's offer id)."""
+    findings = sorted(diagnosis.findings, key=lambda f: SEVERITY_ORDER.get(f.severity, 2))
+    problems = [f for f in findings if f.severity != "ok"]
+    fine = [f for f in findings if f.severity == "ok"]
+    head = [_header(diagnosis), _context(_intro(diagnosis)), DividerBlock().to_dict()]
+    if fine:
+        tail = [_ok_block(fine)]
+    elif not problems:
+        tail = [_context("No check reported anything.")]
+    else:
+        tail = []
+    plans = _plan_offers(problems, offer_ids)
+    blocks = MAX_BLOCKS - len(head) - len(tail)
+    text = MESSAGE_TEXT_BUDGET - _text_size(head) - _text_size(tail)
+    for detail in (FULL, BRIEF):
+        rendered = [
+            _finding_blocks(finding, offers, impacts, detail)
+            for finding, offers in zip(problems, plans, strict=True)
+        ]
+        if _fits(rendered, blocks=blocks, text=text):
+            return _fallback(diagnosis), head + [b for r in rendered for b in r] + tail
+    shown, note = _fit(
+        rendered, blocks=blocks, text=text, noun="finding", command=_full_command(diagnosis)
+    )
+    return _fallback(diagnosis), head + shown + tail + [note]
+
+
+def _fallback(diagnosis: Diagnosis) -> str:
+    errors = sum(1 for f in diagnosis.findings if f.severity == "error")
+    warnings = sum(1 for f in diagnosis.findings if f.severity == "warning")
+    summary = f"{diagnosis.target.ref}: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+    return cut(escape(summary), MAX_TEXT)
+
+
+def _header(diagnosis: Diagnosis) -> Block:
+    target, node = diagnosis.target, diagnosis.node
+    suffix = ""
+    if target.kind == "Pod":
+        suffix = f" on {target.node}" if target.node else " (not scheduled)"
+    if node is not None and node.build:
+        suffix += f" · build {node.build}"
+    prefix = f"{target.kind} "
+    # A long name gives way first, so the node and build stay readable.
+    room = MAX_HEADER - len(prefix) - len(suffix)
+    ref = shorten(target.ref, room) if room >= 20 else target.ref
+    text = shorten(prefix + ref + suffix, MAX_HEADER)
+    return HeaderBlock(text=PlainTextObject(text=text)).to_dict()
+
+
+def _intro(diagnosis: Diagnosis) -> str:
+    target, node = diagnosis.target, diagnosis.node
+    parts: list[str] = []
+    state = " / ".join(escape(p) for p in (target.phase, target.reason) if p)
+    if state:
+        parts.append(f"*{state}*")
+    if node is not None:
+        image = escape(node.os_image or "unknown OS")
+        parts.append(f"{image} ({escape(node.kernel_version)})" if node.kernel_version else image)
+        parts.append(f"boot ID `{escape(node.boot_id or '?')}`")
+    parts.append(f"diagnosed in {diagnosis.duration_ms} ms")
+    return " · ".join(parts)
+
+
+def _ok_block(fine: Sequence[Finding]) -> Block:
+    titles = " · ".join(escape(f.title) for f in fine)
+    return _context(cut(f"{_OK_MARKER} {titles}", OK_LIST_BUDGET))
+
+
+def _plan_offers(
+    findings: Sequence[Finding], offer_ids: dict[tuple[str, str], str]
+) -> list[list[_Offer]]:
+    """Each (id, target) once, on the first finding offering it; action ids unique per message."""
+    seen: set[tuple[str, str]] = set()
+    uses: Counter[str] = Counter()
+    plans: list[list[_Offer]] = []
+    for finding in findings:
+        offers: list[_Offer] = []
+        for ref in finding.remediations:
+            key = (ref.id, ref.target)
+            if key in seen:
+                continue
+            seen.add(key)
+            uses[ref.id] += 1
+            action_id = f"remediate:{ref.id}" + (f":{uses[ref.id]}" if uses[ref.id] > 1 else "")
+            offer_id = offer_ids.get(key)
+            buttons = sum(1 for o in offers if o.offer_id is not None)
+            if offer_id is not None and (
+                len(offer_id) > MAX_BUTTON_VALUE or buttons >= MAX_ACTIONS_ELEMENTS
+            ):
+                offer_id = None
+            offers.append(_Offer(ref, offer_id, action_id))
+        plans.append(offers)
+    return plans
+
+
+def _finding_blocks(
+    finding: Finding, offers: Sequence[_Offer], impacts: dict[str, str], detail: Detail
+) -> list[Block]:
+    marker = _MARKERS.get(finding.severity, _UNKNOWN_MARKER)
+    text = f"{marker} *{escape(finding.title)}*  `{escape(finding.check)}`"
+    if finding.summary:
+        text += "\n" + escape(finding.summary)
+    blocks = [_section(cut(text, detail.section))]
+    details = [
+        _evidence_text(finding.evidence, detail),
+        _docs_text(finding.docs),
+        " · ".join(
+            f"`{escape(o.ref.id)}` on {escape(o.ref.target)} (not offerable here)"
+            for o in offers
+            if o.offer_id is None
+        ),
+    ]
+    if any(details):
+        blocks.append(_context(*(d for d in details if d)))
+    buttons = [
+        _button(o.ref, o.action_id, o.offer_id, impacts) for o in offers if o.offer_id is not None
+    ]
+    if buttons:
+        blocks.append(ActionsBlock(elements=buttons).to_dict())
+    return blocks
+
+
+def _evidence_text(evidence: Sequence[str], detail: Detail) -> str:
+    """Evidence as bullets within the detail's budget; what does not fit is cut and counted."""
+    room = detail.evidence - 60  # keeps room for the "… N more evidence lines" line
+    lines: list[str] = []
+    for line in evidence:
+        bullet = cut("• " + escape(line), detail.evidence_line)
+        if len(bullet) > room:
+            if room >= 80:
+                lines.append(cut(bullet, room))
+            break
+        lines.append(bullet)
+        room -= len(bullet) + 1
+    hidden = len(evidence) - len(lines)
+    if hidden:
+        lines.append(f"… {_plural(hidden, 'more evidence line')} not shown")
+    return "\n".join(lines)
+
+
+def _docs_text(docs: Sequence[str]) -> str:
+    links: list[str] = []
+    used = 0
+    for number, url in enumerate(docs, start=1):
+        label = "docs" if len(docs) == 1 else f"docs {number}"
+        if url.startswith(("https://", "http://")):
+            link = f"<{escape(url).replace('|', '%7C')}|{label}>"
+        else:
+            link = escape(url)
+        if used + len(link) > DOCS_BUDGET:
+            links.append(f"… {_plural(len(docs) - number + 1, 'more link')}")
+            break
+        links.append(link)
+        used += len(link) + 3
+    return " · ".join(links)
+
+
+def _button(
+    ref: RemediationRef, action_id: str, offer_id: str, impacts: dict[str, str]
+) -> ButtonElement:
+    # Anything not known to be low risk asks for confirmation: the safe side.
+    confirm = _confirm(ref, impacts) if ref.risk != "low" else None
+    return ButtonElement(
+        text=PlainTextObject(text=shorten(f"Run {ref.id} on {ref.target}", MAX_BUTTON_LABEL)),
+        action_id=action_id,
+        value=offer_id,
+        style=_BUTTON_STYLES.get(ref.risk),
+        confirm=confirm,
+    )
+
+
+def _confirm(ref: RemediationRef, impacts: dict[str, str]) -> ConfirmObject:
+    impact = impacts.get(ref.id) or (
+        f"{ref.id} on {ref.target} is a {ref.risk}-risk change. This opens an approval request; "
+        "nothing runs until it is approved."
+    )
+    return ConfirmObject(
+        title=PlainTextObject(text=shorten(f"Run {ref.id}?", MAX_CONFIRM_TITLE)),
+        text=PlainTextObject(text=cut(impact, MAX_CONFIRM_TEXT)),
+        confirm=PlainTextObject(text="Request approval"),
+        deny=PlainTextObject(text="Cancel"),
+        style="danger" if ref.risk == "high" else None,
+    )
+
+
+def _full_command(diagnosis: Diagnosis) -> str:
+    target = diagnosis.target
+    verb = "diagnose" if target.kind == "Pod" else "node"
+    return f"winpod {verb} {target.ref}"
+
+
+def _fits(rendered: Sequence[list[Block]], *, blocks: int, text: int) -> bool:
+    return sum(len(r) for r in rendered) <= blocks and _text_size(rendered) <= text
+
+
+def _fit(
+    rendered: Sequence[list[Block]], *, blocks: int, text: int, noun: str, command: str
+) -> tuple[list[Block], Block]:
+    """The items' blocks that fit, in order, and the note counting the items that do not."""
+    blocks -= 1
+    # The note's number is at most len(rendered), so this bounds the note's size.
+    text -= _text_size(_more_note(len(rendered), noun, command))
+    shown: list[Block] = []
+    count = 0
+    for finding_blocks in rendered:
+        size = _text_size(finding_blocks)
+        if len(finding_blocks) > blocks or size > text:
+            break
+        shown.extend(finding_blocks)
+        blocks -= len(finding_blocks)
+        text -= size
+        count += 1
+    return shown, _more_note(len(rendered) - count, noun, command)
+
+
+def _more_note(hidden: int, noun: str, command: str) -> Block:
+    text = f"… {_plural(hidden, 'more ' + noun)} not shown"
+    return _context(text + f"; run `{escape(command)}` for all" if command else text)
+
+
+def progress_message(target_ref: str, node: str | None) -> tuple[str, list[Block]]:
+    """The first post of a diagnosis, edited into the result when it is done."""
+    where = f" on {node}" if node else ""
+    text = cut(escape(f"Diagnosing {target_ref}{where}…"), MAX_TEXT)
+    return text, [_section(f":hourglass_flowing_sand: {text}")]
+
+
+def error_message(text: str) -> tuple[str, list[Block]]:
+    """A diagnosis that could not be done, with the reason."""
+    escaped = cut(escape(text), MAX_TEXT)
+    return escaped, [_section(f":x: {escaped}")]
+
+
+def help_message(commands: Sequence[tuple[str, str, str]]) -> tuple[str, list[Block]]:
+    """Every command as (usage, description, example), one section each."""
+    header = HeaderBlock(text=PlainTextObject(text="winpod commands")).to_dict()
+    sections: list[list[Block]] = []
+    for usage, description, example in commands:
+        text = f"`{escape(usage)}`\n{escape(description)}"
+        if example:
+            text += f"\n_e.g._ `{escape(example)}`"
+        sections.append([_section(text)])
+    blocks, text_room = MAX_BLOCKS - 1, MESSAGE_TEXT_BUDGET - _text_size(header)
+    if _fits(sections, blocks=blocks, text=text_room):
+        body = [section for [section] in sections]
+    else:
+        shown, note = _fit(sections, blocks=blocks, text=text_room, noun="command", command="")
+        body = [*shown, note]
+    fallback = "winpod commands: " + ", ".join(usage for usage, _, _ in commands)
+    return cut(escape(fallback), MAX_TEXT), [header, *body]
+
+
+def usage_error(problem: str, right_form: str) -> str:
+    """The ephemeral reply to a malformed command: what is wrong and the form that works."""
+    text = (
+        f":warning: {escape(problem)}\nUse `{escape(right_form)}` "
+        "(`/winpod help` lists every command)."
+    )
+    return cut(text, MAX_TEXT)
+
+
+def queued_note(position: int) -> str:
+    """Where a diagnosis waits while others run; `position` 1 is next in line."""
+    if position <= 1:
+        return ":hourglass: Queued: next in line, starts as soon as a running diagnosis finishes."
+    return (
+        f":hourglass: Queued: {_plural(position - 1, 'diagnosis', 'diagnoses')} ahead of this one; "
+        "it starts as soon as a slot frees up."
+    )

@@ -1,0 +1,137 @@
+"""`winpod serve`: the Slack app over HTTP (waitress) or Socket Mode, plus health and metrics."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.errors import SlackApiError
+from waitress.server import create_server
+
+from bot.commands import default_commands
+from bot.health import HealthApp
+from bot.metrics import Metrics
+from bot.services import BotServices
+from bot.slack_app import create_app
+from bot.store import Store
+from bot.wiring import build_transports
+from bot.work import WorkPool
+from config.settings import Settings
+from handlers.checks import default_registry
+from handlers.errors import WinpodError
+
+log = logging.getLogger(__name__)
+WORKERS = 16  # diagnoses at once; each spends most of its time waiting on the network
+QUEUE_LIMIT = 200
+
+
+def build_services(settings: Settings) -> BotServices:
+    store = Store(settings.store.url)
+    store.migrate()
+    return BotServices(
+        settings=settings,
+        transports=build_transports(settings),
+        store=store,
+        pool=WorkPool(WORKERS, QUEUE_LIMIT),
+        metrics=Metrics(),
+        commands=default_commands(),
+        checks=default_registry(),
+    )
+
+
+class Server:
+    """Owns the listening servers; `stop()` closes them and lets running jobs finish."""
+
+    def __init__(self, settings: Settings, host: str, port: int, metrics_port: int) -> None:
+        self.settings = settings
+        self.services = build_services(settings)
+        self.app = create_app(self.services)
+        self.health = HealthApp(
+            self.services.metrics,
+            {
+                "kubernetes": self._cluster_problem,
+                "slack": self._slack_problem,
+            },
+        )
+        self._servers: list[Any] = []
+        self._socket_mode: SocketModeHandler | None = None
+        self._threads: list[threading.Thread] = []
+        self._metrics_server = self._listen(self.health, host, metrics_port, threads=2)
+        app_token = settings.slack.app_token
+        if app_token is not None:
+            self._socket_mode = SocketModeHandler(self.app, app_token.get_secret_value())
+            self.slack_port = None
+        else:
+            slack = self._listen(SlackRequestHandler(self.app), host, port, threads=16)
+            self.slack_port = int(slack.effective_port)
+        self.metrics_port = int(self._metrics_server.effective_port)
+
+    def _listen(self, wsgi_app: Any, host: str, port: int, threads: int) -> Any:
+        server = create_server(
+            wsgi_app,
+            host=host,
+            port=port,
+            threads=threads,
+            map={},
+            clear_untrusted_proxy_headers=True,
+            ident="winpod",
+        )
+        self._servers.append(server)
+        return server
+
+    def _cluster_problem(self) -> str | None:
+        try:
+            self.services.transports.cluster.list("Namespace", label_selector="winpod.io/ping")
+        except WinpodError as exc:
+            return str(exc)
+        return None
+
+    def _slack_problem(self) -> str | None:
+        try:
+            self.app.client.auth_test()
+        except SlackApiError as exc:
+            return f"Slack refused auth.test: {exc.response.get('error')}"
+        except OSError as exc:
+            return f"Slack unreachable: {type(exc).__name__}"
+        return None
+
+    def start(self) -> None:
+        for server in self._servers:
+            thread = threading.Thread(target=server.run, name="http", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if self._socket_mode is not None:
+            self._socket_mode.connect()  # type: ignore[no-untyped-call]
+        mode = "Socket Mode" if self._socket_mode else f"HTTP on port {self.slack_port}"
+        log.info(
+            "winpod serving Slack (%s); health and metrics on port %s", mode, self.metrics_port
+        )
+
+    def stop(self) -> None:
+        if self._socket_mode is not None:
+            self._socket_mode.close()  # type: ignore[no-untyped-call]
+        for server in self._servers:
+            server.close()
+        self.services.pool.shutdown(wait=True)
+        self.services.store.close()
+
+
+def serve(settings: Settings, host: str, port: int, metrics_port: int) -> int:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    server = Server(settings, host, port, metrics_port)
+    server.start()
+    print(
+        f"winpod ready: slack={'socket-mode' if server.slack_port is None else server.slack_port}"
+        f" metrics={server.metrics_port}",
+        flush=True,
+    )
+    stop.wait()
+    log.info("stopping: letting running diagnoses finish")
+    server.stop()
+    return 0

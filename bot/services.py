@@ -1,0 +1,24 @@
+"""Everything the Slack listeners and jobs need, built once at start-up and passed explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.commands import CommandTable
+from bot.metrics import Metrics
+from bot.store import Store
+from bot.work import WorkPool
+from config.settings import Settings
+from handlers.context import Transports
+from handlers.registry import Registry
+
+
+@dataclass
+class BotServices:
+    settings: Settings
+    transports: Transports
+    store: Store
+    pool: WorkPool
+    metrics: Metrics
+    commands: CommandTable
+    checks: Registry

@@ -1,0 +1,51 @@
+"""The Bolt app factory: no module-level app or clients; listeners registered by kind."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from bot.listeners import actions, commands
+from bot.services import BotServices
+from config.settings import ConfigError, Settings
+
+
+def web_client(settings: Settings) -> WebClient:
+    """A Web API client on `slack.api_url` that retries 429s (honouring Retry-After) and 5xx."""
+    token = settings.slack.bot_token
+    if token is None:
+        raise ConfigError("slack.bot_token is not set (WINPOD_SLACK__BOT_TOKEN)")
+    return WebClient(
+        token=token.get_secret_value(),
+        base_url=settings.slack.api_url,
+        timeout=15,
+        retry_handlers=[
+            RateLimitErrorRetryHandler(max_retry_count=5),
+            ServerErrorRetryHandler(max_retry_count=2),
+            ConnectionErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def create_app(services: BotServices) -> App:
+    settings = services.settings
+    secret = settings.slack.signing_secret
+    if secret is None:
+        raise ConfigError("slack.signing_secret is not set (WINPOD_SLACK__SIGNING_SECRET)")
+    app = App(
+        client=web_client(settings),
+        signing_secret=secret.get_secret_value(),
+        token_verification_enabled=False,  # no auth.test at start-up: /readyz reports Slack
+        request_verification_enabled=True,
+        logger=logging.getLogger("winpod.slack"),
+    )
+    commands.register(app, services)
+    actions.register(app, services)
+    return app

@@ -1,0 +1,54 @@
+"""`fix-sandbox-image`: show the configured sandbox image and the right one for the build."""
+
+from __future__ import annotations
+
+from handlers import windows
+from handlers.context import Context
+from handlers.errors import WinpodError
+from handlers.remediations import Outcome, Plan, remediation
+
+
+def _run(context: Context, plan: Plan) -> Outcome:
+    return Outcome(True, "instructions only: nothing was changed on the node", plan.preview)
+
+
+@remediation(
+    "fix-sandbox-image",
+    target_kind="node",
+    does=lambda t: f"show the sandbox image configured on {t} and the right one for its build",
+    impact=lambda t: f"nothing changes on {t}: it shows what to change in containerd",
+    checks=("pause-image",),
+    run=_run,
+)
+def plan(context: Context, target: str) -> Plan:
+    build = context.build
+    if build is None:
+        raise WinpodError(f"{target} does not report a Windows build")
+    try:
+        configured = str(context.node_status().get("sandboxImage") or "(not set)")
+    except WinpodError as exc:
+        configured = f"(could not be read: {exc})"
+    right = windows.recommended_pause_image(build)
+    preview = "\n".join(
+        [
+            f"Node {target} ({windows.describe_build(build)})",
+            f"configured sandbox image: {configured}",
+            f"use instead:              {right}",
+            "",
+            "containerd 1.x (C:\\Program Files\\containerd\\config.toml):",
+            '  [plugins."io.containerd.grpc.v1.cri"]',
+            f'    sandbox_image = "{right}"',
+            "containerd 2.x:",
+            "  [plugins.'io.containerd.cri.v1.images'.pinned_images]",
+            f'    sandbox = "{right}"',
+            "then on the node: Restart-Service containerd",
+        ]
+    )
+    return Plan(
+        "fix-sandbox-image",
+        target,
+        "instructions",
+        f"show how to set the sandbox image on {target}",
+        preview,
+        {"configured": configured, "recommended": right},
+    )

@@ -1,0 +1,36 @@
+"""`kube-proxy-restart`: restart the kubeproxy service on a Windows node."""
+
+from __future__ import annotations
+
+from handlers.context import Context
+from handlers.remediations import Outcome, Plan, remediation
+from handlers.remediations._node_script import plan_script, run_script
+
+
+def _run(context: Context, plan: Plan) -> Outcome:
+    outcome, data = run_script(context, plan)
+    return Outcome(
+        outcome.ok,
+        f"{outcome.summary}: kubeproxy {data.get('before')} → {data.get('after')}",
+        outcome.output,
+    )
+
+
+@remediation(
+    "kube-proxy-restart",
+    target_kind="node",
+    does=lambda t: f"over WinRM on {t}: restart the kubeproxy service, then verify",
+    impact=lambda t: (
+        f"Services are unreachable from pods on {t} for a few seconds while kube-proxy restarts"
+    ),
+    checks=("dns-after-reboot", "node-services"),
+    run=_run,
+)
+def plan(context: Context, target: str) -> Plan:
+    return plan_script(
+        context,
+        "kube-proxy-restart",
+        target,
+        "kube-proxy-restart",
+        f"run kube-proxy-restart.ps1 on {target} over WinRM",
+    )

@@ -1,0 +1,80 @@
+"""`mac-spoofing-on`: enable MAC address spoofing for a node VM, on its Hyper-V host."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.context import Context
+from handlers.errors import BadInput
+from handlers.remediations import Outcome, Plan, Verification, remediation
+from handlers.remediations._node_script import plan_script, run_script
+
+
+def _spoofing_on(data: dict[str, Any]) -> bool:
+    adapters = data.get("adapters")
+    return (
+        isinstance(adapters, list)
+        and bool(adapters)
+        and all(isinstance(a, dict) and a.get("macAddressSpoofing") == "On" for a in adapters)
+    )
+
+
+def _run(context: Context, plan: Plan) -> Outcome:
+    outcome, data = run_script(context, plan)
+    ok = outcome.ok and _spoofing_on(data)
+    return Outcome(
+        ok,
+        f"MAC address spoofing on VM {data.get('vm')}: "
+        + ("On" if _spoofing_on(data) else "not On"),
+        outcome.output,
+    )
+
+
+def _verify(context: Context, plan: Plan) -> Verification:
+    read = plan_script(
+        context,
+        plan.remediation,
+        plan.target,
+        "mac-spoofing",
+        "",
+        str(plan.data["address"]),
+        VMName=plan.target,
+        Enable="false",
+    )
+    _, data = run_script(context, read)
+    on = _spoofing_on(data)
+    return Verification(
+        on, f"MacAddressSpoofing {'On' if on else 'still Off'} for VM {plan.target}"
+    )
+
+
+@remediation(
+    "mac-spoofing-on",
+    target_kind="node",
+    does=lambda t: (
+        f"over WinRM on the Hyper-V host of {t}: enable MAC address spoofing on the "
+        "VM's adapters, then verify"
+    ),
+    impact=lambda t: f"changes the Hyper-V host's settings for VM {t} (hypervisor rights)",
+    checks=("apiserver-unreachable",),
+    run=_run,
+    verify=_verify,
+)
+def plan(context: Context, target: str) -> Plan:
+    try:
+        host, address = context.hyperv_host_address()
+    except BadInput as exc:
+        raise BadInput(
+            f"cannot enable MAC spoofing for {target}: {exc}; set the annotation to the Hyper-V "
+            "host's name (and hyperv.host_addresses if that name does not resolve)"
+        ) from None
+    return plan_script(
+        context,
+        "mac-spoofing-on",
+        target,
+        "mac-spoofing",
+        f"run mac-spoofing.ps1 -Enable on Hyper-V host {host} for VM {target}",
+        address,
+        VMName=target,
+        Enable="true",
+    )

@@ -1,0 +1,69 @@
+"""`pod-dns-override`: point one pod's DNS at the kube-dns pod IPs (the seed's workaround)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from handlers import probes
+from handlers.context import Context
+from handlers.errors import BadInput, WinpodError
+from handlers.remediations import Outcome, Plan, remediation
+
+
+def _run(context: Context, plan: Plan) -> Outcome:
+    pod_exec = context.transports.pod_exec
+    if pod_exec is None:
+        raise WinpodError("pod exec is not available in this configuration")
+    namespace, pod = plan.target.split("/", 1)
+    argv = ["powershell", "-NoProfile", "-NonInteractive", "-Command", plan.preview]
+    timeout = context.settings.sweep.probe_timeout.total_seconds()
+    result = pod_exec.run(namespace, pod, None, argv, timeout)
+    output = (result.stdout + result.stderr).strip()
+    if not result.ok:
+        return Outcome(
+            False, f"the override failed in {plan.target} (exit {result.exit_code})", output
+        )
+    servers = ", ".join(plan.data["servers"])
+    return Outcome(True, f"{plan.target} now resolves through {servers}", output)
+
+
+@remediation(
+    "pod-dns-override",
+    target_kind="pod",
+    does=lambda t: (
+        f"exec in {t}: point its DNS servers at the kube-dns pod IPs and set the cluster suffix"
+    ),
+    impact=lambda t: f"only {t} changes; the override is lost when the pod restarts",
+    checks=("dns-after-reboot",),
+    run=_run,
+)
+def plan(context: Context, target: str) -> Plan:
+    assert context.pod is not None
+    if (context.pod.get("status") or {}).get("phase") != "Running":
+        raise BadInput(f"{target} is not running: there is no container to change")
+    if not probes.has_powershell(context):
+        raise BadInput(
+            f"{target} runs Nano Server, which has no PowerShell to set DNS with; "
+            "use hns-reset or dns-keeper instead"
+        )
+    servers = context.kube_dns_pod_ips()
+    if not servers:
+        raise WinpodError("no running kube-dns pods found in kube-system")
+    for server in servers:
+        ipaddress.ip_address(server)  # only addresses reach the command line
+    namespace = str(context.pod["metadata"]["namespace"])
+    suffix = f"{namespace}.svc.cluster.local"
+    quoted = ",".join(f"'{s}'" for s in servers)
+    command = (
+        "$adapter = Get-NetAdapter; "
+        f"Set-DnsClientServerAddress -InterfaceIndex $adapter.ifIndex -ServerAddresses ({quoted}); "
+        f"Set-DnsClient -InterfaceIndex $adapter.ifIndex -ConnectionSpecificSuffix '{suffix}'"
+    )
+    return Plan(
+        "pod-dns-override",
+        target,
+        "pod-exec",
+        f"exec in {target}: DNS servers {', '.join(servers)}, suffix {suffix}",
+        command,
+        {"servers": servers, "suffix": suffix},
+    )

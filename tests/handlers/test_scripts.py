@@ -1,0 +1,77 @@
+"""winpod's node scripts (handlers/scripts/*.ps1) are valid PowerShell that fits a WinRM command."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import tree_sitter_powershell
+from tree_sitter import Language, Node, Parser
+
+SCRIPTS = sorted((Path(__file__).resolve().parents[2] / "handlers" / "scripts").glob("*.ps1"))
+# cmd.exe's limit on one command line, which `powershell -encodedcommand …` must fit in.
+COMMAND_LINE_LIMIT = 8191
+PLACEHOLDER = re.compile(r"'\{\{(\w+)\}\}'")
+PARAM_BLOCK = re.compile(r"^param\((.*?)^\)|^param\(\)", re.I | re.M | re.S)
+DECLARED = re.compile(r"\[\w+\]\s*\$(\w+)\s*=\s*'\{\{(\w+)\}\}'")
+
+
+def broken_nodes(node: Node) -> Iterator[Node]:
+    if node.type == "ERROR" or node.is_missing:
+        yield node
+    for child in node.children:
+        yield from broken_nodes(child)
+
+
+def test_the_four_node_scripts_exist() -> None:
+    assert {p.stem for p in SCRIPTS} >= {
+        "node-status",
+        "hns-reset",
+        "kube-proxy-restart",
+        "mac-spoofing",
+    }
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_script_parses_as_powershell(script: Path) -> None:
+    parser = Parser(Language(tree_sitter_powershell.language()))
+    tree = parser.parse(script.read_bytes())
+
+    problems = [
+        f"line {n.start_point[0] + 1}: {'missing ' + n.type if n.is_missing else 'syntax error'}"
+        for n in broken_nodes(tree.root_node)
+    ]
+    assert problems == []
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_script_names_itself_on_its_first_line(script: Path) -> None:
+    first_line = script.read_text(encoding="utf-8").splitlines()[0]
+
+    assert first_line == f"# winpod-script: {script.stem}"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_every_placeholder_is_a_param_default_of_the_same_name(script: Path) -> None:
+    text = script.read_text(encoding="utf-8")
+    block = PARAM_BLOCK.search(text)
+    assert block is not None, "the script has no param() block"
+
+    declared = {variable: placeholder for variable, placeholder in DECLARED.findall(text)}
+    placeholders = set(PLACEHOLDER.findall(text))
+    assert all(name == placeholder for name, placeholder in declared.items())
+    assert placeholders == set(declared)
+    assert all(f"'{{{{{name}}}}}'" in block.group(0) for name in placeholders)
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_encoded_command_fits_on_one_command_line(script: Path) -> None:
+    text = script.read_text(encoding="utf-8")
+    # Filled with values as long as the bot accepts (253 characters), not just as written.
+    filled = PLACEHOLDER.sub("'" + "x" * 253 + "'", text)
+    encoded = base64.b64encode(filled.encode("utf-16-le")).decode()
+
+    assert len("powershell -encodedcommand " + encoded) < COMMAND_LINE_LIMIT
