@@ -408,5 +408,24 @@ class ApprovalFlow:
             log.error("Slack call failed: %s", exc.response.get("error"))
 
 
+def fail_orphaned_actions(services: BotServices) -> list[PendingAction]:
+    """At start-up: an action still `running` whose lock is gone was cut off by a crash or
+    restart. It ends as failed with a message; it is never re-run by itself."""
+    store = services.store
+    orphaned = []
+    for action in store.list_actions("running", limit=500):
+        if store.lock_holder(_lock_name(action.target)) == action.id:
+            continue  # its runner (perhaps another replica) still holds the lock: leave it
+        result = {
+            "summary": "outcome unknown: winpod stopped while it ran; check the target "
+            "and diagnose again",
+            "ok": False,
+        }
+        if store.transition(action.id, "running", "failed", result):
+            store.audit("winpod", "result", result, action_id=action.id, target=action.target)
+            orphaned.append(action)
+    return orphaned
+
+
 def _lock_name(target: str) -> str:
     return f"target:{target}"

@@ -82,6 +82,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(_settings(args), args.host, args.port, args.metrics_port)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from bot.sweep_cli import sweep  # noqa: PLC0415
+
+    return sweep(_settings(args), args.output)
+
+
+def cmd_remediate(args: argparse.Namespace) -> int:
+    from bot.remediate_cli import remediate  # noqa: PLC0415
+
+    return remediate(_settings(args), args.remediation, args.target, args.dry_run, args.yes)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from bot.remediate_cli import audit  # noqa: PLC0415
+
+    return audit(_settings(args), args.last)
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     from sim.server import Ports, main  # noqa: PLC0415
 
@@ -131,6 +149,21 @@ def build_parser() -> argparse.ArgumentParser:
     add("explain", cmd_explain, "the knowledge behind a check", [common]).add_argument(
         "check_id", metavar="CHECK_ID"
     )
+    add("sweep", cmd_sweep, "one post-reboot DNS sweep over all Windows nodes", [common, output])
+    remediate = add(
+        "remediate",
+        cmd_remediate,
+        "run one remediation from the terminal (audited as you)",
+        [common],
+    )
+    remediate.add_argument("remediation", metavar="REMEDIATION_ID")
+    remediate.add_argument("target", metavar="TARGET", help="NODE, NAMESPACE/POD or `cluster`")
+    remediate.add_argument(
+        "--dry-run", action="store_true", help="show what would run; run nothing"
+    )
+    remediate.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    audit = add("audit", cmd_audit, "the audit log", [common])
+    audit.add_argument("--last", type=int, default=20, metavar="N")
     serve = add(
         "serve", cmd_serve, "run the Slack bot (HTTP, or Socket Mode with an app token)", [common]
     )

@@ -46,6 +46,14 @@ def _one(label: str, check: Callable[[str], object]) -> Callable[[list[str]], Pa
     return parse
 
 
+def _count(args: list[str]) -> Parsed:
+    if not args:
+        return {"last": "20"}
+    if len(args) != 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= 200:
+        raise BadInput("expected a number of entries between 1 and 200")
+    return {"last": args[0]}
+
+
 def _check_id(value: str) -> None:
     if not value or len(value) > 64 or not all(c.isalnum() or c == "-" for c in value):
         raise BadInput(f"{value[:40]!r} is not a check id")
@@ -105,6 +113,13 @@ def default_commands() -> CommandTable:
                 "the knowledge behind a check",
                 "/winpod explain dns-after-reboot",
                 _one("check", _check_id),
+            ),
+            Subcommand(
+                "audit",
+                "audit [N]",
+                "the last N audit entries (default 20)",
+                "/winpod audit 10",
+                _count,
             ),
         ]
     )

@@ -52,6 +52,18 @@ class Metrics:
             "Background jobs running or queued",
             registry=self.registry,
         )
+        self.sweep_seconds = Histogram(
+            "winpod_sweep_seconds",
+            "Duration of one post-reboot DNS sweep",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+            registry=self.registry,
+        )
+        self.sweep_nodes = Gauge(
+            "winpod_sweep_nodes",
+            "Windows nodes by state in the last sweep",
+            ["state"],
+            registry=self.registry,
+        )
         self.leader = Gauge(
             "winpod_leader",
             "1 while this replica holds the leader lease",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+from bot.store import AuditEntry
 from handlers.model import Diagnosis, Finding
 from handlers.registry import CheckSpec
 
@@ -93,3 +94,26 @@ def _bullets(items: Iterable[str]) -> list[str]:
     for item in items:
         out.extend(textwrap.wrap(item, _WIDTH, initial_indent="  • ", subsequent_indent="    "))
     return out
+
+
+def audit_text(entries: Sequence[AuditEntry]) -> str:
+    """The audit log as aligned lines, oldest first: when, who, what, on what, details."""
+    if not entries:
+        return "The audit log is empty."
+    lines = []
+    for entry in entries:
+        detail = entry.detail
+        summary = str(
+            detail.get("summary")
+            or detail.get("remediation")
+            or detail.get("text")
+            or detail.get("reason")
+            or detail.get("what")
+            or ""
+        )
+        action = f" [{entry.action_id}]" if entry.action_id else ""
+        lines.append(
+            f"{entry.at:%Y-%m-%d %H:%M:%S}Z  {entry.actor:<14} {entry.kind:<10} "
+            f"{entry.target or '-':<28}{action} {summary}".rstrip()
+        )
+    return "\n".join(lines)

@@ -12,9 +12,11 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.errors import SlackApiError
 from waitress.server import create_server
 
+from bot.approvals import fail_orphaned_actions
 from bot.commands import default_commands
 from bot.health import HealthApp
 from bot.metrics import Metrics
+from bot.runtime import Runtime
 from bot.services import BotServices
 from bot.slack_app import create_app
 from bot.store import Store
@@ -50,6 +52,14 @@ class Server:
         self.settings = settings
         self.services = build_services(settings)
         self.app = create_app(self.services)
+        for action in fail_orphaned_actions(self.services):
+            log.warning(
+                "action %s (%s on %s) was cut off by a restart; marked failed",
+                action.id,
+                action.remediation,
+                action.target,
+            )
+        self.runtime = Runtime(self.services, self.app.client)
         self.health = HealthApp(
             self.services.metrics,
             {
@@ -57,6 +67,7 @@ class Server:
                 "slack": self._slack_problem,
             },
         )
+        self.health.extra["leader"] = lambda: self.runtime.is_leader
         self._servers: list[Any] = []
         self._socket_mode: SocketModeHandler | None = None
         self._threads: list[threading.Thread] = []
@@ -106,12 +117,14 @@ class Server:
             self._threads.append(thread)
         if self._socket_mode is not None:
             self._socket_mode.connect()  # type: ignore[no-untyped-call]
+        self.runtime.start()
         mode = "Socket Mode" if self._socket_mode else f"HTTP on port {self.slack_port}"
         log.info(
             "winpod serving Slack (%s); health and metrics on port %s", mode, self.metrics_port
         )
 
     def stop(self) -> None:
+        self.runtime.stop()
         if self._socket_mode is not None:
             self._socket_mode.close()  # type: ignore[no-untyped-call]
         for server in self._servers:

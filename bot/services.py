@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from bot.commands import CommandTable
 from bot.metrics import Metrics
@@ -22,3 +23,4 @@ class BotServices:
     metrics: Metrics
     commands: CommandTable
     checks: Registry
+    sweep_lock: threading.Lock = field(default_factory=threading.Lock)  # one sweep at a time

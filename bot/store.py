@@ -675,6 +675,19 @@ class Store:
                     return previous
         raise StoreError(f"store {self.display_url}: could not record the boot of {node}")
 
+    def known_boots(self) -> dict[str, str]:
+        """Every node's last recorded boot id (what the next sweep compares against)."""
+        with self._guard(), self._read() as conn:
+            rows = conn.execute(select(node_boots.c.node, node_boots.c.boot_id)).all()
+        return {str(node): str(boot) for node, boot in rows}
+
+    def record_boots(self, boots: dict[str, str], seen_at: datetime) -> None:
+        """Record many nodes' boot ids after a sweep (one transaction per changed node)."""
+        known = self.known_boots()
+        for node, boot in boots.items():
+            if known.get(node) != boot:
+                self.record_boot(node, boot, seen_at)
+
     def claim_alert(self, node: str, boot_id: str) -> bool:
         """True for the first caller only: that caller posts the alert for this boot."""
         row = {"node": node, "boot_id": boot_id, "created_at": _now()}

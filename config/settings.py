@@ -97,6 +97,9 @@ class KubernetesSettings(_Group):
     kubeconfig: str | None = Field(
         None, description="kubeconfig path; null: in-cluster, else $KUBECONFIG or ~/.kube/config"
     )
+    leader_election: bool = Field(
+        True, description="elect a leader on a Lease; false only for a single replica"
+    )
 
 
 class WinRMSettings(_Group):

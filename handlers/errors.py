@@ -32,3 +32,9 @@ class TimedOut(Unreachable):
 
 class Refused(WinpodError):
     """The peer answered but refused: bad credentials or missing permission."""
+
+
+class Conflict(WinpodError):
+    """Someone else changed the object first (a stale resourceVersion): re-read and retry."""
+
+    retryable = True

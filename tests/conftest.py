@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from bot_process import RunningBot, start_bot
 from sim_process import SCENARIOS, SEED, RunningSim, start_sim
 
 
@@ -33,3 +34,18 @@ def seed_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSim]:
     sim = start_sim(SEED, tmp_path_factory.mktemp("seed-sim"))
     yield sim
     sim.stop()
+
+
+@pytest.fixture
+def bot_factory() -> Iterator[Callable[..., RunningBot]]:
+    """Start `winpod serve` against a simulator; every bot is stopped after the test."""
+    started: list[RunningBot] = []
+
+    def factory(sim: RunningSim, env: dict[str, str] | None = None) -> RunningBot:
+        bot = start_bot(sim, env, name=f"bot{len(started)}")
+        started.append(bot)
+        return bot
+
+    yield factory
+    for bot in started:
+        bot.stop()

@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from bot import render_slack, render_text
 from bot.commands import Parsed, UsageError
 from bot.services import BotServices
+from bot.sweeper import ProgressMessage, Sweeper, sweep_text
 from handlers import engine
 from handlers.errors import BadInput, WinpodError
 from handlers.model import Diagnosis, Target
@@ -118,7 +119,53 @@ def _diagnose(
     return "accepted"
 
 
+def _audit(
+    services: BotServices, ack: Ack, client: WebClient, command: dict[str, Any], args: Parsed
+) -> str:
+    entries = services.store.audit_log(int(args["last"]))
+    ack(text=f"```{render_text.audit_text(entries)[-2900:]}```")
+    return "ok"
+
+
+def _sweep(
+    services: BotServices, ack: Ack, client: WebClient, command: dict[str, Any], args: Parsed
+) -> str:
+    channel, user = str(command["channel_id"]), str(command["user_id"])
+    services.store.audit(user, "command", {"text": "/winpod sweep", "channel": channel})
+    admission = services.pool.submit(lambda: run_sweep(services, client, channel, user))
+    if not admission.accepted:
+        ack(text=":hourglass: winpod is busy; try the sweep again in a minute.")
+        return "busy"
+    ack()
+    return "accepted"
+
+
+def run_sweep(services: BotServices, client: WebClient, channel: str, user: str) -> None:
+    """On demand: one message edited as probes finish, then the summary (always, when asked)."""
+    try:
+        posted = client.chat_postMessage(channel=channel, text=":mag: Sweeping the Windows nodes…")
+        ts = str(posted["ts"])
+        report = Sweeper(services, client).run(
+            commit=True, progress=ProgressMessage(client, channel, ts)
+        )
+        if report is None:
+            client.chat_update(
+                channel=channel,
+                ts=ts,
+                text=":hourglass: A sweep is already running; its alerts will "
+                "arrive in the alert channel.",
+            )
+            return
+        client.chat_update(channel=channel, ts=ts, text=sweep_text(report))
+    except WinpodError as exc:
+        _tell_user(client, channel, user, f":x: the sweep stopped: {exc}")
+    except SlackApiError as exc:
+        _log_slack_error("posting the sweep", exc, None)
+
+
 HANDLERS: dict[str, Handler] = {
+    "sweep": _sweep,
+    "audit": _audit,
     "help": _help,
     "explain": _explain,
     "diagnose": _diagnose,

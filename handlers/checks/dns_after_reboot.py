@@ -20,7 +20,7 @@ SUMMARY = (
 )
 
 
-def _node_remediations(node: str, pod_ref: str | None) -> tuple[RemediationRef, ...]:
+def node_remediations(node: str, pod_ref: str | None) -> tuple[RemediationRef, ...]:
     offered = [offer("kube-proxy-restart", node), offer("hns-reset", node)]
     if pod_ref:
         offered.append(offer("pod-dns-override", pod_ref))
@@ -136,7 +136,7 @@ def dns_after_reboot(context: Context) -> list[Finding]:
             "DNS through the cluster DNS Service fails (stale HNS policies)",
             SUMMARY.format(dns=dns_ip),
             tuple(evidence),
-            _node_remediations(context.node_name or "", context.target.ref),
+            node_remediations(context.node_name or "", context.target.ref),
             DOCS,
         )
     ]
@@ -164,7 +164,7 @@ def _node_dns(context: Context) -> list[Finding]:
             "HNS has no policy for the DNS Service IP (stale after reboot)",
             SUMMARY.format(dns=context.service_ip("kube-system", "kube-dns")),
             tuple(evidence),
-            _node_remediations(context.node_name or "", None),
+            node_remediations(context.node_name or "", None),
             DOCS,
         )
     ]

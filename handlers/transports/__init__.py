@@ -50,6 +50,12 @@ class Cluster(Protocol):
         """A strategic merge patch (JSON merge patch for kinds without strategy)."""
         ...
 
+    def replace(
+        self, kind: str, name: str, body: KubeObject, namespace: str | None = None
+    ) -> KubeObject:
+        """A PUT; a stale metadata.resourceVersion raises `Conflict`."""
+        ...
+
     def delete(self, kind: str, name: str, namespace: str | None = None) -> None: ...
 
 

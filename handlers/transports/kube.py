@@ -15,7 +15,15 @@ from kubernetes.config.config_exception import ConfigException
 from kubernetes.stream import stream
 
 from config.settings import KubernetesSettings
-from handlers.errors import BadInput, NotFound, Refused, TimedOut, Unreachable, WinpodError
+from handlers.errors import (
+    BadInput,
+    Conflict,
+    NotFound,
+    Refused,
+    TimedOut,
+    Unreachable,
+    WinpodError,
+)
 from handlers.transports import CommandResult, KubeObject
 
 # kind -> (API class, plural used in method names, namespaced)
@@ -48,7 +56,7 @@ def _translate(exc: Exception, what: str) -> WinpodError:
         if status in (400, 422):
             return BadInput(f"the Kubernetes API rejected {what}: {message or exc.reason}")
         if status == 409:
-            return WinpodError(f"conflict on {what}: {message or exc.reason}")
+            return Conflict(f"conflict on {what}: {message or exc.reason}")
         if status == 0:
             return Unreachable(f"{what}: {exc.reason}")
         return Unreachable(f"the Kubernetes API failed {what} ({status}): {message or exc.reason}")
@@ -178,6 +186,17 @@ class KubeCluster:
             return dict(self._call(what, method, name, namespace, body, _content_type=content))
         method = getattr(api, f"patch_{plural}")
         return dict(self._call(what, method, name, body, _content_type=content))
+
+    def replace(
+        self, kind: str, name: str, body: KubeObject, namespace: str | None = None
+    ) -> KubeObject:
+        """PUT: with metadata.resourceVersion set, a stale write fails with Conflict."""
+        api, plural, namespaced = self._api(kind)
+        what = f"replacing {kind.lower()} {name}"
+        if namespaced:
+            method = getattr(api, f"replace_namespaced_{plural}")
+            return dict(self._call(what, method, name, namespace, body))
+        return dict(self._call(what, getattr(api, f"replace_{plural}"), name, body))
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
         api, plural, namespaced = self._api(kind)

@@ -1,0 +1,168 @@
+"""The sweep with its memory and its voice: stored boot ids, one alert per node per boot, a
+follow-up in the alert's thread when DNS works again, metrics and a log summary."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import render_slack
+from bot.services import BotServices
+from handlers import sweep
+from handlers.errors import WinpodError
+from handlers.model import Diagnosis, Target
+from handlers.remediations import impact_texts
+
+log = logging.getLogger(__name__)
+
+
+class Sweeper:
+    """One sweep at a time per process (`services.sweep_lock`); `client` is None where nobody
+    is to be told (the CLI)."""
+
+    def __init__(self, services: BotServices, client: WebClient | None) -> None:
+        self.services = services
+        self.client = client
+
+    def run(
+        self, commit: bool = True, progress: Callable[[int, int], None] | None = None
+    ) -> sweep.SweepReport | None:
+        """Sweep; with `commit`, record boots and alert. None if a sweep is already running."""
+        if not self.services.sweep_lock.acquire(blocking=False):
+            return None
+        try:
+            return self._run(commit, progress)
+        finally:
+            self.services.sweep_lock.release()
+
+    def _run(self, commit: bool, progress: Callable[[int, int], None] | None) -> sweep.SweepReport:
+        store, metrics = self.services.store, self.services.metrics
+        open_alerts = {a.node: a for a in store.open_alerts()} if commit else {}
+        report = sweep.sweep(
+            self.services.transports,
+            self.services.settings,
+            store.known_boots(),
+            set(open_alerts),
+            progress,
+        )
+        if commit:
+            store.record_boots({n.name: n.boot_id for n in report.nodes}, datetime.now(UTC))
+            for node in report.nodes:
+                if node.finding is not None and node.finding.severity == "error":
+                    self._alert(node)
+                alert = open_alerts.get(node.name)
+                if (
+                    alert is not None
+                    and node.state == "ok"
+                    and store.resolve_alert(alert.node, alert.boot_id)
+                ):
+                    self._follow_up(alert.channel, alert.message_ts, node)
+        summary = report.summary()
+        metrics.sweep_seconds.observe(report.duration_ms / 1000)
+        for state in ("ok", "failing", "no-network", "unreachable", "no-pods", "not-probed"):
+            metrics.sweep_nodes.labels(state).set(report.count(state))
+        log.info("sweep finished", extra={"sweep": summary})
+        return report
+
+    def _alert(self, node: sweep.NodeReport) -> None:
+        store = self.services.store
+        channel = self.services.settings.slack.alert_channel
+        if self.client is None or not channel or not store.claim_alert(node.name, node.boot_id):
+            return
+        assert node.finding is not None
+        diagnosis = Diagnosis(Target("Node", node.name, node=node.name), None, (node.finding,))
+        offers = {}
+        for ref in node.finding.remediations:
+            offers[(ref.id, ref.target)] = store.save_offer(
+                ref.id,
+                ref.target,
+                {"diagnosed": node.probed[0] if node.probed else node.name},
+                node.finding.check,
+                ref.risk,
+            )
+        text, blocks = render_slack.diagnosis_message(
+            diagnosis, offers, impact_texts({rid: target for rid, target in offers})
+        )
+        try:
+            response = self.client.chat_postMessage(
+                channel=channel,
+                text=f":rotating_light: {node.name} rebooted and DNS fails in its pods — {text}",
+                blocks=blocks,
+            )
+        except SlackApiError as exc:
+            log.error("could not post the alert for %s: %s", node.name, exc.response.get("error"))
+            return
+        store.set_alert_message(node.name, node.boot_id, channel, str(response["ts"]))
+        store.audit(
+            "winpod",
+            "alert",
+            {"summary": node.finding.title, "boot": node.boot_id},
+            target=node.name,
+        )
+
+    def _follow_up(self, channel: str | None, ts: str | None, node: sweep.NodeReport) -> None:
+        self.services.store.audit(
+            "winpod", "recovered", {"summary": f"DNS works again on {node.name}"}, target=node.name
+        )
+        if self.client is None or not channel or not ts:
+            return
+        evidence = "\n".join(f"• {line}" for line in node.evidence[:2])
+        try:
+            self.client.chat_postMessage(
+                channel=channel,
+                thread_ts=ts,
+                text=(f":white_check_mark: DNS works again on `{node.name}`.\n{evidence}"),
+            )
+        except SlackApiError as exc:
+            log.error("could not post the recovery of %s: %s", node.name, exc.response.get("error"))
+
+
+class ProgressMessage:
+    """Edits one Slack message as probes finish ("probed 37/100 nodes…"), at most once a
+    second so a big sweep does not hit Slack's rate limits."""
+
+    def __init__(self, client: WebClient, channel: str, ts: str) -> None:
+        self.client, self.channel, self.ts = client, channel, ts
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, done: int, total: int) -> None:
+        with self._lock:
+            if done < total and time.monotonic() - self._last < 1.0:
+                return
+            self._last = time.monotonic()
+        try:
+            self.client.chat_update(
+                channel=self.channel,
+                ts=self.ts,
+                text=f":mag: Sweeping: probed {done}/{total} nodes…",
+            )
+        except SlackApiError as exc:
+            log.warning("progress update failed: %s", exc.response.get("error"))
+
+
+def sweep_text(report: sweep.SweepReport) -> str:
+    """The on-demand summary: counts, then one line per node that is not fine."""
+    s = report.summary()
+    lines = [
+        f"Sweep: {s['checked']} Windows nodes checked, {s['rebooted']} rebooted, "
+        f"{s['failing']} with failing DNS, {s['unreachable']} could not be checked "
+        f"({s['duration_ms']} ms)."
+    ]
+    for node in report.nodes:
+        if node.state in ("failing", "no-network", "unreachable", "no-pods"):
+            lines.append(
+                f"• {node.name}: {node.state.replace('-', ' ')}"
+                + (f" — {node.evidence[-1]}" if node.evidence else "")
+            )
+    return "\n".join(lines)
+
+
+def describe_error(exc: WinpodError) -> str:
+    return f"the sweep stopped: {exc}; the next one runs as scheduled"
