@@ -18,7 +18,8 @@ from bot import render_actions
 from bot.render_actions import Block, code, people
 from bot.services import BotServices
 from bot.store import OpenActionExists, PendingAction
-from handlers import remediations
+from config.settings import format_duration
+from handlers import rdp, remediations
 from handlers.errors import WinpodError
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,9 @@ class ApprovalFlow:
     ) -> PendingAction | None:
         store, settings = self.services.store, self.services.settings
         try:
-            plan = remediations.plan(self.services.transports, settings, remediation, target)
+            plan = remediations.plan(
+                self.services.transports, settings, remediation, target, _text_params(params)
+            )
         except WinpodError as exc:
             store.audit(
                 click.user,
@@ -216,7 +219,8 @@ class ApprovalFlow:
             (
                 f":memo: <@{click.user}> asked for *{remediation}* on `{target}` ({risk} risk): "
                 f"{spec.does(target)}.\nIt needs {needed} approver(s); it expires in "
-                f"{settings.approvals.expire_after}.\nExactly what will run:\n{code(plan.preview)}"
+                f"{format_duration(settings.approvals.expire_after)}.\n"
+                f"Exactly what will run:\n{code(plan.preview)}"
             ),
         )
         return action
@@ -289,7 +293,9 @@ class ApprovalFlow:
         transports = self.services.transports
         metrics = self.services.metrics
         try:
-            plan = remediations.plan(transports, settings, action.remediation, action.target)
+            plan = remediations.plan(
+                transports, settings, action.remediation, action.target, _text_params(action.params)
+            )
             if settings.dry_run:
                 result = {
                     "summary": "dry run: nothing ran",
@@ -333,6 +339,8 @@ class ApprovalFlow:
                 target=action.target,
             )
             store.transition(action.id, "running", "succeeded" if ok else "failed", result)
+            if ok and action.remediation == "rdp-open":
+                record_rdp(self.services, action, plan)
             metrics.remediations.labels(action.remediation, "succeeded" if ok else "failed").inc()
             evidence = "\n".join(f"• {line}" for line in verification.evidence[:5])
             self._post_thread(
@@ -406,6 +414,42 @@ class ApprovalFlow:
         except SlackApiError as exc:
             self.services.metrics.errors.labels("slack", str(exc.response.get("error"))).inc()
             log.error("Slack call failed: %s", exc.response.get("error"))
+
+
+def _text_params(params: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in params.items() if v is not None}
+
+
+def record_rdp(services: BotServices, action: PendingAction, plan: remediations.Plan) -> None:
+    """Remember an open RDP session (who, until when, where to announce its end) so the
+    leader's persisted teardown job closes it on time, restarts included."""
+    session = next(
+        (
+            s
+            for s in rdp.sessions(
+                services.transports.cluster, services.settings.kubernetes.namespace
+            )
+            if s.node == action.target
+        ),
+        None,
+    )
+    if session is None:
+        return
+    services.store.upsert_rdp(
+        action.target,
+        action.requester,
+        session.expires_at,
+        list(plan.data.get("ranges", [])),
+        channel=action.channel,
+        thread_ts=action.thread_ts,
+    )
+    services.store.audit(
+        action.requester,
+        "rdp-open",
+        {"summary": f"open until {session.expires_at:%H:%M} UTC", "address": session.address},
+        action_id=action.id,
+        target=action.target,
+    )
 
 
 def fail_orphaned_actions(services: BotServices) -> list[PendingAction]:

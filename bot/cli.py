@@ -11,7 +11,7 @@ from bot import render_text
 from config.settings import ConfigError, Settings, load_settings
 from handlers import engine, names
 from handlers.checks import default_registry
-from handlers.errors import WinpodError
+from handlers.errors import BadInput, WinpodError
 from handlers.model import Diagnosis
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
@@ -88,6 +88,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return sweep(_settings(args), args.output)
 
 
+def cmd_rdp(args: argparse.Namespace) -> int:
+    from bot.rdp_cli import rdp_command  # noqa: PLC0415
+
+    if args.action != "list":
+        if not args.node:
+            raise BadInput(f"rdp {args.action} needs a NODE")
+        names.node_name(args.node)
+    return rdp_command(_settings(args), args.action, args.node, args.ttl, args.source, args.yes)
+
+
 def cmd_remediate(args: argparse.Namespace) -> int:
     from bot.remediate_cli import remediate  # noqa: PLC0415
 
@@ -162,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="show what would run; run nothing"
     )
     remediate.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    rdp = add("rdp", cmd_rdp, "RDP access to a Windows node: open, close, list", [common])
+    rdp.add_argument("action", choices=("open", "close", "list"))
+    rdp.add_argument("node", metavar="NODE", nargs="?")
+    rdp.add_argument("--ttl", help="how long it stays open (default rdp.default_ttl)")
+    rdp.add_argument(
+        "--from", dest="source", metavar="CIDR", help="who may connect (default rdp.source_ranges)"
+    )
+    rdp.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     audit = add("audit", cmd_audit, "the audit log", [common])
     audit.add_argument("--last", type=int, default=20, metavar="N")
     serve = add(

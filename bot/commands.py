@@ -54,6 +54,25 @@ def _count(args: list[str]) -> Parsed:
     return {"last": args[0]}
 
 
+def _rdp(args: list[str]) -> Parsed:
+    if not args or args[0] not in ("open", "close", "list"):
+        raise BadInput("expected open, close or list")
+    action, rest = args[0], args[1:]
+    if action == "list":
+        if rest:
+            raise BadInput("rdp list takes nothing more")
+        return {"action": "list"}
+    if not rest:
+        raise BadInput(f"rdp {action} needs a NODE")
+    parsed = {"action": action, "node": names.node_name(rest[0])}
+    for option in rest[1:]:
+        key, _, value = option.partition("=")
+        if action != "open" or key not in ("ttl", "from") or not value:
+            raise BadInput(f"unexpected {option[:40]!r}")
+        parsed[key] = value
+    return parsed
+
+
 def _check_id(value: str) -> None:
     if not value or len(value) > 64 or not all(c.isalnum() or c == "-" for c in value):
         raise BadInput(f"{value[:40]!r} is not a check id")

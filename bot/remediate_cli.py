@@ -35,7 +35,7 @@ def remediate(
             store.audit(user, "dry-run", {"remediation": spec.id, "what": plan.what}, target=target)
             print("Dry run: nothing ran.")
             return 0
-        if not yes and not _confirmed(f"Run {spec.id} on {target}?"):
+        if not yes and not confirmed(f"Run {spec.id} on {target}?"):
             store.audit(
                 user, "refused", {"remediation": spec.id, "reason": "not confirmed"}, target=target
             )
@@ -97,7 +97,7 @@ def _run(store: Store, settings: Settings, user: str, plan: remediations.Plan) -
         store.release_lock(lock, holder)
 
 
-def _confirmed(question: str) -> bool:
+def confirmed(question: str) -> bool:
     if not sys.stdin.isatty():
         raise BadInput("refusing to run without confirmation: no terminal to ask on; pass --yes")
     answer = input(f"{question} [y/N] ").strip().lower()

@@ -408,3 +408,32 @@ def queued_note(position: int) -> str:
         f":hourglass: Queued: {_plural(position - 1, 'diagnosis', 'diagnoses')} ahead of this one; "
         "it starts as soon as a slot frees up."
     )
+
+
+def rdp_request_message(
+    user: str, what: str, node: str, offer_id: str, impact: str
+) -> tuple[str, list[dict[str, Any]]]:
+    """An RDP request waiting for approval, with the button that opens the approval flow."""
+    text = f":closed_lock_with_key: <@{user}> asks to {escape(what)}."
+    button = ButtonElement(
+        text=shorten(f"Approve RDP to {node}", MAX_BUTTON_LABEL),
+        action_id="remediate:rdp-open",
+        value=offer_id,
+        style="danger",
+        confirm=ConfirmObject(
+            title="Open RDP?",
+            text=cut(escape(impact), MAX_CONFIRM_TEXT),
+            confirm="Approve",
+            deny="Cancel",
+        ),
+    )
+    blocks = [
+        SectionBlock(text=MarkdownTextObject(text=cut(text, MAX_TEXT))),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(text="High risk: two approvers; it closes by itself at expiry.")
+            ]
+        ),
+        ActionsBlock(elements=[button]),
+    ]
+    return f"{user} asks to {what}", [block.to_dict() for block in blocks]

@@ -15,6 +15,7 @@ from bot.leader import LeaderElector
 from bot.scheduler import Jobs
 from bot.services import BotServices
 from bot.sweeper import Sweeper
+from handlers import rdp
 from handlers.errors import WinpodError
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,14 @@ class Runtime:
     def scheduled_sweep(self) -> None:
         try:
             self.sweeper.run(commit=True)
+            self.reconcile_rdp()
         except WinpodError as exc:
             self.services.metrics.errors.labels("kubernetes", type(exc).__name__).inc()
             log.error("the sweep stopped: %s; the next one runs as scheduled", exc)
 
-    def expire_actions(self) -> None:
+    def housekeeping(self) -> None:
+        """Every 30 s on the leader: expire stale actions, keep RDP teardowns scheduled, and
+        close any RDP session past its time."""
         for action in self.services.store.expire_due(datetime.now(UTC)):
             self.services.store.audit(
                 "winpod",
@@ -89,6 +93,45 @@ class Runtime:
                     )
                 except SlackApiError as exc:
                     log.error("could not announce an expiry: %s", exc.response.get("error"))
+        self._schedule_rdp_teardowns()
+        self.reconcile_rdp()
+
+    def _schedule_rdp_teardowns(self) -> None:
+        """Sessions opened on any replica get a persisted, precise teardown job here."""
+        for session in self.services.store.list_rdp():
+            self.jobs.schedule_teardown(session.node, session.expires_at)
 
     def rdp_teardown(self, node: str) -> None:
-        del node  # RDP access arrives with the rdp feature
+        """The persisted job at a session's expiry: closes it unless it was extended."""
+        log.info("RDP teardown due", extra={"node": node})
+        self.reconcile_rdp()
+
+    def reconcile_rdp(self) -> None:
+        """Close every expired RDP session winpod opened (and nothing else), and say so."""
+        settings, store = self.services.settings, self.services.store
+        try:
+            closed = rdp.reconcile(
+                self.services.transports.cluster, settings.kubernetes.namespace, datetime.now(UTC)
+            )
+        except WinpodError as exc:
+            log.error("RDP reconcile failed: %s; it runs again shortly", exc)
+            return
+        for session in closed:
+            record = store.get_rdp(session.node)
+            store.delete_rdp(session.node)
+            store.audit(
+                "winpod",
+                "rdp-expired",
+                {"summary": f"RDP to {session.node} closed at expiry"},
+                target=session.node,
+            )
+            log.info("RDP session expired and closed", extra={"node": session.node})
+            if record is not None and record.channel and record.thread_ts:
+                try:
+                    self.client.chat_postMessage(
+                        channel=record.channel,
+                        thread_ts=record.thread_ts,
+                        text=f":lock: RDP to `{session.node}` expired and was closed.",
+                    )
+                except SlackApiError as exc:
+                    log.error("could not announce an RDP expiry: %s", exc.response.get("error"))

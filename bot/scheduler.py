@@ -19,7 +19,7 @@ from bot.store import normalise_url
 
 log = logging.getLogger(__name__)
 SWEEP_JOB = "winpod-sweep"
-EXPIRE_JOB = "winpod-expire-actions"
+HOUSEKEEPING_JOB = "winpod-housekeeping"
 _RUNTIME: Any = None  # the running Runtime (bot.runtime) while this replica leads
 
 
@@ -28,9 +28,9 @@ def scheduled_sweep() -> None:
         _RUNTIME.scheduled_sweep()
 
 
-def expire_actions() -> None:
+def housekeeping() -> None:
     if _RUNTIME is not None:
-        _RUNTIME.expire_actions()
+        _RUNTIME.housekeeping()
 
 
 def rdp_teardown(node: str) -> None:
@@ -72,10 +72,10 @@ class Jobs:
             next_run_time=datetime.now(UTC) + timedelta(seconds=1),
         )
         scheduler.add_job(
-            expire_actions,
+            housekeeping,
             "interval",
             seconds=30,
-            id=EXPIRE_JOB,
+            id=HOUSEKEEPING_JOB,
             replace_existing=True,
             misfire_grace_time=30,
         )

@@ -9,6 +9,10 @@ from typing import Any
 
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from slack_bolt.request import BoltRequest
+from slack_bolt.request.internals import build_normalized_headers, extract_content_type, parse_body
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from waitress.server import create_server
 
@@ -45,6 +49,29 @@ def build_services(settings: Settings) -> BotServices:
     )
 
 
+class SlackEvents(SlackRequestHandler):
+    """Bolt's WSGI adapter, except that a body Slack never sends (not UTF-8, JSON that does not
+    parse, a `payload` that is no JSON object) gets 400: Bolt's own parser would raise, a 500."""
+
+    def dispatch(self, request: WsgiHttpRequest) -> BoltResponse:
+        headers = request.get_headers()
+        try:
+            body = request.get_body()
+            content_type = extract_content_type(build_normalized_headers(headers))
+            parsed: object = parse_body(body, content_type)
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
+            parsed = None
+        if not isinstance(parsed, dict):
+            return BoltResponse(
+                status=400,
+                body='{"error": "malformed request body"}',
+                headers={"content-type": "application/json"},
+            )
+        return self.app.dispatch(
+            BoltRequest(body=body, query=request.query_string, headers=headers)
+        )
+
+
 class Server:
     """Owns the listening servers; `stop()` closes them and lets running jobs finish."""
 
@@ -60,6 +87,7 @@ class Server:
                 action.target,
             )
         self.runtime = Runtime(self.services, self.app.client)
+        self.runtime.reconcile_rdp()  # a restart never leaves an expired RDP session open
         self.health = HealthApp(
             self.services.metrics,
             {
@@ -77,7 +105,7 @@ class Server:
             self._socket_mode = SocketModeHandler(self.app, app_token.get_secret_value())
             self.slack_port = None
         else:
-            slack = self._listen(SlackRequestHandler(self.app), host, port, threads=16)
+            slack = self._listen(SlackEvents(self.app), host, port, threads=16)
             self.slack_port = int(slack.effective_port)
         self.metrics_port = int(self._metrics_server.effective_port)
 

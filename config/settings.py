@@ -155,6 +155,9 @@ class RDPSettings(_Group):
     source_ranges: list[str] = Field(default_factory=list, description="CIDRs allowed to connect")
     default_ttl: Duration = Field(timedelta(minutes=30))
     max_ttl: Duration = Field(timedelta(hours=4))
+    lb_timeout: Duration = Field(
+        timedelta(minutes=3), description="how long to wait for the load balancer's address"
+    )
 
 
 class StoreSettings(_Group):
@@ -228,3 +231,14 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
+
+
+def format_duration(value: timedelta) -> str:
+    """`4h`, `15m`, `1h30m`, `45s`: the way durations are written in the config."""
+    seconds = int(value.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"

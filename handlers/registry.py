@@ -22,6 +22,8 @@ REMEDIATION_RISK: dict[str, Risk] = {
     "mac-spoofing-on": "high",
     "pin-windows-build": "low",
     "fix-sandbox-image": "medium",
+    "rdp-open": "high",
+    "rdp-close": "low",
 }
 
 

@@ -16,10 +16,9 @@ from bot import render_slack, render_text
 from bot.commands import Parsed, UsageError
 from bot.services import BotServices
 from bot.sweeper import ProgressMessage, Sweeper, sweep_text
-from handlers import engine
+from handlers import engine, rdp, remediations
 from handlers.errors import BadInput, WinpodError
 from handlers.model import Diagnosis, Target
-from handlers.remediations import impact_texts
 
 log = logging.getLogger(__name__)
 Handler = Callable[[BotServices, Ack, WebClient, dict[str, Any], Parsed], str]
@@ -163,7 +162,88 @@ def run_sweep(services: BotServices, client: WebClient, channel: str, user: str)
         _log_slack_error("posting the sweep", exc, None)
 
 
+def _rdp(
+    services: BotServices, ack: Ack, client: WebClient, command: dict[str, Any], args: Parsed
+) -> str:
+    channel, user = str(command["channel_id"]), str(command["user_id"])
+    if args["action"] == "list":
+        found = rdp.sessions(services.transports.cluster, services.settings.kubernetes.namespace)
+        lines = [
+            f"• `{s.node}` until {s.expires_at:%H:%M} UTC from "
+            f"{', '.join(s.source_ranges)} — {s.connect}"
+            for s in found
+        ]
+        ack(text="\n".join(lines) or "No RDP session is open.")
+        return "ok"
+    services.store.audit(
+        user,
+        "command",
+        {"text": f"/winpod {command.get('text')}", "channel": channel},
+        target=args["node"],
+    )
+    job = (
+        (lambda: request_rdp(services, client, channel, user, args))
+        if (args["action"] == "open")
+        else (lambda: close_rdp(services, client, channel, user, args["node"]))
+    )
+    admission = services.pool.submit(job)
+    if not admission.accepted:
+        ack(text=":hourglass: winpod is busy; try again in a minute.")
+        return "busy"
+    ack()
+    return "accepted"
+
+
+def request_rdp(
+    services: BotServices, client: WebClient, channel: str, user: str, args: Parsed
+) -> None:
+    """Check the request at once (clear refusals), then post it for approval."""
+    node = args["node"]
+    params = {
+        k: v
+        for k, v in (("ttl", args.get("ttl")), ("from", args.get("from")), ("requester", user))
+        if v
+    }
+    try:
+        plan = remediations.plan(services.transports, services.settings, "rdp-open", node, params)
+    except WinpodError as exc:
+        _tell_user(client, channel, user, f":no_entry: RDP to `{node}` refused: {exc}")
+        return
+    offer = services.store.save_offer("rdp-open", node, {**params, "diagnosed": ""}, "rdp", "high")
+    text, blocks = render_slack.rdp_request_message(
+        user, plan.what, node, offer, remediations.get_spec("rdp-open").impact(node)
+    )
+    try:
+        client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+    except SlackApiError as exc:
+        _log_slack_error("posting the RDP request", exc, None)
+
+
+def close_rdp(services: BotServices, client: WebClient, channel: str, user: str, node: str) -> None:
+    """Closing only removes access, so it needs no approval; it is audited and announced."""
+    session = services.store.get_rdp(node)
+    try:
+        plan = remediations.plan(services.transports, services.settings, "rdp-close", node)
+        outcome = remediations.execute(services.transports, services.settings, plan)
+    except WinpodError as exc:
+        _tell_user(client, channel, user, f":x: closing RDP to `{node}` failed: {exc}")
+        return
+    services.store.delete_rdp(node)
+    services.store.audit(user, "rdp-close", {"summary": outcome.summary}, target=node)
+    try:
+        client.chat_postMessage(channel=channel, text=f":lock: <@{user}>: {outcome.summary}")
+        if session is not None and session.channel and session.thread_ts:
+            client.chat_postMessage(
+                channel=session.channel,
+                thread_ts=session.thread_ts,
+                text=f":lock: <@{user}> closed RDP to `{node}`.",
+            )
+    except SlackApiError as exc:
+        _log_slack_error("announcing the RDP close", exc, None)
+
+
 HANDLERS: dict[str, Handler] = {
+    "rdp": _rdp,
     "sweep": _sweep,
     "audit": _audit,
     "help": _help,
@@ -213,7 +293,9 @@ def run_diagnosis(
     services.metrics.observe_diagnosis(diagnosis)
     offers = save_offers(services, diagnosis)
     targets = {rid: target for rid, target in offers}
-    text, blocks = render_slack.diagnosis_message(diagnosis, offers, impact_texts(targets))
+    text, blocks = render_slack.diagnosis_message(
+        diagnosis, offers, remediations.impact_texts(targets)
+    )
     try:
         client.chat_update(channel=channel, ts=posted["ts"], text=text, blocks=blocks)
     except SlackApiError as exc:

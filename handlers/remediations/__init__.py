@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -47,7 +47,7 @@ class Verification:
     evidence: tuple[str, ...] = ()
 
 
-Planner = Callable[[Context, str], Plan]
+Planner = Callable[[Context, str, Mapping[str, str]], Plan]
 Runner = Callable[[Context, Plan], Outcome]
 Verifier = Callable[[Context, Plan], Verification]
 
@@ -98,6 +98,7 @@ def remediation(
 
 
 REMEDIATION_MODULES = (
+    "rdp_access",
     "hns_reset",
     "kube_proxy_restart",
     "pod_dns_override",
@@ -163,9 +164,15 @@ def context_for(
     return Context(transports, settings, "Node", None, None)
 
 
-def plan(transports: Transports, settings: Settings, remediation_id: str, target: str) -> Plan:
+def plan(
+    transports: Transports,
+    settings: Settings,
+    remediation_id: str,
+    target: str,
+    params: Mapping[str, str] | None = None,
+) -> Plan:
     spec = get_spec(remediation_id)
-    return spec.plan(context_for(transports, settings, spec, target), target)
+    return spec.plan(context_for(transports, settings, spec, target), target, params or {})
 
 
 def execute(transports: Transports, settings: Settings, the_plan: Plan) -> Outcome:
@@ -203,6 +210,7 @@ def _verify_once(
     diagnosed: str | None,
     checks: Registry,
 ) -> Verification:
+    own = Verification(None, "nothing to verify for this target")
     if spec.verify is not None:
         own = spec.verify(context_for(transports, settings, spec, the_plan.target), the_plan)
         if own.fixed is not True:
@@ -220,10 +228,7 @@ def _verify_once(
             )(check_spec.run)
     reference = diagnosed or (the_plan.target if spec.target_kind != "cluster" else None)
     if reference is None or not subset.all():
-        return Verification(
-            True if spec.verify else None,
-            "applied" if spec.verify else "nothing to verify for this target",
-        )
+        return own
     if "/" in reference:
         diagnosis = engine.diagnose_pod(transports, settings, reference, subset)
     else:

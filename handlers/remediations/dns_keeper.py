@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from handlers.context import Context
@@ -98,7 +99,8 @@ def _verify(context: Context, plan: Plan) -> Verification:
     run=_run,
     verify=_verify,
 )
-def plan(context: Context, target: str) -> Plan:
+def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
+    del params  # this remediation takes no parameters
     manifest = daemonset(context.settings.kubernetes.namespace)
     return Plan(
         "dns-keeper",

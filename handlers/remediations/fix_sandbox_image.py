@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from handlers import windows
 from handlers.context import Context
 from handlers.errors import WinpodError
@@ -20,7 +22,8 @@ def _run(context: Context, plan: Plan) -> Outcome:
     checks=("pause-image",),
     run=_run,
 )
-def plan(context: Context, target: str) -> Plan:
+def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
+    del params  # this remediation takes no parameters
     build = context.build
     if build is None:
         raise WinpodError(f"{target} does not report a Windows build")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from handlers.context import Context
 from handlers.remediations import Outcome, Plan, remediation
 from handlers.remediations._node_script import plan_script, run_script
@@ -34,7 +36,8 @@ def _run(context: Context, plan: Plan) -> Outcome:
     checks=("dns-after-reboot",),
     run=_run,
 )
-def plan(context: Context, target: str) -> Plan:
+def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
+    del params  # this remediation takes no parameters
     return plan_script(
         context, "hns-reset", target, "hns-reset", f"run hns-reset.ps1 on {target} over WinRM"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from handlers.context import Context
 from handlers.remediations import Outcome, Plan, remediation
 from handlers.remediations._node_script import plan_script, run_script
@@ -26,7 +28,8 @@ def _run(context: Context, plan: Plan) -> Outcome:
     checks=("dns-after-reboot", "node-services"),
     run=_run,
 )
-def plan(context: Context, target: str) -> Plan:
+def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
+    del params  # this remediation takes no parameters
     return plan_script(
         context,
         "kube-proxy-restart",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 
 from handlers import probes
 from handlers.context import Context
@@ -37,7 +38,8 @@ def _run(context: Context, plan: Plan) -> Outcome:
     checks=("dns-after-reboot",),
     run=_run,
 )
-def plan(context: Context, target: str) -> Plan:
+def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
+    del params  # this remediation takes no parameters
     assert context.pod is not None
     if (context.pod.get("status") or {}).get("phase") != "Running":
         raise BadInput(f"{target} is not running: there is no container to change")

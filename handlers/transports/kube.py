@@ -228,6 +228,7 @@ class KubePodExec:
             if (websocket.getdefaulttimeout() or 0) < timeout_s:
                 websocket.setdefaulttimeout(timeout_s)
         api_client = k8s.ApiClient(self._configuration)
+        response: Any = None
         try:
             kwargs: dict[str, Any] = {
                 "command": argv,
@@ -247,7 +248,6 @@ class KubePodExec:
             )
             response.run_forever(timeout=timeout_s)
             if response.is_open():
-                response.close()
                 raise TimedOut(f"{what}: no answer within {timeout_s:g} s")
             stdout = response.read_stdout() or ""
             stderr = response.read_stderr() or ""
@@ -260,6 +260,10 @@ class KubePodExec:
                 raise TimedOut(f"{what}: no answer within {timeout_s:g} s") from None
             raise Unreachable(f"{what}: {type(exc).__name__}") from None
         finally:
+            if response is not None and response.sock is not None:
+                response.close()
+                # WebSocket.close() skips a socket the server has closed: release it too
+                response.sock.shutdown()
             api_client.close()
 
 

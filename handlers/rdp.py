@@ -1,0 +1,300 @@
+"""RDP access to a Windows node (SPEC §6): a selector-less LoadBalancer Service on 3389 plus an
+EndpointSlice (or v1 Endpoints where that is all the API serves) holding the node's address.
+
+Everything winpod creates carries its labels and an expiry annotation; winpod never deletes a
+Service without those labels, whatever its name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from config.settings import Settings, format_duration, parse_duration
+from handlers import names
+from handlers.context import node_facts
+from handlers.errors import BadInput, NotFound, WinpodError
+from handlers.transports import Cluster, KubeObject
+
+PORT = 3389
+EXPIRES = "winpod.io/expires-at"
+REQUESTED_BY = "winpod.io/requested-by"
+LABELS = {"app.kubernetes.io/managed-by": "winpod", "winpod.io/rdp": "true"}
+SELECTOR = "app.kubernetes.io/managed-by=winpod,winpod.io/rdp=true"
+OPEN_WORLD = {"0.0.0.0/0", "::/0"}
+
+
+@dataclass(frozen=True)
+class Session:
+    node: str
+    service: str
+    expires_at: datetime
+    source_ranges: tuple[str, ...]
+    address: str | None
+
+    @property
+    def connect(self) -> str:
+        return f"mstsc.exe /v:{self.address}" if self.address else "(no address yet)"
+
+
+def service_name(node: str) -> str:
+    """`winpod-rdp-<node>` as a valid Service name (DNS-1035 label, ≤ 63 characters)."""
+    base = "winpod-rdp-" + node.lower().replace(".", "-")
+    if len(base) <= 63:
+        return base
+    digest = hashlib.sha256(node.encode()).hexdigest()[:8]
+    return f"{base[:54].rstrip('-')}-{digest}"
+
+
+def parse_ttl(text: str | None, settings: Settings) -> timedelta:
+    ttl = settings.rdp.default_ttl if not text else _duration(text)
+    if ttl > settings.rdp.max_ttl:
+        raise BadInput(
+            f"ttl {text} is longer than rdp.max_ttl ({format_duration(settings.rdp.max_ttl)})"
+        )
+    return ttl
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise BadInput(f"ttl: {exc}") from None
+
+
+def source_ranges(requested: str | None, settings: Settings) -> list[str]:
+    """The CIDRs allowed to connect: the request's, else rdp.source_ranges; never the whole
+    internet unless rdp.source_ranges says so explicitly."""
+    raw = (
+        [r.strip() for r in requested.split(",")] if requested else list(settings.rdp.source_ranges)
+    )
+    if not raw:
+        raise BadInput("no source range: give from=CIDR or configure rdp.source_ranges")
+    ranges = []
+    for value in raw:
+        try:
+            network = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise BadInput(f"{value[:60]!r} is not a CIDR such as 198.51.100.0/24") from None
+        if str(network) in OPEN_WORLD and str(network) not in settings.rdp.source_ranges:
+            raise BadInput(
+                f"refusing to open RDP to the whole internet ({network}); list it in "
+                "rdp.source_ranges explicitly if you really mean it"
+            )
+        ranges.append(str(network))
+    return ranges
+
+
+def check_node(cluster: Cluster, node_name: str, settings: Settings) -> tuple[KubeObject, str]:
+    """The node must exist, run Windows and be Ready; returns it and its address."""
+    name = names.node_name(node_name)
+    try:
+        node = cluster.get("Node", name)
+    except NotFound:
+        raise NotFound(f"node {name} not found in context {cluster.context}") from None
+    if not node_facts(node).windows:
+        raise BadInput(f"node {name} is not a Windows node; RDP is for Windows nodes")
+    conditions = (node.get("status") or {}).get("conditions") or []
+    if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+        raise BadInput(f"node {name} is not Ready; RDP would not reach it")
+    wanted = settings.winrm.address_type
+    for address in (node.get("status") or {}).get("addresses") or []:
+        if address.get("type") == wanted and address.get("address"):
+            return node, str(address["address"])
+    raise WinpodError(f"node {name} has no {wanted} address")
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _expiry(service: KubeObject) -> datetime | None:
+    value = ((service.get("metadata") or {}).get("annotations") or {}).get(EXPIRES)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+
+
+def _ours(service: KubeObject) -> bool:
+    labels = (service.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(k) == v for k, v in LABELS.items())
+
+
+def manifests(
+    node: str, address: str, namespace: str, ranges: list[str], expires_at: datetime, requester: str
+) -> tuple[KubeObject, KubeObject, KubeObject]:
+    """(Service, EndpointSlice, v1 Endpoints fallback) for one node."""
+    name = service_name(node)
+    labels = {**LABELS, "winpod.io/node": node}
+    annotations = {EXPIRES: _stamp(expires_at), REQUESTED_BY: requester}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": {
+            "type": "LoadBalancer",
+            "loadBalancerSourceRanges": ranges,
+            "ports": [{"name": "rdp", "port": PORT, "targetPort": PORT, "protocol": "TCP"}],
+        },
+    }
+    endpoint_slice = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                **labels,
+                "kubernetes.io/service-name": name,
+                "endpointslice.kubernetes.io/managed-by": "winpod.io",
+            },
+        },
+        "addressType": "IPv6" if ":" in address else "IPv4",
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+        "ports": [{"name": "rdp", "port": PORT, "protocol": "TCP"}],
+    }
+    endpoints = {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "subsets": [
+            {
+                "addresses": [{"ip": address}],
+                "ports": [{"name": "rdp", "port": PORT, "protocol": "TCP"}],
+            }
+        ],
+    }
+    return service, endpoint_slice, endpoints
+
+
+def open_access(
+    cluster: Cluster,
+    namespace: str,
+    node: str,
+    address: str,
+    ranges: list[str],
+    expires_at: datetime,
+    requester: str,
+) -> tuple[str, bool]:
+    """Create the objects, or extend an open session; returns (service name, extended)."""
+    service, endpoint_slice, endpoints = manifests(
+        node, address, namespace, ranges, expires_at, requester
+    )
+    name = service["metadata"]["name"]
+    try:
+        existing = cluster.get("Service", name, namespace)
+    except NotFound:
+        existing = None
+    if existing is not None:
+        if not _ours(existing):
+            raise BadInput(f"Service {namespace}/{name} exists and is not winpod's; left alone")
+        cluster.patch(
+            "Service",
+            name,
+            {
+                "metadata": {"annotations": service["metadata"]["annotations"]},
+                "spec": {"loadBalancerSourceRanges": ranges},
+            },
+            namespace,
+        )
+        return name, True
+    cluster.create("Service", service, namespace)
+    try:
+        cluster.create("EndpointSlice", endpoint_slice, namespace)
+    except NotFound:  # an API without discovery.k8s.io/v1: fall back to v1 Endpoints
+        cluster.create("Endpoints", endpoints, namespace)
+    return name, False
+
+
+def wait_for_address(
+    cluster: Cluster, namespace: str, name: str, timeout: timedelta, poll_s: float = 1.0
+) -> str | None:
+    deadline = time.monotonic() + timeout.total_seconds()
+    while True:
+        service = cluster.get("Service", name, namespace)
+        ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        for entry in ingress:
+            if entry.get("ip") or entry.get("hostname"):
+                return str(entry.get("ip") or entry.get("hostname"))
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(poll_s)
+
+
+def close_access(cluster: Cluster, namespace: str, node: str) -> bool:
+    """Delete winpod's objects for `node`; False when there was nothing of winpod's to close."""
+    name = service_name(node)
+    try:
+        service = cluster.get("Service", name, namespace)
+    except NotFound:
+        return False
+    if not _ours(service):
+        raise BadInput(f"Service {namespace}/{name} is not winpod's; winpod never deletes it")
+    cluster.delete("Service", name, namespace)
+    for kind in ("EndpointSlice", "Endpoints"):
+        with contextlib.suppress(NotFound):
+            cluster.delete(kind, name, namespace)
+    return True
+
+
+def sessions(cluster: Cluster, namespace: str) -> list[Session]:
+    found = []
+    for service in cluster.list("Service", namespace=namespace, label_selector=SELECTOR):
+        if not _ours(service):
+            continue
+        meta = service.get("metadata") or {}
+        ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        address = next(
+            (
+                str(i.get("ip") or i.get("hostname"))
+                for i in ingress
+                if i.get("ip") or i.get("hostname")
+            ),
+            None,
+        )
+        found.append(
+            Session(
+                node=str((meta.get("labels") or {}).get("winpod.io/node", "")),
+                service=str(meta.get("name")),
+                expires_at=_expiry(service) or datetime.now(UTC),
+                source_ranges=tuple(
+                    (service.get("spec") or {}).get("loadBalancerSourceRanges") or ()
+                ),
+                address=address,
+            )
+        )
+    return found
+
+
+def reconcile(cluster: Cluster, namespace: str, now: datetime) -> list[Session]:
+    """Delete every expired session winpod created; returns what it closed."""
+    closed = []
+    for session in sessions(cluster, namespace):
+        if (
+            session.expires_at <= now
+            and session.node
+            and close_access(cluster, namespace, session.node)
+        ):
+            closed.append(session)
+    return closed
+
+
+def describe(session: Session) -> dict[str, Any]:
+    return {
+        "node": session.node,
+        "service": session.service,
+        "expiresAt": _stamp(session.expires_at),
+        "sourceRanges": list(session.source_ranges),
+        "address": session.address,
+    }

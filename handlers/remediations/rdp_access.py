@@ -1,0 +1,117 @@
+"""`rdp-open` (high risk, approved like any remediation) and `rdp-close` (low risk)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from handlers import rdp
+from handlers.context import Context
+from handlers.errors import NotFound
+from handlers.remediations import Outcome, Plan, Verification, pretty, remediation
+
+
+def _run_open(context: Context, plan: Plan) -> Outcome:
+    settings, cluster = context.settings, context.transports.cluster
+    namespace = settings.kubernetes.namespace
+    expires_at = datetime.now(UTC) + rdp.parse_ttl(plan.data["ttl"], settings)
+    name, extended = rdp.open_access(
+        cluster,
+        namespace,
+        plan.target,
+        plan.data["address"],
+        plan.data["ranges"],
+        expires_at,
+        plan.data.get("requester", "winpod"),
+    )
+    until = expires_at.strftime("%H:%M UTC")
+    if extended:
+        return Outcome(True, f"RDP to {plan.target} extended until {until}")
+    address = rdp.wait_for_address(cluster, namespace, name, settings.rdp.lb_timeout)
+    if address is None:
+        rdp.close_access(cluster, namespace, plan.target)
+        return Outcome(
+            False,
+            f"the load balancer gave {name} no address within "
+            f"{settings.rdp.lb_timeout}; closed it again",
+        )
+    return Outcome(
+        True, f"RDP to {plan.target} open at {address} until {until}: mstsc.exe /v:{address}"
+    )
+
+
+def _verify_open(context: Context, plan: Plan) -> Verification:
+    namespace = context.settings.kubernetes.namespace
+    try:
+        context.transports.cluster.get("Service", rdp.service_name(plan.target), namespace)
+    except NotFound:
+        return Verification(False, "the RDP Service is gone")
+    return Verification(True, f"Service {namespace}/{rdp.service_name(plan.target)} is open")
+
+
+@remediation(
+    "rdp-open",
+    target_kind="node",
+    does=lambda t: (
+        f"expose RDP (3389) of {t} through a LoadBalancer Service limited to the "
+        "given source ranges, closed automatically at expiry"
+    ),
+    impact=lambda t: f"RDP to {t} becomes reachable from the source ranges until it expires",
+    checks=(),
+    run=_run_open,
+    verify=_verify_open,
+)
+def plan_open(context: Context, target: str, params: Mapping[str, str]) -> Plan:
+    settings = context.settings
+    ttl = rdp.parse_ttl(params.get("ttl"), settings)
+    ranges = rdp.source_ranges(params.get("from"), settings)
+    _, address = rdp.check_node(context.transports.cluster, target, settings)
+    service, slice_, _ = rdp.manifests(
+        target,
+        address,
+        settings.kubernetes.namespace,
+        ranges,
+        datetime.now(UTC) + ttl,
+        params.get("requester", "?"),
+    )
+    return Plan(
+        "rdp-open",
+        target,
+        "api",
+        f"open RDP to {target} for {ttl} from {', '.join(ranges)}",
+        pretty([service, slice_]),
+        {
+            "ttl": str(int(ttl.total_seconds())) + "s",
+            "ranges": ranges,
+            "address": address,
+            "requester": params.get("requester", "winpod"),
+        },
+    )
+
+
+def _run_close(context: Context, plan: Plan) -> Outcome:
+    namespace = context.settings.kubernetes.namespace
+    if rdp.close_access(context.transports.cluster, namespace, plan.target):
+        return Outcome(True, f"RDP to {plan.target} closed")
+    return Outcome(True, f"no RDP session of winpod's was open for {plan.target}")
+
+
+@remediation(
+    "rdp-close",
+    target_kind="node",
+    does=lambda t: f"delete winpod's RDP Service and endpoints for {t}",
+    impact=lambda t: f"RDP sessions to {t} through winpod are cut",
+    checks=(),
+    run=_run_close,
+)
+def plan_close(context: Context, target: str, params: Mapping[str, str]) -> Plan:
+    del params  # closing takes no parameters
+    name = rdp.service_name(target)
+    return Plan(
+        "rdp-close",
+        target,
+        "api",
+        f"delete Service {name} and its endpoints",
+        f"delete Service, EndpointSlice/Endpoints {context.settings.kubernetes.namespace}"
+        f"/{name} (only if labelled as winpod's)",
+    )

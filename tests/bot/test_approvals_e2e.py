@@ -1,0 +1,392 @@
+"""Remediation with approvals, end to end: Slack clicks in, scripts on the simulated hosts, every
+state change in the channel and every step in the audit log."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from bot_process import RunningBot, SlackResponse, start_bot
+from kubernetes import client, config
+from sim_process import ROOT, SCENARIOS, RunningSim, start_sim
+
+from bot.store import PendingAction, Store
+
+pytestmark = pytest.mark.wire
+
+APPROVER_A, APPROVER_B = "U0APPROVER1", "U0APPROVER2"  # the simulator's winpod.yaml
+SLACK_ACK_S = 3.0
+Message = dict[str, Any]
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSim]:
+    running = start_sim(SCENARIOS / "approvals_cluster.yaml", tmp_path_factory.mktemp("approvals"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def bot(sim: RunningSim) -> Iterator[RunningBot]:
+    """The bot as configured by the simulator; each story uses a channel and node of its own."""
+    running = start_bot(sim, name="approvals")
+    yield running
+    running.stop()
+
+
+def _variant(sim: RunningSim, name: str, env: dict[str, str]) -> RunningBot:
+    """Another replica on the same simulator, with a store of its own and `env` on top."""
+    return start_bot(
+        sim, {"WINPOD_STORE__URL": f"sqlite:///{sim.out / f'{name}.db'}", **env}, name=name
+    )
+
+
+@pytest.fixture(scope="module")
+def expiring_bot(sim: RunningSim) -> Iterator[RunningBot]:
+    running = _variant(sim, "expiring", {"WINPOD_APPROVALS__EXPIRE_AFTER": "1s"})
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def dry_bot(sim: RunningSim) -> Iterator[RunningBot]:
+    running = _variant(sim, "dry", {"WINPOD_DRY_RUN": "true"})
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def store(bot: RunningBot) -> Iterator[Store]:
+    """The main bot's store, opened the way `winpod audit` opens it."""
+    opened = Store(yaml.safe_load(bot.sim.config.read_text())["store"]["url"])
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(autouse=True)
+def calm_winrm(sim: RunningSim) -> Iterator[None]:
+    yield
+    sim.control("POST", "/sim/v1/faults/winrm", {"fail_next": 0})
+
+
+# --- what a person in the channel sees --------------------------------------------------------
+
+
+def until(bot: RunningBot, fetch: Callable[[], T], accept: Callable[[T], bool], what: str) -> T:
+    """Poll `fetch` until what it returns is accepted; return that."""
+    found: list[T] = []
+
+    def check() -> bool:
+        value = fetch()
+        if accept(value):
+            found.append(value)
+        return bool(found)
+
+    bot.wait_for(check, what=what)
+    return found[-1]
+
+
+def diagnose(bot: RunningBot, reference: str, channel: str) -> Message:
+    """`/winpod diagnose`, then the new message once it holds the findings."""
+    before = {m["ts"] for m in bot.messages(channel)}
+    response = bot.command(f"diagnose {reference}", channel=channel)
+    assert response.status == 200
+    return bot.wait_for(  # type: ignore[no-any-return]
+        lambda: next(
+            (m for m in bot.messages(channel) if m["ts"] not in before and m.get("edited")), None
+        ),
+        what=f"the diagnosis of {reference}",
+    )
+
+
+def current(bot: RunningBot, channel: str, ts: str) -> Message:
+    return next(m for m in bot.messages(channel) if m["ts"] == ts)
+
+
+def press(bot: RunningBot, channel: str, message: Message, prefix: str, user: str) -> SlackResponse:
+    """Press a button of the message as it looks now (Slack sends the current blocks)."""
+    response = bot.click(current(bot, channel, message["ts"]), prefix, user=user, channel=channel)
+    assert response.status == 200
+    assert response.seconds < SLACK_ACK_S
+    return response
+
+
+def action_ids(message: Message) -> list[str]:
+    return [
+        e["action_id"]
+        for b in message.get("blocks", [])
+        if b["type"] == "actions"
+        for e in b["elements"]
+    ]
+
+
+def status_lines(message: Message) -> list[str]:
+    return [
+        e["text"]
+        for b in message.get("blocks", [])
+        if str(b.get("block_id", "")).startswith("status-")
+        for e in b["elements"]
+    ]
+
+
+def thread(bot: RunningBot, channel: str, message: Message) -> str:
+    return "\n".join(r["text"] for r in current(bot, channel, message["ts"])["replies"])
+
+
+def wait_thread(bot: RunningBot, channel: str, message: Message, text: str) -> str:
+    return until(
+        bot, lambda: thread(bot, channel, message), lambda t: text in t, f"{text!r} in the thread"
+    )
+
+
+def told(bot: RunningBot, channel: str, user: str, text: str) -> str:
+    """Wait for an ephemeral reply to `user` containing `text`."""
+    return bot.wait_for(  # type: ignore[no-any-return]
+        lambda: next(
+            (e["text"] for e in bot.ephemeral(channel) if e["user"] == user and text in e["text"]),
+            None,
+        ),
+        what=f"{text!r} told to {user}",
+    )
+
+
+def host(sim: RunningSim, name: str) -> dict[str, Any]:
+    return sim.control("GET", f"/sim/v1/hosts/{name}")  # type: ignore[no-any-return]
+
+
+def actions_on(store: Store, target: str) -> list[PendingAction]:
+    return [a for a in store.list_actions(limit=500) if a.target == target]
+
+
+# --- the whole story ------------------------------------------------------------------------
+
+
+def test_hns_reset_needs_two_approvers_then_runs_verifies_and_is_audited(
+    bot: RunningBot, store: Store
+) -> None:
+    assert host(bot.sim, "akswin000002")["dns"] == "stale-policies"
+    message = diagnose(bot, "shop/api-0", "C0STORY")
+    assert "remediate:hns-reset" in action_ids(message)
+
+    press(bot, "C0STORY", message, "remediate:hns-reset", APPROVER_A)
+    told(bot, "C0STORY", APPROVER_A, "needs a second approver")
+    requested = wait_thread(bot, "C0STORY", message, "needs a second approver")
+    assert "Exactly what will run" in requested
+    assert "# winpod-script: hns-reset" in requested  # the script, before anyone approves it
+
+    press(bot, "C0STORY", message, "remediate:hns-reset", APPROVER_A)
+    refusal = told(bot, "C0STORY", APPROVER_A, "already approved")
+    assert "second, different approver" in refusal
+    assert host(bot.sim, "akswin000002")["history"] == []
+
+    press(bot, "C0STORY", message, "remediate:hns-reset", APPROVER_B)
+    result = wait_thread(bot, "C0STORY", message, "Verification — fixed")
+    assert f"<@{APPROVER_A}>, <@{APPROVER_B}>" in result  # who approved
+    assert "ok remove policy lists" in result  # the script's own report of its steps
+    cured = host(bot.sim, "akswin000002")
+    assert cured["history"] == ["hns-reset"]
+    assert cured["dns"] == "ok"
+
+    final = until(
+        bot,
+        lambda: current(bot, "C0STORY", message["ts"]),
+        lambda m: any("succeeded" in s for s in status_lines(m)),
+        "the original message to show the outcome",
+    )
+    assert "remediate:hns-reset" not in action_ids(final)
+    assert not any(a.startswith("reject:") for a in action_ids(final))
+    assert "remediate:kube-proxy-restart" in action_ids(final)  # other offers stay
+
+    [action] = actions_on(store, "akswin000002")
+    assert action.status == "succeeded"
+    assert set(action.approvals) == {APPROVER_A, APPROVER_B}
+    entries = store.audit_log(200)
+    story = [e for e in entries if e.target in ("shop/api-0", "akswin000002")]
+    kinds = {e.kind for e in story}
+    assert {"command", "click", "request", "approval", "refused", "execution", "result"} <= kinds
+    assert [e.actor for e in story if e.kind == "approval"] == [APPROVER_A, APPROVER_B]
+    refused = next(e for e in story if e.kind == "refused")
+    assert (refused.actor, refused.detail["reason"]) == (APPROVER_A, "already approved")
+
+
+def test_a_click_by_someone_who_is_not_an_approver_changes_nothing(
+    bot: RunningBot, store: Store
+) -> None:
+    message = diagnose(bot, "shop/refused-0", "C0NOPE")
+    press(bot, "C0NOPE", message, "remediate:kube-proxy-restart", "U0INTRUDER")
+    refusal = told(bot, "C0NOPE", "U0INTRUDER", "Only approvers")
+    assert APPROVER_A in refusal
+    assert current(bot, "C0NOPE", message["ts"])["blocks"] == message["blocks"]
+    assert current(bot, "C0NOPE", message["ts"])["replies"] == []
+    assert host(bot.sim, "akswin000013")["history"] == []
+    assert not [
+        a for a in actions_on(store, "akswin000013") if a.remediation == "kube-proxy-restart"
+    ]
+    assert any(e.kind == "refused" and e.actor == "U0INTRUDER" for e in store.audit_log(200))
+
+
+def test_twenty_simultaneous_approvals_run_the_remediation_once(
+    bot: RunningBot, store: Store
+) -> None:
+    message = diagnose(bot, "shop/crowd-0", "C0CROWD")
+    clickers = [APPROVER_A, APPROVER_B] * 10
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(
+            pool.map(
+                lambda user: bot.click(
+                    message, "remediate:kube-proxy-restart", user=user, channel="C0CROWD"
+                ),
+                clickers,
+            )
+        )
+    assert [r.status for r in responses] == [200] * 20
+    assert max(r.seconds for r in responses) < SLACK_ACK_S
+    wait_thread(bot, "C0CROWD", message, "Verification —")
+    bot.wait_for(
+        lambda: (
+            sum(e.kind == "click" and e.target == "akswin000011" for e in store.audit_log(500))
+            == 20
+        ),
+        what="every click to be handled",
+    )
+    # The last clicks are handled by now; give their (refused) outcomes a moment to land.
+    bot.wait_for(lambda: not actions_on(store, "akswin000011")[0].is_open, what="the result")
+    assert host(bot.sim, "akswin000011")["history"] == ["kube-proxy-restart"]
+    assert len(actions_on(store, "akswin000011")) == 1
+    replies = thread(bot, "C0CROWD", message)
+    assert replies.count("Verification —") == 1
+    assert replies.count(":gear: Approved by") == 1
+
+
+def test_winrm_failing_half_way_reports_the_failure_and_releases_the_node(
+    bot: RunningBot, store: Store
+) -> None:
+    message = diagnose(bot, "shop/flaky-0", "C0FLAKY")
+    bot.sim.control("POST", "/sim/v1/faults/winrm", {"fail_next": 1, "mode": "500"})
+    press(bot, "C0FLAKY", message, "remediate:kube-proxy-restart", APPROVER_A)
+    failure = wait_thread(bot, "C0FLAKY", message, ":red_circle:")
+    assert "kube-proxy-restart" in failure
+    assert "failed" in failure
+    bot.wait_for(
+        lambda: any("failed" in s for s in status_lines(current(bot, "C0FLAKY", message["ts"]))),
+        what="the original message to say failed",
+    )
+    [failed] = actions_on(store, "akswin000012")
+    assert failed.status == "failed"
+    assert any(
+        e.kind == "result" and e.action_id == failed.id and e.detail.get("ok") is False
+        for e in store.audit_log(500)
+    )
+    assert store.lock_holder("target:akswin000012") is None
+
+    # A later attempt takes the node again and runs.
+    again = diagnose(bot, "shop/flaky-0", "C0FLAKY")
+    press(bot, "C0FLAKY", again, "remediate:kube-proxy-restart", APPROVER_B)
+    assert "Verification — fixed" in wait_thread(bot, "C0FLAKY", again, "Verification —")
+    assert host(bot.sim, "akswin000012")["history"][-1] == "kube-proxy-restart"
+
+
+def test_a_rejected_action_loses_its_buttons_and_never_runs(bot: RunningBot, store: Store) -> None:
+    message = diagnose(bot, "shop/refused-0", "C0REJECT")
+    press(bot, "C0REJECT", message, "remediate:hns-reset", APPROVER_A)
+    wait_thread(bot, "C0REJECT", message, "needs a second approver")
+    pending = until(
+        bot,
+        lambda: current(bot, "C0REJECT", message["ts"]),
+        lambda m: any(a.startswith("reject:") for a in action_ids(m)),
+        "a Reject button",
+    )
+    press(bot, "C0REJECT", pending, "reject:", APPROVER_B)
+    assert f"<@{APPROVER_B}> rejected" in wait_thread(bot, "C0REJECT", message, "rejected")
+    final = until(
+        bot,
+        lambda: current(bot, "C0REJECT", message["ts"]),
+        lambda m: any("rejected" in s for s in status_lines(m)),
+        "the original message to say rejected",
+    )
+    assert "remediate:hns-reset" not in action_ids(final)
+    assert not any(a.startswith("reject:") for a in action_ids(final))
+
+    # Someone whose Slack still shows the old message approves anyway: nothing changes.
+    bot.click(pending, "remediate:hns-reset", user=APPROVER_B, channel="C0REJECT")
+    told(bot, "C0REJECT", APPROVER_B, "rejected by")
+    hns = [a for a in actions_on(store, "akswin000013") if a.remediation == "hns-reset"]
+    assert [a.status for a in hns] == ["rejected"]
+    assert "hns-reset" not in host(bot.sim, "akswin000013")["history"]
+
+
+def test_an_expired_action_cannot_run(expiring_bot: RunningBot) -> None:
+    message = diagnose(expiring_bot, "shop/slow-0", "C0LATE")
+    press(expiring_bot, "C0LATE", message, "remediate:hns-reset", APPROVER_A)
+    wait_thread(expiring_bot, "C0LATE", message, "needs a second approver")
+    time.sleep(1.2)  # approvals.expire_after is 1s for this bot
+    press(expiring_bot, "C0LATE", message, "remediate:hns-reset", APPROVER_B)
+    assert "expired" in told(expiring_bot, "C0LATE", APPROVER_B, "expired")
+    assert host(expiring_bot.sim, "akswin000014")["history"] == []
+    assert ":gear:" not in thread(expiring_bot, "C0LATE", message)
+
+
+def test_dry_run_shows_the_exact_script_and_leaves_the_host_alone(dry_bot: RunningBot) -> None:
+    before = host(dry_bot.sim, "akswin000015")
+    message = diagnose(dry_bot, "shop/dry-0", "C0DRY")
+    press(dry_bot, "C0DRY", message, "remediate:kube-proxy-restart", APPROVER_A)
+    shown = wait_thread(dry_bot, "C0DRY", message, "Dry run")
+    blocks = re.findall(r"```(.*?)```", shown.split("Dry run", 1)[1], re.S)
+    script = (ROOT / "handlers" / "scripts" / "kube-proxy-restart.ps1").read_text()
+    assert html.unescape(blocks[0]).strip() == script.strip()
+    after = host(dry_bot.sim, "akswin000015")
+    assert after == before
+    assert after["dns"] == "stale-policies"
+
+
+def test_pin_windows_build_patches_the_deployment_that_owns_the_pod(
+    bot: RunningBot, sim: RunningSim
+) -> None:
+    message = diagnose(bot, "web/iis-7d9f5-x2x4q", "C0PIN")
+    press(bot, "C0PIN", message, "remediate:pin-windows-build", APPROVER_A)
+    shown = wait_thread(bot, "C0PIN", message, "Verification —")
+    assert "Deployment web/iis" in shown
+    api = config.new_client_from_config(config_file=str(sim.kubeconfig))
+    try:
+        deployment = client.AppsV1Api(api).read_namespaced_deployment("iis", "web")
+    finally:
+        api.close()
+    assert deployment.spec.template.spec.node_selector == {
+        "kubernetes.io/os": "windows",
+        "node.kubernetes.io/windows-build": "10.0.20348",
+    }
+
+
+def test_mac_spoofing_without_the_hyperv_annotation_is_refused_with_the_reason(
+    bot: RunningBot, store: Store
+) -> None:
+    message = diagnose(bot, "jobs/worker-7", "C0VM7")
+    press(bot, "C0VM7", message, "remediate:mac-spoofing-on", APPROVER_A)
+    reason = told(bot, "C0VM7", APPROVER_A, "cannot run")
+    assert "winpod.io/hyperv-host" in reason
+    assert host(bot.sim, "hvwin000007")["vm"]["macAddressSpoofing"] is False
+    assert not actions_on(store, "hvwin000007")
+    assert any(
+        e.kind == "refused" and "winpod.io/hyperv-host" in str(e.detail.get("reason"))
+        for e in store.audit_log(500)
+    )
+
+
+def test_mac_spoofing_with_the_annotation_runs_on_the_hyperv_host_after_two_approvals(
+    bot: RunningBot,
+) -> None:
+    message = diagnose(bot, "jobs/worker-0", "C0VM4")
+    press(bot, "C0VM4", message, "remediate:mac-spoofing-on", APPROVER_A)
+    wait_thread(bot, "C0VM4", message, "needs a second approver")
+    assert host(bot.sim, "hvwin000004")["vm"]["macAddressSpoofing"] is False
+    press(bot, "C0VM4", message, "remediate:mac-spoofing-on", APPROVER_B)
+    assert "Verification — fixed" in wait_thread(bot, "C0VM4", message, "Verification —")
+    assert host(bot.sim, "hvwin000004")["vm"]["macAddressSpoofing"] is True
+    assert "mac-spoofing hvwin000004 On" in host(bot.sim, "hv01")["history"]
