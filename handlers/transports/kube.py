@@ -268,7 +268,9 @@ class KubePodExec:
 
 
 def _translate_exec(exc: ApiException, what: str) -> WinpodError:
-    reason = str(exc.reason or "")
+    # websocket-client appends the response headers and body after " -+-+- ": keep them out of
+    # the message, and out of the status-code matching below
+    reason = str(exc.reason or "").split(" -+-+- ")[0]
     if exc.status == 0:
         if "timed out" in reason.lower():
             return TimedOut(f"{what}: no answer in time")

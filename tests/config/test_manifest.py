@@ -1,0 +1,19 @@
+"""The Slack app manifest a person pastes: the slash command, buttons and the scopes winpod uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+MANIFEST = Path(__file__).resolve().parents[2] / "config" / "slack-app-manifest.yaml"
+
+
+def test_manifest_declares_what_the_bot_uses() -> None:
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    commands = manifest["features"]["slash_commands"]
+    assert [c["command"] for c in commands] == ["/winpod"]
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert manifest["settings"]["socket_mode_enabled"] is True
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert scopes == {"commands", "chat:write", "usergroups:read", "users:read"}
