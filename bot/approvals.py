@@ -113,6 +113,19 @@ class ApprovalFlow:
         store.expire_due(datetime.now(UTC))
         action = store.find_open_action(offer.remediation, offer.target)
         if action is None:
+            spent = self._spent(offer_id, offer.remediation, offer.target)
+            if spent is not None:
+                store.audit(
+                    click.user,
+                    "refused",
+                    {"reason": f"already {spent.status}", "remediation": offer.remediation},
+                    action_id=spent.id,
+                    target=offer.target,
+                )
+                self._tell(click, self._why_not(spent))
+                if spent.status == "expired":  # nothing else shows the expiry on the message
+                    self._edit(click.blocks, offer_id, spent)
+                return
             action = self._open(
                 click,
                 offer_id,
@@ -124,6 +137,20 @@ class ApprovalFlow:
             if action is None:
                 return
         self._approve(click, offer_id, action)
+
+    def _spent(self, offer_id: str, remediation: str, target: str) -> PendingAction | None:
+        """The ended action this button already carried: a button opens one action only, and a
+        stale message (expired, rejected, finished) must not silently open another."""
+        return next(
+            (
+                a
+                for a in self.services.store.list_actions(
+                    remediation=remediation, target=target, limit=100
+                )
+                if a.params.get("offer") == offer_id
+            ),
+            None,
+        )
 
     def approve_clicked(self, click: Click, action_id: str) -> None:
         action = self.services.store.get_action(action_id)
@@ -191,13 +218,15 @@ class ApprovalFlow:
             )
             self._tell(click, f":no_entry: *{remediation}* on `{target}` cannot run: {exc}")
             return None
+        # An RDP request was typed by someone; for a remediation button the clicker asks.
+        requester = str(params.get("requester") or click.user)
         try:
             action = store.create_action(
                 remediation,
                 target,
                 {**params, "what": plan.what},
                 risk,
-                click.user,
+                requester,
                 expires_at=datetime.now(UTC) + settings.approvals.expire_after,
                 channel=click.channel,
                 message_ts=click.message_ts,
@@ -217,7 +246,7 @@ class ApprovalFlow:
         self._post_thread(
             action,
             (
-                f":memo: <@{click.user}> asked for *{remediation}* on `{target}` ({risk} risk): "
+                f":memo: <@{requester}> asked for *{remediation}* on `{target}` ({risk} risk): "
                 f"{spec.does(target)}.\nIt needs {needed} approver(s); it expires in "
                 f"{format_duration(settings.approvals.expire_after)}.\n"
                 f"Exactly what will run:\n{code(plan.preview)}"

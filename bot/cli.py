@@ -119,7 +119,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo  # noqa: PLC0415
 
-    return run_demo(colour=_colour())
+    return run_demo(colour=_colour(), interactive_mode=args.interactive)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,7 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--scenario", required=True, help="scenario YAML (see sim/README.md)")
     sim.add_argument("--out", required=True, help="directory for kubeconfig, winpod.yaml, …")
     sim.add_argument("--winrm-port", type=int, default=0, help="0: any free port")
-    add("demo", cmd_demo, "the whole story on the embedded simulated cluster", [])
+    demo = add("demo", cmd_demo, "the whole story on the embedded simulated cluster", [])
+    demo.add_argument(
+        "--interactive",
+        action="store_true",
+        help="type /winpod commands and press buttons yourself",
+    )
     return parser
 
 

@@ -140,5 +140,12 @@ def default_commands() -> CommandTable:
                 "/winpod audit 10",
                 _count,
             ),
+            Subcommand(
+                "rdp",
+                "rdp open NODE [ttl=30m] [from=CIDR] | rdp close NODE | rdp list",
+                "RDP to a Windows node through a LoadBalancer, after two approvals",
+                "/winpod rdp open akswin000001 ttl=1h",
+                _rdp,
+            ),
         ]
     )

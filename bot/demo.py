@@ -1,66 +1,363 @@
-"""`winpod demo`: start the simulator on the seed scenario and walk through it with the real bot."""
+"""`winpod demo`: the whole story on the embedded simulated cluster, as a Slack user sees it.
+
+It starts the simulator on the seed scenario and the real bot (`winpod serve`, Socket Mode)
+against it; the simulated Slack delivers the commands and button presses a person would make.
+`--interactive` lets a person type `/winpod …` and press buttons by number instead.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from bot import render_text
-from bot.wiring import build_transports
-from config.settings import load_settings
-from handlers import engine
+from bot.demo_view import Button, draw
 
-SEED_PODS = (
-    ("web/iis-healthy", "a healthy IIS pod on a healthy Windows Server 2019 node"),
-    ("web/iis-0", "an ltsc2022 image on a 2019 node, stuck in ContainerCreating"),
-    ("shop/api-0", "a pod on a node that rebooted: DNS fails until HNS is reset"),
-    ("web/legacy-0", "a pod on an old 1709 host: the ServiceAccount token is unreadable"),
-    ("jobs/worker-0", "a pod on a Hyper-V VM node with MAC address spoofing off"),
-    ("web/nginx-7c5d", "a Linux image scheduled onto a Windows node"),
-    ("web/report-0", "a Server 2022 node configured with a wrong pause image"),
-)
+OPS, ALERTS = "C0OPS", "C0ALERTS"
+ONCALL, ALICE, BOB = "U0ONCALL", "U0APPROVER1", "U0APPROVER2"
 
 
-def _start_simulator(out: Path) -> subprocess.Popen[str]:
-    scenario = resources.files("sim") / "scenarios" / "seed.yaml"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sim", "--scenario", str(scenario), "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+class DemoError(Exception):
+    """The demo could not go on (the simulator or the bot did not answer as expected)."""
+
+
+class Stage:
+    """The simulator and the bot as child processes, and the simulated Slack's control API."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.processes: list[subprocess.Popen[str]] = []
+        scenario = resources.files("sim") / "scenarios" / "seed.yaml"
+        self._spawn(
+            [sys.executable, "-m", "sim", "--scenario", str(scenario), "--out", str(out)],
+            "sim ready",
+            out / "sim.log",
+        )
+        self.urls = json.loads((out / "sim.json").read_text())
+        env = {
+            "WINPOD_SLACK__APP_TOKEN": self.urls["slack_app_token"],
+            "WINPOD_SWEEP__INTERVAL": "3s",
+        }
+        self._spawn(
+            [
+                sys.executable,
+                "-m",
+                "bot",
+                "serve",
+                "--config",
+                str(out / "winpod.yaml"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--metrics-port",
+                "0",
+            ],
+            "winpod ready",
+            out / "bot.log",
+            env,
+        )
+        self.wait(
+            lambda: self.control("GET", "/sim/v1/slack/socket_mode")["connected"],
+            "the bot to connect to Slack",
+        )
+
+    def _spawn(
+        self, argv: list[str], ready: str, log: Path, env: dict[str, str] | None = None
+    ) -> None:
+        with log.open("w") as stderr:
+            process = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                env={**os.environ, **(env or {})},
+            )
+        self.processes.append(process)
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.startswith(ready):
+            raise DemoError(f"{argv[2]} did not start: {log.read_text()[-2000:]}")
+
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310 - the simulator on loopback
+            self.urls["control"] + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return json.loads(response.read() or b"null")
+
+    def wait(self, predicate: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.2)
+        raise DemoError(f"gave up waiting for {what}")
+
+    def messages(self, channel: str) -> list[dict[str, Any]]:
+        return list(self.control("GET", f"/sim/v1/slack/messages?channel={channel}")["messages"])
+
+    def command(self, text: str, user: str = ONCALL, channel: str = OPS) -> str:
+        sent = self.control(
+            "POST",
+            "/sim/v1/slack/socket_mode/envelopes",
+            {
+                "type": "slash_commands",
+                "payload": {"text": text, "user_id": user, "channel_id": channel},
+            },
+        )
+        return str((sent.get("ack_payload") or {}).get("text") or "")
+
+    def click(self, button: Button, user: str) -> None:
+        self.control(
+            "POST",
+            "/sim/v1/slack/socket_mode/envelopes",
+            {
+                "type": "interactive",
+                "payload": {
+                    "user": {"id": user},
+                    "container": {"channel_id": button.channel, "message_ts": button.message_ts},
+                    "actions": [
+                        {
+                            "type": "button",
+                            "action_id": button.action_id,
+                            "value": button.value,
+                            "block_id": "demo",
+                        }
+                    ],
+                },
+            },
+        )
+
+    def ephemeral_for(self, user: str, channel: str = OPS) -> list[str]:
+        data = self.control("GET", f"/sim/v1/slack/messages?channel={channel}")
+        return [str(e.get("text")) for e in data["ephemeral"] if e.get("user") == user]
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+class Story:
+    def __init__(self, stage: Stage, colour: bool) -> None:
+        self.stage, self.colour = stage, colour
+        self.buttons: dict[int, Button] = {}
+
+    def say(self, text: str) -> None:
+        print(f"\n\033[1;34m▶ {text}\033[0m" if self.colour else f"\n▶ {text}", flush=True)
+
+    def show(self, message: dict[str, Any], channel: str) -> None:
+        name = "#ops" if channel == OPS else "#winpod-alerts" if channel == ALERTS else channel
+        lines, buttons = draw(message, channel, 1, self.colour)
+        self.buttons = {b.number: b for b in buttons}
+        print(f"  ┌─ {name} · winpod")
+        for line in lines:
+            print(f"  │{line}")
+        print("  └─", flush=True)
+
+    def headline(self, message: dict[str, Any]) -> None:
+        """The header and the error titles only, for a quick tour."""
+        header = next(
+            (b["text"]["text"] for b in message.get("blocks", []) if b.get("type") == "header"),
+            message.get("text", ""),
+        )
+        print(f"    {header}")
+        for block in message.get("blocks", []):
+            text = str((block.get("text") or {}).get("text", ""))
+            if block.get("type") == "section" and text.startswith(":red_circle:"):
+                print(
+                    "      ● " + text.split("\n", maxsplit=1)[0].replace(":red_circle: ", "").replace("*", "")
+                )
+
+    def latest(self, channel: str) -> dict[str, Any]:
+        return self.stage.messages(channel)[-1]
+
+    def type_command(self, text: str, user: str = ONCALL) -> str:
+        print(f"  @{user.lower()} › /winpod {text}", flush=True)
+        return self.stage.command(text, user)
+
+    def press(self, label_start: str, user: str, channel: str = OPS) -> None:
+        button = next(b for b in self.buttons.values() if b.label.startswith(label_start))
+        print(f"  @{user.lower()} presses [{button.number}] {button.label}", flush=True)
+        self.stage.click(button, user)
+
+    def result_of(self, channel: str, count_before: int, what: str) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            messages = self.stage.messages(channel)
+            if len(messages) > count_before and messages[-1].get("edited"):
+                return messages[-1]
+            return None
+
+        return dict(self.stage.wait(done, what))
+
+    def thread_grows(self, channel: str, ts: str, replies: int, what: str) -> dict[str, Any]:
+        def grown() -> dict[str, Any] | None:
+            for message in self.stage.messages(channel):
+                if message["ts"] == ts and len(message.get("replies") or []) >= replies:
+                    return message
+            return None
+
+        return dict(self.stage.wait(grown, what))
+
+
+def run_story(stage: Stage, colour: bool) -> None:
+    story = Story(stage, colour)
+    story.say("An SRE on call asks what is wrong with a pod stuck in ContainerCreating.")
+    before = len(stage.messages(OPS))
+    story.type_command("diagnose web/iis-0")
+    story.show(story.result_of(OPS, before, "the diagnosis of web/iis-0"), OPS)
+
+    story.say("The other seed problems, each found by its own check (headlines only):")
+    for reference in ("web/legacy-0", "jobs/worker-0", "web/nginx-7c5d", "web/report-0"):
+        before = len(stage.messages(OPS))
+        story.type_command(f"diagnose {reference}")
+        story.headline(story.result_of(OPS, before, f"the diagnosis of {reference}"))
+
+    story.say("Another team reports that DNS fails in shop/api-0 since its node rebooted.")
+    before = len(stage.messages(OPS))
+    story.type_command("diagnose shop/api-0")
+    message = story.result_of(OPS, before, "the diagnosis of shop/api-0")
+    story.show(message, OPS)
+
+    story.say("hns-reset is high risk: it needs two approvers. Alice approves first…")
+    story.press("Run hns-reset", ALICE)
+    message = story.thread_grows(OPS, message["ts"], 2, "the request and first approval")
+    story.show(message, OPS)
+    story.say(
+        "…Alice cannot be the second approver too; Bob is, and the fix runs on the node "
+        "over WinRM, then is verified."
     )
-    assert process.stdout is not None
-    line = process.stdout.readline().strip()
-    if line != "sim ready":
-        process.kill()
-        raise RuntimeError(f"the simulator did not start: {process.communicate()[1].strip()}")
-    return process
+    told = len(stage.ephemeral_for(ALICE))
+    story.press("Approve hns-reset", ALICE)
+    stage.wait(lambda: len(stage.ephemeral_for(ALICE)) > told, "Alice's refusal")
+    print(f"  (only Alice sees) {stage.ephemeral_for(ALICE)[-1]}")
+    story.press("Approve hns-reset", BOB)
+    message = story.thread_grows(OPS, message["ts"], 4, "the result of hns-reset")
+    story.show(message, OPS)
+
+    story.say("A Windows node reboots at night. The next sweep notices before anyone else does.")
+    alerts_before = len(stage.messages(ALERTS))
+    print("  (simulator) akswin000000 reboots", flush=True)
+    stage.control("POST", "/sim/v1/hosts/akswin000000/reboot")
+    alert = stage.wait(lambda: stage.messages(ALERTS)[alerts_before:], "the sweep alert")[0]
+    story.show(alert, ALERTS)
+    story.say("kube-proxy-restart needs one approver; Bob presses it from the alert.")
+    story.press("Run kube-proxy-restart", BOB, ALERTS)
+    alert = story.thread_grows(ALERTS, alert["ts"], 4, "the fix and the all-clear")
+    story.show(alert, ALERTS)
+
+    story.say("The SRE wants to look at a node over RDP for a few minutes.")
+    before = len(stage.messages(OPS))
+    story.type_command("rdp open akswin000001 ttl=10m")
+    request = stage.wait(lambda: stage.messages(OPS)[before:], "the RDP request")[0]
+    story.show(request, OPS)
+    story.press("Approve RDP", ALICE)
+    story.thread_grows(OPS, request["ts"], 2, "the first RDP approval")
+    story.press("Approve RDP", BOB)
+    request = story.thread_grows(OPS, request["ts"], 4, "the RDP address")
+    story.show(request, OPS)
+    before = len(stage.messages(OPS))
+    story.type_command("rdp close akswin000001")
+    closed = stage.wait(lambda: stage.messages(OPS)[before:], "the RDP close")[0]
+    story.show(closed, OPS)
+
+    story.say("Everything above is in the audit log.")
+    print(story.type_command("audit 12").replace("```", ""))
 
 
-def run_demo(colour: bool) -> int:
-    with tempfile.TemporaryDirectory(prefix="winpod-demo-") as tmp:
-        out = Path(tmp)
-        print("Starting the simulated Windows cluster (seed scenario)…", flush=True)
-        process = _start_simulator(out)
+def interactive(stage: Stage, colour: bool) -> None:
+    story = Story(stage, colour)
+    print(
+        "Type /winpod … (as @oncall), `click N [alice|bob|oncall]`, `show`, or `quit`.\n"
+        "Alice (U0APPROVER1) and Bob (U0APPROVER2) are approvers; alerts go to "
+        "#winpod-alerts; `reboot NODE` reboots a simulated node."
+    )
+    users = {"alice": ALICE, "bob": BOB, "oncall": ONCALL}
+    while True:
         try:
-            settings = load_settings(out / "winpod.yaml")
-            transports = build_transports(settings)
-            print(f"Simulator ready: kubeconfig {out / 'kubeconfig'}\n", flush=True)
-            for reference, story in SEED_PODS:
-                print("=" * 100)
-                print(f"$ winpod diagnose {reference}      # {story}")
-                diagnosis = engine.diagnose_pod(transports, settings, reference)
-                print(render_text.diagnosis_text(diagnosis, colour), flush=True)
-                print()
-            print("=" * 100)
-            print("$ winpod node akswin000002      # the rebooted node itself")
-            diagnosis = engine.diagnose_node(transports, settings, "akswin000002")
-            print(render_text.diagnosis_text(diagnosis, colour))
+            line = input("winpod-demo> ").strip()
+        except EOFError:
+            return
+        if line in ("quit", "exit"):
+            return
+        if line.startswith("/winpod"):
+            before = {c: len(stage.messages(c)) for c in (OPS, ALERTS)}
+            reply = story.type_command(line[len("/winpod") :].strip())
+            if reply:
+                print(f"  (only you see) {reply}")
+            time.sleep(2)
+            _show_new(story, before)
+        elif line.startswith("click"):
+            parts = line.split()
+            try:
+                button = story.buttons[int(parts[1])]
+            except (IndexError, ValueError, KeyError):
+                print("  usage: click N [alice|bob|oncall] — N from the last message shown")
+                continue
+            user = users.get(parts[2] if len(parts) > 2 else "alice", ALICE)
+            stage.click(button, user)
+            time.sleep(2)
+            story.show(
+                next(m for m in stage.messages(button.channel) if m["ts"] == button.message_ts),
+                button.channel,
+            )
+        elif line.startswith("reboot "):
+            print(stage.control("POST", f"/sim/v1/hosts/{line.split()[1]}/reboot"))
+        elif line == "show":
+            for channel in (OPS, ALERTS):
+                for message in stage.messages(channel)[-3:]:
+                    story.show(message, channel)
+        elif line:
+            print("  /winpod …, click N [user], reboot NODE, show, quit")
+
+
+def _show_new(story: Story, before: dict[str, int]) -> None:
+    for channel, count in before.items():
+        for message in story.stage.messages(channel)[count:]:
+            story.show(message, channel)
+
+
+def run_demo(colour: bool, interactive_mode: bool = False) -> int:
+    with tempfile.TemporaryDirectory(prefix="winpod-demo-") as tmp:
+        print(
+            "Starting the simulated Windows cluster (seed scenario) and the winpod bot…", flush=True
+        )
+        stage = Stage(Path(tmp))
+        try:
+            if interactive_mode:
+                interactive(stage, colour)
+            else:
+                run_story(stage, colour)
+                print(
+                    "\nThe demo is over: every seed problem, a fix approved by two people, a "
+                    "sweep alert fixed from its buttons, and RDP opened and closed."
+                )
+        except DemoError as exc:
+            log = (Path(tmp) / "bot.log").read_text()[-3000:]
+            print(f"winpod demo: {exc}\n--- bot log ---\n{log}", file=sys.stderr)
+            return 3
         finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=15)
+            stage.stop()
     return 0

@@ -27,7 +27,9 @@ class Runtime:
         self.client = client
         self.sweeper = Sweeper(services, client)
         settings = services.settings
-        self.jobs = Jobs(self, settings.store.url, settings.sweep.interval)
+        self.jobs = Jobs(
+            self, settings.store.url, settings.sweep.interval, settings.housekeeping_interval
+        )
         self.identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.elector: LeaderElector | None = None
         if settings.kubernetes.leader_election:
@@ -73,8 +75,8 @@ class Runtime:
             log.error("the sweep stopped: %s; the next one runs as scheduled", exc)
 
     def housekeeping(self) -> None:
-        """Every 30 s on the leader: expire stale actions, keep RDP teardowns scheduled, and
-        close any RDP session past its time."""
+        """Every `housekeeping_interval` on the leader: expire stale actions, keep RDP
+        teardowns scheduled, and close any RDP session past its time."""
         for action in self.services.store.expire_due(datetime.now(UTC)):
             self.services.store.audit(
                 "winpod",

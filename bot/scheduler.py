@@ -39,10 +39,17 @@ def rdp_teardown(node: str) -> None:
 
 
 class Jobs:
-    def __init__(self, runtime: Any, store_url: str, sweep_interval: timedelta) -> None:
+    def __init__(
+        self,
+        runtime: Any,
+        store_url: str,
+        sweep_interval: timedelta,
+        housekeeping_interval: timedelta,
+    ) -> None:
         self._runtime = runtime
         self._url = normalise_url(store_url).render_as_string(hide_password=False)
         self._interval = sweep_interval
+        self._housekeeping_interval = housekeeping_interval
         self._scheduler: BackgroundScheduler | None = None
 
     @property
@@ -71,13 +78,14 @@ class Jobs:
             misfire_grace_time=max(1, int(interval / 2)),
             next_run_time=datetime.now(UTC) + timedelta(seconds=1),
         )
+        housekeeping_s = self._housekeeping_interval.total_seconds()
         scheduler.add_job(
             housekeeping,
             "interval",
-            seconds=30,
+            seconds=housekeeping_s,
             id=HOUSEKEEPING_JOB,
             replace_existing=True,
-            misfire_grace_time=30,
+            misfire_grace_time=max(1, int(housekeeping_s)),
         )
         self._scheduler = scheduler
         log.info("scheduler started", extra={"sweep_interval_s": interval})

@@ -561,12 +561,21 @@ class Store:
         return sorted((_action(row) for row in rows), key=lambda action: action.created_at)
 
     def list_actions(
-        self, status: ActionStatus | None = None, limit: int = 50
+        self,
+        status: ActionStatus | None = None,
+        limit: int = 50,
+        *,
+        remediation: str | None = None,
+        target: str | None = None,
     ) -> list[PendingAction]:
-        """Newest first."""
+        """Newest first; only those of `remediation` and on `target` when given."""
         query = select(actions).order_by(actions.c.created_at.desc(), actions.c.id).limit(limit)
         if status is not None:
             query = query.where(actions.c.status == _statuses(status)[0])
+        if remediation is not None:
+            query = query.where(actions.c.remediation == remediation)
+        if target is not None:
+            query = query.where(actions.c.target == target)
         with self._guard(), self._read() as conn:
             return [_action(row) for row in conn.execute(query)]
 

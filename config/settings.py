@@ -178,6 +178,11 @@ class Settings(BaseSettings):
     rdp: RDPSettings = RDPSettings()
     store: StoreSettings = StoreSettings()
     dry_run: bool = Field(False, description="show what would run; run nothing")
+    housekeeping_interval: Duration = Field(
+        timedelta(seconds=30),
+        description="how often the leader expires pending actions and closes expired RDP; "
+        "also the longest an expired RDP session opened elsewhere can stay open",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -24,6 +24,8 @@ from handlers.transports import Cluster, KubeObject
 PORT = 3389
 EXPIRES = "winpod.io/expires-at"
 REQUESTED_BY = "winpod.io/requested-by"
+# The node's full name: a label value holds at most 63 characters, a node name up to 253.
+NODE = "winpod.io/node"
 LABELS = {"app.kubernetes.io/managed-by": "winpod", "winpod.io/rdp": "true"}
 SELECTOR = "app.kubernetes.io/managed-by=winpod,winpod.io/rdp=true"
 OPEN_WORLD = {"0.0.0.0/0", "::/0"}
@@ -54,9 +56,8 @@ def service_name(node: str) -> str:
 def parse_ttl(text: str | None, settings: Settings) -> timedelta:
     ttl = settings.rdp.default_ttl if not text else _duration(text)
     if ttl > settings.rdp.max_ttl:
-        raise BadInput(
-            f"ttl {text} is longer than rdp.max_ttl ({format_duration(settings.rdp.max_ttl)})"
-        )
+        maximum = format_duration(settings.rdp.max_ttl)
+        raise BadInput(f"ttl {text or format_duration(ttl)} is longer than rdp.max_ttl ({maximum})")
     return ttl
 
 
@@ -126,13 +127,30 @@ def _ours(service: KubeObject) -> bool:
     return all(labels.get(k) == v for k, v in LABELS.items())
 
 
+def _node_of(service: KubeObject) -> str:
+    meta = service.get("metadata") or {}
+    return str(
+        (meta.get("annotations") or {}).get(NODE) or (meta.get("labels") or {}).get(NODE, "")
+    )
+
+
+def _refuse_other_node(service: KubeObject, namespace: str, node: str) -> None:
+    """`a.b` and `a-b` share a Service name: one node's session is never the other's."""
+    other = _node_of(service)
+    if other != node:
+        raise BadInput(
+            f"Service {namespace}/{service['metadata']['name']} gives RDP to node {other}, "
+            f"not {node}; close that session first"
+        )
+
+
 def manifests(
     node: str, address: str, namespace: str, ranges: list[str], expires_at: datetime, requester: str
 ) -> tuple[KubeObject, KubeObject, KubeObject]:
     """(Service, EndpointSlice, v1 Endpoints fallback) for one node."""
     name = service_name(node)
-    labels = {**LABELS, "winpod.io/node": node}
-    annotations = {EXPIRES: _stamp(expires_at), REQUESTED_BY: requester}
+    labels = {**LABELS, NODE: node} if len(node) <= 63 else dict(LABELS)
+    annotations = {EXPIRES: _stamp(expires_at), REQUESTED_BY: requester, NODE: node}
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -199,6 +217,7 @@ def open_access(
     if existing is not None:
         if not _ours(existing):
             raise BadInput(f"Service {namespace}/{name} exists and is not winpod's; left alone")
+        _refuse_other_node(existing, namespace, node)
         cluster.patch(
             "Service",
             name,
@@ -241,6 +260,7 @@ def close_access(cluster: Cluster, namespace: str, node: str) -> bool:
         return False
     if not _ours(service):
         raise BadInput(f"Service {namespace}/{name} is not winpod's; winpod never deletes it")
+    _refuse_other_node(service, namespace, node)
     cluster.delete("Service", name, namespace)
     for kind in ("EndpointSlice", "Endpoints"):
         with contextlib.suppress(NotFound):
@@ -265,7 +285,7 @@ def sessions(cluster: Cluster, namespace: str) -> list[Session]:
         )
         found.append(
             Session(
-                node=str((meta.get("labels") or {}).get("winpod.io/node", "")),
+                node=_node_of(service),
                 service=str(meta.get("name")),
                 expires_at=_expiry(service) or datetime.now(UTC),
                 source_ranges=tuple(

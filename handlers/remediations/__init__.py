@@ -240,7 +240,7 @@ def _verify_once(
         return Verification(None, f"the checks do not apply to {reference}", evidence)
     if failing:
         return Verification(False, f"still failing on {reference}: {failing[0].title}", evidence)
-    return Verification(True, f"fixed: {', '.join(f.title for f in relevant)}", evidence)
+    return Verification(True, ", ".join(f.title for f in relevant), evidence)
 
 
 def _finding_line(finding: Finding) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from config.settings import format_duration
 from handlers import rdp
 from handlers.context import Context
 from handlers.errors import NotFound
@@ -33,7 +34,7 @@ def _run_open(context: Context, plan: Plan) -> Outcome:
         return Outcome(
             False,
             f"the load balancer gave {name} no address within "
-            f"{settings.rdp.lb_timeout}; closed it again",
+            f"{format_duration(settings.rdp.lb_timeout)}; closed it again",
         )
     return Outcome(
         True, f"RDP to {plan.target} open at {address} until {until}: mstsc.exe /v:{address}"
@@ -78,7 +79,7 @@ def plan_open(context: Context, target: str, params: Mapping[str, str]) -> Plan:
         "rdp-open",
         target,
         "api",
-        f"open RDP to {target} for {ttl} from {', '.join(ranges)}",
+        f"open RDP to {target} for {format_duration(ttl)} from {', '.join(ranges)}",
         pretty([service, slice_]),
         {
             "ttl": str(int(ttl.total_seconds())) + "s",
