@@ -187,9 +187,8 @@ class Story:
         for block in message.get("blocks", []):
             text = str((block.get("text") or {}).get("text", ""))
             if block.get("type") == "section" and text.startswith(":red_circle:"):
-                print(
-                    "      ● " + text.split("\n", maxsplit=1)[0].replace(":red_circle: ", "").replace("*", "")
-                )
+                title = text.split("\n", maxsplit=1)[0]
+                print("      ● " + title.replace(":red_circle: ", "").replace("*", ""))
 
     def latest(self, channel: str) -> dict[str, Any]:
         return self.stage.messages(channel)[-1]
