@@ -111,21 +111,23 @@ class ApprovalFlow:
             )
             return
         store.expire_due(datetime.now(UTC))
+        first = self._first_action(offer_id, offer.remediation, offer.target)
+        if first is not None and not first.is_open:
+            # A button carries one action: a stale message (expired, rejected, finished) must
+            # not silently open another; a fresh diagnosis offers a fresh button.
+            store.audit(
+                click.user,
+                "refused",
+                {"reason": f"already {first.status}", "remediation": offer.remediation},
+                action_id=first.id,
+                target=offer.target,
+            )
+            self._tell(click, self._why_not(first))
+            if first.status == "expired":  # nothing else shows the expiry on the message
+                self._edit(click.blocks, offer_id, first)
+            return
         action = store.find_open_action(offer.remediation, offer.target)
         if action is None:
-            spent = self._spent(offer_id, offer.remediation, offer.target)
-            if spent is not None:
-                store.audit(
-                    click.user,
-                    "refused",
-                    {"reason": f"already {spent.status}", "remediation": offer.remediation},
-                    action_id=spent.id,
-                    target=offer.target,
-                )
-                self._tell(click, self._why_not(spent))
-                if spent.status == "expired":  # nothing else shows the expiry on the message
-                    self._edit(click.blocks, offer_id, spent)
-                return
             action = self._open(
                 click,
                 offer_id,
@@ -138,19 +140,16 @@ class ApprovalFlow:
                 return
         self._approve(click, offer_id, action)
 
-    def _spent(self, offer_id: str, remediation: str, target: str) -> PendingAction | None:
-        """The ended action this button already carried: a button opens one action only, and a
-        stale message (expired, rejected, finished) must not silently open another."""
-        return next(
-            (
-                a
-                for a in self.services.store.list_actions(
-                    remediation=remediation, target=target, limit=100
-                )
-                if a.params.get("offer") == offer_id
-            ),
-            None,
-        )
+    def _first_action(self, offer_id: str, remediation: str, target: str) -> PendingAction | None:
+        """The first action opened from this button (offer), if any."""
+        opened = [
+            a
+            for a in self.services.store.list_actions(
+                remediation=remediation, target=target, limit=100
+            )
+            if a.params.get("offer") == offer_id
+        ]
+        return opened[-1] if opened else None  # newest first
 
     def approve_clicked(self, click: Click, action_id: str) -> None:
         action = self.services.store.get_action(action_id)
@@ -263,6 +262,21 @@ class ApprovalFlow:
             store.expire_due(datetime.now(UTC))
             self._tell(click, self._why_not(store.get_action(action.id) or action))
             return
+        first = self._first_action(
+            str(action.params.get("offer", "")), action.remediation, action.target
+        )
+        if first is not None and first.id != action.id:
+            # Clicks raced: one opened this action from a button whose first action ended
+            # meanwhile. That first action exists before this one can, so every approval of
+            # this one sees it here, before it could run: it never runs, it is withdrawn.
+            store.transition(
+                action.id,
+                ("pending", "approved"),
+                "expired",
+                {"summary": "withdrawn: its button had already carried an action"},
+            )
+            self._tell(click, self._why_not(first))
+            return
         needed = self.needed(action.risk)
         if click.user in action.approvals:
             store.audit(
@@ -297,7 +311,9 @@ class ApprovalFlow:
             return
         store.transition(action.id, "pending", "approved")
         if not store.transition(action.id, "approved", "running"):
-            return  # another click (or replica) won and runs it
+            # Another click (or replica) won and runs it.
+            self._tell(click, self._why_not(store.get_action(action.id) or action))
+            return
         if not store.acquire_lock(_lock_name(action.target), action.id, LOCK_TTL):
             store.transition(action.id, "running", "approved")
             holder = store.lock_holder(_lock_name(action.target))

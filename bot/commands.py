@@ -32,7 +32,7 @@ class Subcommand:
 
 def _no_args(args: list[str]) -> Parsed:
     if args:
-        raise BadInput(f"unexpected {' '.join(args)!r}")
+        raise BadInput(f"unexpected {' '.join(args)[:40]!r}")
     return {}
 
 
@@ -49,7 +49,9 @@ def _one(label: str, check: Callable[[str], object]) -> Callable[[list[str]], Pa
 def _count(args: list[str]) -> Parsed:
     if not args:
         return {"last": "20"}
-    if len(args) != 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= 200:
+    # isascii: str.isdigit() also accepts characters such as '²' that int() refuses
+    digits = len(args) == 1 and args[0].isascii() and args[0].isdigit()
+    if not digits or not 1 <= int(args[0]) <= 200:
         raise BadInput("expected a number of entries between 1 and 200")
     return {"last": args[0]}
 
@@ -125,6 +127,13 @@ def default_commands() -> CommandTable:
                 "diagnose a Windows node",
                 "/winpod node akswin000001",
                 _one("node", names.node_name),
+            ),
+            Subcommand(
+                "sweep",
+                "sweep",
+                "check DNS on every rebooted Windows node now and post the summary",
+                "/winpod sweep",
+                _no_args,
             ),
             Subcommand(
                 "explain",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -75,12 +76,20 @@ class LeaderElector:
             self._lose()
 
     def _loop(self) -> None:
+        renewed_at = 0.0
         while not self._stop.is_set():
             try:
                 held = self.try_acquire_or_renew()
             except WinpodError as exc:
+                # An API hiccup is not a lost lease: lead on until the lease would have run out.
                 log.warning("leader election: %s", exc)
-                held = False
+                held = self.is_leader and (
+                    time.monotonic() - renewed_at < self.duration.total_seconds()
+                    - self.renew_every.total_seconds()
+                )
+            else:
+                if held:
+                    renewed_at = time.monotonic()
             if held and not self.is_leader:
                 self.is_leader = True
                 log.info("became leader", extra={"identity": self.identity})

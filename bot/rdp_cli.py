@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import getpass
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot.remediate_cli import confirmed
 from bot.store import Store
 from bot.wiring import build_transports
-from config.settings import Settings
+from config.settings import Settings, format_duration
 from handlers import rdp, remediations
 
 
@@ -54,15 +54,16 @@ def rdp_command(
             return 0
         outcome = remediations.execute(transports, settings, plan)
         print(outcome.summary)
+        # A failed open created and removed a LoadBalancer: that is audited too.
+        store.audit(user, "rdp-open", {"ok": outcome.ok, "summary": outcome.summary}, target=node)
         session = next(
             (s for s in rdp.sessions(transports.cluster, namespace) if s.node == node), None
         )
         if outcome.ok and session is not None:
             store.upsert_rdp(node, user, session.expires_at, list(session.source_ranges))
-            store.audit(user, "rdp-open", {"summary": outcome.summary}, target=node)
-            left = session.expires_at - datetime.now(UTC)
+            left = timedelta(seconds=int((session.expires_at - datetime.now(UTC)).total_seconds()))
             print(
-                f"The running winpod bot closes it in {int(left.total_seconds() // 60)} min; "
+                f"The running winpod bot closes it in {format_duration(left)}; "
                 f"without one, run `winpod rdp close {node}`.",
                 file=sys.stderr,
             )

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from bot.store import AuditEntry
 from handlers.model import Diagnosis, Finding
 from handlers.registry import CheckSpec
+
+if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) is slow to import for a type hint
+    from bot.store import AuditEntry
 
 _MARKS = {"error": "✖ ERROR", "warning": "▲ WARNING", "info": "ℹ INFO", "ok": "✔ OK"}
 _COLOURS = {"error": "31;1", "warning": "33;1", "info": "36", "ok": "32"}

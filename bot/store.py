@@ -703,6 +703,17 @@ class Store:
         with self._guard(), self._write() as conn:
             return self._insert_if_absent(conn, alerts, row)
 
+    def release_alert(self, node: str, boot_id: str) -> None:
+        """Give back a claim whose alert never reached Slack, so a later sweep can post it."""
+        with self._guard(), self._write() as conn:
+            conn.execute(
+                delete(alerts).where(
+                    alerts.c.node == node,
+                    alerts.c.boot_id == boot_id,
+                    alerts.c.message_ts.is_(None),
+                )
+            )
+
     def set_alert_message(self, node: str, boot_id: str, channel: str, ts: str) -> None:
         with self._guard(), self._write() as conn:
             conn.execute(

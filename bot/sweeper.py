@@ -52,10 +52,14 @@ class Sweeper:
             progress,
         )
         if commit:
-            store.record_boots({n.name: n.boot_id for n in report.nodes}, datetime.now(UTC))
+            unsent: set[str] = set()
             for node in report.nodes:
-                if node.finding is not None and node.finding.severity == "error":
-                    self._alert(node)
+                if (
+                    node.finding is not None
+                    and node.finding.severity == "error"
+                    and not self._alert(node)
+                ):
+                    unsent.add(node.name)
                 alert = open_alerts.get(node.name)
                 if (
                     alert is not None
@@ -63,6 +67,12 @@ class Sweeper:
                     and store.resolve_alert(alert.node, alert.boot_id)
                 ):
                     self._follow_up(alert.channel, alert.message_ts, node)
+            # Boots are recorded after alerting: a node whose alert did not reach Slack keeps
+            # its old boot id, so the next sweep sees the reboot again and retries the alert.
+            store.record_boots(
+                {n.name: n.boot_id for n in report.nodes if n.name not in unsent},
+                datetime.now(UTC),
+            )
         summary = report.summary()
         metrics.sweep_seconds.observe(report.duration_ms / 1000)
         for state in ("ok", "failing", "no-network", "unreachable", "no-pods", "not-probed"):
@@ -70,12 +80,24 @@ class Sweeper:
         log.info("sweep finished", extra={"sweep": summary})
         return report
 
-    def _alert(self, node: sweep.NodeReport) -> None:
+    def _alert(self, node: sweep.NodeReport) -> bool:
+        """Post this boot's alert unless it was claimed already; False when the post failed,
+        after giving the claim back so that a later sweep can post it."""
         store = self.services.store
         channel = self.services.settings.slack.alert_channel
         if self.client is None or not channel or not store.claim_alert(node.name, node.boot_id):
-            return
-        assert node.finding is not None
+            return True
+        posted = False
+        try:
+            posted = self._post_alert(node, channel)
+        finally:
+            if not posted:
+                store.release_alert(node.name, node.boot_id)
+        return posted
+
+    def _post_alert(self, node: sweep.NodeReport, channel: str) -> bool:
+        store = self.services.store
+        assert self.client is not None and node.finding is not None
         diagnosis = Diagnosis(Target("Node", node.name, node=node.name), None, (node.finding,))
         offers = {}
         for ref in node.finding.remediations:
@@ -97,7 +119,7 @@ class Sweeper:
             )
         except SlackApiError as exc:
             log.error("could not post the alert for %s: %s", node.name, exc.response.get("error"))
-            return
+            return False
         store.set_alert_message(node.name, node.boot_id, channel, str(response["ts"]))
         store.audit(
             "winpod",
@@ -105,6 +127,7 @@ class Sweeper:
             {"summary": node.finding.title, "boot": node.boot_id},
             target=node.name,
         )
+        return True
 
     def _follow_up(self, channel: str | None, ts: str | None, node: sweep.NodeReport) -> None:
         self.services.store.audit(

@@ -7,6 +7,7 @@ should come from the environment (or a file the operator mounts), never from com
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import timedelta
@@ -34,6 +35,7 @@ CONFIG_ENV_VAR = "WINPOD_CONFIG"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_LONGEST_S = 1e9  # about 31 years: beyond any interval, and now + it is still a valid datetime
 
 
 class ConfigError(Exception):
@@ -47,14 +49,17 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 15m or 4h")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = float(min(value, _LONGEST_S))  # float() of a huge int would overflow
     else:
         match = _DURATION.match(str(value))
         if not match:
             raise ValueError(f"{value!r} is not a duration; write it like 30s, 15m or 4h")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds <= 0:
+    if math.isnan(seconds) or seconds <= 0:
         raise ValueError("a duration must be greater than zero")
+    # past it, timedelta or `now + duration` raises OverflowError, which pydantic does not catch
+    if seconds >= _LONGEST_S:
+        raise ValueError("longer than any duration winpod can use")
     return timedelta(seconds=seconds)
 
 
@@ -203,12 +208,16 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+    except RecursionError:  # PyYAML's parser recurses once per level of nesting
+        raise ConfigError(f"config file {path} nests too deeply to be a configuration") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -216,10 +225,16 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _key(part: object) -> str:
+    """A key as written, unless it holds line breaks or other invisible characters."""
+    text = str(part)
+    return text if text.isprintable() else repr(text)
+
+
 def _describe(error: ValidationError, source: str) -> str:
     lines = [f"invalid configuration ({source}):"]
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"])
+        key = ".".join(_key(part) for part in item["loc"])
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key (see config/winpod.example.yaml for the keys)"
@@ -232,6 +247,15 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     chosen = path if path is not None else os.environ.get(CONFIG_ENV_VAR) or None
     data = _read_yaml(Path(chosen)) if chosen else {}
     source = str(chosen) if chosen else "defaults and environment"
+    # Keys become keyword arguments: a non-string one is a TypeError, and `_env_prefix`,
+    # `_cli_parse_args`, … would be taken as pydantic-settings options instead of sections.
+    strange = [key for key in data if not isinstance(key, str) or key.startswith("_")]
+    if strange:
+        lines = [
+            f"  {_key(key)}: unknown key (see config/winpod.example.yaml for the keys)"
+            for key in strange
+        ]
+        raise ConfigError("\n".join([f"invalid configuration ({source}):", *lines]))
     try:
         return Settings(**data)
     except ValidationError as exc:

@@ -18,7 +18,7 @@ def _shown(value: str) -> str:
 
 def namespace_name(value: str) -> str:
     """A namespace is a DNS-1123 label: lowercase letters, digits and '-', at most 63."""
-    if len(value) > 63 or not _LABEL.match(value):
+    if len(value) > 63 or not _LABEL.fullmatch(value):
         raise BadInput(
             f"{_shown(value)} is not a valid namespace: use lowercase letters, digits and '-', "
             "starting and ending with a letter or digit, at most 63 characters"
@@ -28,7 +28,7 @@ def namespace_name(value: str) -> str:
 
 def object_name(value: str, what: str) -> str:
     """Pods and nodes are DNS-1123 subdomains: lowercase alphanumerics, '-' and '.', ≤ 253."""
-    if len(value) > 253 or not _SUBDOMAIN.match(value):
+    if len(value) > 253 or not _SUBDOMAIN.fullmatch(value):
         raise BadInput(
             f"{_shown(value)} is not a valid {what} name: use lowercase letters, digits, '-' and "
             "'.', starting and ending with a letter or digit, at most 253 characters"

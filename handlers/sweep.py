@@ -86,7 +86,10 @@ class SweepReport:
 @dataclass
 class _Facts:
     nodes: list[KubeObject]
-    pods_by_node: dict[str, list[KubeObject]]
+    # The pods a probe may use (the first PROBES_PER_NODE) and how many run, per node: the
+    # list of every running pod is dropped after counting, it is the sweep's biggest object.
+    probe_pods: dict[str, list[KubeObject]]
+    running_pods: dict[str, int]
     reboots: dict[str, KubeObject]
     dns_ip: str
     dns_pod_ips: list[str]
@@ -105,13 +108,19 @@ class _Probe:
 
 def _gather(transports: Transports) -> _Facts:
     cluster = transports.cluster
-    nodes = cluster.list("Node", label_selector=WINDOWS_NODES)
-    names = {n["metadata"]["name"] for n in nodes}
-    pods_by_node: dict[str, list[KubeObject]] = {name: [] for name in names}
+    # Pods first: the list of every running pod is the sweep's biggest object, and it is gone
+    # (counted, the first PROBES_PER_NODE kept per node) before anything else is parsed.
+    probe_pods: dict[str, list[KubeObject]] = {}
+    running_pods: dict[str, int] = {}
     for pod in cluster.list("Pod", field_selector="status.phase=Running"):
         host = str((pod.get("spec") or {}).get("nodeName") or "")
-        if host in pods_by_node and (pod.get("status") or {}).get("podIP"):
-            pods_by_node[host].append(pod)
+        if host and (pod.get("status") or {}).get("podIP"):
+            running_pods[host] = running_pods.get(host, 0) + 1
+            kept = probe_pods.setdefault(host, [])
+            if len(kept) < PROBES_PER_NODE:
+                kept.append(pod)
+    nodes = cluster.list("Node", label_selector=WINDOWS_NODES)
+    names = {n["metadata"]["name"] for n in nodes}
     reboots: dict[str, KubeObject] = {}
     for event in cluster.list("Event", field_selector="reason=Rebooted"):
         involved = str((event.get("involvedObject") or {}).get("name") or "")
@@ -121,7 +130,8 @@ def _gather(transports: Transports) -> _Facts:
     dns_pods = cluster.list("Pod", namespace="kube-system", label_selector="k8s-app=kube-dns")
     return _Facts(
         nodes,
-        pods_by_node,
+        {name: probe_pods.get(name, []) for name in names},
+        {name: running_pods.get(name, 0) for name in names},
         reboots,
         str((dns.get("spec") or {}).get("clusterIP") or ""),
         [
@@ -191,13 +201,14 @@ def _probe_all(
     planned = [
         (n["metadata"]["name"], pod)
         for n in nodes
-        for pod in facts.pods_by_node[n["metadata"]["name"]][:PROBES_PER_NODE]
+        for pod in facts.probe_pods[n["metadata"]["name"]]
     ]
     results: dict[str, list[_Probe]] = {n["metadata"]["name"]: [] for n in nodes}
     if not planned:
         return results
-    done_nodes: set[str] = set()
     remaining = {name: sum(1 for n, _ in planned if n == name) for name in results}
+    # A node without a pod to probe is done from the start, so the count reaches the total.
+    done_nodes = {name for name, left in remaining.items() if left == 0}
     with ThreadPoolExecutor(
         max_workers=settings.sweep.concurrency, thread_name_prefix="probe"
     ) as pool:
@@ -240,7 +251,7 @@ def _report(
 ) -> NodeReport:
     name = node["metadata"]["name"]
     boot = node_facts(node).boot_id
-    running = len(facts.pods_by_node[name])
+    running = facts.running_pods[name]
     if node_probes is None:
         return NodeReport(name, boot, rebooted, "not-probed", running)
     if not node_probes:

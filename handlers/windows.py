@@ -324,7 +324,9 @@ def pause_image_problem(image: str, host_build: int) -> str | None:
             f"the sandbox image {image} cannot run on this node: "
             f"{compatibility_reason(host_build, tag_build)}"
         )
-    if looks_like_linux_image(image):
+    # pause-amd64 and its siblings are the per-architecture Linux builds of the pause image.
+    arch_specific = re.search(r"(^|/)pause-(amd64|arm64|arm|ppc64le|s390x)$", ref.name.lower())
+    if looks_like_linux_image(image) or arch_specific:
         return (
             f"the sandbox image {image} is Linux-only; use a multi-arch one such as {recommended}"
         )

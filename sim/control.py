@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from sim.faults import MODES, SERVERS, Knobs
+from sim.faults import MODES, REQUEST_LOG_LIMIT, SERVERS, Knobs
 from sim.scenario import SERVICE_STATES
 from sim.slack_api import (
     CHANNEL_ID,
@@ -393,6 +393,32 @@ def build_app(simulator: Simulator) -> web.Application:
             return web.json_response({"error": str(exc)}, status=409)
         return web.json_response(envelope.result())
 
+    # --- the load-balancer controller ------------------------------------------------------
+    def lb_state() -> Obj:
+        return {"delay_ms": world.lb_delay_ms, "enabled": world.lb_enabled}
+
+    @routes.get(PREFIX + "/lb")
+    async def get_lb(request: web.Request) -> web.Response:
+        return web.json_response(lb_state())
+
+    @routes.post(PREFIX + "/lb")
+    async def set_lb(request: web.Request) -> web.Response:
+        body = await _object_body(request)
+        unknown = sorted(set(body) - {"delay_ms", "enabled"})
+        if unknown:
+            raise BadRequest(f"unknown field(s) {', '.join(unknown)}; one of delay_ms, enabled")
+        delay = body.get("delay_ms", world.lb_delay_ms)
+        if (
+            isinstance(delay, bool)
+            or not isinstance(delay, int | float)
+            or not math.isfinite(delay)
+            or delay < 0
+        ):
+            raise BadRequest(f"delay_ms must be a number ≥ 0, not {delay!r}")
+        enabled = _bool("enabled", body["enabled"]) if "enabled" in body else world.lb_enabled
+        world.lb_delay_ms, world.lb_enabled = float(delay), enabled
+        return web.json_response(lb_state())
+
     # --- faults and counters ---------------------------------------------------------------
     @routes.get(PREFIX + "/faults")
     async def get_faults(request: web.Request) -> web.Response:
@@ -416,6 +442,29 @@ def build_app(simulator: Simulator) -> web.Application:
     async def reset_stats(request: web.Request) -> web.Response:
         faults.requests.clear()
         return web.json_response({"requests": dict.fromkeys(SERVERS, 0)})
+
+    @routes.get(PREFIX + "/requests")
+    async def recorded_requests(request: web.Request) -> web.Response:
+        server = request.query.get("server")
+        if server is not None and server not in SERVERS:
+            raise BadRequest(f"unknown server {server!r}; one of {', '.join(SERVERS)}")
+        since = request.query.get("since", "0")
+        if not since.isdigit():
+            raise BadRequest(f"since must be a request's seq number, not {since!r}")
+        found = faults.recorded_requests(server, int(since))
+        return web.json_response(
+            {
+                "requests": [r.as_dict() for r in found],
+                # the bounded log dropped some requests newer than `since`: the list is partial
+                "truncated": faults.dropped_through > int(since),
+                "limit": REQUEST_LOG_LIMIT,
+            }
+        )
+
+    @routes.post(PREFIX + "/requests/reset")
+    async def reset_requests(request: web.Request) -> web.Response:
+        faults.reset_log()
+        return web.json_response({"requests": [], "since": faults.recorded})
 
     app = web.Application(middlewares=[json_errors])
     app.add_routes(routes)

@@ -39,8 +39,12 @@ def _pick_container(pod: Obj, requested: str | None) -> str:
         return requested
     if len(containers) == 1:
         return containers[0]
-    raise ApiError(400, "BadRequest", f"a container name must be specified for pod {name}, "
-                                      f"choose one of: [{' '.join(containers)}]")
+    raise ApiError(
+        400,
+        "BadRequest",
+        f"a container name must be specified for pod {name}, "
+        f"choose one of: [{' '.join(containers)}]",
+    )
 
 
 def _check_running(pod: Obj, container: str) -> None:
@@ -51,19 +55,29 @@ def _check_running(pod: Obj, container: str) -> None:
     if not (pod.get("spec") or {}).get("nodeName"):
         raise ApiError(400, "BadRequest", f"pod {name} does not have a host assigned")
     if phase in ("Succeeded", "Failed"):
-        raise ApiError(400, "BadRequest", "cannot exec into a container in a completed pod; "
-                                          f"current phase is {phase}")
-    container_status = next((c for c in status.get("containerStatuses") or []
-                             if c.get("name") == container), None)
-    running = ((container_status.get("state") or {}).get("running") is not None
-               if container_status is not None else phase == "Running")
+        raise ApiError(
+            400,
+            "BadRequest",
+            f"cannot exec into a container in a completed pod; current phase is {phase}",
+        )
+    container_status = next(
+        (c for c in status.get("containerStatuses") or [] if c.get("name") == container), None
+    )
+    running = (
+        (container_status.get("state") or {}).get("running") is not None
+        if container_status is not None
+        else phase == "Running"
+    )
     if not running:
         raise ApiError(400, "BadRequest", f'container not found ("{container}")')
 
 
 def _negotiate(request: web.Request) -> str | None:
-    offered = [p.strip() for header in request.headers.getall("Sec-WebSocket-Protocol", [])
-               for p in header.split(",")]
+    offered = [
+        p.strip()
+        for header in request.headers.getall("Sec-WebSocket-Protocol", [])
+        for p in header.split(",")
+    ]
     return next((p for p in offered if p in SUPPORTED_PROTOCOLS), None)
 
 
@@ -72,9 +86,10 @@ def _status(exit_code: int, argv: list[str]) -> bytes:
         body: Obj = {"metadata": {}, "status": "Success"}
     else:
         body = {
-            "metadata": {}, "status": "Failure",
+            "metadata": {},
+            "status": "Failure",
             "message": "command terminated with non-zero exit code: error executing command "
-                       f"[{' '.join(argv)}], exit code {exit_code}",
+            f"[{' '.join(argv)}], exit code {exit_code}",
             "reason": "NonZeroExitCode",
             "details": {"causes": [{"reason": "ExitCode", "message": str(exit_code)}]},
         }
@@ -84,11 +99,12 @@ def _status(exit_code: int, argv: list[str]) -> bytes:
 async def _send(ws: web.WebSocketResponse, channel: int, text: str) -> None:
     data = text.encode()
     for start in range(0, len(data), CHUNK_BYTES):
-        await ws.send_bytes(bytes([channel]) + data[start:start + CHUNK_BYTES])
+        await ws.send_bytes(bytes([channel]) + data[start : start + CHUNK_BYTES])
 
 
-async def handle_exec(request: web.Request, world: World, namespace: str,
-                      name: str) -> web.StreamResponse:
+async def handle_exec(
+    request: web.Request, world: World, namespace: str, name: str
+) -> web.StreamResponse:
     """Validate like the API server (errors as `Status` before any upgrade), then stream."""
     pod = world.find("pods", namespace, name)
     if pod is None:
@@ -101,17 +117,22 @@ async def handle_exec(request: web.Request, world: World, namespace: str,
     _check_running(pod, container)
     stdin, stdout, stderr, tty = (_flag(query, f) for f in ("stdin", "stdout", "stderr", "tty"))
     if not (stdin or stdout or stderr):
-        raise ApiError(400, "BadRequest",
-                       "you must specify at least one of stdin, stdout, stderr")
+        raise ApiError(400, "BadRequest", "you must specify at least one of stdin, stdout, stderr")
     if request.headers.get("Upgrade", "").lower() != "websocket":
-        raise ApiError(400, "BadRequest",
-                       "Upgrade request required: the simulator speaks pod exec over WebSocket "
-                       f"only ({', '.join(SUPPORTED_PROTOCOLS)}), not SPDY")
+        raise ApiError(
+            400,
+            "BadRequest",
+            "Upgrade request required: the simulator speaks pod exec over WebSocket "
+            f"only ({', '.join(SUPPORTED_PROTOCOLS)}), not SPDY",
+        )
     protocol = _negotiate(request)
     if protocol is None:
-        raise ApiError(400, "BadRequest",
-                       "unable to upgrade connection: no supported WebSocket subprotocol "
-                       f"offered; supported: {', '.join(SUPPORTED_PROTOCOLS)}")
+        raise ApiError(
+            400,
+            "BadRequest",
+            "unable to upgrade connection: no supported WebSocket subprotocol "
+            f"offered; supported: {', '.join(SUPPORTED_PROTOCOLS)}",
+        )
 
     ws = web.WebSocketResponse(protocols=(protocol,), compress=False, timeout=CLOSE_TIMEOUT_S)
     await ws.prepare(request)
@@ -131,4 +152,3 @@ async def handle_exec(request: web.Request, world: World, namespace: str,
     # signal) is discarded by close() while it waits for the client's close frame.
     await ws.close()
     return ws
-

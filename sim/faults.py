@@ -2,13 +2,14 @@
 
 Servers are named `kube` (REST API), `exec` (pod exec WebSockets), `winrm` and `slack`. Each has
 a per-request latency and a "fail the next N requests" switch with one of the modes below; the
-control API sets them, benchmarks and reliability tests use them, and every request is counted.
+control API sets them, benchmarks and reliability tests use them, and every request is counted
+and recorded (method, path, query) in a bounded log that the control API serves.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -17,6 +18,8 @@ from aiohttp.typedefs import Middleware
 
 SERVERS = ("kube", "exec", "winrm", "slack")
 MODES = ("500", "reset", "hang", "429")
+# Enough for every request of a test run or a demo; the oldest are dropped past it.
+REQUEST_LOG_LIMIT = 20_000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -39,10 +42,33 @@ class Knobs:
         }
 
 
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as a server saw it, before any fault: what an RBAC audit needs."""
+
+    seq: int
+    server: str
+    method: str
+    path: str
+    query: dict[str, list[str]]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "seq": self.seq,
+            "server": self.server,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+        }
+
+
 @dataclass
 class Faults:
     knobs: dict[str, Knobs] = field(default_factory=lambda: {s: Knobs() for s in SERVERS})
     requests: Counter[str] = field(default_factory=Counter)
+    log: deque[RecordedRequest] = field(default_factory=lambda: deque(maxlen=REQUEST_LOG_LIMIT))
+    recorded: int = 0  # the last sequence number given out
+    dropped_through: int = 0  # the newest sequence number the full log has had to drop
 
     def set(self, server: str, **values: object) -> Knobs:
         if server not in self.knobs:
@@ -58,8 +84,10 @@ class Faults:
         return knobs
 
     async def apply(self, server: str, request: web.Request) -> web.StreamResponse | None:
-        """Count the request, wait its latency, and maybe fail it; None lets it through."""
+        """Count and record the request, wait its latency, and maybe fail it; None lets it
+        through."""
         self.requests[server] += 1
+        self.record(server, request)
         knobs = self.knobs[server]
         if knobs.latency_ms > 0:
             await asyncio.sleep(knobs.latency_ms / 1000)
@@ -90,6 +118,22 @@ class Faults:
             },
             status=500,
         )
+
+    def record(self, server: str, request: web.Request) -> None:
+        self.recorded += 1
+        if len(self.log) == self.log.maxlen:
+            self.dropped_through = self.log[0].seq
+        query: dict[str, list[str]] = {}
+        for key, value in request.query.items():
+            query.setdefault(key, []).append(value)
+        self.log.append(RecordedRequest(self.recorded, server, request.method, request.path, query))
+
+    def recorded_requests(self, server: str | None = None, since: int = 0) -> list[RecordedRequest]:
+        """The log, oldest first: one server's requests (or all), after sequence number `since`."""
+        return [r for r in self.log if r.seq > since and server in (None, r.server)]
+
+    def reset_log(self) -> None:
+        self.log.clear()
 
     def middleware(self, server: str) -> Middleware:
         @web.middleware

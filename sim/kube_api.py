@@ -1,7 +1,7 @@
 """The simulated Kubernetes API server that the official Python client and kubectl use unchanged.
 
-Discovery (`/version`, `/api`, `/apis`, OpenAPI v3 path index), get/list/create/replace/patch/
-delete with label and field selectors and resourceVersion conflicts, the `/status`
+Discovery (`/version`, `/api`, `/apis`, OpenAPI v3 and v2 path indexes), get/list/create/replace/
+patch/delete with label and field selectors and resourceVersion conflicts, the `/status`
 subresource, server-side printing (Table), pod exec over WebSocket (sim/exec_ws.py) and Service
 address allocation plus a load-balancer controller (sim/lb.py). Every request needs the bearer
 token; errors are `Status` bodies. Watches are not simulated (405).
@@ -15,6 +15,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 import yaml
@@ -34,32 +35,62 @@ from sim.world import (
     World,
     json_patch,
     merge_patch,
+    not_found,
     now_iso,
     strategic_merge_patch,
 )
 
 SERVER_VERSION = {
-    "major": "1", "minor": "30", "gitVersion": "v1.30.4",
-    "gitCommit": "a51b3b711150f57ffc1f526a640ec058514ed596", "gitTreeState": "clean",
-    "buildDate": "2024-08-14T19:02:46Z", "goVersion": "go1.22.5", "compiler": "gc",
+    "major": "1",
+    "minor": "30",
+    "gitVersion": "v1.30.4",
+    "gitCommit": "a51b3b711150f57ffc1f526a640ec058514ed596",
+    "gitTreeState": "clean",
+    "buildDate": "2024-08-14T19:02:46Z",
+    "goVersion": "go1.22.5",
+    "compiler": "gc",
     "platform": "linux/amd64",
 }
 # Resources whose status is written only through `/status`, as in Kubernetes.
-WITH_STATUS = frozenset({"namespaces", "nodes", "pods", "services", "daemonsets", "deployments",
-                         "statefulsets", "replicasets"})
+WITH_STATUS = frozenset(
+    {
+        "namespaces",
+        "nodes",
+        "pods",
+        "services",
+        "daemonsets",
+        "deployments",
+        "statefulsets",
+        "replicasets",
+    }
+)
 # DELETE answers with the deleted object for these, with a Status for the rest (as upstream).
 RETURNS_DELETED_OBJECT = frozenset({"pods", "services", "serviceaccounts"})
-IN_CATEGORY_ALL = frozenset({"pods", "services", "daemonsets", "deployments", "statefulsets",
-                             "replicasets"})
+IN_CATEGORY_ALL = frozenset(
+    {"pods", "services", "daemonsets", "deployments", "statefulsets", "replicasets"}
+)
 VERBS = ["create", "delete", "get", "list", "patch", "update"]
 OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _EXEC_PATH = re.compile(r"^/api/v1/namespaces/[^/]+/pods/[^/]+/exec/?$")
 
 
+def _timestamp(value: Any) -> str:
+    """RFC 3339 for the datetimes YAML makes of unquoted timestamps in a scenario file."""
+    if isinstance(value, datetime):
+        stamp = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def encode(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), default=_timestamp).encode()
+
+
 def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
-                        content_type="application/json")
+    return web.Response(body=encode(body), status=status, content_type="application/json")
 
 
 def _status_response(error: ApiError) -> web.Response:
@@ -86,80 +117,137 @@ def resource_list(group: str, version: str) -> Obj:
     for resource in RESOURCES:
         if (resource.group, resource.version) != (group, version):
             continue
-        entry: Obj = {"name": resource.plural, "singularName": resource.singular,
-                      "namespaced": resource.namespaced, "kind": resource.kind, "verbs": VERBS}
+        entry: Obj = {
+            "name": resource.plural,
+            "singularName": resource.singular,
+            "namespaced": resource.namespaced,
+            "kind": resource.kind,
+            "verbs": VERBS,
+        }
         if resource.short_names:
             entry["shortNames"] = list(resource.short_names)
         if resource.plural in IN_CATEGORY_ALL:
             entry["categories"] = ["all"]
         entries.append(entry)
         if resource.plural in WITH_STATUS:
-            entries.append({"name": f"{resource.plural}/status", "singularName": "",
-                            "namespaced": resource.namespaced, "kind": resource.kind,
-                            "verbs": ["get", "patch", "update"]})
+            entries.append(
+                {
+                    "name": f"{resource.plural}/status",
+                    "singularName": "",
+                    "namespaced": resource.namespaced,
+                    "kind": resource.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
         if resource.plural == "pods":
-            entries.append({"name": "pods/exec", "singularName": "", "namespaced": True,
-                            "kind": "PodExecOptions", "verbs": ["create", "get"]})
-    return {"kind": "APIResourceList", "apiVersion": "v1",
-            "groupVersion": f"{group}/{version}" if group else version, "resources": entries}
+            entries.append(
+                {
+                    "name": "pods/exec",
+                    "singularName": "",
+                    "namespaced": True,
+                    "kind": "PodExecOptions",
+                    "verbs": ["create", "get"],
+                }
+            )
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group}/{version}" if group else version,
+        "resources": entries,
+    }
 
 
 def _api_group(group: str) -> Obj:
-    versions = [{"groupVersion": f"{g}/{v}", "version": v} for g, v in _group_versions()
-                if g == group]
-    return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": versions,
-            "preferredVersion": versions[0]}
+    versions = [
+        {"groupVersion": f"{g}/{v}", "version": v} for g, v in _group_versions() if g == group
+    ]
+    return {
+        "kind": "APIGroup",
+        "apiVersion": "v1",
+        "name": group,
+        "versions": versions,
+        "preferredVersion": versions[0],
+    }
 
 
 def api_group_list() -> Obj:
     groups = sorted({g for g, _ in _group_versions() if g})
-    return {"kind": "APIGroupList", "apiVersion": "v1",
-            "groups": [{k: v for k, v in _api_group(g).items() if k not in ("kind", "apiVersion")}
-                       for g in groups]}
+    return {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [
+            {k: v for k, v in _api_group(g).items() if k not in ("kind", "apiVersion")}
+            for g in groups
+        ],
+    }
 
 
 def openapi_v3_index() -> Obj:
-    return {"paths": {
-        _gv_path(g, v): {"serverRelativeURL": f"/openapi/v3/{_gv_path(g, v)}?hash=sim1"}
-        for g, v in _group_versions()}}
+    return {
+        "paths": {
+            _gv_path(g, v): {"serverRelativeURL": f"/openapi/v3/{_gv_path(g, v)}?hash=sim1"}
+            for g, v in _group_versions()
+        }
+    }
 
 
 def openapi_v3_document(group: str, version: str) -> Obj:
     """Paths and operations only, no schemas: enough for kubectl to see that the server
     validates fields itself (`fieldValidation` on PATCH), so it skips client-side validation."""
     query_params = [
-        {"name": name, "in": "query", "description": description,
-         "schema": {"type": "string", "uniqueItems": True}}
+        {
+            "name": name,
+            "in": "query",
+            "description": description,
+            "schema": {"type": "string", "uniqueItems": True},
+        }
         for name, description in (
             ("dryRun", "When present, modifications are not persisted (All)."),
             ("fieldManager", "Name of the actor making the change (accepted, not tracked)."),
             ("fieldValidation", "Ignore, Warn or Strict (accepted; unknown fields are kept)."),
-        )]
+        )
+    ]
     paths: dict[str, Obj] = {}
     for resource in RESOURCES:
         if (resource.group, resource.version) != (group, version):
             continue
         gvk = {"group": resource.group, "version": resource.version, "kind": resource.kind}
         prefix = "/" + _gv_path(group, version)
-        collection = (f"{prefix}/namespaces/{{namespace}}/{resource.plural}"
-                      if resource.namespaced else f"{prefix}/{resource.plural}")
+        collection = (
+            f"{prefix}/namespaces/{{namespace}}/{resource.plural}"
+            if resource.namespaced
+            else f"{prefix}/{resource.plural}"
+        )
 
-        def operation(action: str, kind: str, resource: Resource = resource,
-                      gvk: Obj = gvk) -> Obj:
-            return {"operationId": f"{action}{kind}", "x-kubernetes-action": action,
-                    "x-kubernetes-group-version-kind": gvk, "parameters": query_params,
-                    "tags": [_gv_path(resource.group, resource.version)],
-                    "responses": {"200": {"description": "OK"}}}
+        def operation(action: str, kind: str, resource: Resource = resource, gvk: Obj = gvk) -> Obj:
+            return {
+                "operationId": f"{action}{kind}",
+                "x-kubernetes-action": action,
+                "x-kubernetes-group-version-kind": gvk,
+                "parameters": query_params,
+                "tags": [_gv_path(resource.group, resource.version)],
+                "responses": {"200": {"description": "OK"}},
+            }
 
-        paths[collection] = {"get": operation("list", resource.kind),
-                             "post": operation("post", resource.kind)}
+        paths[collection] = {
+            "get": operation("list", resource.kind),
+            "post": operation("post", resource.kind),
+        }
         paths[collection + "/{name}"] = {
-            verb: operation(action, resource.kind) for verb, action in
-            (("get", "get"), ("put", "put"), ("patch", "patch"), ("delete", "delete"))}
-    return {"openapi": "3.0.0",
-            "info": {"title": "Kubernetes (winpod simulator)",
-                     "version": SERVER_VERSION["gitVersion"]},
-            "paths": paths, "components": {"schemas": {}}}
+            verb: operation(action, resource.kind)
+            for verb, action in (
+                ("get", "get"),
+                ("put", "put"),
+                ("patch", "patch"),
+                ("delete", "delete"),
+            )
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes (winpod simulator)", "version": SERVER_VERSION["gitVersion"]},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }
 
 
 def openapi_v2_document() -> Obj:
@@ -168,19 +256,35 @@ def openapi_v2_document() -> Obj:
     paths: dict[str, Obj] = {}
     for resource in RESOURCES:
         prefix = "/" + _gv_path(resource.group, resource.version)
-        item = (f"{prefix}/namespaces/{{namespace}}/{resource.plural}/{{name}}"
-                if resource.namespaced else f"{prefix}/{resource.plural}/{{name}}")
-        paths[item] = {"patch": {
-            "operationId": f"patch{resource.kind}",
-            "parameters": [{"name": "fieldValidation", "in": "query", "type": "string",
-                            "uniqueItems": True}],
-            "x-kubernetes-group-version-kind": {"group": resource.group,
-                                                "version": resource.version,
-                                                "kind": resource.kind},
-            "responses": {"200": {"description": "OK"}}}}
-    return {"swagger": "2.0", "info": {"title": "Kubernetes (winpod simulator)",
-                                       "version": SERVER_VERSION["gitVersion"]},
-            "paths": paths}
+        item = (
+            f"{prefix}/namespaces/{{namespace}}/{resource.plural}/{{name}}"
+            if resource.namespaced
+            else f"{prefix}/{resource.plural}/{{name}}"
+        )
+        paths[item] = {
+            "patch": {
+                "operationId": f"patch{resource.kind}",
+                "parameters": [
+                    {
+                        "name": "fieldValidation",
+                        "in": "query",
+                        "type": "string",
+                        "uniqueItems": True,
+                    }
+                ],
+                "x-kubernetes-group-version-kind": {
+                    "group": resource.group,
+                    "version": resource.version,
+                    "kind": resource.kind,
+                },
+                "responses": {"200": {"description": "OK"}},
+            }
+        }
+    return {
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes (winpod simulator)", "version": SERVER_VERSION["gitVersion"]},
+        "paths": paths,
+    }
 
 
 def _pb_varint(value: int) -> bytes:
@@ -204,19 +308,27 @@ def openapi_v2_protobuf(document: Obj) -> bytes:
     path_items = b""
     for path, item in document["paths"].items():
         operation = item["patch"]
+        # Operation.parameters > ParametersItem.parameter > Parameter.non_body_parameter >
+        # NonBodyParameter.query_parameter_sub_schema {in, name, type}
         parameters = b"".join(
-            _pb(8, _pb(1, _pb(2, _pb(3, _pb(2, p["in"]) + _pb(4, p["name"])
-                                       + _pb(6, p["type"])))))
-            for p in operation["parameters"])
-        gvk = operation["x-kubernetes-group-version-kind"]
-        gvk_yaml = yaml.safe_dump(gvk, default_flow_style=False)
+            _pb(8, _pb(1, _pb(2, _pb(3, _pb(2, p["in"]) + _pb(4, p["name"]) + _pb(6, p["type"])))))
+            for p in operation["parameters"]
+        )
+        # Operation.vendor_extension > NamedAny {name, value: Any.yaml}
+        gvk_yaml = yaml.safe_dump(operation["x-kubernetes-group-version-kind"])
         extension = _pb(13, _pb(1, "x-kubernetes-group-version-kind") + _pb(2, _pb(2, gvk_yaml)))
+        # Operation.responses > NamedResponseValue {name, ResponseValue.response.description}
         responses = _pb(9, _pb(1, _pb(1, "200") + _pb(2, _pb(1, _pb(1, "OK")))))
         operation_pb = _pb(5, operation["operationId"]) + parameters + responses + extension
+        # Paths.path > NamedPathItem {name, value: PathItem.patch}
         path_items += _pb(2, _pb(1, path) + _pb(2, _pb(8, operation_pb)))
     info = document["info"]
-    return (_pb(1, document["swagger"]) + _pb(2, _pb(1, info["title"]) + _pb(2, info["version"]))
-            + _pb(8, path_items))
+    # Document {swagger, info {title, version}, paths}
+    return (
+        _pb(1, document["swagger"])
+        + _pb(2, _pb(1, info["title"]) + _pb(2, info["version"]))
+        + _pb(8, path_items)
+    )
 
 
 # --- request targets --------------------------------------------------------------------------
@@ -235,9 +347,12 @@ class Target:
 
 
 def _unknown_path() -> ApiError:
-    return ApiError(404, "NotFound", "the server could not find the requested resource",
-                    {"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not "
-                                 "found"}]})
+    return ApiError(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+        {"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]},
+    )
 
 
 def parse_target(path: str) -> Target | str:
@@ -272,8 +387,9 @@ def parse_target(path: str) -> Target | str:
         raise _unknown_path()
     subresource = rest[2] if len(rest) > 2 else None
     if subresource is not None and not (
-            (subresource == "status" and resource.plural in WITH_STATUS)
-            or (subresource == "exec" and resource.plural == "pods")):
+        (subresource == "status" and resource.plural in WITH_STATUS)
+        or (subresource == "exec" and resource.plural == "pods")
+    ):
         raise _unknown_path()
     return Target(group, version, resource, namespace, name, subresource)
 
@@ -290,8 +406,12 @@ async def _read_body(request: web.Request) -> Any:
             return yaml.safe_load(raw)
         return json.loads(raw)
     except (ValueError, yaml.YAMLError) as exc:
-        raise ApiError(400, "BadRequest", f"the body of the request could not be decoded as "
-                                          f"{request.content_type or 'JSON'}: {exc}") from None
+        raise ApiError(
+            400,
+            "BadRequest",
+            f"the body of the request could not be decoded as "
+            f"{request.content_type or 'JSON'}: {exc}",
+        ) from None
 
 
 def _check_kind(resource: Resource, body: Any) -> Obj:
@@ -299,12 +419,19 @@ def _check_kind(resource: Resource, body: Any) -> Obj:
         raise ApiError(400, "BadRequest", f"the body must be a {resource.kind} object")
     kind, api_version = body.get("kind"), body.get("apiVersion")
     if kind and kind != resource.kind:
-        raise ApiError(400, "BadRequest", f"the kind in the data ({kind}) does not match the "
-                                          f"expected kind ({resource.kind})")
+        raise ApiError(
+            400,
+            "BadRequest",
+            f"the kind in the data ({kind}) does not match the expected kind ({resource.kind})",
+        )
     if api_version and api_version != resource.api_version:
-        raise ApiError(400, "BadRequest", f"the API version in the data ({api_version}) does "
-                                          f"not match the expected API version "
-                                          f"({resource.api_version})")
+        raise ApiError(
+            400,
+            "BadRequest",
+            f"the API version in the data ({api_version}) does "
+            f"not match the expected API version "
+            f"({resource.api_version})",
+        )
     return body
 
 
@@ -312,8 +439,9 @@ def _is_dry_run(request: web.Request) -> bool:
     values = request.query.getall("dryRun", [])
     unknown = [v for v in values if v != "All"]
     if unknown:
-        raise ApiError(400, "BadRequest", f"dryRun: Unsupported value: {unknown[0]!r}: "
-                                          'supported values: "All"')
+        raise ApiError(
+            400, "BadRequest", f'dryRun: Unsupported value: {unknown[0]!r}: supported values: "All"'
+        )
     return bool(values)
 
 
@@ -340,7 +468,7 @@ class EncodedObjects:
         for obj in objects:
             entry = entries.get(id(obj))
             if entry is None or entry[0] is not obj:
-                entry = (obj, json.dumps(obj, separators=(",", ":")).encode())
+                entry = (obj, encode(obj))
                 entries[id(obj)] = entry
             parts.append(entry[1])
         if len(entries) > self._limits.get(plural, 1024):
@@ -365,9 +493,15 @@ class KubeApi:
 
     async def core_versions(self, request: web.Request) -> web.Response:
         host = request.host.rsplit(":", 1)[0] if request.host else "127.0.0.1"
-        return _json({"kind": "APIVersions", "versions": ["v1"],
-                      "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
-                                                      "serverAddress": f"{host}:443"}]})
+        return _json(
+            {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [
+                    {"clientCIDR": "0.0.0.0/0", "serverAddress": f"{host}:443"}
+                ],
+            }
+        )
 
     async def groups(self, _: web.Request) -> web.Response:
         return _json(api_group_list())
@@ -375,8 +509,9 @@ class KubeApi:
     async def openapi_v2(self, request: web.Request) -> web.Response:
         document = openapi_v2_document()
         if "protobuf" in request.headers.get("Accept", ""):
-            return web.Response(body=openapi_v2_protobuf(document),
-                                content_type=OPENAPI_V2_PROTOBUF)
+            return web.Response(
+                body=openapi_v2_protobuf(document), content_type=OPENAPI_V2_PROTOBUF
+            )
         return _json(document)
 
     async def openapi_v3(self, request: web.Request) -> web.Response:
@@ -417,41 +552,59 @@ class KubeApi:
             if method == "DELETE":
                 return await self.delete(request, target)
             return await self.write_or_get(request, target)
-        raise ApiError(405, "MethodNotAllowed",
-                       f"the server does not allow this method on the requested resource "
-                       f"({method} {request.path})")
+        raise ApiError(
+            405,
+            "MethodNotAllowed",
+            f"the server does not allow this method on the requested resource "
+            f"({method} {request.path})",
+        )
 
-    def _render(self, request: web.Request, resource: Resource, objects: list[Obj],
-                single: bool) -> web.Response:
+    def _render(
+        self, request: web.Request, resource: Resource, objects: list[Obj], single: bool
+    ) -> web.Response:
         """Plain JSON, or a Table when kubectl asks for server-side printing."""
         table_version = tables.table_version(request.headers.get("Accept", ""))
         if table_version is None:
             if single:
                 return _json(objects[0])
-            head = json.dumps({"kind": f"{resource.kind}List", "apiVersion": resource.api_version,
-                               "metadata": {"resourceVersion": str(self.world.resource_version)}},
-                              separators=(",", ":")).encode()
-            body = head[:-1] + b',"items":' + self.encoded.encode_list(resource.plural,
-                                                                        objects) + b"}"
+            head = encode(
+                {
+                    "kind": f"{resource.kind}List",
+                    "apiVersion": resource.api_version,
+                    "metadata": {"resourceVersion": str(self.world.resource_version)},
+                }
+            )
+            body = (
+                head[:-1] + b',"items":' + self.encoded.encode_list(resource.plural, objects) + b"}"
+            )
             return web.Response(body=body, content_type="application/json")
-        return _json(tables.build_table(
-            resource, objects, version=table_version,
-            include_object=request.query.get("includeObject", "Metadata"),
-            resource_version=str(self.world.resource_version)))
+        return _json(
+            tables.build_table(
+                resource,
+                objects,
+                version=table_version,
+                include_object=request.query.get("includeObject", "Metadata"),
+                resource_version=str(self.world.resource_version),
+            )
+        )
 
-    def list(self, request: web.Request, resource: Resource,
-             namespace: str | None) -> web.Response:
+    def list(self, request: web.Request, resource: Resource, namespace: str | None) -> web.Response:
         if _is_watch(request):
-            raise ApiError(405, "MethodNotAllowed",
-                           "watch is not simulated: list again instead (this simulator answers "
-                           "list, get, create, update, patch and delete)")
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "watch is not simulated: list again instead (this simulator answers "
+                "list, get, create, update, patch and delete)",
+            )
         query = request.query
-        objects = self.world.list(resource.plural, namespace, query.get("labelSelector"),
-                                  query.get("fieldSelector"))
+        objects = self.world.list(
+            resource.plural, namespace, query.get("labelSelector"), query.get("fieldSelector")
+        )
         return self._render(request, resource, objects, single=False)
 
-    async def create(self, request: web.Request, resource: Resource,
-                     namespace: str | None) -> web.Response:
+    async def create(
+        self, request: web.Request, resource: Resource, namespace: str | None
+    ) -> web.Response:
         body = copy.deepcopy(_check_kind(resource, await _read_body(request)))
         self._admit(resource, body, None)
         if _is_dry_run(request):
@@ -467,15 +620,26 @@ class KubeApi:
             namespace = namespace or meta.get("namespace") or "default"
             meta["namespace"] = namespace
             if self.world.find("namespaces", None, namespace) is None:
-                raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found',
-                               {"name": namespace, "kind": "namespaces"})
+                raise ApiError(
+                    404,
+                    "NotFound",
+                    f'namespaces "{namespace}" not found',
+                    {"name": namespace, "kind": "namespaces"},
+                )
         if meta.get("name") and self.world.find(resource.plural, namespace, meta["name"]):
-            raise ApiError(409, "AlreadyExists", f'{resource.plural} "{meta["name"]}" already '
-                                                 "exists", {"name": meta["name"],
-                                                            "kind": resource.plural})
+            raise ApiError(
+                409,
+                "AlreadyExists",
+                f'{resource.plural} "{meta["name"]}" already exists',
+                {"name": meta["name"], "kind": resource.plural},
+            )
         if not meta.get("name"):
-            raise ApiError(422, "Invalid", f"{resource.kind} is invalid: metadata.name: "
-                                           "Required value: name or generateName is required")
+            raise ApiError(
+                422,
+                "Invalid",
+                f"{resource.kind} is invalid: metadata.name: "
+                "Required value: name or generateName is required",
+            )
         body.update(apiVersion=resource.api_version, kind=resource.kind)
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", now_iso())
@@ -487,19 +651,20 @@ class KubeApi:
         assert resource is not None and target.name is not None
         plural, namespace, name = resource.plural, target.namespace, target.name
         if request.method == "GET":
-            return self._render(request, resource, [self.world.peek(plural, namespace, name)],
-                                single=True)
+            return self._render(
+                request, resource, [self.world.peek(plural, namespace, name)], single=True
+            )
         current = self.world.find(plural, namespace, name)
         if request.method == "PUT":
             if current is None:
-                raise self._not_found(resource, name)
+                raise not_found(resource, name)
             updated = copy.deepcopy(_check_kind(resource, await _read_body(request)))
         else:
             content_type = request.content_type
             patch = await _read_body(request)
             if current is None:
                 if "apply-patch" not in content_type or target.subresource:
-                    raise self._not_found(resource, name)
+                    raise not_found(resource, name)
                 # Server-side apply of an absent object creates it.
                 body = copy.deepcopy(_check_kind(resource, patch))
                 body.setdefault("metadata", {})["name"] = name
@@ -513,10 +678,14 @@ class KubeApi:
             status_only = copy.deepcopy(current)
             status_only["status"] = updated.get("status") or {}
             status_only["metadata"]["resourceVersion"] = (updated.get("metadata") or {}).get(
-                "resourceVersion")
+                "resourceVersion"
+            )
             updated = status_only
-        elif resource.plural in WITH_STATUS and "status" in current:
-            updated["status"] = copy.deepcopy(current["status"])
+        elif resource.plural in WITH_STATUS:
+            # Writes to the object itself cannot change its status, as on a real cluster.
+            updated.pop("status", None)
+            if "status" in current:
+                updated["status"] = copy.deepcopy(current["status"])
         self._admit(resource, updated, current)
         if _is_dry_run(request):
             return _json(self._dry_run_update(resource, current, updated))
@@ -534,23 +703,29 @@ class KubeApi:
             return strategic_merge_patch(current, patch)
         if "merge-patch" in content_type:
             return merge_patch(current, patch)
-        raise ApiError(415, "UnsupportedMediaType",
-                       f"the body of the request was in an unknown format - accepted media "
-                       f"types include: application/json-patch+json, application/merge-patch+"
-                       f"json, application/apply-patch+yaml, application/strategic-merge-patch"
-                       f"+json (got {content_type!r})")
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format - accepted media "
+            f"types include: application/json-patch+json, application/merge-patch+"
+            f"json, application/apply-patch+yaml, application/strategic-merge-patch"
+            f"+json (got {content_type!r})",
+        )
 
     def _dry_run_update(self, resource: Resource, current: Obj, updated: Obj) -> Obj:
         sent = (updated.get("metadata") or {}).get("resourceVersion")
         meta = current["metadata"]
         if sent and sent != meta["resourceVersion"]:
             group = f".{resource.group}" if resource.group else ""
-            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {resource.plural}'
-                                            f'{group} "{meta["name"]}": the object has been '
-                                            "modified; please apply your changes to the latest "
-                                            "version and try again",
-                           {"name": meta["name"], "group": resource.group,
-                            "kind": resource.plural})
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Operation cannot be fulfilled on {resource.plural}"
+                f'{group} "{meta["name"]}": the object has been '
+                "modified; please apply your changes to the latest "
+                "version and try again",
+                {"name": meta["name"], "group": resource.group, "kind": resource.plural},
+            )
         updated_meta = updated.setdefault("metadata", {})
         for fixed in ("uid", "creationTimestamp", "name", "namespace", "resourceVersion"):
             if fixed in meta:
@@ -563,25 +738,40 @@ class KubeApi:
         assert resource is not None and target.name is not None
         current = self.world.find(resource.plural, target.namespace, target.name)
         if current is None:
-            raise self._not_found(resource, target.name)
-        options = await _read_body(request) if (await request.read()).strip() else {}
+            raise not_found(resource, target.name)
+        sent_options = (await request.read()).strip()
+        options = await _read_body(request) if sent_options else {}
         preconditions = (options if isinstance(options, dict) else {}).get("preconditions") or {}
         for field in ("uid", "resourceVersion"):
             wanted, actual = preconditions.get(field), current["metadata"].get(field)
             if wanted and wanted != actual:
-                raise ApiError(409, "Conflict", f"Precondition failed: {field} in precondition: "
-                                                f"{wanted}, {field} in object meta: {actual}",
-                               {"name": target.name, "group": resource.group,
-                                "kind": resource.plural})
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f"Precondition failed: {field} in precondition: "
+                    f"{wanted}, {field} in object meta: {actual}",
+                    {"name": target.name, "group": resource.group, "kind": resource.plural},
+                )
         if _is_dry_run(request):
             deleted = copy.deepcopy(current)
         else:
             deleted = self.world.delete(resource.plural, target.namespace, target.name)
         if resource.plural in RETURNS_DELETED_OBJECT:
             return _json(deleted)
-        return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                      "details": {"name": target.name, "group": resource.group,
-                                  "kind": resource.plural, "uid": deleted["metadata"]["uid"]}})
+        return _json(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {
+                    "name": target.name,
+                    "group": resource.group,
+                    "kind": resource.plural,
+                    "uid": deleted["metadata"]["uid"],
+                },
+            }
+        )
 
     def _admit(self, resource: Resource, obj: Obj, current: Obj | None) -> None:
         """Defaults and allocations the real API server adds on write."""
@@ -591,12 +781,6 @@ class KubeApi:
             obj.setdefault("status", {}).setdefault("phase", "Pending")
         elif current is None and resource.plural == "namespaces":
             obj.setdefault("status", {}).setdefault("phase", "Active")
-
-    @staticmethod
-    def _not_found(resource: Resource, name: str) -> ApiError:
-        group = f".{resource.group}" if resource.group else ""
-        return ApiError(404, "NotFound", f'{resource.plural}{group} "{name}" not found',
-                        {"name": name, "group": resource.group, "kind": resource.plural})
 
 
 # --- middleware -------------------------------------------------------------------------------
@@ -612,8 +796,12 @@ def _faults_middleware(faults: Faults) -> Middleware:
         if failed is None:
             return await handler(request)
         if failed.status == 429:  # a Kubernetes client expects a Status, not Slack's body
-            error = ApiError(429, "TooManyRequests", "simulated rate limit: retry later",
-                             {"retryAfterSeconds": int(failed.headers.get("Retry-After", "1"))})
+            error = ApiError(
+                429,
+                "TooManyRequests",
+                "simulated rate limit: retry later",
+                {"retryAfterSeconds": int(failed.headers.get("Retry-After", "1"))},
+            )
             response = _status_response(error)
             response.headers["Retry-After"] = failed.headers.get("Retry-After", "1")
             return response
@@ -646,9 +834,13 @@ async def _errors_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         reason = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestEntityTooLarge"}.get(
-            exc.status, "BadRequest")
-        message = ("the server could not find the requested resource" if exc.status == 404
-                   else exc.text or exc.reason)
+            exc.status, "BadRequest"
+        )
+        message = (
+            "the server could not find the requested resource"
+            if exc.status == 404
+            else exc.text or exc.reason
+        )
         return _status_response(ApiError(exc.status, reason, message))
 
 

@@ -3,6 +3,8 @@ and a load-balancer controller that gives LoadBalancer Services an ingress IP af
 
 The delay is `World.lb_delay_ms` (milliseconds, default 300): long enough that a client sees
 `<pending>` first, as with a cloud load balancer, and changeable at run time (control API).
+With `World.lb_enabled` false the cloud does not answer: Services stay `<pending>` while the
+controller keeps retrying, so they get their address soon after it is enabled again.
 """
 
 from __future__ import annotations
@@ -20,13 +22,20 @@ INGRESS_RANGE = ipaddress.ip_network("203.0.113.0/24")
 NODE_PORTS = range(30000, 32768)
 # The first ClusterIPs are the ones the defaults use (10.0.0.1 API, 10.0.0.10 DNS).
 _FIRST_DYNAMIC_CLUSTER_IP = 11
+# How often the controller retries while the cloud does not answer (`World.lb_enabled` false).
+RETRY_S = 0.25
 
 
 def _invalid(kind: str, name: str, field: str, message: str) -> ApiError:
     return ApiError(
-        422, "Invalid", f'{kind} "{name}" is invalid: {field}: {message}',
-        {"name": name, "kind": kind.lower() + "s",
-         "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field}]},
+        422,
+        "Invalid",
+        f'{kind} "{name}" is invalid: {field}: {message}',
+        {
+            "name": name,
+            "kind": kind.lower() + "s",
+            "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field}],
+        },
     )
 
 
@@ -34,8 +43,10 @@ def _other_services(world: World, service: Obj) -> Iterator[Obj]:
     meta = service["metadata"]
     for other in world.iter("services"):
         other_meta = other["metadata"]
-        if (other_meta.get("namespace"), other_meta["name"]) != (meta.get("namespace"),
-                                                                 meta["name"]):
+        if (other_meta.get("namespace"), other_meta["name"]) != (
+            meta.get("namespace"),
+            meta["name"],
+        ):
             yield other
 
 
@@ -68,9 +79,13 @@ def admit_service(world: World, service: Obj, current: Obj | None) -> None:
         if not cluster_ip:
             spec["clusterIP"] = _allocate_cluster_ip(used_ips)  # type: ignore[arg-type]
         elif cluster_ip != "None" and cluster_ip in used_ips:
-            raise _invalid("Service", name, "spec.clusterIPs",
-                           f"Invalid value: []string{{{cluster_ip!r}}}: failed to allocate IP "
-                           f"{cluster_ip}: provided IP is already allocated")
+            raise _invalid(
+                "Service",
+                name,
+                "spec.clusterIPs",
+                f"Invalid value: []string{{{cluster_ip!r}}}: failed to allocate IP "
+                f"{cluster_ip}: provided IP is already allocated",
+            )
         spec["clusterIPs"] = [spec["clusterIP"]]
         spec.setdefault("ipFamilies", ["IPv4"])
         spec.setdefault("ipFamilyPolicy", "SingleStack")
@@ -78,10 +93,16 @@ def admit_service(world: World, service: Obj, current: Obj | None) -> None:
     spec.setdefault("sessionAffinity", "None")
 
     wants_node_ports = service_type in ("NodePort", "LoadBalancer")
-    used_ports = {p["nodePort"] for o in others for p in (o.get("spec") or {}).get("ports") or []
-                  if p.get("nodePort")}
-    old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
-                 for p in old_spec.get("ports") or []}
+    used_ports = {
+        p["nodePort"]
+        for o in others
+        for p in (o.get("spec") or {}).get("ports") or []
+        if p.get("nodePort")
+    }
+    old_ports = {
+        (p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+        for p in old_spec.get("ports") or []
+    }
     for port in spec.get("ports") or []:
         port.setdefault("protocol", "TCP")
         port.setdefault("targetPort", port.get("port"))
@@ -91,9 +112,12 @@ def admit_service(world: World, service: Obj, current: Obj | None) -> None:
         if not port.get("nodePort"):
             port["nodePort"] = old_ports.get((port.get("port"), port["protocol"]))
         if port.get("nodePort") in used_ports:
-            raise _invalid("Service", name, "spec.ports[].nodePort",
-                           f"Invalid value: {port['nodePort']}: provided port is already "
-                           "allocated")
+            raise _invalid(
+                "Service",
+                name,
+                "spec.ports[].nodePort",
+                f"Invalid value: {port['nodePort']}: provided port is already allocated",
+            )
         if not port.get("nodePort"):
             port["nodePort"] = next((p for p in NODE_PORTS if p not in used_ports), None)
             if port["nodePort"] is None:
@@ -109,8 +133,9 @@ def admit_service(world: World, service: Obj, current: Obj | None) -> None:
 
 
 def _needs_ingress(service: Obj) -> bool:
-    return ((service.get("spec") or {}).get("type") == "LoadBalancer"
-            and not ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress"))
+    return (service.get("spec") or {}).get("type") == "LoadBalancer" and not (
+        (service.get("status") or {}).get("loadBalancer") or {}
+    ).get("ingress")
 
 
 class LoadBalancerController:
@@ -147,13 +172,25 @@ class LoadBalancerController:
         service = self.world.find("services", namespace, name)
         if service is None or service["metadata"]["uid"] != uid or not _needs_ingress(service):
             return
-        used = {ingress.get("ip") for other in self.world.iter("services")
-                for ingress in ((other.get("status") or {}).get("loadBalancer") or {}).get(
-                    "ingress") or []}
+        if not self.world.lb_enabled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no servers, so nobody to retry for: it stays pending
+                return
+            self._pending.add(uid)
+            loop.call_later(RETRY_S, self._assign, namespace, name, uid)
+            return
+        used = {
+            ingress.get("ip")
+            for other in self.world.iter("services")
+            for ingress in ((other.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+            or []
+        }
         address = next((str(ip) for ip in INGRESS_RANGE.hosts() if str(ip) not in used), None)
         if address is None:  # like a cloud out of public IPs: the Service stays pending
             return
         status = copy.deepcopy(service.get("status") or {})
         status["loadBalancer"] = {"ingress": [{"ip": address, "ipMode": "VIP"}]}
-        self.world.patch("services", namespace, name, {"status": status},
-                         "application/merge-patch+json")
+        self.world.patch(
+            "services", namespace, name, {"status": status}, "application/merge-patch+json"
+        )

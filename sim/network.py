@@ -221,10 +221,16 @@ def _service_by_ip(world: World, ip: str) -> Obj | None:
 
 
 def _pod_by_ip(world: World, ip: str) -> Obj | None:
+    return world.derived("pods-by-ip", _pods_by_ip).get(ip)
+
+
+def _pods_by_ip(world: World) -> dict[str, Obj]:
+    by_ip: dict[str, Obj] = {}
     for pod in world.iter("pods"):
-        if pod_ip(pod) == ip:
-            return pod
-    return None
+        ip = pod_ip(pod)
+        if ip is not None:
+            by_ip.setdefault(ip, pod)  # the first holder, as a scan in store order finds
+    return by_ip
 
 
 def _is_kube_dns_pod(pod: Obj) -> bool:

@@ -6,6 +6,7 @@ import ipaddress
 import itertools
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ COREDNS_POD_IPS = ("10.244.0.2", "10.244.0.3")
 DEFAULT_WINDOWS_KERNEL = "10.0.17763.2061"
 SERVICE_STATES = {"Running", "Stopped", "StartPending", "StopPending", "Paused"}
 BOT_NAMESPACE = "winpod"
+# libyaml's safe loader when PyYAML has it: twenty times faster on fleet-sized scenarios.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ScenarioError(Exception):
@@ -108,7 +111,7 @@ def _fill_node(node: Obj, address: str) -> None:
     status.setdefault("allocatable", dict(status["capacity"]))
 
 
-def _fill_pod(pod: Obj, world: World, pod_ips: dict[str, Iterator[int]]) -> None:
+def _fill_pod(pod: Obj, world: World, pod_ips: dict[str, tuple[int, Iterator[int]]]) -> None:
     spec = pod.setdefault("spec", {})
     status = pod.setdefault("status", {})
     spec.setdefault("containers", [])
@@ -118,11 +121,12 @@ def _fill_pod(pod: Obj, world: World, pod_ips: dict[str, Iterator[int]]) -> None
     phase = status.setdefault("phase", "Running" if node else "Pending")
     if node is not None:
         status.setdefault("hostIP", node["status"]["addresses"][0]["address"])
-        node_index = pod_ips.setdefault(node["metadata"]["name"], itertools.count(4))
+        name = node["metadata"]["name"]
+        if name not in pod_ips:  # one /24 per node, in the order nodes first get a pod
+            pod_ips[name] = (len(pod_ips) + 1, itertools.count(4))
+        node_number, addresses = pod_ips[name]
         if phase == "Running" and not status.get("podIP"):
-            node_number = list(pod_ips).index(node["metadata"]["name"]) + 1
-            n = next(node_index)
-            status["podIP"] = f"10.{244 + node_number // 250}.{node_number % 250}.{n}"
+            status["podIP"] = f"10.{244 + node_number // 250}.{node_number % 250}.{next(addresses)}"
         if status.get("podIP"):
             status.setdefault("podIPs", [{"ip": status["podIP"]}])
     status.setdefault("startTime", now_iso())
@@ -182,13 +186,27 @@ def _default_hns(host: WindowsHost) -> None:
     host.policy_lists = 0 if host.dns == "stale-policies" else 2
 
 
+def _plain(value: Any) -> Any:
+    """YAML turns unquoted timestamps into datetimes; the API speaks RFC 3339 strings."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
 def read_documents(path: Path) -> list[Obj]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read the scenario file ({exc.strerror})") from None
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in yaml.load_all(text, Loader=_SAFE_LOADER) if d is not None]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -229,7 +247,7 @@ def load_scenario(path: Path, world: World | None = None) -> World:
     hosts_docs = [(i, d) for i, d in enumerate(docs) if d["kind"] == "WindowsHost"]
     ordered = sorted((d for d in docs if d["kind"] != "WindowsHost"),
                      key=lambda d: (d["kind"] not in ("Namespace", "Node"), d["kind"] != "Node"))
-    pod_ips: dict[str, Iterator[int]] = {}
+    pod_ips: dict[str, tuple[int, Iterator[int]]] = {}
     for doc in docs:
         if doc["kind"] == "Node":
             _fill_node(doc, next(addresses))
@@ -245,6 +263,11 @@ def load_scenario(path: Path, world: World | None = None) -> World:
             world.create("namespaces", None, {"metadata": {"name": namespace},
                                               "status": {"phase": "Active"}}, load=True)
         if kind == "Event":
+            involved = doc.setdefault("involvedObject", {})
+            target = _involved(world, involved, namespace)
+            if target is not None:
+                involved.setdefault("uid", target["metadata"]["uid"])
+                involved.setdefault("apiVersion", target.get("apiVersion", "v1"))
             stamp = now_iso()
             doc.setdefault("firstTimestamp", stamp)
             doc.setdefault("lastTimestamp", doc["firstTimestamp"])
@@ -283,6 +306,15 @@ def load_scenario(path: Path, world: World | None = None) -> World:
     return world
 
 
+def _involved(world: World, involved: Obj, namespace: str | None) -> Obj | None:
+    """The object an Event is about, when the scenario has it (kubectl describe needs its uid)."""
+    resource = BY_KIND.get(str(involved.get("kind")))
+    if resource is None or not involved.get("name"):
+        return None
+    where = (involved.get("namespace") or namespace) if resource.namespaced else None
+    return world.find(resource.plural, where, str(involved["name"]))
+
+
 def _ensure_cluster_services(world: World) -> None:
     """kube-dns (10.0.0.10) with two CoreDNS pods, and the `kubernetes` Service (10.0.0.1)."""
     if world.find("services", "default", "kubernetes") is None:
@@ -308,7 +340,11 @@ def _ensure_cluster_services(world: World) -> None:
                                      "image": "registry.k8s.io/coredns/coredns:v1.11.1"}],
                      **({"nodeName": linux} if linux else {}),
                      "nodeSelector": {"kubernetes.io/os": "linux"}},
-            "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]},
+            "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                       "containerStatuses": [{
+                           "name": "coredns", "ready": True, "restartCount": 0, "started": True,
+                           "image": "registry.k8s.io/coredns/coredns:v1.11.1", "imageID": "",
+                           "state": {"running": {"startedAt": now_iso()}}}]},
         }, load=True)
     world.create("services", "kube-system", {
         "metadata": {"name": "kube-dns", "labels": {"k8s-app": "kube-dns"}},

@@ -11,7 +11,6 @@ import base64
 import json
 import secrets
 import signal
-import socket
 import ssl
 import sys
 from dataclasses import dataclass, field
@@ -82,12 +81,9 @@ class Simulator:
         self.ports.slack = await self._serve(slack_app, [LOOPBACK], requested.slack, None)
         winrm_app = winrm.build_app(self.world, self.faults, self.credentials)
         winrm_app[winrm.TLS_CERTIFICATE] = winrm_cert.cert_chain_pems[0].bytes()
-        winrm_port = requested.winrm or _free_port()
-        self.ports.winrm = await self._serve(
-            winrm_app,
-            [h.address for h in self.world.hosts.values() if h.winrm_enabled],
-            winrm_port,
-            winrm_ssl,
+        addresses = [h.address for h in self.world.hosts.values() if h.winrm_enabled]
+        self.ports.winrm = await self._serve_everywhere(
+            winrm_app, addresses, requested.winrm, winrm_ssl
         )
         control_app = control.build_app(self)
         self.ports.control = await self._serve(control_app, [LOOPBACK], requested.control, None)
@@ -116,6 +112,24 @@ class Simulator:
                 assert isinstance(server, asyncio.base_events.Server)
                 port = server.sockets[0].getsockname()[1]
         return port
+
+    async def _serve_everywhere(
+        self,
+        app: web.Application,
+        addresses: list[str],
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+    ) -> int:
+        """One port on every host address. With port 0 the first address picks a free port;
+        if another program holds it on a later address, try again with a new one."""
+        for _ in range(10 if port == 0 else 1):
+            try:
+                return await self._serve(app, addresses, port, ssl_context)
+            except SimStartError:
+                if port != 0:
+                    raise
+                await self._runners.pop().cleanup()
+        raise SimStartError(f"no port was free on all {len(addresses)} host addresses")
 
     async def stop(self) -> None:
         for runner in reversed(self._runners):
@@ -213,13 +227,6 @@ def _server_context(cert: trustme.LeafCert) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
     return context
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def run(scenario: Path, out_dir: Path, ports: Ports | None = None) -> None:

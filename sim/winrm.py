@@ -119,6 +119,11 @@ class WinRMService:
         host = self.world.host_by_address(local_address)
         if host is None:
             return web.Response(status=404, text=f"no simulated Windows host at {local_address}")
+        if not host.winrm_enabled:
+            # switched off through the control API after start-up: the listener is still bound,
+            # so drop the connection as a stopped WinRM service would
+            transport.abort()
+            raise web.HTTPServiceUnavailable()  # never delivered: the socket is gone
         connection = self._connections.setdefault(transport, _Connection())
         user = self._authenticate(request, connection)
         if isinstance(user, web.Response):

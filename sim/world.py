@@ -15,9 +15,10 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 Obj = dict[str, Any]
+T = TypeVar("T")
 
 
 def now_iso() -> str:
@@ -364,6 +365,13 @@ class World:
 
     def __init__(self) -> None:
         self._objects: dict[str, dict[tuple[str, str], Obj]] = {r.plural: {} for r in RESOURCES}
+        # The keys of each namespace's objects, so that a namespaced read scans that namespace
+        # only: fleet-sized scenarios hold tens of thousands of pods.
+        self._keys_by_namespace: dict[str, dict[str, dict[tuple[str, str], None]]] = {
+            r.plural: {} for r in RESOURCES
+        }
+        # Lookups built from all objects, kept until the next write (see `derived`).
+        self._derived: dict[str, tuple[int, Any]] = {}
         self._revision = itertools.count(1)
         self.resource_version = 0
         self.hosts: dict[str, WindowsHost] = {}
@@ -373,6 +381,8 @@ class World:
         # How long the load-balancer controller (sim/lb.py) takes to give a LoadBalancer
         # Service its ingress IP, in milliseconds; the control API may change it at run time.
         self.lb_delay_ms: float = 300.0
+        # False: the cloud behind the load balancer does not answer, Services stay <pending>.
+        self.lb_enabled: bool = True
 
     # --- bookkeeping --------------------------------------------------------------------
     def _next_rv(self) -> str:
@@ -448,6 +458,7 @@ class World:
         meta["resourceVersion"] = self._next_rv()
         meta.setdefault("generation", 1)
         self._bucket(resource)[key] = obj
+        self._keys_by_namespace[resource.plural].setdefault(key[0], {})[key] = None
         self._notify(resource, obj)
         return copy.deepcopy(obj)
 
@@ -468,9 +479,13 @@ class World:
 
     def iter(self, plural: str, namespace: str | None = None) -> Iterable[Obj]:
         """Stored objects (no copies), optionally in one namespace."""
-        for (ns, _), obj in self._bucket(self.resource(plural)).items():
-            if namespace is None or ns == namespace:
-                yield obj
+        resource = self.resource(plural)
+        bucket = self._bucket(resource)
+        if namespace is None:
+            yield from bucket.values()
+            return
+        for key in self._keys_by_namespace[resource.plural].get(namespace, {}):
+            yield bucket[key]
 
     def list(
         self,
@@ -528,7 +543,9 @@ class World:
     def delete(self, plural: str, namespace: str | None, name: str) -> Obj:
         resource = self.resource(plural)
         obj = self.peek(plural, namespace, name)
-        del self._bucket(resource)[self._key(resource, namespace, name)]
+        key = self._key(resource, namespace, name)
+        del self._bucket(resource)[key]
+        self._keys_by_namespace[resource.plural].get(key[0], {}).pop(key, None)
         self._next_rv()
         if resource.plural == "namespaces":
             for other in RESOURCES:
@@ -536,6 +553,7 @@ class World:
                     bucket = self._objects[other.plural]
                     for key in [k for k in bucket if k[0] == name]:
                         del bucket[key]
+                    self._keys_by_namespace[other.plural].pop(name, None)
         return copy.deepcopy(obj)
 
     def _conflict(self, resource: Resource, name: str) -> ApiError:
@@ -580,13 +598,18 @@ class World:
                 return host
         return None
 
+    def derived(self, name: str, build: Callable[[World], T]) -> T:
+        """`build(self)`, built again only after a write (every write changes
+        `resource_version`): the network model asks per packet, and a fleet has many pods."""
+        cached = self._derived.get(name)
+        if cached is None or cached[0] != self.resource_version:
+            cached = (self.resource_version, build(self))
+            self._derived[name] = cached
+        value: T = cached[1]
+        return value
+
     def running_pods_on(self, node_name: str) -> builtins.list[Obj]:
-        return [
-            pod
-            for pod in self.iter("pods")
-            if (pod.get("spec") or {}).get("nodeName") == node_name
-            and (pod.get("status") or {}).get("phase") == "Running"
-        ]
+        return list(self.derived("running-pods-by-node", _running_pods_by_node).get(node_name, ()))
 
     def record_event(
         self,
@@ -658,6 +681,15 @@ class World:
             )
             result["bootID"] = boot_id
         return result
+
+
+def _running_pods_by_node(world: World) -> dict[str, list[Obj]]:
+    by_node: dict[str, list[Obj]] = {}
+    for pod in world.iter("pods"):
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if node_name and (pod.get("status") or {}).get("phase") == "Running":
+            by_node.setdefault(node_name, []).append(pod)
+    return by_node
 
 
 def dumps(obj: Any) -> bytes:

@@ -87,14 +87,11 @@ def _diagnose(
     channel, user = str(command["channel_id"]), str(command["user_id"])
     kind = "Pod" if "pod" in args else "Node"
     reference = args.get("pod") or args["node"]
-    services.store.audit(
-        user,
-        "command",
-        {"text": f"{command.get('command')} {command.get('text')}", "channel": channel},
-        target=reference,
-    )
+    text = f"{command.get('command')} {command.get('text')}"
 
     def job() -> None:
+        # Audited here, not before the ack: a burst of commands would queue on the database.
+        services.store.audit(user, "command", {"text": text, "channel": channel}, target=reference)
         run_diagnosis(services, client, channel, user, kind, reference, request_id)
 
     admission = services.pool.submit(job)
@@ -157,9 +154,9 @@ def run_sweep(services: BotServices, client: WebClient, channel: str, user: str)
             return
         client.chat_update(channel=channel, ts=ts, text=sweep_text(report))
     except WinpodError as exc:
-        _tell_user(client, channel, user, f":x: the sweep stopped: {exc}")
+        _tell_user(services, client, channel, user, f":x: the sweep stopped: {exc}")
     except SlackApiError as exc:
-        _log_slack_error("posting the sweep", exc, None)
+        _log_slack_error(services, "posting the sweep", exc, None)
 
 
 def _rdp(
@@ -207,7 +204,7 @@ def request_rdp(
     try:
         plan = remediations.plan(services.transports, services.settings, "rdp-open", node, params)
     except WinpodError as exc:
-        _tell_user(client, channel, user, f":no_entry: RDP to `{node}` refused: {exc}")
+        _tell_user(services, client, channel, user, f":no_entry: RDP to `{node}` refused: {exc}")
         return
     offer = services.store.save_offer("rdp-open", node, {**params, "diagnosed": ""}, "rdp", "high")
     text, blocks = render_slack.rdp_request_message(
@@ -216,7 +213,7 @@ def request_rdp(
     try:
         client.chat_postMessage(channel=channel, text=text, blocks=blocks)
     except SlackApiError as exc:
-        _log_slack_error("posting the RDP request", exc, None)
+        _log_slack_error(services, "posting the RDP request", exc, None)
 
 
 def close_rdp(services: BotServices, client: WebClient, channel: str, user: str, node: str) -> None:
@@ -226,7 +223,7 @@ def close_rdp(services: BotServices, client: WebClient, channel: str, user: str,
         plan = remediations.plan(services.transports, services.settings, "rdp-close", node)
         outcome = remediations.execute(services.transports, services.settings, plan)
     except WinpodError as exc:
-        _tell_user(client, channel, user, f":x: closing RDP to `{node}` failed: {exc}")
+        _tell_user(services, client, channel, user, f":x: closing RDP to `{node}` failed: {exc}")
         return
     services.store.delete_rdp(node)
     services.store.audit(user, "rdp-close", {"summary": outcome.summary}, target=node)
@@ -239,7 +236,7 @@ def close_rdp(services: BotServices, client: WebClient, channel: str, user: str,
                 text=f":lock: <@{user}> closed RDP to `{node}`.",
             )
     except SlackApiError as exc:
-        _log_slack_error("announcing the RDP close", exc, None)
+        _log_slack_error(services, "announcing the RDP close", exc, None)
 
 
 HANDLERS: dict[str, Handler] = {
@@ -277,7 +274,7 @@ def run_diagnosis(
         else:
             diagnosis = engine.diagnose_node(transports, settings, reference, on_target=on_target)
     except BadInput as exc:
-        _tell_user(client, channel, user, f":x: {exc}")
+        _tell_user(services, client, channel, user, f":x: {exc}")
         return
     except WinpodError as exc:
         text, blocks = render_slack.error_message(str(exc))
@@ -285,10 +282,10 @@ def run_diagnosis(
         if "ts" in posted:
             client.chat_update(channel=channel, ts=posted["ts"], text=text, blocks=blocks)
         else:
-            _tell_user(client, channel, user, text)
+            _tell_user(services, client, channel, user, text)
         return
-    except SlackApiError as exc:
-        _log_slack_error("posting progress", exc, request_id)
+    except (SlackApiError, OSError) as exc:
+        _log_slack_error(services, "posting progress", exc, request_id)
         return
     services.metrics.observe_diagnosis(diagnosis)
     offers = save_offers(services, diagnosis)
@@ -298,8 +295,8 @@ def run_diagnosis(
     )
     try:
         client.chat_update(channel=channel, ts=posted["ts"], text=text, blocks=blocks)
-    except SlackApiError as exc:
-        _log_slack_error("posting the result", exc, request_id)
+    except (SlackApiError, OSError) as exc:
+        _log_slack_error(services, "posting the result", exc, request_id)
         return
     log.info(
         "diagnosis posted",
@@ -327,13 +324,23 @@ def save_offers(services: BotServices, diagnosis: Diagnosis) -> dict[tuple[str, 
     return offers
 
 
-def _tell_user(client: WebClient, channel: str, user: str, text: str) -> None:
+def _tell_user(
+    services: BotServices, client: WebClient, channel: str, user: str, text: str
+) -> None:
     try:
         client.chat_postEphemeral(channel=channel, user=user, text=text)
-    except SlackApiError as exc:
-        _log_slack_error("telling the user", exc, None)
+    except (SlackApiError, OSError) as exc:
+        _log_slack_error(services, "telling the user", exc, None)
 
 
-def _log_slack_error(what: str, exc: SlackApiError, request_id: str | None) -> None:
-    error = exc.response.get("error") if exc.response is not None else "unknown"
+def _log_slack_error(
+    services: BotServices, what: str, exc: SlackApiError | OSError, request_id: str | None
+) -> None:
+    """A post that Slack refused, or that never got there after the client's retries: logged
+    and counted, so a result that was promised and not delivered never goes unnoticed."""
+    if isinstance(exc, SlackApiError):
+        error = exc.response.get("error") or f"http_{exc.response.status_code}"
+    else:
+        error = type(exc).__name__
+    services.metrics.errors.labels("slack", str(error)).inc()
     log.error("Slack call failed while %s: %s", what, error, extra={"request_id": request_id})

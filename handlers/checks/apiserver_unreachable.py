@@ -46,22 +46,24 @@ def apiserver_unreachable(context: Context) -> list[Finding]:
     status = context.pod.get("status") or {}
     if status.get("phase") != "Running" or not status.get("podIP"):
         return not_applicable(CHECK_ID, "the pod is not running, so it cannot be probed")
-    if not probes.has_powershell(context):
-        return not_applicable(CHECK_ID, "Nano Server images have no Test-NetConnection")
     try:
         api_ip = context.service_ip("default", "kubernetes")
-        probe = probes.tcp_connect(context, api_ip, 443)
+        if probes.has_powershell(context):
+            probe = probes.tcp_connect(context, api_ip, 443)
+            reached = f"TCP to the kubernetes Service {api_ip}:443 succeeds"
+        else:
+            # Nano Server has no Test-NetConnection: a lookup sent straight to a kube-dns pod
+            # still tells whether anything off the pod answers.
+            dns_pods = context.kube_dns_pod_ips()
+            if not dns_pods:
+                return not_applicable(CHECK_ID, "Nano Server pod and no kube-dns pod to probe")
+            probe = probes.nslookup(context, server=dns_pods[0])
+            reached = "the pod reaches a kube-dns pod (Nano Server cannot test the API port)"
     except WinpodError as exc:
         return could_not_check(CHECK_ID, "the path to the Kubernetes API", exc)
     if probe.ok:
         return [
-            Finding(
-                CHECK_ID,
-                "ok",
-                "Pod reaches the Kubernetes API",
-                f"TCP to the kubernetes Service {api_ip}:443 succeeds",
-                (probe.evidence(),),
-            )
+            Finding(CHECK_ID, "ok", "Pod reaches the Kubernetes API", reached, (probe.evidence(),))
         ]
     evidence = [probe.evidence()]
     node = context.node_name or ""

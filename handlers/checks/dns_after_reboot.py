@@ -124,8 +124,24 @@ def dns_after_reboot(context: Context) -> list[Finding]:
                 DOCS,
             )
         ]
+    policy, present = _policy_evidence(context)
+    if present:
+        # HNS still has the VIP policy: not the reboot problem; kube-proxy is the usual suspect.
+        evidence.extend(policy)
+        return [
+            Finding(
+                CHECK_ID,
+                "warning",
+                "DNS through the cluster DNS Service fails, but HNS has its policy",
+                f"Lookups through {dns_ip} fail while a kube-dns pod answers directly, yet the "
+                "node's HNS still has the DNS VIP policy, so this is not the stale-policy "
+                "problem. Check kube-proxy on the node (see node-services).",
+                tuple(evidence),
+                (offer("kube-proxy-restart", context.node_name or ""),),
+                DOCS,
+            )
+        ]
     evidence.extend(_reboot_evidence(context))
-    policy, _ = _policy_evidence(context)
     evidence.extend(policy)
     running = context.running_pods_on_node()
     evidence.append(f"{len(running)} running pod(s) on {context.node_name}")
@@ -157,11 +173,15 @@ def _node_dns(context: Context) -> list[Finding]:
             )
         ]
     evidence = [*_reboot_evidence(context), *policy]
+    running = context.running_pods_on_node()
+    evidence.append(f"{len(running)} running pod(s) on {context.node_name}")
+    masked = len(running) >= 2
     return [
         Finding(
             CHECK_ID,
-            "error",
-            "HNS has no policy for the DNS Service IP (stale after reboot)",
+            "warning" if masked else "error",
+            "HNS has no policy for the DNS Service IP (stale after reboot)"
+            + (" — masked while two or more pods run" if masked else ""),
             SUMMARY.format(dns=context.service_ip("kube-system", "kube-dns")),
             tuple(evidence),
             node_remediations(context.node_name or "", None),

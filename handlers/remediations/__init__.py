@@ -63,6 +63,8 @@ class RemediationSpec:
     plan: Planner
     run: Runner
     verify: Verifier | None = None  # beyond re-running the checks
+    # False when it must also work on a node that is gone (closing RDP to a deleted node).
+    target_must_exist: bool = True
 
 
 SPECS: dict[str, RemediationSpec] = {}
@@ -77,6 +79,7 @@ def remediation(
     checks: tuple[str, ...],
     run: Runner,
     verify: Verifier | None = None,
+    target_must_exist: bool = True,
 ) -> Callable[[Planner], Planner]:
     """Register a remediation; the decorated function is its planner."""
 
@@ -91,6 +94,7 @@ def remediation(
             planner,
             run,
             verify,
+            target_must_exist,
         )
         return planner
 
@@ -141,6 +145,8 @@ def context_for(
         try:
             node = cluster.get("Node", node_name)
         except NotFound:
+            if not spec.target_must_exist:
+                return Context(transports, settings, "Node", None, None)
             raise NotFound(f"node {node_name} not found in context {cluster.context}") from None
         return Context(transports, settings, "Node", None, node)
     if spec.target_kind == "pod":

@@ -104,6 +104,7 @@ def _run_close(context: Context, plan: Plan) -> Outcome:
     impact=lambda t: f"RDP sessions to {t} through winpod are cut",
     checks=(),
     run=_run_close,
+    target_must_exist=False,  # a node scaled away must not keep its RDP door open
 )
 def plan_close(context: Context, target: str, params: Mapping[str, str]) -> Plan:
     del params  # closing takes no parameters

@@ -29,6 +29,7 @@ BROKEN, KEPT, EMPTY = "akswin000020", "akswin000021", "akswin000022"  # see the 
 INTERVAL_S = 1.0
 FAST = {"WINPOD_SWEEP__INTERVAL": f"{INTERVAL_S:g}s"}
 SINGLE = {**FAST, "WINPOD_KUBERNETES__LEADER_ELECTION": "false"}
+ALERT_WITHIN_S = INTERVAL_S + 4  # one interval, plus the sweep itself on a busy machine
 LEASE_S, RENEW_S = 15.0, 5.0  # bot.leader's defaults
 FIRST_LOOKUP = "probe `nslookup kubernetes.default.svc.cluster.local` failed"
 Message = dict[str, Any]
@@ -50,8 +51,11 @@ def wait_for_sweeps(bot: RunningBot, more: int) -> None:
 
 
 def alerts_for(bot: RunningBot, node: str) -> list[Message]:
+    """Top-level alerts about `node` (their text becomes the action status once edited)."""
     return [
-        m for m in bot.messages(ALERTS) if m["text"].startswith(f":rotating_light: {node} rebooted")
+        m
+        for m in bot.messages(ALERTS)
+        if (m.get("blocks") or [{}])[0].get("text", {}).get("text") == f"Node {node}"
     ]
 
 
@@ -92,14 +96,15 @@ def message_text(message: Message) -> str:
     return "\n".join(parts)
 
 
-def run_cli(sim: RunningSim, *args: str, env: dict[str, str] | None = None) -> Any:
+def run_cli(sim: RunningSim, *args: str) -> subprocess.CompletedProcess[str]:
+    """`winpod sweep` from a terminal, on the simulator's winpod.yaml (and so its store)."""
     return subprocess.run(
         [sys.executable, "-m", "bot", "sweep", "--config", str(sim.config), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
         check=False,
     )
 
@@ -118,12 +123,10 @@ def test_a_reboot_alerts_once_across_sweeps_and_restarts(
     rebooted_at = time.monotonic()
     for node in (BROKEN, KEPT, EMPTY):
         reboot(sim, node)
-    (alert,) = bot.wait_for(
-        lambda: alerts_for(bot, BROKEN), timeout=2 * INTERVAL_S + 5, what="the alert"
-    )
-    assert time.monotonic() - rebooted_at < 2 * INTERVAL_S + 3
+    (alert,) = bot.wait_for(lambda: alerts_for(bot, BROKEN), timeout=20, what="the alert")
+    assert time.monotonic() - rebooted_at <= ALERT_WITHIN_S
+    assert alert["text"].startswith(f":rotating_light: {BROKEN} rebooted and DNS fails")
     shown = message_text(alert)
-    assert BROKEN in alert["blocks"][0]["text"]["text"]
     assert FIRST_LOOKUP in shown
     assert "stale HNS policies" in shown
     assert {
@@ -195,20 +198,6 @@ def test_hns_reset_approved_from_the_alert_fixes_dns_and_follows_up_in_its_threa
     assert len(bot.messages(ALERTS)) == 1
 
 
-def test_a_failed_alert_post_is_retried_by_the_next_sweep(
-    sim_factory: Callable[..., RunningSim], bot_factory: Callable[..., RunningBot]
-) -> None:
-    sim = sim_factory(SCENARIO)
-    bot = bot_factory(sim, SINGLE)
-    wait_for_sweeps(bot, 1)
-    sim.control("POST", "/sim/v1/faults/slack", {"fail_next": 1, "mode": "500"})
-    reboot(sim, BROKEN)
-    bot.wait_for(lambda: alerts_for(bot, BROKEN), timeout=10, what="the alert, second try")
-    assert "could not post the alert for akswin000020" in bot.log
-    wait_for_sweeps(bot, 2)
-    assert len(alerts_for(bot, BROKEN)) == 1
-
-
 # --- leadership: one leader, one alert, a quick takeover ----------------------------------
 
 
@@ -224,10 +213,8 @@ def test_two_replicas_elect_one_leader_that_alerts_once_and_a_follower_takes_ove
     def leaders() -> list[RunningBot]:
         return [r for r in replicas if readiness(r)["leader"] is True]
 
-    (leader,) = replicas[0].wait_for(lambda: leaders(), what="a leader")
+    (leader,) = replicas[0].wait_for(leaders, what="a leader")
     (follower,) = [r for r in replicas if r is not leader]
-    time.sleep(RENEW_S + 1)  # a whole renew period: the follower must not have taken over
-    assert leaders() == [leader]
     assert (leader_metric(leader), leader_metric(follower)) == (1.0, 0.0)
     wait_for_sweeps(leader, 1)
     assert sweeps_done(follower) == 0
@@ -236,7 +223,8 @@ def test_two_replicas_elect_one_leader_that_alerts_once_and_a_follower_takes_ove
     leader.wait_for(lambda: alerts_for(leader, BROKEN), timeout=10, what="the alert")
     wait_for_sweeps(leader, 3)
     assert len(leader.messages(ALERTS)) == 1
-    assert sweeps_done(follower) == 0
+    # By now the follower has tried the lease more than once, and kept off.
+    assert leaders() == [leader] and sweeps_done(follower) == 0
 
     leader.process.kill()  # SIGKILL: no chance to hand the lease over
     leader.process.wait(timeout=10)
@@ -358,24 +346,35 @@ def test_an_unreachable_pod_is_could_not_check_not_healthy_and_not_broken(
 # --- failures end one sweep, not the next -------------------------------------------------
 
 
-def test_api_errors_end_that_sweep_with_a_reason_and_the_next_one_alerts(
+def test_api_and_slack_errors_end_one_sweep_or_alert_and_a_later_sweep_alerts(
     sim_factory: Callable[..., RunningSim], bot_factory: Callable[..., RunningBot]
 ) -> None:
     sim = sim_factory(SCENARIO)
     bot = bot_factory(sim, SINGLE)  # no leader election: sweeps are the only API traffic
     wait_for_sweeps(bot, 1)
-    before = sweeps_done(bot)
-    sim.control("POST", "/sim/v1/faults/kube", {"fail_next": 3, "mode": "500"})
-    reboot(sim, BROKEN)
 
+    # Three Kubernetes API errors: each ends one sweep, with the reason in the log.
+    sim.control("POST", "/sim/v1/faults/kube", {"fail_next": 3, "mode": "500"})
+    first_boot = reboot(sim, BROKEN)
     bot.wait_for(lambda: alerts_for(bot, BROKEN), timeout=15, what="the alert after the errors")
     stopped = [line for line in bot.log.splitlines() if "the sweep stopped" in line]
     assert len(stopped) == 3, bot.log
     assert all("(500)" in line and "next one runs as scheduled" in line for line in stopped)
     assert sim.control("GET", "/sim/v1/faults")["kube"]["fail_next"] == 0
-    assert sweeps_done(bot) >= before + 1
     _, metrics = bot.get("/metrics")
-    assert 'winpod_errors_total{peer="kubernetes",kind="Unreachable"} 3.0' in metrics
+    assert 'winpod_errors_total{kind="Unreachable",peer="kubernetes"} 3.0' in metrics
+
+    # Slack fails the next boot's alert (its client retries a server error twice, so three
+    # 500s): the claim on that boot is given back and a later sweep posts the alert once.
+    sim.control("POST", "/sim/v1/faults/slack", {"fail_next": 3, "mode": "500"})
+    second_boot = reboot(sim, BROKEN)
+    assert second_boot != first_boot
+    bot.wait_for(
+        lambda: len(alerts_for(bot, BROKEN)) == 2, timeout=15, what="the alert, second try"
+    )
+    assert f"could not post the alert for {BROKEN}" in bot.log
+    wait_for_sweeps(bot, 2)
+    assert len(alerts_for(bot, BROKEN)) == 2
 
 
 # --- leader election needs Lease permission (one token in the simulator: a fake here) ------

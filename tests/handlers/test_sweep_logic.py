@@ -388,6 +388,17 @@ def test_probes_run_concurrently_up_to_the_setting_and_report_progress() -> None
     assert progress == [(done, 8) for done in range(1, 9)]
 
 
+def test_progress_counts_a_node_without_pods_as_done() -> None:
+    progress: list[tuple[int, int]] = []
+    run(
+        [node("win1", "8"), node("win2", "8")],
+        [pod("a", "win1")],
+        known={"win1": "7", "win2": "7"},
+        progress=lambda done, total: progress.append((done, total)),
+    )
+    assert progress == [(2, 2)]
+
+
 def test_linux_nodes_and_their_pods_are_not_part_of_the_sweep() -> None:
     report, _, pod_exec = run(
         [node("linux0", "9", windows=False), node("win1", "8")],

@@ -105,8 +105,9 @@ def test_without_winrm_the_sandbox_event_still_makes_the_error(cluster: CheckClu
     finding = cluster.pod_finding("web/report-0", CHECK)
 
     assert finding.severity == "error"
-    assert 'failed to get sandbox image "mcr.microsoft.com/k8s/core/pause:1.2.0"' in (
-        finding.evidence[0]
+    assert (
+        'failed to get sandbox image "mcr.microsoft.com/k8s/core/pause:1.2.0"'
+        in (finding.evidence[0])
     )
     assert finding.evidence[1].startswith(
         "could not read the node's containerd configuration: cannot connect to WinRM"

@@ -1,0 +1,1 @@
+"""Benchmarks of the real bot code against `winpod sim` (issue 9); run them with `make bench`."""

@@ -1,0 +1,137 @@
+"""What every benchmark needs: a `winpod sim` subprocess, its control API, figures as JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+# Issue 9: every benchmark runs with these latencies unless it says otherwise.
+LATENCY_MS = {"kube": 10.0, "exec": 200.0, "winrm": 300.0}
+
+
+@dataclass
+class Sim:
+    """A running `python -m sim` process: its out dir, URLs and control API."""
+
+    process: subprocess.Popen[str]
+    out: Path
+    urls: dict[str, Any]
+
+    @property
+    def config(self) -> Path:
+        return self.out / "winpod.yaml"
+
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        request = urllib.request.Request(
+            self.urls["control"] + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def set_latencies(self, latencies: dict[str, float] = LATENCY_MS) -> None:
+        for server, latency in latencies.items():
+            self.control("POST", f"/sim/v1/faults/{server}", {"latency_ms": latency})
+
+    def reset_stats(self) -> None:
+        self.control("POST", "/sim/v1/stats/reset")
+
+    def requests(self) -> dict[str, int]:
+        return dict(self.control("GET", "/sim/v1/stats")["requests"])
+
+    def kube_get(self, path: str) -> int:
+        """GET `path` from the simulated Kubernetes API; the size of the body."""
+        kubeconfig = yaml.safe_load((self.out / "kubeconfig").read_text())
+        token = kubeconfig["users"][0]["user"]["token"]
+        request = urllib.request.Request(
+            self.urls["kube_api"] + path, headers={"Authorization": f"Bearer {token}"}
+        )
+        context = ssl.create_default_context(cafile=str(self.out / "ca.pem"))
+        with urllib.request.urlopen(request, timeout=60, context=context) as response:  # noqa: S310
+            return len(response.read())
+
+    def cpu_seconds(self) -> float:
+        """CPU time the simulator process has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def start_sim(scenario: Path, out: Path) -> Sim:
+    """Start the simulator on `scenario` and wait for `sim ready` (big fleets take a while)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "sim.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sim", "--scenario", str(scenario), "--out", str(out)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if line.strip() != "sim ready":
+        process.kill()
+        process.communicate(timeout=10)
+        raise RuntimeError(f"the simulator did not start: {(out / 'sim.log').read_text()}")
+    return Sim(process, out, json.loads((out / "sim.json").read_text()))
+
+
+def write_scenario(path: Path, documents: Iterable[dict[str, Any]]) -> Path:
+    """JSON documents are YAML flow documents: writing them is fast at any fleet size."""
+    with path.open("w") as out:
+        for document in documents:
+            out.write("---\n")
+            out.write(json.dumps(document))
+            out.write("\n")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile: the value that `fraction` of the samples do not exceed."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def emit(figures: dict[str, Any]) -> None:
+    print(json.dumps(figures), flush=True)
+
+
+def elapsed_ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)
