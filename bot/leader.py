@@ -84,8 +84,8 @@ class LeaderElector:
                 # An API hiccup is not a lost lease: lead on until the lease would have run out.
                 log.warning("leader election: %s", exc)
                 held = self.is_leader and (
-                    time.monotonic() - renewed_at < self.duration.total_seconds()
-                    - self.renew_every.total_seconds()
+                    time.monotonic() - renewed_at
+                    < self.duration.total_seconds() - self.renew_every.total_seconds()
                 )
             else:
                 if held:

@@ -17,8 +17,11 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--slack-port", type=int, default=0)
     parser.add_argument("--winrm-port", type=int, default=0)
     args = parser.parse_args(argv)
-    return main(args.scenario, args.out, Ports(args.kube_port, args.control_port,
-                                               args.slack_port, args.winrm_port))
+    return main(
+        args.scenario,
+        args.out,
+        Ports(args.kube_port, args.control_port, args.slack_port, args.winrm_port),
+    )
 
 
 if __name__ == "__main__":

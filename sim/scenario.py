@@ -94,19 +94,30 @@ def _fill_node(node: Obj, address: str) -> None:
         info.setdefault("osImage", "Ubuntu 22.04.4 LTS")
         info.setdefault("containerRuntimeVersion", "containerd://1.7.20-1")
     addresses = [a for a in status.get("addresses") or [] if a.get("type") != "InternalIP"]
-    internal = next((a["address"] for a in status.get("addresses") or []
-                     if a.get("type") == "InternalIP" and _is_loopback(a.get("address"))), None)
+    internal = next(
+        (
+            a["address"]
+            for a in status.get("addresses") or []
+            if a.get("type") == "InternalIP" and _is_loopback(a.get("address"))
+        ),
+        None,
+    )
     addresses.insert(0, {"type": "InternalIP", "address": internal or address})
     if not any(a.get("type") == "Hostname" for a in addresses):
         addresses.append({"type": "Hostname", "address": meta["name"]})
     status["addresses"] = addresses
     if not status.get("conditions"):
         stamp = now_iso()
-        status["conditions"] = [{
-            "type": "Ready", "status": "True", "reason": "KubeletReady",
-            "message": "kubelet is posting ready status", "lastHeartbeatTime": stamp,
-            "lastTransitionTime": stamp,
-        }]
+        status["conditions"] = [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "kubelet is posting ready status",
+                "lastHeartbeatTime": stamp,
+                "lastTransitionTime": stamp,
+            }
+        ]
     status.setdefault("capacity", {"cpu": "4", "memory": "16Gi", "pods": "30"})
     status.setdefault("allocatable", dict(status["capacity"]))
 
@@ -132,16 +143,26 @@ def _fill_pod(pod: Obj, world: World, pod_ips: dict[str, tuple[int, Iterator[int
     status.setdefault("startTime", now_iso())
     if "containerStatuses" not in status and spec["containers"]:
         running = phase == "Running"
-        status["containerStatuses"] = [{
-            "name": c.get("name", "app"), "image": c.get("image", ""), "imageID": "",
-            "ready": running, "restartCount": 0, "started": running,
-            "state": {"running": {"startedAt": now_iso()}} if running else {
-                "waiting": {"reason": status.get("reason", "ContainerCreating")}},
-        } for c in spec["containers"]]
+        status["containerStatuses"] = [
+            {
+                "name": c.get("name", "app"),
+                "image": c.get("image", ""),
+                "imageID": "",
+                "ready": running,
+                "restartCount": 0,
+                "started": running,
+                "state": {"running": {"startedAt": now_iso()}}
+                if running
+                else {"waiting": {"reason": status.get("reason", "ContainerCreating")}},
+            }
+            for c in spec["containers"]
+        ]
     if "conditions" not in status:
         ready = "True" if phase == "Running" else "False"
-        status["conditions"] = [{"type": t, "status": ready} for t in
-                                ("Initialized", "Ready", "ContainersReady", "PodScheduled")]
+        status["conditions"] = [
+            {"type": t, "status": ready}
+            for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+        ]
 
 
 def _host_from_doc(doc: Obj, where: str, address: str) -> WindowsHost:
@@ -158,8 +179,10 @@ def _host_from_doc(doc: Obj, where: str, address: str) -> WindowsHost:
             raise ScenarioError(f"{where}, field spec.services: must map service name to state")
         for service, state in services.items():
             if state not in SERVICE_STATES:
-                raise ScenarioError(f"{where}, field spec.services.{service}: {state!r} is not "
-                                    f"one of {', '.join(sorted(SERVICE_STATES))}")
+                raise ScenarioError(
+                    f"{where}, field spec.services.{service}: {state!r} is not "
+                    f"one of {', '.join(sorted(SERVICE_STATES))}"
+                )
         host.services = {**host.services, **services}
     if role == "hyperv":
         host.services = {"vmms": "Running", "winrm": "Running"}
@@ -181,8 +204,14 @@ def _host_from_doc(doc: Obj, where: str, address: str) -> WindowsHost:
 def _default_hns(host: WindowsHost) -> None:
     if host.role != "node":
         return
-    host.hns_networks = [{"Name": "azure", "Type": "L2Bridge", "Id": "0A1B2C3D-0000-4000-8000-"
-                          f"{abs(hash(host.name)) % 10**12:012d}", "Subnets": ["10.244.0.0/16"]}]
+    host.hns_networks = [
+        {
+            "Name": "azure",
+            "Type": "L2Bridge",
+            "Id": f"0A1B2C3D-0000-4000-8000-{abs(hash(host.name)) % 10**12:012d}",
+            "Subnets": ["10.244.0.0/16"],
+        }
+    ]
     host.policy_lists = 0 if host.dns == "stale-policies" else 2
 
 
@@ -222,12 +251,15 @@ def read_documents(path: Path) -> list[Obj]:
         kind = doc["kind"]
         if kind == "WindowsHost":
             if doc["apiVersion"] != SIM_API_VERSION:
-                raise ScenarioError(f"{_where(path, index, doc, 'apiVersion')}: WindowsHost "
-                                    f"needs apiVersion {SIM_API_VERSION}")
+                raise ScenarioError(
+                    f"{_where(path, index, doc, 'apiVersion')}: WindowsHost "
+                    f"needs apiVersion {SIM_API_VERSION}"
+                )
         elif kind not in BY_KIND:
             known = ", ".join(sorted([*BY_KIND, "WindowsHost"]))
-            raise ScenarioError(f"{_where(path, index, doc, 'kind')}: unknown kind {kind!r}; "
-                                f"known kinds: {known}")
+            raise ScenarioError(
+                f"{_where(path, index, doc, 'kind')}: unknown kind {kind!r}; known kinds: {known}"
+            )
     return docs
 
 
@@ -241,12 +273,18 @@ def load_scenario(path: Path, world: World | None = None) -> World:
         if doc["kind"] == "Namespace":
             namespaces.discard(doc["metadata"]["name"])
     for name in sorted(namespaces):
-        world.create("namespaces", None, {"metadata": {"name": name},
-                                          "status": {"phase": "Active"}}, load=True)
+        world.create(
+            "namespaces",
+            None,
+            {"metadata": {"name": name}, "status": {"phase": "Active"}},
+            load=True,
+        )
 
     hosts_docs = [(i, d) for i, d in enumerate(docs) if d["kind"] == "WindowsHost"]
-    ordered = sorted((d for d in docs if d["kind"] != "WindowsHost"),
-                     key=lambda d: (d["kind"] not in ("Namespace", "Node"), d["kind"] != "Node"))
+    ordered = sorted(
+        (d for d in docs if d["kind"] != "WindowsHost"),
+        key=lambda d: (d["kind"] not in ("Namespace", "Node"), d["kind"] != "Node"),
+    )
     pod_ips: dict[str, tuple[int, Iterator[int]]] = {}
     for doc in docs:
         if doc["kind"] == "Node":
@@ -260,8 +298,12 @@ def load_scenario(path: Path, world: World | None = None) -> World:
         if resource.namespaced and namespace is None:
             namespace = "default"
         if namespace and world.find("namespaces", None, namespace) is None:
-            world.create("namespaces", None, {"metadata": {"name": namespace},
-                                              "status": {"phase": "Active"}}, load=True)
+            world.create(
+                "namespaces",
+                None,
+                {"metadata": {"name": namespace}, "status": {"phase": "Active"}},
+                load=True,
+            )
         if kind == "Event":
             involved = doc.setdefault("involvedObject", {})
             target = _involved(world, involved, namespace)
@@ -284,8 +326,10 @@ def load_scenario(path: Path, world: World | None = None) -> World:
         node = world.find("nodes", None, name)
         spec_role = (doc.get("spec") or {}).get("role", "node")
         if spec_role == "node" and node is None:
-            raise ScenarioError(f"{_where(path, index, doc, 'metadata.name')}: no Node named "
-                                f"{name!r}; a role: node host must name a Node")
+            raise ScenarioError(
+                f"{_where(path, index, doc, 'metadata.name')}: no Node named "
+                f"{name!r}; a role: node host must name a Node"
+            )
         address = node["status"]["addresses"][0]["address"] if node else next(addresses)
         host = _host_from_doc(doc, _where(path, index, doc), address)
         _default_hns(host)
@@ -293,14 +337,19 @@ def load_scenario(path: Path, world: World | None = None) -> World:
     for node in world.iter("nodes"):
         name = node["metadata"]["name"]
         if is_windows_node(node) and name not in world.hosts:
-            host = WindowsHost(name=name, role="node",
-                               address=node["status"]["addresses"][0]["address"])
+            host = WindowsHost(
+                name=name, role="node", address=node["status"]["addresses"][0]["address"]
+            )
             _default_hns(host)
             world.hosts[name] = host
     for host in list(world.hosts.values()):
         if host.vm and host.vm.hyperv_host not in world.hosts:
-            hyperv = WindowsHost(name=host.vm.hyperv_host, role="hyperv", address=next(addresses),
-                                 services={"vmms": "Running", "winrm": "Running"})
+            hyperv = WindowsHost(
+                name=host.vm.hyperv_host,
+                role="hyperv",
+                address=next(addresses),
+                services={"vmms": "Running", "winrm": "Running"},
+            )
             world.hosts[hyperv.name] = hyperv
     _ensure_cluster_services(world)
     return world
@@ -318,48 +367,99 @@ def _involved(world: World, involved: Obj, namespace: str | None) -> Obj | None:
 def _ensure_cluster_services(world: World) -> None:
     """kube-dns (10.0.0.10) with two CoreDNS pods, and the `kubernetes` Service (10.0.0.1)."""
     if world.find("services", "default", "kubernetes") is None:
-        world.create("services", "default", {
-            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver",
-                                                          "provider": "kubernetes"}},
-            "spec": {"type": "ClusterIP", "clusterIP": API_CLUSTER_IP,
-                     "clusterIPs": [API_CLUSTER_IP],
-                     "ports": [{"name": "https", "port": 443, "protocol": "TCP",
-                                "targetPort": 6443}]},
-        }, load=True)
+        world.create(
+            "services",
+            "default",
+            {
+                "metadata": {
+                    "name": "kubernetes",
+                    "labels": {"component": "apiserver", "provider": "kubernetes"},
+                },
+                "spec": {
+                    "type": "ClusterIP",
+                    "clusterIP": API_CLUSTER_IP,
+                    "clusterIPs": [API_CLUSTER_IP],
+                    "ports": [
+                        {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}
+                    ],
+                },
+            },
+            load=True,
+        )
     if world.find("services", "kube-system", "kube-dns") is not None:
         return
-    linux = next((n["metadata"]["name"] for n in world.iter("nodes")
-                  if not is_windows_node(n)), None)
+    linux = next(
+        (n["metadata"]["name"] for n in world.iter("nodes") if not is_windows_node(n)), None
+    )
     for index, ip in enumerate(COREDNS_POD_IPS):
         name = f"coredns-5d78c9869d-{'ab'[index]}x{index}q"
         if world.find("pods", "kube-system", name) is not None:
             continue
-        world.create("pods", "kube-system", {
-            "metadata": {"name": name, "labels": {"k8s-app": "kube-dns"}},
-            "spec": {"containers": [{"name": "coredns",
-                                     "image": "registry.k8s.io/coredns/coredns:v1.11.1"}],
-                     **({"nodeName": linux} if linux else {}),
-                     "nodeSelector": {"kubernetes.io/os": "linux"}},
-            "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
-                       "containerStatuses": [{
-                           "name": "coredns", "ready": True, "restartCount": 0, "started": True,
-                           "image": "registry.k8s.io/coredns/coredns:v1.11.1", "imageID": "",
-                           "state": {"running": {"startedAt": now_iso()}}}]},
-        }, load=True)
-    world.create("services", "kube-system", {
-        "metadata": {"name": "kube-dns", "labels": {"k8s-app": "kube-dns"}},
-        "spec": {"type": "ClusterIP", "clusterIP": DNS_CLUSTER_IP, "clusterIPs": [DNS_CLUSTER_IP],
-                 "selector": {"k8s-app": "kube-dns"},
-                 "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
-                           {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]},
-    }, load=True)
-    world.create("endpointslices", "kube-system", {
-        "metadata": {"name": "kube-dns-sim01",
-                     "labels": {"kubernetes.io/service-name": "kube-dns",
-                                "endpointslice.kubernetes.io/managed-by":
-                                    "endpointslice-controller.k8s.io"}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}
-                      for ip in COREDNS_POD_IPS],
-        "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}],
-    }, load=True)
+        world.create(
+            "pods",
+            "kube-system",
+            {
+                "metadata": {"name": name, "labels": {"k8s-app": "kube-dns"}},
+                "spec": {
+                    "containers": [
+                        {"name": "coredns", "image": "registry.k8s.io/coredns/coredns:v1.11.1"}
+                    ],
+                    **({"nodeName": linux} if linux else {}),
+                    "nodeSelector": {"kubernetes.io/os": "linux"},
+                },
+                "status": {
+                    "phase": "Running",
+                    "podIP": ip,
+                    "podIPs": [{"ip": ip}],
+                    "containerStatuses": [
+                        {
+                            "name": "coredns",
+                            "ready": True,
+                            "restartCount": 0,
+                            "started": True,
+                            "image": "registry.k8s.io/coredns/coredns:v1.11.1",
+                            "imageID": "",
+                            "state": {"running": {"startedAt": now_iso()}},
+                        }
+                    ],
+                },
+            },
+            load=True,
+        )
+    world.create(
+        "services",
+        "kube-system",
+        {
+            "metadata": {"name": "kube-dns", "labels": {"k8s-app": "kube-dns"}},
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": DNS_CLUSTER_IP,
+                "clusterIPs": [DNS_CLUSTER_IP],
+                "selector": {"k8s-app": "kube-dns"},
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP"},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+                ],
+            },
+        },
+        load=True,
+    )
+    world.create(
+        "endpointslices",
+        "kube-system",
+        {
+            "metadata": {
+                "name": "kube-dns-sim01",
+                "labels": {
+                    "kubernetes.io/service-name": "kube-dns",
+                    "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+                },
+            },
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": [ip], "conditions": {"ready": True}} for ip in COREDNS_POD_IPS
+            ],
+            "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}],
+        },
+        load=True,
+    )

@@ -13,19 +13,31 @@ def test_socket_mode_diagnose_is_acked_by_envelope_and_the_result_posted(
 ) -> None:
     sim = sim_factory()
     bot = bot_factory(sim, {"WINPOD_SLACK__APP_TOKEN": sim.urls["slack_app_token"]})
-    assert bot.wait_for(lambda: sim.control("GET", "/sim/v1/slack/socket_mode")["connected"],
-                        what="the bot to connect over Socket Mode")
-    sent = sim.control("POST", "/sim/v1/slack/socket_mode/envelopes", {
-        "type": "slash_commands",
-        "payload": {"text": "diagnose web/iis-0", "channel_id": "C0OPS", "user_id": "U0OPS"},
-    })
+    assert bot.wait_for(
+        lambda: sim.control("GET", "/sim/v1/slack/socket_mode")["connected"],
+        what="the bot to connect over Socket Mode",
+    )
+    sent = sim.control(
+        "POST",
+        "/sim/v1/slack/socket_mode/envelopes",
+        {
+            "type": "slash_commands",
+            "payload": {"text": "diagnose web/iis-0", "channel_id": "C0OPS", "user_id": "U0OPS"},
+        },
+    )
     assert sent["acked"] is True
     assert sent["in_time"] is True  # within Slack's 3 seconds
-    message = bot.wait_for(lambda: next((m for m in bot.messages() if m.get("edited")), None),
-                           what="the diagnosis result")
+    message = bot.wait_for(
+        lambda: next((m for m in bot.messages() if m.get("edited")), None),
+        what="the diagnosis result",
+    )
     assert message["blocks"][0]["text"]["text"] == "Pod web/iis-0 on akswin000001 · build 17763"
-    assert any(e["action_id"] == "remediate:pin-windows-build"
-               for b in message["blocks"] if b["type"] == "actions" for e in b["elements"])
+    assert any(
+        e["action_id"] == "remediate:pin-windows-build"
+        for b in message["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+    )
 
 
 def test_socket_mode_usage_errors_are_answered_in_the_ack(
@@ -33,11 +45,18 @@ def test_socket_mode_usage_errors_are_answered_in_the_ack(
 ) -> None:
     sim = sim_factory()
     bot = bot_factory(sim, {"WINPOD_SLACK__APP_TOKEN": sim.urls["slack_app_token"]})
-    bot.wait_for(lambda: sim.control("GET", "/sim/v1/slack/socket_mode")["connected"],
-                 what="the bot to connect over Socket Mode")
-    sent = sim.control("POST", "/sim/v1/slack/socket_mode/envelopes", {
-        "type": "slash_commands", "payload": {"text": "frobnicate", "channel_id": "C0OPS"},
-    })
+    bot.wait_for(
+        lambda: sim.control("GET", "/sim/v1/slack/socket_mode")["connected"],
+        what="the bot to connect over Socket Mode",
+    )
+    sent = sim.control(
+        "POST",
+        "/sim/v1/slack/socket_mode/envelopes",
+        {
+            "type": "slash_commands",
+            "payload": {"text": "frobnicate", "channel_id": "C0OPS"},
+        },
+    )
     assert sent["acked"] is True
     assert "unknown subcommand 'frobnicate'" in sent["ack_payload"]["text"]
     assert bot.messages() == []
