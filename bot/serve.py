@@ -41,12 +41,15 @@ QUEUE_LIMIT = 200
 def build_services(settings: Settings) -> BotServices:
     store = Store(settings.store.url)
     store.migrate()
+    metrics = Metrics()
     return BotServices(
         settings=settings,
-        transports=build_transports(settings),
+        transports=build_transports(
+            settings, lambda peer, kind: metrics.errors.labels(peer, kind).inc()
+        ),
         store=store,
         pool=WorkPool(WORKERS, QUEUE_LIMIT),
-        metrics=Metrics(),
+        metrics=metrics,
         commands=default_commands(),
         checks=default_registry(),
     )

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.approvals import ApprovalFlow, Click
 from bot.services import BotServices
@@ -20,7 +22,7 @@ def register(app: App, services: BotServices) -> None:
 
 
 def button(services: BotServices, handle: Callable[[Click, str], None]) -> Callable[..., None]:
-    def on_click(ack: Ack, body: dict[str, Any]) -> None:
+    def on_click(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         click = Click(
             user=str(body["user"]["id"]),
@@ -35,6 +37,14 @@ def button(services: BotServices, handle: Callable[[Click, str], None]) -> Calla
             blocks=list((body.get("message") or {}).get("blocks") or []),
         )
         value = str(body["actions"][0].get("value") or "")
-        services.pool.submit(lambda: handle(click, value))
+        if not services.pool.submit(lambda: handle(click, value)).accepted:
+            try:
+                client.chat_postEphemeral(
+                    channel=click.channel,
+                    user=click.user,
+                    text=":hourglass: winpod is busy; press it again in a minute. Nothing changed.",
+                )
+            except SlackApiError as exc:
+                services.metrics.errors.labels("slack", str(exc.response.get("error"))).inc()
 
     return on_click
