@@ -25,6 +25,7 @@ from handlers.errors import WinpodError
 log = logging.getLogger(__name__)
 LOCK_TTL = timedelta(minutes=15)  # longer than any remediation; frees itself if winpod dies
 GROUP_CACHE_S = 300.0
+_ENDED_RANK = {"succeeded": 0, "failed": 0, "rejected": 1, "expired": 2}
 
 
 @dataclass(frozen=True)
@@ -111,20 +112,20 @@ class ApprovalFlow:
             )
             return
         store.expire_due(datetime.now(UTC))
-        first = self._first_action(offer_id, offer.remediation, offer.target)
-        if first is not None and not first.is_open:
+        spent = self._ended_action(offer_id, offer.remediation, offer.target)
+        if spent is not None:
             # A button carries one action: a stale message (expired, rejected, finished) must
             # not silently open another; a fresh diagnosis offers a fresh button.
             store.audit(
                 click.user,
                 "refused",
-                {"reason": f"already {first.status}", "remediation": offer.remediation},
-                action_id=first.id,
+                {"reason": f"already {spent.status}", "remediation": offer.remediation},
+                action_id=spent.id,
                 target=offer.target,
             )
-            self._tell(click, self._why_not(first))
-            if first.status == "expired":  # nothing else shows the expiry on the message
-                self._edit(click.blocks, offer_id, first)
+            self._tell(click, self._why_not(spent))
+            if spent.status == "expired":  # nothing else shows the expiry on the message
+                self._edit(click.blocks, offer_id, spent)
             return
         action = store.find_open_action(offer.remediation, offer.target)
         if action is None:
@@ -140,16 +141,19 @@ class ApprovalFlow:
                 return
         self._approve(click, offer_id, action)
 
-    def _first_action(self, offer_id: str, remediation: str, target: str) -> PendingAction | None:
-        """The first action opened from this button (offer), if any."""
-        opened = [
+    def _ended_action(
+        self, offer_id: str, remediation: str, target: str, other_than: str | None = None
+    ) -> PendingAction | None:
+        """An action opened from this button (offer) that has ended, if any; one that ran or
+        was rejected first, since withdrawn duplicates end as expired."""
+        ended = [
             a
             for a in self.services.store.list_actions(
                 remediation=remediation, target=target, limit=100
             )
-            if a.params.get("offer") == offer_id
+            if a.params.get("offer") == offer_id and not a.is_open and a.id != other_than
         ]
-        return opened[-1] if opened else None  # newest first
+        return min(ended, key=lambda a: _ENDED_RANK.get(a.status, 3), default=None)
 
     def approve_clicked(self, click: Click, action_id: str) -> None:
         action = self.services.store.get_action(action_id)
@@ -262,20 +266,20 @@ class ApprovalFlow:
             store.expire_due(datetime.now(UTC))
             self._tell(click, self._why_not(store.get_action(action.id) or action))
             return
-        first = self._first_action(
-            str(action.params.get("offer", "")), action.remediation, action.target
+        spent = self._ended_action(
+            str(action.params.get("offer", "")), action.remediation, action.target, action.id
         )
-        if first is not None and first.id != action.id:
-            # Clicks raced: one opened this action from a button whose first action ended
-            # meanwhile. That first action exists before this one can, so every approval of
-            # this one sees it here, before it could run: it never runs, it is withdrawn.
+        if spent is not None:
+            # Clicks raced: one opened this action from a button whose action ended meanwhile.
+            # Two actions on one target are never open together, so that one ended before this
+            # one was created and every approval of this one sees it here: it never runs.
             store.transition(
                 action.id,
                 ("pending", "approved"),
                 "expired",
                 {"summary": "withdrawn: its button had already carried an action"},
             )
-            self._tell(click, self._why_not(first))
+            self._tell(click, self._why_not(spent))
             return
         needed = self.needed(action.risk)
         if click.user in action.approvals:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.approvals import fail_orphaned_actions
 from bot.leader import LeaderElector
 from bot.scheduler import Jobs
 from bot.services import BotServices
@@ -97,6 +98,29 @@ class Runtime:
                     log.error("could not announce an expiry: %s", exc.response.get("error"))
         self._schedule_rdp_teardowns()
         self.reconcile_rdp()
+        self._fail_cut_off_actions()
+
+    def _fail_cut_off_actions(self) -> None:
+        """A restart finds the action of a killed replica still `running` and still locked (the
+        lock outlives any remediation): once the lock expires, it ends as failed, never re-run."""
+        for action in fail_orphaned_actions(self.services):
+            log.warning(
+                "action %s (%s on %s) was cut off and its lock expired; marked failed",
+                action.id,
+                action.remediation,
+                action.target,
+            )
+            if action.channel and action.thread_ts:
+                try:
+                    self.client.chat_postMessage(
+                        channel=action.channel,
+                        thread_ts=action.thread_ts,
+                        text=f":red_circle: *{action.remediation}* on `{action.target}`: "
+                        "outcome unknown: winpod stopped while it ran; check the target and "
+                        "diagnose again.",
+                    )
+                except SlackApiError as exc:
+                    log.error("could not announce a cut-off action: %s", exc.response.get("error"))
 
     def _schedule_rdp_teardowns(self) -> None:
         """Sessions opened on any replica get a persisted, precise teardown job here."""
