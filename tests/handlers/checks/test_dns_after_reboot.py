@@ -59,7 +59,8 @@ def test_the_node_diagnosis_sees_the_missing_policy(cluster: CheckCluster) -> No
     assert finding.severity == "error"
     assert finding.title == "HNS has no policy for the DNS Service IP (stale after reboot)"
     assert finding.evidence[0] == "node akswin-stale boot ID 7"
-    assert finding.evidence[-1].endswith("load-balancer policy for DNS VIP 10.0.0.10: missing")
+    assert finding.evidence[-2].endswith("load-balancer policy for DNS VIP 10.0.0.10: missing")
+    assert finding.evidence[-1] == "1 running pod(s) on akswin-stale"
     # no pod to override on a node diagnosis
     assert [r[0] for r in cluster.offered(finding)] == [
         "kube-proxy-restart",
@@ -163,3 +164,13 @@ def test_a_reboot_through_the_control_api_breaks_dns_on_a_single_pod_node(
     assert "HNS on akswin-fresh: 0 policy lists, load-balancer policy for DNS VIP 10.0.0.10: " in (
         "\n".join(finding.evidence)
     )
+
+
+def test_a_node_whose_second_pod_masks_the_stale_policy_is_a_warning(
+    cluster: CheckCluster,
+) -> None:
+    finding = cluster.node_finding("akswin-kept", CHECK)
+
+    assert finding.severity == "warning"
+    assert finding.title.endswith("masked while two or more pods run")
+    assert finding.evidence[-1] == "2 running pod(s) on akswin-kept"
