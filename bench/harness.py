@@ -37,14 +37,12 @@ class Sim:
         return self.out / "winpod.yaml"
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
-        request = urllib.request.Request(
+        raw = fetch(
             self.urls["control"] + path,
-            data=None if body is None else json.dumps(body).encode(),
             method=method,
+            data=None if body is None else json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
-            raw = response.read()
         return json.loads(raw) if raw else None
 
     def set_latencies(self, latencies: dict[str, float] = LATENCY_MS) -> None:
@@ -61,12 +59,12 @@ class Sim:
         """GET `path` from the simulated Kubernetes API; the size of the body."""
         kubeconfig = yaml.safe_load((self.out / "kubeconfig").read_text())
         token = kubeconfig["users"][0]["user"]["token"]
-        request = urllib.request.Request(
-            self.urls["kube_api"] + path, headers={"Authorization": f"Bearer {token}"}
+        body = fetch(
+            self.urls["kube_api"] + path,
+            headers={"Authorization": f"Bearer {token}"},
+            context=ssl.create_default_context(cafile=str(self.out / "ca.pem")),
         )
-        context = ssl.create_default_context(cafile=str(self.out / "ca.pem"))
-        with urllib.request.urlopen(request, timeout=60, context=context) as response:  # noqa: S310
-            return len(response.read())
+        return len(body)
 
     def cpu_seconds(self) -> float:
         """CPU time the simulator process has used so far (Linux /proc)."""
@@ -114,6 +112,25 @@ def write_scenario(path: Path, documents: Iterable[dict[str, Any]]) -> Path:
             out.write(json.dumps(document))
             out.write("\n")
     return path
+
+
+def fetch(
+    url: str,
+    *,
+    method: str = "GET",
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+    timeout: float = 60,
+) -> bytes:
+    """One HTTP request to the simulator or the bot, which only ever listen on loopback."""
+    if not url.startswith(("http://127.", "https://127.")):
+        raise ValueError(f"benchmarks talk to loopback addresses only, not {url}")
+    # the scheme and host were checked just above
+    request = urllib.request.Request(url, data, headers or {}, method=method)  # noqa: S310
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
+        body: bytes = response.read()
+        return body
 
 
 def free_port() -> int:

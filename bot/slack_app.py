@@ -44,6 +44,10 @@ def create_app(services: BotServices) -> App:
         signing_secret=secret.get_secret_value(),
         token_verification_enabled=False,  # no auth.test at start-up: /readyz reports Slack
         request_verification_enabled=True,
+        # Every listener acks at once and hands slow work to the WorkPool, so the answer can go
+        # out as the listener returns: without this Bolt runs it on a second thread pool and
+        # polls for the ack every 10 ms, which under a burst of commands costs more than the ack.
+        process_before_response=True,
         logger=logging.getLogger("winpod.slack"),
     )
     commands.register(app, services)
