@@ -24,5 +24,9 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/winpod demo
 
+# Speed and memory against the simulator; prints one JSON object per benchmark (not part of test).
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
