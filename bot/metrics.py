@@ -78,4 +78,4 @@ class Metrics:
             self.findings.labels(finding.check, finding.severity).inc()
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return bytes(generate_latest(self.registry))
