@@ -71,8 +71,7 @@ class Runtime:
         try:
             self.sweeper.run(commit=True)
             self.reconcile_rdp()
-        except WinpodError as exc:
-            self.services.metrics.errors.labels("kubernetes", type(exc).__name__).inc()
+        except WinpodError as exc:  # counted in winpod_errors_total by the transports
             log.error("the sweep stopped: %s; the next one runs as scheduled", exc)
 
     def housekeeping(self) -> None:

@@ -277,8 +277,7 @@ def run_diagnosis(
         _tell_user(services, client, channel, user, f":x: {exc}")
         return
     except WinpodError as exc:
-        text, blocks = render_slack.error_message(str(exc))
-        services.metrics.errors.labels("kubernetes", type(exc).__name__).inc()
+        text, blocks = render_slack.error_message(str(exc))  # the transports counted it
         if "ts" in posted:
             client.chat_update(channel=channel, ts=posted["ts"], text=text, blocks=blocks)
         else:
