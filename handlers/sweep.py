@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -102,6 +102,7 @@ class _Probe:
     pod: KubeObject
     ok: bool = False
     direct_ok: bool = False
+    direct_tried: bool = False
     error: str | None = None
     evidence: list[str] = field(default_factory=list)
 
@@ -212,38 +213,81 @@ def _probe_all(
     with ThreadPoolExecutor(
         max_workers=settings.sweep.concurrency, thread_name_prefix="probe"
     ) as pool:
-        futures = [
+        pending = {
             pool.submit(_probe, transports, settings, facts, node, pod) for node, pod in planned
-        ]
-        for future in as_completed(futures):
-            probe = future.result()
-            results[probe.node].append(probe)
-            remaining[probe.node] -= 1
-            if remaining[probe.node] == 0:
-                done_nodes.add(probe.node)
-                if progress is not None:
-                    progress(len(done_nodes), len(nodes))
+        }
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                probe = future.result()
+                if _needs_direct_lookup(probe, facts):
+                    # Queued behind the first lookups still waiting: every exec is its own
+                    # task, so the pool never idles while a node waits for its second one.
+                    pending.add(pool.submit(_probe_direct, transports, settings, facts, probe))
+                    continue
+                _record(probe, results, remaining, done_nodes, len(nodes), progress)
     return results
+
+
+def _record(
+    probe: _Probe,
+    results: dict[str, list[_Probe]],
+    remaining: dict[str, int],
+    done_nodes: set[str],
+    total: int,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    results[probe.node].append(probe)
+    remaining[probe.node] -= 1
+    if remaining[probe.node] == 0:
+        done_nodes.add(probe.node)
+        if progress is not None:
+            progress(len(done_nodes), total)
 
 
 def _probe(
     transports: Transports, settings: Settings, facts: _Facts, node: str, pod: KubeObject
 ) -> _Probe:
+    """The lookup through the cluster DNS Service."""
     result = _Probe(node, pod)
     context = Context(transports, settings, "Pod", pod, None)
-    ref = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
     try:
         through_service = probes.nslookup(context)
         result.ok = through_service.ok
-        result.evidence.append(f"{ref}: {through_service.evidence()}")
-        if not result.ok and facts.dns_pod_ips:
-            direct = probes.nslookup(context, server=facts.dns_pod_ips[0])
-            result.direct_ok = direct.ok
-            result.evidence.append(f"{ref}: {direct.evidence()}")
+        result.evidence.append(f"{_ref(pod)}: {through_service.evidence()}")
     except WinpodError as exc:
         result.error = str(exc)
-        result.evidence.append(f"{ref}: could not probe: {exc}")
+        result.evidence.append(f"{_ref(pod)}: could not probe: {exc}")
     return result
+
+
+def _needs_direct_lookup(result: _Probe, facts: _Facts) -> bool:
+    return (
+        result.error is None
+        and not result.ok
+        and not result.direct_tried
+        and bool(facts.dns_pod_ips)
+    )
+
+
+def _probe_direct(
+    transports: Transports, settings: Settings, facts: _Facts, result: _Probe
+) -> _Probe:
+    """The same lookup sent straight to a kube-dns pod, after the Service failed."""
+    result.direct_tried = True
+    context = Context(transports, settings, "Pod", result.pod, None)
+    try:
+        direct = probes.nslookup(context, server=facts.dns_pod_ips[0])
+        result.direct_ok = direct.ok
+        result.evidence.append(f"{_ref(result.pod)}: {direct.evidence()}")
+    except WinpodError as exc:
+        result.error = str(exc)
+        result.evidence.append(f"{_ref(result.pod)}: could not probe: {exc}")
+    return result
+
+
+def _ref(pod: KubeObject) -> str:
+    return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
 
 
 def _report(
