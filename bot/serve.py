@@ -122,6 +122,18 @@ def _routable(body: dict[str, Any]) -> bool:
     return True
 
 
+class AcksFirst:
+    """WSGI middleware: queued work waits while a Slack request is being answered."""
+
+    def __init__(self, app: Any, pool: WorkPool) -> None:
+        self.app = app
+        self.pool = pool
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        with self.pool.answering():
+            return self.app(environ, start_response)
+
+
 class Server:
     """Owns the listening servers; `stop()` closes them and lets running jobs finish."""
 
@@ -158,7 +170,7 @@ class Server:
             secret = settings.slack.signing_secret
             assert secret is not None  # create_app refuses to build the app without it
             events = SlackEvents(self.app, secret.get_secret_value())
-            slack = self._listen(events, host, port, threads=16)
+            slack = self._listen(AcksFirst(events, self.services.pool), host, port, threads=16)
             self.slack_port = int(slack.effective_port)
         self.metrics_port = int(self._metrics_server.effective_port)
 
