@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios
-from bench.harness import LATENCY_MS, Sim, percentile, start_sim, write_scenario
+from bench.harness import (
+    LATENCY_MS,
+    Sim,
+    machine_cpu_seconds,
+    percentile,
+    process_cpu_seconds,
+    start_sim,
+    write_scenario,
+)
 from bot.serve import WORKERS
 from bot.wiring import build_transports
 from config.settings import Settings, load_settings
@@ -79,7 +87,7 @@ def _calibrate(
             "alone_ms": round(latency, 1),
             "error_findings": errors,
             "requests": {k: requests[k] for k in ("kube", "exec", "winrm")},
-            "chain": " → ".join(steps),
+            "chain": " -> ".join(steps),
             "chain_ms": chain_ms(steps),
         }
     return per_problem
@@ -95,11 +103,14 @@ def run(workdir: Path) -> dict[str, Any]:
         transports = build_transports(settings)
         per_problem = _calibrate(sim, transports, settings, references[: len(CHAINS)])
         sim.reset_stats()
-        load = os.getloadavg()[0]
+        cpu = (process_cpu_seconds(os.getpid()), sim.cpu_seconds(), machine_cpu_seconds())
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="diagnose") as pool:
             results = list(pool.map(lambda ref: _timed(transports, settings, ref), references))
         wall_s = time.monotonic() - started
+        bot_cpu = process_cpu_seconds(os.getpid()) - cpu[0]
+        sim_cpu = sim.cpu_seconds() - cpu[1]
+        other_cpu = machine_cpu_seconds() - cpu[2] - bot_cpu - sim_cpu
         requests = sim.requests()
     finally:
         sim.stop()
@@ -131,9 +142,11 @@ def run(workdir: Path) -> dict[str, Any]:
         "latency_ms": LATENCY_MS,
         "winrm_calls_per_script": WINRM_CALLS_PER_SCRIPT,
         "bound_ms": bound,
-        "bound": f"{longest[0]}: " + " → ".join(longest[1]),
+        "bound": f"{longest[0]}: " + " -> ".join(longest[1]),
         "ratio": round(p95 / bound, 2),
-        "load_average_1m": round(load, 2),
+        "bot_cpu_s": round(bot_cpu, 2),
+        "sim_cpu_s": round(sim_cpu, 2),
+        "other_cpu_s": round(max(0.0, other_cpu), 2),
         "target": {"ratio_max": TARGET_RATIO},
         "meets_target": p95 / bound <= TARGET_RATIO,
     }

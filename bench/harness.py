@@ -10,7 +10,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -67,9 +66,7 @@ class Sim:
         return len(body)
 
     def cpu_seconds(self) -> float:
-        """CPU time the simulator process has used so far (Linux /proc)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -96,11 +93,16 @@ def start_sim(scenario: Path, out: Path) -> Sim:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     assert process.stdout is not None
-    line = process.stdout.readline()
+    said = [line := process.stdout.readline()]
+    while line and line.strip() != "sim ready":
+        said.append(line := process.stdout.readline())
     if line.strip() != "sim ready":
         process.kill()
         process.communicate(timeout=10)
-        raise RuntimeError(f"the simulator did not start: {(out / 'sim.log').read_text()}")
+        raise RuntimeError(
+            f"the simulator did not start (exit {process.returncode}): "
+            f"{''.join(said)}{(out / 'sim.log').read_text()}"
+        )
     return Sim(process, out, json.loads((out / "sim.json").read_text()))
 
 
@@ -133,6 +135,19 @@ def fetch(
         return body
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time process `pid` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time every process on the machine has used so far, all cores (Linux /proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -148,7 +163,3 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 def emit(figures: dict[str, Any]) -> None:
     print(json.dumps(figures), flush=True)
-
-
-def elapsed_ms(started: float) -> float:
-    return round((time.monotonic() - started) * 1000, 1)

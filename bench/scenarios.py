@@ -80,7 +80,7 @@ def seed_copies(copies: int) -> Iterator[dict[str, Any]]:
 
 
 def _renamed(document: dict[str, Any], nodes: set[str], suffix: str) -> dict[str, Any]:
-    copy = json.loads(json.dumps(document))
+    copy: dict[str, Any] = json.loads(json.dumps(document))
     copy["metadata"]["name"] += suffix
     spec = copy.get("spec") or {}
     if spec.get("nodeName") in nodes:

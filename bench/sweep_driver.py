@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench.harness import machine_cpu_seconds
 from bot.wiring import build_transports
 from config.settings import load_settings
 from handlers.sweep import sweep
@@ -33,13 +34,15 @@ def main(config: str) -> int:
     settings = load_settings(config)
     transports = build_transports(settings)
     rss_before = _peak_rss_mb()
-    cpu = _cpu_s()
+    cpu, machine_cpu = _cpu_s(), machine_cpu_seconds()
     started = time.monotonic()
     report = sweep(transports, settings, known_boots={})
     wall_ms = (time.monotonic() - started) * 1000
+    machine_cpu = machine_cpu_seconds() - machine_cpu
     figures = {
         "wall_ms": round(wall_ms, 1),
         "cpu_s": round(_cpu_s() - cpu, 2),
+        "machine_cpu_s": round(machine_cpu, 2),
         "pods_probed": report.probes,
         "states": dict(Counter(node.state for node in report.nodes)),
         "findings": len(report.findings),
