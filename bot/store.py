@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -64,6 +66,7 @@ VERSION_TABLE = "winpod_schema_version"
 # Key of the PostgreSQL advisory lock that serialises migrations: "winpod" in ASCII.
 _MIGRATION_LOCK_KEY = 0x77696E706F64
 _SQLITE_BUSY_TIMEOUT_MS = 15_000
+_SQLITE_RETRY_S = 0.02
 _PG_CONNECT_TIMEOUT_S = 10
 # Each failed compare-and-swap means another caller succeeded, so this bound is never reached
 # unless the database misbehaves.
@@ -855,10 +858,25 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
-        # WAL lets readers go on while one writer commits.
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _use_wal(cursor)
     finally:
         cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """WAL lets readers go on while one writer commits. Replicas opening a new database together
+    race to switch it, and SQLite answers the losers "database is locked" at once, without
+    waiting out busy_timeout (their read lock cannot be upgraded while another writer waits:
+    that could deadlock), so try again until busy_timeout has passed."""
+    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(_SQLITE_RETRY_S)
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
