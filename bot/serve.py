@@ -123,7 +123,7 @@ def _routable(body: dict[str, Any]) -> bool:
 
 
 class AcksFirst:
-    """WSGI middleware: queued work waits while a Slack request is being answered."""
+    """WSGI middleware: queued work waits while a Slack request is being answered (HTTP)."""
 
     def __init__(self, app: Any, pool: WorkPool) -> None:
         self.app = app
@@ -132,6 +132,18 @@ class AcksFirst:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         with self.pool.answering():
             return self.app(environ, start_response)
+
+
+class AcksFirstSocketMode(SocketModeHandler):
+    """Socket Mode: queued work waits while a request is answered, as `AcksFirst` over HTTP."""
+
+    def __init__(self, app: App, app_token: str, pool: WorkPool) -> None:
+        self.pool = pool
+        super().__init__(app, app_token)
+
+    def handle(self, client: Any, req: Any) -> None:
+        with self.pool.answering():
+            super().handle(client, req)
 
 
 class Server:
@@ -159,12 +171,14 @@ class Server:
         )
         self.health.extra["leader"] = lambda: self.runtime.is_leader
         self._servers: list[Any] = []
-        self._socket_mode: SocketModeHandler | None = None
+        self._socket_mode: AcksFirstSocketMode | None = None
         self._threads: list[threading.Thread] = []
         self._metrics_server = self._listen(self.health, host, metrics_port, threads=2)
         app_token = settings.slack.app_token
         if app_token is not None:
-            self._socket_mode = SocketModeHandler(self.app, app_token.get_secret_value())
+            self._socket_mode = AcksFirstSocketMode(
+                self.app, app_token.get_secret_value(), self.services.pool
+            )
             self.slack_port = None
         else:
             secret = settings.slack.signing_secret
