@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from bench.harness import (
     percentile,
     process_cpu_seconds,
     start_sim,
+    stop_process,
     write_scenario,
 )
 
@@ -59,15 +59,7 @@ class Bot:
         return 0.0
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        stop_process(self.process, timeout_s=60)
 
 
 @dataclass

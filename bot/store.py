@@ -8,10 +8,10 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -50,6 +50,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from handlers.errors import WinpodError
 
 log = logging.getLogger(__name__)
+_Record = TypeVar("_Record")
 
 ActionStatus = Literal[
     "pending", "approved", "running", "succeeded", "failed", "rejected", "expired"
@@ -888,49 +889,23 @@ def _sqlite_on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _from_row(cls: type[_Record], row: Row[Any]) -> _Record:
+    """The record `cls` from a row whose columns carry its field names; JSON lists become
+    the tuples the frozen records hold (approvals, source ranges)."""
+    values: dict[str, Any] = {}
+    for field in fields(cls):  # type: ignore[arg-type]
+        value = row._mapping[field.name]
+        values[field.name] = tuple(value) if isinstance(value, list) else value
+    return cls(**values)
+
+
 def _action(row: Row[Any]) -> PendingAction:
-    m = row._mapping
-    return PendingAction(
-        id=m["id"],
-        remediation=m["remediation"],
-        target=m["target"],
-        params=m["params"],
-        risk=m["risk"],
-        requester=m["requester"],
-        channel=m["channel"],
-        message_ts=m["message_ts"],
-        thread_ts=m["thread_ts"],
-        status=m["status"],
-        approvals=tuple(m["approvals"]),
-        rejected_by=m["rejected_by"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        expires_at=m["expires_at"],
-        result=m["result"],
-    )
+    return _from_row(PendingAction, row)
 
 
 def _alert(row: Row[Any]) -> Alert:
-    m = row._mapping
-    return Alert(
-        node=m["node"],
-        boot_id=m["boot_id"],
-        created_at=m["created_at"],
-        channel=m["channel"],
-        message_ts=m["message_ts"],
-        resolved_at=m["resolved_at"],
-    )
+    return _from_row(Alert, row)
 
 
 def _rdp(row: Row[Any]) -> RdpSession:
-    m = row._mapping
-    return RdpSession(
-        node=m["node"],
-        requester=m["requester"],
-        expires_at=m["expires_at"],
-        source_ranges=tuple(m["source_ranges"]),
-        channel=m["channel"],
-        thread_ts=m["thread_ts"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-    )
+    return _from_row(RdpSession, row)
