@@ -22,11 +22,12 @@ from bench.harness import (
     start_sim,
     write_scenario,
 )
-from bot.serve import WORKERS
 from bot.wiring import build_transports
-from config.settings import Settings, load_settings
+from config.settings import Settings, WorkSettings, load_settings
 from handlers.context import Transports
 from handlers.engine import diagnose_pod
+
+WORKERS = WorkSettings().workers  # the bot's default pool size
 
 DIAGNOSES = 200
 COPIES = 34  # 6 problem pods a copy: 204 pods, of which the first 200 are diagnosed
@@ -128,7 +129,7 @@ def run(workdir: Path) -> dict[str, Any]:
         "benchmark": "diagnose",
         "diagnoses": len(results),
         "concurrency": WORKERS,
-        "mode": f"thread pool of {WORKERS} (bot.serve.WORKERS); latency = diagnose_pod call",
+        "mode": f"thread pool of {WORKERS} (work.workers); latency = diagnose_pod call",
         "wall_s": round(wall_s, 1),
         "p50_ms": round(percentile(latencies, 0.5), 1),
         "p95_ms": round(p95, 1),

@@ -1,17 +1,18 @@
 """`winpod rdp open|close|list` from a terminal (audited as the OS user, confirmed like a
-remediation); the running bot's leader closes sessions at expiry."""
+remediation, through the same remediation service); the running bot's leader closes sessions
+at expiry."""
 
 from __future__ import annotations
 
-import getpass
 import sys
 from datetime import UTC, datetime, timedelta
 
-from bot.remediate_cli import confirmed
+from bot import render_text
+from bot.remediate_cli import TerminalNotifier, confirmed, operator, run_confirmed, service_for
 from bot.store import Store
 from bot.wiring import build_transports
 from config.settings import Settings, format_duration
-from handlers import rdp, remediations
+from handlers import rdp
 
 
 def rdp_command(
@@ -22,10 +23,9 @@ def rdp_command(
     source: str | None,
     yes: bool,
 ) -> int:
-    transports = build_transports(settings)
     namespace = settings.kubernetes.namespace
     if action == "list":
-        sessions = rdp.sessions(transports.cluster, namespace)
+        sessions = rdp.sessions(build_transports(settings).cluster, namespace)
         for s in sessions:
             print(
                 f"{s.node:<24} until {s.expires_at:%Y-%m-%d %H:%M} UTC  from "
@@ -35,38 +35,33 @@ def rdp_command(
             print("No RDP session is open.")
         return 0
     assert node is not None
-    user = f"cli:{getpass.getuser()}"
+    user = operator()
     store = Store(settings.store.url)
     try:
         store.migrate()
+        notifier = TerminalNotifier()
+        service = service_for(settings, store, notifier)
         if action == "close":
-            plan = remediations.plan(transports, settings, "rdp-close", node)
-            outcome = remediations.execute(transports, settings, plan)
-            store.delete_rdp(node)
-            store.audit(user, "rdp-close", {"summary": outcome.summary}, target=node)
-            print(outcome.summary)
-            return 0
+            plan = service.plan("rdp-close", node, {})
+            report = run_confirmed(service, notifier, plan, {}, user)
+            print(report.summary)
+            return 0 if report.ok else 1
         params = {k: v for k, v in (("ttl", ttl), ("from", source), ("requester", user)) if v}
-        plan = remediations.plan(transports, settings, "rdp-open", node, params)
+        plan = service.plan("rdp-open", node, params)
         print(f"{plan.what}\nExactly what will be created:\n{plan.preview}\n")
         if not yes and not confirmed(f"Open RDP to {node}?"):
             print("Nothing was opened.")
             return 0
-        outcome = remediations.execute(transports, settings, plan)
-        print(outcome.summary)
-        # A failed open created and removed a LoadBalancer: that is audited too.
-        store.audit(user, "rdp-open", {"ok": outcome.ok, "summary": outcome.summary}, target=node)
-        session = next(
-            (s for s in rdp.sessions(transports.cluster, namespace) if s.node == node), None
-        )
-        if outcome.ok and session is not None:
-            store.upsert_rdp(node, user, session.expires_at, list(session.source_ranges))
+        report = run_confirmed(service, notifier, plan, params, user)
+        print(render_text.run_report_text(report))
+        session = store.get_rdp(plan.target)
+        if report.ok and session is not None:
             left = timedelta(seconds=int((session.expires_at - datetime.now(UTC)).total_seconds()))
             print(
                 f"The running winpod bot closes it in {format_duration(left)}; "
                 f"without one, run `winpod rdp close {node}`.",
                 file=sys.stderr,
             )
-        return 0 if outcome.ok else 1
+        return 0 if report.ok else 1
     finally:
         store.close()

@@ -1,100 +1,133 @@
-"""`winpod remediate` and `winpod audit` from a terminal: the same remediations and audit log."""
+"""`winpod remediate` and `winpod audit` from a terminal: the same remediation service as Slack,
+with the confirmed operator as the approver, and the same audit log."""
 
 from __future__ import annotations
 
 import getpass
 import sys
-import uuid
-from datetime import timedelta
+from collections.abc import Mapping
 
 from bot import render_text
-from bot.store import Store
+from bot.remediation import RemediationService, RunReport
+from bot.store import PendingAction, Store
 from bot.wiring import build_transports
 from config.settings import Settings
-from handlers import remediations
-from handlers.checks import default_registry
 from handlers.errors import BadInput, WinpodError
+from handlers.registry import Plan, RemediationSpec, default_registry
 
-LOCK_TTL_S = 15 * 60
+
+class TerminalNotifier:
+    """What a person at the terminal sees of the service's steps."""
+
+    def __init__(self) -> None:
+        self.report: RunReport | None = None
+        self.holder: str | None = None
+
+    def requested(self, action: PendingAction, plan: Plan, spec: RemediationSpec) -> None:
+        del action, plan, spec  # shown before the confirmation already
+
+    def approved(self, action: PendingAction, by: str) -> None:
+        del action, by
+
+    def rejected(self, action: PendingAction, by: str) -> None:
+        del action, by
+
+    def queued(self, action: PendingAction, holder: str | None, busy: bool) -> None:
+        del action, busy
+        self.holder = holder
+
+    def started(self, action: PendingAction) -> None:
+        print(f"Running {action.remediation} on {action.target}…")
+
+    def finished(self, report: RunReport) -> None:
+        self.report = report
+
+    def changed(self, action: PendingAction, changes: list[str], fresh_offer: str | None) -> None:
+        del action, changes, fresh_offer  # the report says it
+
+
+def operator() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def service_for(settings: Settings, store: Store, notifier: TerminalNotifier) -> RemediationService:
+    return RemediationService(
+        store,
+        settings,
+        build_transports(settings),
+        default_registry(),
+        None,  # runs here, in the foreground
+        notifier,
+        lambda user: True,  # whoever holds the cluster's credentials and confirmed
+    )
+
+
+def run_confirmed(
+    service: RemediationService,
+    notifier: TerminalNotifier,
+    plan: Plan,
+    params: Mapping[str, str],
+    user: str,
+) -> RunReport:
+    """Open the action with the plan that was shown, approve it as the operator, run it here.
+    Raises WinpodError (exit 3) when another remediation holds the target."""
+    action = service.request(plan.remediation, plan.target, params, user, plan=plan)
+    if action.requester != user or action.status != "pending":
+        raise WinpodError(
+            f"{plan.remediation} on {plan.target} is already {action.status} "
+            f"(requested by {action.requester}); nothing ran"
+        )
+    service.approve_as_operator(action, user)
+    reply = service.start(action.id, inline=True)
+    if reply.kind == "queued":
+        # A terminal cannot wait in a queue: withdraw it, so that no bot runs it later.
+        service.store.transition(
+            action.id,
+            "approved",
+            "expired",
+            {"summary": "withdrawn: another remediation was running on the target"},
+        )
+        raise WinpodError(
+            f"another remediation ({notifier.holder or 'unknown'}) is running on "
+            f"{plan.target}; try again when it has finished"
+        )
+    report = notifier.report
+    if report is None:
+        raise WinpodError(f"{plan.remediation} on {plan.target} did not run ({reply.kind})")
+    if report.failure is not None:
+        raise report.failure  # audited and ended already; the exit code says what kind
+    return report
 
 
 def remediate(
     settings: Settings, remediation_id: str, target: str, dry_run: bool, yes: bool
 ) -> int:
-    spec = remediations.get_spec(remediation_id)  # unknown ids fail before any connection
-    user = f"cli:{getpass.getuser()}"
+    spec = default_registry().remediation_spec(remediation_id)  # fails before any connection
+    user = operator()
     store = Store(settings.store.url)
     try:
         store.migrate()
-        transports = build_transports(settings)
-        plan = remediations.plan(transports, settings, remediation_id, target)
-        print(f"{spec.id} on {target} ({spec.risk} risk): {spec.does(target)}")
-        print(f"Impact: {spec.impact(target)}")
+        notifier = TerminalNotifier()
+        service = service_for(settings, store, notifier)
+        plan = service.plan(remediation_id, target, {})
+        print(f"{spec.id} on {plan.target} ({spec.risk} risk): {spec.does(plan.target)}")
+        print(f"Impact: {spec.impact(plan.target)}")
         print(f"Exactly what will run ({plan.kind}):\n{plan.preview}\n")
         if dry_run or settings.dry_run:
             store.audit(user, "dry-run", {"remediation": spec.id, "what": plan.what}, target=target)
             print("Dry run: nothing ran.")
             return 0
-        if not yes and not confirmed(f"Run {spec.id} on {target}?"):
+        if not yes and not confirmed(f"Run {spec.id} on {plan.target}?"):
             store.audit(
                 user, "refused", {"remediation": spec.id, "reason": "not confirmed"}, target=target
             )
             print("Nothing ran.")
             return 0
-        return _run(store, settings, user, plan)
+        report = run_confirmed(service, notifier, plan, {}, user)
+        print(render_text.run_report_text(report))
+        return 0 if report.ok else 1
     finally:
         store.close()
-
-
-def _run(store: Store, settings: Settings, user: str, plan: remediations.Plan) -> int:
-    holder = f"{user}:{uuid.uuid4().hex[:8]}"
-    lock = f"target:{plan.target}"
-    if not store.acquire_lock(lock, holder, timedelta(seconds=LOCK_TTL_S)):
-        print(
-            f"winpod: another remediation ({store.lock_holder(lock)}) is running on "
-            f"{plan.target}; try again when it has finished",
-            file=sys.stderr,
-        )
-        return 3
-    transports = build_transports(settings)
-    try:
-        store.audit(
-            user,
-            "execution",
-            {"remediation": plan.remediation, "what": plan.what},
-            target=plan.target,
-        )
-        outcome = remediations.execute(transports, settings, plan)
-        print(outcome.summary)
-        if outcome.output:
-            print(outcome.output)
-        verification = remediations.verify(transports, settings, plan, None, default_registry())
-        state = {True: "fixed", False: "still failing", None: "not verified"}[verification.fixed]
-        print(f"Verification — {state}: {verification.summary}")
-        for line in verification.evidence:
-            print(f"  • {line}")
-        ok = outcome.ok and verification.fixed is not False
-        store.audit(
-            user,
-            "result",
-            {
-                "remediation": plan.remediation,
-                "ok": outcome.ok,
-                "summary": f"{outcome.summary.splitlines()[0]}; {state}",
-            },
-            target=plan.target,
-        )
-        return 0 if ok else 1
-    except WinpodError as exc:
-        store.audit(
-            user,
-            "result",
-            {"remediation": plan.remediation, "ok": False, "error": str(exc)},
-            target=plan.target,
-        )
-        raise
-    finally:
-        store.release_lock(lock, holder)
 
 
 def confirmed(question: str) -> bool:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from bot.remediation import Reply, RunReport
 from bot.render_slack import cut, escape
 from bot.store import PendingAction
+from handlers.registry import Plan, RemediationSpec
 
 Block = dict[str, Any]
 MAX_CODE = 2600  # a code block inside one 3,000-character text
@@ -106,3 +108,153 @@ def with_action_status(
             }
         )
     return result[:50]
+
+
+# --- what the remediation service's steps say in Slack ---------------------------------------
+# (bot.remediation decides; these word it. Outside text is escaped or in code blocks.)
+
+
+def _on(action: PendingAction) -> str:
+    return f"*{action.remediation}* on `{escape(action.target)}`"
+
+
+def request_text(
+    action: PendingAction, plan: Plan, spec: RemediationSpec, needed: int, expires_in: str
+) -> str:
+    return (
+        f":memo: <@{action.requester}> asked for {_on(action)} ({action.risk} risk): "
+        f"{escape(spec.does(action.target))}.\n*What:* {escape(plan.what)}\n"
+        f"It needs {needed} approver(s); it expires in "
+        f"{expires_in}.\nExactly what will run:\n{code(plan.preview)}"
+    )
+
+
+def approved_text(action: PendingAction, by: str, needed: int) -> str:
+    if len(set(action.approvals)) < needed:
+        return (
+            f":ballot_box_with_check: <@{by}> approved ({len(action.approvals)}/{needed}); "
+            "it needs a second approver."
+        )
+    return f":white_check_mark: <@{by}> approved {_on(action)}."
+
+
+def started_text(action: PendingAction) -> str:
+    return f":gear: Approved by {people(action.approvals)}; running {_on(action)}…"
+
+
+def queued_text(action: PendingAction, holder: str | None, busy: bool) -> str:
+    if busy:
+        return (
+            f":hourglass: {_on(action)} is approved; winpod is busy, so it starts as soon as "
+            "there is room. Nothing to do."
+        )
+    return (
+        f":hourglass: {_on(action)} is approved and waits: another remediation "
+        f"({escape(holder or 'unknown')}) is running there. It starts by itself when that ends."
+    )
+
+
+def rejected_text(action: PendingAction, by: str) -> str:
+    return f":no_entry_sign: <@{by}> rejected {_on(action)}; nothing ran."
+
+
+def changed_text(action: PendingAction, changes: list[str], fresh_offer: bool) -> str:
+    return (
+        f":warning: {_on(action)} did not run: the target changed since it was approved "
+        f"({escape(', '.join(changes))}), so what was approved is no longer what would run."
+        + (" Use the new button to request it again." if fresh_offer else " Request it again.")
+    )
+
+
+def finished_text(report: RunReport) -> str:
+    action = report.action
+    if report.dry_run:
+        return (
+            ":test_tube: *Dry run* (dry_run: true): this is exactly what would run, and "
+            f"nothing did:\n{code(report.output)}"
+        )
+    if report.verification is None:
+        return f":red_circle: {_on(action)}: {escape(report.summary)}"
+    verification = report.verification
+    fixed = {True: "fixed", False: "still failing", None: "not verified"}[verification.fixed]
+    evidence = "\n".join(f"• {escape(line)}" for line in verification.evidence[:5])
+    return (
+        f"{':large_green_circle:' if report.ok else ':red_circle:'} {_on(action)}: "
+        f"{escape(report.summary)}\n"
+        + (f"{code(report.output)}\n" if report.output else "")
+        + f"*Verification — {fixed}:* {escape(verification.summary)}"
+        + (f"\n{evidence}" if evidence else "")
+    )
+
+
+def expired_text(action: PendingAction) -> str:
+    return f":alarm_clock: {_on(action)} expired before it was approved; nothing ran."
+
+
+def cut_off_text(action: PendingAction) -> str:
+    return (
+        f":red_circle: {_on(action)}: outcome unknown: winpod stopped while it ran; check the "
+        "target and diagnose again."
+    )
+
+
+def why_not(action: PendingAction) -> str:
+    """Why a click on an action changes nothing."""
+    name = f"*{action.remediation}*"
+    return {
+        "approved": f":hourglass: {name} is already approved; it runs as soon as its target "
+        "is free. Nothing to do.",
+        "running": f":gear: {name} is already running.",
+        "succeeded": f"{name} already ran (succeeded); nothing to do.",
+        "failed": f"{name} already ran and failed; diagnose again to retry.",
+        "rejected": f"{name} was rejected by <@{action.rejected_by}>.",
+        "expired": f":alarm_clock: {name} expired before it was approved; "
+        "diagnose again to ask anew.",
+    }.get(action.status, f"{name} is {action.status}.")
+
+
+def reply_text(reply: Reply, approvers: str, needed: int) -> str | None:
+    """The ephemeral answer to the person who clicked; None when the thread says it all."""
+    action = reply.action
+    if reply.kind == "approvers-unknown":
+        return (
+            ":warning: winpod could not check who may approve right now "
+            f"({escape(reply.detail)}); nothing changed. Try again in a minute."
+        )
+    if reply.kind == "unknown" or action is None:
+        return ":warning: This button no longer works; run the diagnosis again."
+    name = f"*{action.remediation}*"
+    texts = {
+        "not-approver": f":no_entry: Only approvers can approve or reject {name}. "
+        f"Approvers: {approvers}.",
+        "already-approved": f":raised_hand: You already approved {name}; "
+        + ("it needs a second, different approver." if needed > 1 else "it is on its way."),
+        "needs-more": f"Approved. {name} needs a second approver.",
+        "queued": queued_text(action, reply.detail or None, reply.detail == "busy"),
+        "ended": why_not(action),
+    }
+    return texts.get(reply.kind)
+
+
+def cannot_run_text(remediation: str, target: str, why: str) -> str:
+    return f":no_entry: *{remediation}* on `{escape(target)}` cannot run: {escape(why)}"
+
+
+def fresh_request_blocks(action: PendingAction, offer_id: str) -> list[Block]:
+    """A new button in the thread, for a request refused because its target changed."""
+    return [
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": f"remediate:{action.remediation}",
+                    "value": offer_id,
+                    "text": {
+                        "type": "plain_text",
+                        "text": cut(f"Request {action.remediation} again", 75),
+                    },
+                }
+            ],
+        }
+    ]

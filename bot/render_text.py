@@ -11,6 +11,7 @@ from handlers.model import Diagnosis, Finding
 from handlers.registry import CheckSpec
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) is slow to import for a type hint
+    from bot.remediation import RunReport
     from bot.store import AuditEntry
 
 _MARKS = {"error": "✖ ERROR", "warning": "▲ WARNING", "info": "ℹ INFO", "ok": "✔ OK"}
@@ -119,4 +120,17 @@ def audit_text(entries: Sequence[AuditEntry]) -> str:
             f"{entry.at:%Y-%m-%d %H:%M:%S}Z  {entry.actor:<14} {entry.kind:<10} "
             f"{entry.target or '-':<28}{action} {summary}".rstrip()
         )
+    return "\n".join(lines)
+
+
+def run_report_text(report: RunReport) -> str:
+    """A finished remediation for the terminal: what it did, and what verification found."""
+    lines = [report.summary]
+    if report.output:
+        lines.append(report.output)
+    verification = report.verification
+    if verification is not None:
+        state = {True: "fixed", False: "still failing", None: "not verified"}[verification.fixed]
+        lines.append(f"Verification — {state}: {verification.summary}")
+        lines.extend(f"  • {line}" for line in verification.evidence)
     return "\n".join(lines)

@@ -7,17 +7,20 @@ import os
 import socket
 import uuid
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.approvals import fail_orphaned_actions
 from bot.leader import LeaderElector
 from bot.scheduler import Jobs
 from bot.services import BotServices
 from bot.sweeper import Sweeper
 from handlers import rdp
 from handlers.errors import WinpodError
+
+if TYPE_CHECKING:
+    from bot.approvals import ApprovalFlow
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +78,10 @@ class Runtime:
             log.error("the sweep stopped: %s; the next one runs as scheduled", exc)
 
     def housekeeping(self) -> None:
-        """Every `housekeeping_interval` on the leader: expire stale actions, keep RDP
-        teardowns scheduled, and close any RDP session past its time."""
+        """Every `housekeeping_interval` on the leader: expire stale requests, end actions cut
+        off by a restart, start approved actions that wait, keep RDP teardowns scheduled, and
+        close any RDP session past its time."""
+        flow = self.services.approvals
         for action in self.services.store.expire_due(datetime.now(UTC)):
             self.services.store.audit(
                 "winpod",
@@ -85,41 +90,13 @@ class Runtime:
                 action_id=action.id,
                 target=action.target,
             )
-            if action.channel and action.thread_ts:
-                try:
-                    self.client.chat_postMessage(
-                        channel=action.channel,
-                        thread_ts=action.thread_ts,
-                        text=f":alarm_clock: *{action.remediation}* on `{action.target}` "
-                        "expired before it was approved; nothing ran.",
-                    )
-                except SlackApiError as exc:
-                    log.error("could not announce an expiry: %s", exc.response.get("error"))
+            if flow is not None:
+                flow.notifier.expired(action)
         self._schedule_rdp_teardowns()
         self.reconcile_rdp()
-        self._fail_cut_off_actions()
-
-    def _fail_cut_off_actions(self) -> None:
-        """A restart finds the action of a killed replica still `running` and still locked (the
-        lock outlives any remediation): once the lock expires, it ends as failed, never re-run."""
-        for action in fail_orphaned_actions(self.services):
-            log.warning(
-                "action %s (%s on %s) was cut off and its lock expired; marked failed",
-                action.id,
-                action.remediation,
-                action.target,
-            )
-            if action.channel and action.thread_ts:
-                try:
-                    self.client.chat_postMessage(
-                        channel=action.channel,
-                        thread_ts=action.thread_ts,
-                        text=f":red_circle: *{action.remediation}* on `{action.target}`: "
-                        "outcome unknown: winpod stopped while it ran; check the target and "
-                        "diagnose again.",
-                    )
-                except SlackApiError as exc:
-                    log.error("could not announce a cut-off action: %s", exc.response.get("error"))
+        if flow is not None:
+            fail_cut_off_actions(flow)
+            flow.service.start_queued()
 
     def _schedule_rdp_teardowns(self) -> None:
         """Sessions opened on any replica get a persisted, precise teardown job here."""
@@ -160,3 +137,16 @@ class Runtime:
                     )
                 except SlackApiError as exc:
                     log.error("could not announce an RDP expiry: %s", exc.response.get("error"))
+
+
+def fail_cut_off_actions(flow: ApprovalFlow) -> None:
+    """A restart finds the action of a killed replica still `running`; once its lock has
+    expired (it is renewed while the run lasts), it ends as failed, never re-run."""
+    for action in flow.service.fail_orphaned():
+        log.warning(
+            "action %s (%s on %s) was cut off; marked failed",
+            action.id,
+            action.remediation,
+            action.target,
+        )
+        flow.notifier.cut_off(action)

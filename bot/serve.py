@@ -19,11 +19,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from waitress.server import create_server
 
-from bot.approvals import fail_orphaned_actions
 from bot.commands import default_commands
 from bot.health import HealthApp
 from bot.metrics import Metrics
-from bot.runtime import Runtime
+from bot.runtime import Runtime, fail_cut_off_actions
 from bot.services import BotServices
 from bot.slack_app import create_app
 from bot.store import Store
@@ -34,8 +33,6 @@ from handlers.checks import default_registry
 from handlers.errors import WinpodError
 
 log = logging.getLogger(__name__)
-WORKERS = 16  # diagnoses at once; each spends most of its time waiting on the network
-QUEUE_LIMIT = 200
 
 
 def build_services(settings: Settings) -> BotServices:
@@ -48,7 +45,7 @@ def build_services(settings: Settings) -> BotServices:
             settings, lambda peer, kind: metrics.errors.labels(peer, kind).inc()
         ),
         store=store,
-        pool=WorkPool(WORKERS, QUEUE_LIMIT),
+        pool=WorkPool(settings.work.workers, settings.work.queue_limit),
         metrics=metrics,
         commands=default_commands(),
         checks=default_registry(),
@@ -153,13 +150,8 @@ class Server:
         self.settings = settings
         self.services = build_services(settings)
         self.app = create_app(self.services)
-        for action in fail_orphaned_actions(self.services):
-            log.warning(
-                "action %s (%s on %s) was cut off by a restart; marked failed",
-                action.id,
-                action.remediation,
-                action.target,
-            )
+        assert self.services.approvals is not None
+        fail_cut_off_actions(self.services.approvals)
         self.runtime = Runtime(self.services, self.app.client)
         self.runtime.reconcile_rdp()  # a restart never leaves an expired RDP session open
         self.health = HealthApp(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bot.commands import CommandTable
 from bot.metrics import Metrics
@@ -12,6 +13,9 @@ from bot.work import WorkPool
 from config.settings import Settings
 from handlers.context import Transports
 from handlers.registry import Registry
+
+if TYPE_CHECKING:
+    from bot.approvals import ApprovalFlow
 
 
 @dataclass
@@ -24,3 +28,5 @@ class BotServices:
     commands: CommandTable
     checks: Registry
     sweep_lock: threading.Lock = field(default_factory=threading.Lock)  # one sweep at a time
+    # The remediation service and its Slack side, set once the Slack app (its client) exists.
+    approvals: ApprovalFlow | None = None

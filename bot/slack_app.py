@@ -12,6 +12,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot.approvals import ApprovalFlow
 from bot.listeners import actions, commands
 from bot.services import BotServices
 from config.settings import ConfigError, Settings
@@ -50,6 +51,7 @@ def create_app(services: BotServices) -> App:
         process_before_response=True,
         logger=logging.getLogger("winpod.slack"),
     )
+    services.approvals = ApprovalFlow(services, app.client)
     commands.register(app, services)
-    actions.register(app, services)
+    actions.register(app, services, services.approvals)
     return app

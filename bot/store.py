@@ -57,8 +57,9 @@ ActionStatus = Literal[
 ]
 STATUSES: tuple[ActionStatus, ...] = get_args(ActionStatus)
 OPEN_STATUSES: tuple[ActionStatus, ...] = ("pending", "approved", "running")
-# Statuses an action can expire from: once running, only its result may end it.
-EXPIRABLE_STATUSES: tuple[ActionStatus, ...] = ("pending", "approved")
+# Statuses an action can expire from: once fully approved it waits for its target (lock) and
+# for room in the pool, and runs; only its result may end it then.
+EXPIRABLE_STATUSES: tuple[ActionStatus, ...] = ("pending",)
 
 # A directory next to this module (package data), so an installed wheel carries its migrations.
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -106,6 +107,7 @@ class Offer:
     check: str
     risk: str
     created_at: datetime
+    diagnosed: dict[str, str] | None  # TargetRef JSON of what was diagnosed, if anything
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,11 @@ class PendingAction:
     updated_at: datetime
     expires_at: datetime
     result: dict[str, Any] | None
+    target_kind: str
+    plan: dict[str, Any] | None  # the plan the approvers saw (handlers Plan JSON), run as is
+    offer_id: str | None  # the button it came from
+    check_id: str | None  # the check that offered it
+    diagnosed: dict[str, str] | None  # what was diagnosed (TargetRef JSON), re-checked after
 
     @property
     def is_open(self) -> bool:
@@ -207,6 +214,7 @@ offers = Table(
     Column("check_id", String(64), nullable=False),
     Column("risk", String(16), nullable=False),
     Column("created_at", _UTCDateTime, nullable=False),
+    Column("diagnosed", JSON(none_as_null=True)),
 )
 
 actions = Table(
@@ -229,6 +237,11 @@ actions = Table(
     Column("updated_at", _UTCDateTime, nullable=False),
     Column("expires_at", _UTCDateTime, nullable=False),
     Column("result", JSON(none_as_null=True)),
+    Column("target_kind", String(16), nullable=False, server_default="node"),
+    Column("plan", JSON(none_as_null=True)),
+    Column("offer_id", String(_ID)),
+    Column("check_id", String(64)),
+    Column("diagnosed", JSON(none_as_null=True)),
     Index(
         "ux_actions_open",
         "remediation",
@@ -395,7 +408,13 @@ class Store:
     # -- offers ------------------------------------------------------------------------------
 
     def save_offer(
-        self, remediation: str, target: str, params: Mapping[str, Any], check: str, risk: str
+        self,
+        remediation: str,
+        target: str,
+        params: Mapping[str, Any],
+        check: str,
+        risk: str,
+        diagnosed: Mapping[str, str] | None = None,
     ) -> str:
         offer_id = _new_id()
         row = {
@@ -406,6 +425,7 @@ class Store:
             "check_id": check,
             "risk": risk,
             "created_at": _now(),
+            "diagnosed": None if diagnosed is None else dict(diagnosed),
         }
         with self._guard(), self._write() as conn:
             conn.execute(insert(offers).values(row))
@@ -425,6 +445,7 @@ class Store:
             check=m["check_id"],
             risk=m["risk"],
             created_at=m["created_at"],
+            diagnosed=m["diagnosed"],
         )
 
     # -- pending actions ---------------------------------------------------------------------
@@ -441,6 +462,11 @@ class Store:
         channel: str | None = None,
         message_ts: str | None = None,
         thread_ts: str | None = None,
+        target_kind: str = "node",
+        plan: Mapping[str, Any] | None = None,
+        offer_id: str | None = None,
+        check_id: str | None = None,
+        diagnosed: Mapping[str, str] | None = None,
     ) -> PendingAction:
         """Open a pending action; raises OpenActionExists when one is open for the same
         remediation and target (also when two replicas race), so call expire_due() first."""
@@ -462,6 +488,11 @@ class Store:
             updated_at=now,
             expires_at=_utc(expires_at),
             result=None,
+            target_kind=target_kind,
+            plan=None if plan is None else dict(plan),
+            offer_id=offer_id,
+            check_id=check_id,
+            diagnosed=None if diagnosed is None else dict(diagnosed),
         )
         row = {**asdict(action), "approvals": [], "version": 0}
         for _ in range(_MAX_CAS_ATTEMPTS):

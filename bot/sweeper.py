@@ -17,6 +17,7 @@ from bot.services import BotServices
 from handlers import sweep
 from handlers.errors import WinpodError
 from handlers.model import Diagnosis, Target
+from handlers.registry import TargetKind, TargetRef
 from handlers.remediations import impact_texts
 
 log = logging.getLogger(__name__)
@@ -101,12 +102,13 @@ class Sweeper:
         diagnosis = Diagnosis(Target("Node", node.name, node=node.name), None, (node.finding,))
         offers = {}
         for ref in node.finding.remediations:
+            diagnosed = (
+                TargetRef(TargetKind.POD, node.probed[0])
+                if node.probed
+                else TargetRef(TargetKind.NODE, node.name)
+            )
             offers[(ref.id, ref.target)] = store.save_offer(
-                ref.id,
-                ref.target,
-                {"diagnosed": node.probed[0] if node.probed else node.name},
-                node.finding.check,
-                ref.risk,
+                ref.id, ref.target, {}, node.finding.check, ref.risk, diagnosed.to_json()
             )
         text, blocks = render_slack.diagnosis_message(
             diagnosis, offers, impact_texts({rid: target for rid, target in offers})

@@ -147,7 +147,29 @@ class ApprovalSettings(_Group):
     two_person: list[Literal["low", "medium", "high"]] = Field(
         default=["high"], description="risks that need two distinct approvers"
     )
-    expire_after: Duration = Field(timedelta(minutes=15))
+    expire_after: Duration = Field(
+        timedelta(minutes=15), description="a request not fully approved by then expires"
+    )
+    lock_ttl: Duration = Field(
+        timedelta(minutes=15),
+        description="how long one remediation holds its target before the lock frees itself "
+        "(renewed while it runs; frees a target whose replica died)",
+    )
+
+
+class WorkSettings(_Group):
+    workers: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="diagnoses and remediations running at once (each mostly waits on the network)",
+    )
+    queue_limit: int = Field(
+        200, ge=0, le=10_000, description="jobs waiting beyond that; more are refused as busy"
+    )
+    check_timeout: Duration = Field(
+        timedelta(seconds=45), description="one check's limit inside a diagnosis"
+    )
 
 
 class SweepSettings(_Group):
@@ -179,6 +201,7 @@ class Settings(BaseSettings):
     winrm: WinRMSettings = WinRMSettings()
     hyperv: HyperVSettings = HyperVSettings()
     approvals: ApprovalSettings = ApprovalSettings()
+    work: WorkSettings = WorkSettings()
     sweep: SweepSettings = SweepSettings()
     rdp: RDPSettings = RDPSettings()
     store: StoreSettings = StoreSettings()

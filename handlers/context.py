@@ -38,7 +38,7 @@ class Context:
         self,
         transports: Transports,
         settings: Settings,
-        kind: Literal["Pod", "Node"],
+        kind: Literal["Pod", "Node", "Cluster"],
         pod: KubeObject | None,
         node: KubeObject | None,
     ) -> None:
@@ -85,7 +85,8 @@ class Context:
                 phase=status.get("phase"),
                 reason=pod_reason(self.pod),
             )
-        assert self.node is not None
+        if self.node is None:
+            raise WinpodError("a cluster-wide context has no single target")
         return Target(kind="Node", name=self.node["metadata"]["name"], node=self.node_name)
 
     @property

@@ -15,7 +15,6 @@ from handlers.errors import NotFound, WinpodError
 from handlers.model import Diagnosis, Finding, Target, sort_findings
 from handlers.registry import Registry, Scope
 
-CHECK_TIMEOUT_S = 45.0
 log = logging.getLogger(__name__)
 
 
@@ -24,8 +23,9 @@ def diagnose_pod(
     settings: Settings,
     reference: str,
     registry: Registry | None = None,
-    timeout_s: float = CHECK_TIMEOUT_S,
+    timeout_s: float | None = None,
     on_target: Callable[[Target], None] | None = None,
+    only: frozenset[str] | None = None,
 ) -> Diagnosis:
     """Diagnose `NAMESPACE/POD`; raises BadInput / NotFound / Unreachable for the CLI to map.
 
@@ -50,7 +50,9 @@ def diagnose_pod(
     context = Context(transports, settings, "Pod", pod, node)
     if on_target is not None:
         on_target(context.target)
-    findings = run_checks(context, (registry or default_registry()), "pod", timeout_s)
+    findings = run_checks(
+        context, registry or default_registry(), "pod", _timeout(settings, timeout_s), only
+    )
     return Diagnosis(context.target, context.node_facts, findings, _ms_since(started))
 
 
@@ -59,8 +61,9 @@ def diagnose_node(
     settings: Settings,
     name: str,
     registry: Registry | None = None,
-    timeout_s: float = CHECK_TIMEOUT_S,
+    timeout_s: float | None = None,
     on_target: Callable[[Target], None] | None = None,
+    only: frozenset[str] | None = None,
 ) -> Diagnosis:
     node_name = names.node_name(name)
     started = time.monotonic()
@@ -72,14 +75,21 @@ def diagnose_node(
     context = Context(transports, settings, "Node", None, node)
     if on_target is not None:
         on_target(context.target)
-    findings = run_checks(context, (registry or default_registry()), "node", timeout_s)
+    findings = run_checks(
+        context, registry or default_registry(), "node", _timeout(settings, timeout_s), only
+    )
     return Diagnosis(context.target, context.node_facts, findings, _ms_since(started))
 
 
 def run_checks(
-    context: Context, registry: Registry, scope: Scope, timeout_s: float
+    context: Context,
+    registry: Registry,
+    scope: Scope,
+    timeout_s: float,
+    only: frozenset[str] | None = None,
 ) -> tuple[Finding, ...]:
-    specs = registry.for_scope(scope)
+    """Every check of the scope (or only those named), concurrently, each bounded."""
+    specs = registry.for_scope(scope, only)
     findings: list[Finding] = []
     pool = ThreadPoolExecutor(max_workers=max(1, len(specs)), thread_name_prefix="check")
     try:
@@ -117,6 +127,10 @@ def run_checks(
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return sort_findings(findings)
+
+
+def _timeout(settings: Settings, timeout_s: float | None) -> float:
+    return settings.work.check_timeout.total_seconds() if timeout_s is None else timeout_s
 
 
 def _ms_since(started: float) -> int:

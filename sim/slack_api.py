@@ -578,6 +578,48 @@ def conversations_info(state: SlackState, params: Obj) -> Obj:
     return {"channel": state.conversation(state.check_channel(params.get("channel")))}
 
 
+def conversations_history(state: SlackState, params: Obj) -> Obj:
+    """Top-level messages, newest first; `latest` + `inclusive` + `limit=1` fetches one message
+    by its ts, as Slack documents for retrieving a single message."""
+    channel = state.check_channel(params.get("channel"))
+    latest, oldest = params.get("latest"), params.get("oldest")
+    inclusive = _flag(params.get("inclusive"))
+    try:
+        limit = max(1, min(int(params.get("limit") or 100), 999))
+    except (TypeError, ValueError):
+        raise SlackError("invalid_limit") from None
+
+    def within(ts: str) -> bool:
+        if isinstance(latest, str) and latest and (ts > latest or (ts == latest and not inclusive)):
+            return False
+        return not (
+            isinstance(oldest, str) and oldest and (ts < oldest or (ts == oldest and not inclusive))
+        )
+
+    stored = state.channels.get(channel, {})
+    top = [
+        m
+        for ts, m in stored.items()
+        if not (m.get("thread_ts") and m["thread_ts"] != ts) and within(ts)
+    ]
+    top.sort(key=lambda m: float(m["ts"]), reverse=True)
+    return {"messages": top[:limit], "has_more": len(top) > limit}
+
+
+def conversations_replies(state: SlackState, params: Obj) -> Obj:
+    """A thread: its parent message first, then the replies in order."""
+    channel = state.check_channel(params.get("channel"))
+    parent = params.get("ts")
+    if not isinstance(parent, str) or not parent:
+        raise SlackError("thread_not_found")
+    stored = state.channels.get(channel, {})
+    if parent not in stored:
+        raise SlackError("thread_not_found")
+    replies = [m for ts, m in stored.items() if m.get("thread_ts") == parent and ts != parent]
+    replies.sort(key=lambda m: float(m["ts"]))
+    return {"messages": [stored[parent], *replies], "has_more": False}
+
+
 METHODS: dict[str, Method] = {
     "auth.test": auth_test,
     "chat.postMessage": chat_post_message,
@@ -587,6 +629,8 @@ METHODS: dict[str, Method] = {
     "usergroups.users.list": usergroups_users_list,
     "views.open": views_open,
     "conversations.info": conversations_info,
+    "conversations.history": conversations_history,
+    "conversations.replies": conversations_replies,
 }
 
 

@@ -139,9 +139,18 @@ class RunningBot:
             "token": "legacy",
             "trigger_id": "1.2.3",
             "response_url": "http://127.0.0.1:9/unused",
-            "container": {"type": "message", "channel_id": channel, "message_ts": message["ts"]},
+            "container": {
+                "type": "message",
+                "channel_id": channel,
+                "message_ts": message["ts"],
+                **({"thread_ts": message["thread_ts"]} if message.get("thread_ts") else {}),
+            },
             "channel": {"id": channel},
-            "message": {"ts": message["ts"], "blocks": message.get("blocks", [])},
+            "message": {
+                "ts": message["ts"],
+                "blocks": message.get("blocks", []),
+                **({"thread_ts": message["thread_ts"]} if message.get("thread_ts") else {}),
+            },
             "actions": [
                 {
                     "type": "button",

@@ -14,8 +14,7 @@ from bot.approvals import ApprovalFlow, Click
 from bot.services import BotServices
 
 
-def register(app: App, services: BotServices) -> None:
-    flow = ApprovalFlow(services, app.client)
+def register(app: App, services: BotServices, flow: ApprovalFlow) -> None:
     app.action(re.compile(r"^remediate:"))(button(services, flow.remediation_clicked))
     app.action(re.compile(r"^approve:"))(button(services, flow.approve_clicked))
     app.action(re.compile(r"^reject:"))(button(services, flow.reject_clicked))
@@ -35,6 +34,8 @@ def button(services: BotServices, handle: Callable[[Click, str], None]) -> Calla
                 or (body.get("message") or {}).get("ts")
             ),
             blocks=list((body.get("message") or {}).get("blocks") or []),
+            thread_ts=(body.get("container") or {}).get("thread_ts")
+            or (body.get("message") or {}).get("thread_ts"),
         )
         value = str(body["actions"][0].get("value") or "")
         if not services.pool.submit(lambda: handle(click, value)).accepted:

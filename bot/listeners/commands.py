@@ -19,6 +19,7 @@ from bot.sweeper import ProgressMessage, Sweeper, sweep_text
 from handlers import engine, rdp, remediations
 from handlers.errors import BadInput, WinpodError
 from handlers.model import Diagnosis, Target
+from handlers.registry import TargetKind, TargetRef
 
 log = logging.getLogger(__name__)
 Handler = Callable[[BotServices, Ack, WebClient, dict[str, Any], Parsed], str]
@@ -201,14 +202,17 @@ def request_rdp(
         for k, v in (("ttl", args.get("ttl")), ("from", args.get("from")), ("requester", user))
         if v
     }
+    registry = services.checks
     try:
-        plan = remediations.plan(services.transports, services.settings, "rdp-open", node, params)
+        plan = remediations.plan(
+            services.transports, services.settings, "rdp-open", node, params, registry
+        )
     except WinpodError as exc:
         _tell_user(services, client, channel, user, f":no_entry: RDP to `{node}` refused: {exc}")
         return
-    offer = services.store.save_offer("rdp-open", node, {**params, "diagnosed": ""}, "rdp", "high")
+    offer = services.store.save_offer("rdp-open", plan.target, params, "rdp", "high")
     text, blocks = render_slack.rdp_request_message(
-        user, plan.what, node, offer, remediations.get_spec("rdp-open").impact(node)
+        user, plan.what, node, offer, registry.remediation_spec("rdp-open").impact(node)
     )
     try:
         client.chat_postMessage(channel=channel, text=text, blocks=blocks)
@@ -217,18 +221,26 @@ def request_rdp(
 
 
 def close_rdp(services: BotServices, client: WebClient, channel: str, user: str, node: str) -> None:
-    """Closing only removes access, so it needs no approval; it is audited and announced."""
+    """Closing only removes access, so it needs no approval; it runs through the remediation
+    service (audited, locked like any other) and is announced."""
+    assert services.approvals is not None
+    service = services.approvals.service
     session = services.store.get_rdp(node)
     try:
-        plan = remediations.plan(services.transports, services.settings, "rdp-close", node)
-        outcome = remediations.execute(services.transports, services.settings, plan)
+        action = service.request("rdp-close", node, {}, user)
+        service.approve_as_operator(action, user)
+        reply = service.start(action.id, inline=True)
     except WinpodError as exc:
         _tell_user(services, client, channel, user, f":x: closing RDP to `{node}` failed: {exc}")
         return
-    services.store.delete_rdp(node)
-    services.store.audit(user, "rdp-close", {"summary": outcome.summary}, target=node)
+    result = (reply.action.result if reply.action else None) or {}
+    if not result.get("ok"):
+        why = result.get("error") or result.get("summary") or reply.kind
+        _tell_user(services, client, channel, user, f":x: closing RDP to `{node}` failed: {why}")
+        return
+    summary = str(result.get("summary"))
     try:
-        client.chat_postMessage(channel=channel, text=f":lock: <@{user}>: {outcome.summary}")
+        client.chat_postMessage(channel=channel, text=f":lock: <@{user}>: {summary}")
         if session is not None and session.channel and session.thread_ts:
             client.chat_postMessage(
                 channel=session.channel,
@@ -316,11 +328,19 @@ def save_offers(services: BotServices, diagnosis: Diagnosis) -> dict[tuple[str, 
                 offers[(ref.id, ref.target)] = services.store.save_offer(
                     ref.id,
                     ref.target,
-                    {"diagnosed": diagnosis.target.ref},
+                    {},
                     finding.check,
                     ref.risk,
+                    diagnosed_ref(diagnosis).to_json(),
                 )
     return offers
+
+
+def diagnosed_ref(diagnosis: Diagnosis) -> TargetRef:
+    """What a diagnosis looked at, as the remediation service re-checks it."""
+    target = diagnosis.target
+    kind = TargetKind.POD if target.kind == "Pod" else TargetKind.NODE
+    return TargetRef(kind, target.ref)
 
 
 def _tell_user(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.registry import REGISTRY, Registry
+from handlers.registry import default_registry
 
 CHECK_MODULES = (
     "image_os_mismatch",
@@ -15,11 +15,4 @@ CHECK_MODULES = (
     "node_services",
 )
 
-
-def default_registry() -> Registry:
-    """The shared registry with every check module imported (registration happens on import)."""
-    import importlib  # noqa: PLC0415 - the checks register themselves on import
-
-    for module in CHECK_MODULES:
-        importlib.import_module(f"handlers.checks.{module}")
-    return REGISTRY
+__all__ = ["CHECK_MODULES", "default_registry"]

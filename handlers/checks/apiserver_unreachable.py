@@ -19,7 +19,6 @@ DOCS = (
     CHECK_ID,
     title="Reaching the Kubernetes API",
     scopes=("pod",),
-    needs=("cluster", "exec", "node-shell"),
     explanation=Explanation(
         cause=(
             "When the Windows node is a Hyper-V virtual machine, the host drops frames sent from "

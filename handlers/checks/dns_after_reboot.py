@@ -55,7 +55,6 @@ def _policy_evidence(context: Context) -> tuple[list[str], bool | None]:
     CHECK_ID,
     title="DNS after a node reboot",
     scopes=("pod", "node"),
-    needs=("cluster", "exec", "node-shell"),
     explanation=Explanation(
         cause=(
             "After a Windows node reboots, the HNS load-balancer policy for the cluster DNS "

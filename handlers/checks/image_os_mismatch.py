@@ -18,7 +18,6 @@ DOCS = (
     CHECK_ID,
     title="Image Windows version",
     scopes=("pod",),
-    needs=("cluster",),
     explanation=Explanation(
         cause=(
             "Kubernetes runs Windows containers with process isolation, where the image's Windows "

@@ -17,7 +17,6 @@ DOCS = (
     CHECK_ID,
     title="Linux image on a Windows node",
     scopes=("pod",),
-    needs=("cluster",),
     explanation=Explanation(
         cause=(
             "Without a kubernetes.io/os nodeSelector (or a taint on the Windows pool) the "

@@ -14,7 +14,6 @@ DOCS = ("https://kubernetes.io/docs/concepts/services-networking/windows-network
     CHECK_ID,
     title="Service ClusterIPs from the node",
     scopes=("node",),
-    needs=("cluster",),
     explanation=Explanation(
         cause=(
             "The Windows network stack only load-balances Service ClusterIPs for pods; the node "

@@ -16,7 +16,6 @@ DOCS = ("https://kubernetes.io/docs/tasks/debug/debug-cluster/windows/",)
     CHECK_ID,
     title="Node services",
     scopes=("node", "pod"),
-    needs=("node-shell",),
     explanation=Explanation(
         cause=(
             "A Windows node needs kubelet, kube-proxy (service kubeproxy) and containerd running; "

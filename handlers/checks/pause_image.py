@@ -19,7 +19,6 @@ DOCS = (
     CHECK_ID,
     title="Pause (sandbox) image",
     scopes=("pod", "node"),
-    needs=("cluster", "node-shell"),
     explanation=Explanation(
         cause=(
             "Every pod starts from a pause (sandbox) image configured in containerd. On Windows "

@@ -17,7 +17,6 @@ DOCS = ("https://github.com/moby/moby/issues/28401",)
     CHECK_ID,
     title="ServiceAccount token",
     scopes=("pod", "node"),
-    needs=("cluster", "exec"),
     explanation=Explanation(
         cause=(
             "Secret files are symlinks that Windows hosts before build 17074 cannot follow "

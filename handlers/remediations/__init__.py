@@ -1,105 +1,43 @@
 """Remediations (SPEC §4) as registered specs: what each does, how risky, how it runs, how it
 is verified. A remediation is planned first (the exact script, command or patch, shown before
-approval and in dry-run) and only then run."""
+approval and in dry-run), the plan is frozen, and only that plan is run."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Mapping
 
 from config.settings import Settings
-from handlers import engine, names
+from handlers import engine
 from handlers.context import Context, Transports
-from handlers.errors import BadInput, NotFound
-from handlers.model import Finding, Risk
-from handlers.registry import REMEDIATION_RISK, Registry
+from handlers.errors import NotFound
+from handlers.model import Finding
+from handlers.registry import (
+    Outcome,
+    Plan,
+    Registry,
+    RemediationSpec,
+    TargetKind,
+    TargetRef,
+    Verification,
+    default_registry,
+    remediation,
+)
 
-TargetKind = Literal["node", "pod", "cluster"]
-PlanKind = Literal["node-script", "pod-exec", "api", "instructions"]
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Exactly what will run: shown before approval, in dry-run, and in the audit log."""
-
-    remediation: str
-    target: str
-    kind: PlanKind
-    what: str
-    preview: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    ok: bool
-    summary: str
-    output: str = ""
-
-
-@dataclass(frozen=True)
-class Verification:
-    fixed: bool | None  # None: nothing could be verified
-    summary: str
-    evidence: tuple[str, ...] = ()
-
-
-Planner = Callable[[Context, str, Mapping[str, str]], Plan]
-Runner = Callable[[Context, Plan], Outcome]
-Verifier = Callable[[Context, Plan], Verification]
-
-
-@dataclass(frozen=True)
-class RemediationSpec:
-    id: str
-    target_kind: TargetKind
-    risk: Risk
-    does: Callable[[str], str]
-    impact: Callable[[str], str]
-    checks: tuple[str, ...]  # the checks that offer it, re-run to verify
-    plan: Planner
-    run: Runner
-    verify: Verifier | None = None  # beyond re-running the checks
-    # False when it must also work on a node that is gone (closing RDP to a deleted node).
-    target_must_exist: bool = True
-
-
-SPECS: dict[str, RemediationSpec] = {}
-
-
-def remediation(
-    remediation_id: str,
-    *,
-    target_kind: TargetKind,
-    does: Callable[[str], str],
-    impact: Callable[[str], str],
-    checks: tuple[str, ...],
-    run: Runner,
-    verify: Verifier | None = None,
-    target_must_exist: bool = True,
-) -> Callable[[Planner], Planner]:
-    """Register a remediation; the decorated function is its planner."""
-
-    def register(planner: Planner) -> Planner:
-        SPECS[remediation_id] = RemediationSpec(
-            remediation_id,
-            target_kind,
-            REMEDIATION_RISK[remediation_id],
-            does,
-            impact,
-            checks,
-            planner,
-            run,
-            verify,
-            target_must_exist,
-        )
-        return planner
-
-    return register
-
+__all__ = [
+    "REMEDIATION_MODULES",
+    "Outcome",
+    "Plan",
+    "Verification",
+    "context_for",
+    "execute",
+    "impact_texts",
+    "plan",
+    "pretty",
+    "remediation",
+    "verify",
+]
 
 REMEDIATION_MODULES = (
     "rdp_access",
@@ -113,50 +51,36 @@ REMEDIATION_MODULES = (
 )
 
 
-def all_specs() -> dict[str, RemediationSpec]:
-    import importlib  # noqa: PLC0415 - remediations register themselves on import
-
-    for module in REMEDIATION_MODULES:
-        importlib.import_module(f"handlers.remediations.{module}")
-    return SPECS
-
-
-def get_spec(remediation_id: str) -> RemediationSpec:
-    spec = all_specs().get(remediation_id)
-    if spec is None:
-        known = ", ".join(all_specs())
-        raise BadInput(f"unknown remediation {remediation_id!r}; known: {known}")
-    return spec
-
-
-def impact_texts(target_by_id: dict[str, str] | None = None) -> dict[str, str]:
+def impact_texts(
+    target_by_id: dict[str, str] | None = None, registry: Registry | None = None
+) -> dict[str, str]:
     """Impact sentences for confirm dialogs, naming each remediation's target when known."""
     targets = target_by_id or {}
-    return {rid: s.impact(targets.get(rid, "the target")) for rid, s in all_specs().items()}
+    return {
+        spec.id: spec.impact(targets.get(spec.id, "the target"))
+        for spec in (registry or default_registry()).remediations()
+    }
 
 
 def context_for(
-    transports: Transports, settings: Settings, spec: RemediationSpec, target: str
+    transports: Transports, settings: Settings, spec: RemediationSpec, target: TargetRef
 ) -> Context:
     """The shared per-target memo for planning and running (node, pod, or cluster)."""
     cluster = transports.cluster
-    if spec.target_kind == "node":
-        node_name = names.node_name(target)
+    if target.kind is TargetKind.NODE:
         try:
-            node = cluster.get("Node", node_name)
+            node = cluster.get("Node", target.ref)
         except NotFound:
             if not spec.target_must_exist:
                 return Context(transports, settings, "Node", None, None)
-            raise NotFound(f"node {node_name} not found in context {cluster.context}") from None
+            raise NotFound(f"node {target.ref} not found in context {cluster.context}") from None
         return Context(transports, settings, "Node", None, node)
-    if spec.target_kind == "pod":
-        namespace, pod_name = names.pod_ref(target)
+    if target.kind is TargetKind.POD:
+        namespace, pod_name = target.ref.split("/", 1)
         try:
             pod = cluster.get("Pod", pod_name, namespace)
         except NotFound:
-            raise NotFound(
-                f"pod {namespace}/{pod_name} not found in context {cluster.context}"
-            ) from None
+            raise NotFound(f"pod {target.ref} not found in context {cluster.context}") from None
         pod_node = (pod.get("spec") or {}).get("nodeName")
         return Context(
             transports,
@@ -165,9 +89,7 @@ def context_for(
             pod,
             cluster.get("Node", str(pod_node)) if pod_node else None,
         )
-    if target != "cluster":
-        raise BadInput(f"{spec.id} acts on the whole cluster: its target is `cluster`")
-    return Context(transports, settings, "Node", None, None)
+    return Context(transports, settings, "Cluster", None, None)
 
 
 def plan(
@@ -176,31 +98,39 @@ def plan(
     remediation_id: str,
     target: str,
     params: Mapping[str, str] | None = None,
+    registry: Registry | None = None,
 ) -> Plan:
-    spec = get_spec(remediation_id)
-    return spec.plan(context_for(transports, settings, spec, target), target, params or {})
+    """Validate the target for the remediation's kind, then plan exactly what would run."""
+    spec = (registry or default_registry()).remediation_spec(remediation_id)
+    ref = TargetRef.parse(spec.target_kind, target)
+    return spec.plan(context_for(transports, settings, spec, ref), ref.ref, params or {})
 
 
-def execute(transports: Transports, settings: Settings, the_plan: Plan) -> Outcome:
-    spec = get_spec(the_plan.remediation)
-    return spec.run(context_for(transports, settings, spec, the_plan.target), the_plan)
+def execute(
+    transports: Transports, settings: Settings, the_plan: Plan, registry: Registry | None = None
+) -> Outcome:
+    """Run the plan as it is (never planned anew)."""
+    spec = (registry or default_registry()).remediation_spec(the_plan.remediation)
+    target = TargetRef(spec.target_kind, the_plan.target)
+    return spec.run(context_for(transports, settings, spec, target), the_plan)
 
 
 def verify(
     transports: Transports,
     settings: Settings,
     the_plan: Plan,
-    diagnosed: str | None,
-    checks: Registry,
+    diagnosed: TargetRef | None,
+    registry: Registry | None = None,
     attempts: int = 3,
     pause_s: float = 2.0,
 ) -> Verification:
-    """Re-run the checks that offered the remediation on what was diagnosed; a few attempts,
+    """Re-run the checks that verify the remediation on what was diagnosed; a few attempts,
     because Windows networking takes a moment to settle after a reset."""
-    spec = get_spec(the_plan.remediation)
+    registry = registry or default_registry()
+    spec = registry.remediation_spec(the_plan.remediation)
     result = Verification(None, "nothing to verify")
     for attempt in range(attempts):
-        result = _verify_once(transports, settings, spec, the_plan, diagnosed, checks)
+        result = _verify_once(transports, settings, spec, the_plan, diagnosed, registry)
         if result.fixed is not False:
             return result
         if attempt + 1 < attempts:
@@ -213,39 +143,33 @@ def _verify_once(
     settings: Settings,
     spec: RemediationSpec,
     the_plan: Plan,
-    diagnosed: str | None,
-    checks: Registry,
+    diagnosed: TargetRef | None,
+    registry: Registry,
 ) -> Verification:
     own = Verification(None, "nothing to verify for this target")
     if spec.verify is not None:
-        own = spec.verify(context_for(transports, settings, spec, the_plan.target), the_plan)
+        target = TargetRef(spec.target_kind, the_plan.target)
+        own = spec.verify(context_for(transports, settings, spec, target), the_plan)
         if own.fixed is not True:
             return own
-    subset = Registry()
-    for check_id in spec.checks:
-        check_spec = checks.get(check_id)
-        if check_spec is not None:
-            subset.check(
-                check_id,
-                title=check_spec.title,
-                scopes=tuple(check_spec.scopes),
-                needs=tuple(check_spec.needs),
-                explanation=check_spec.explanation,
-            )(check_spec.run)
-    reference = diagnosed or (the_plan.target if spec.target_kind != "cluster" else None)
-    if reference is None or not subset.all():
+    if diagnosed is None and spec.target_kind is not TargetKind.CLUSTER:
+        diagnosed = TargetRef(spec.target_kind, the_plan.target)
+    only = frozenset(spec.verified_by)
+    if diagnosed is None or not only:
         return own
-    if "/" in reference:
-        diagnosis = engine.diagnose_pod(transports, settings, reference, subset)
+    if diagnosed.kind is TargetKind.POD:
+        diagnosis = engine.diagnose_pod(transports, settings, diagnosed.ref, registry, only=only)
     else:
-        diagnosis = engine.diagnose_node(transports, settings, reference, subset)
-    relevant = [f for f in diagnosis.findings if f.check in spec.checks and f.severity != "info"]
+        diagnosis = engine.diagnose_node(transports, settings, diagnosed.ref, registry, only=only)
+    relevant = [f for f in diagnosis.findings if f.check in only and f.severity != "info"]
     failing = [f for f in relevant if f.severity in ("error", "warning")]
     evidence = tuple(_finding_line(f) for f in relevant)
     if not relevant:
-        return Verification(None, f"the checks do not apply to {reference}", evidence)
+        return Verification(None, f"the checks do not apply to {diagnosed.ref}", evidence)
     if failing:
-        return Verification(False, f"still failing on {reference}: {failing[0].title}", evidence)
+        return Verification(
+            False, f"still failing on {diagnosed.ref}: {failing[0].title}", evidence
+        )
     return Verification(True, ", ".join(f.title for f in relevant), evidence)
 
 

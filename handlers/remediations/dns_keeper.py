@@ -7,6 +7,7 @@ from typing import Any
 
 from handlers.context import Context
 from handlers.errors import NotFound
+from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, Verification, pretty, remediation
 
 NAME = "winpod-dns-keeper"
@@ -90,12 +91,13 @@ def _verify(context: Context, plan: Plan) -> Verification:
 
 @remediation(
     "dns-keeper",
-    target_kind="cluster",
+    risk="low",
+    target_kind=TargetKind.CLUSTER,
     does=lambda t: (
         "create (or confirm) a tiny DaemonSet so that every Windows node runs at least two pods"
     ),
     impact=lambda t: "one small pause pod on every Windows node",
-    checks=("dns-after-reboot",),
+    verified_by=("dns-after-reboot",),
     run=_run,
     verify=_verify,
 )

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from handlers import windows
 from handlers.context import Context
 from handlers.errors import WinpodError
+from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, remediation
 
 
@@ -16,10 +17,11 @@ def _run(context: Context, plan: Plan) -> Outcome:
 
 @remediation(
     "fix-sandbox-image",
-    target_kind="node",
+    risk="medium",
+    target_kind=TargetKind.NODE,
     does=lambda t: f"show the sandbox image configured on {t} and the right one for its build",
     impact=lambda t: f"nothing changes on {t}: it shows what to change in containerd",
-    checks=("pause-image",),
+    verified_by=("pause-image",),
     run=_run,
 )
 def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:

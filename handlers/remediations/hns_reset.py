@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from handlers.context import Context
+from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, remediation
 from handlers.remediations._node_script import plan_script, run_script
 
@@ -25,7 +26,8 @@ def _run(context: Context, plan: Plan) -> Outcome:
 
 @remediation(
     "hns-reset",
-    target_kind="node",
+    risk="high",
+    target_kind=TargetKind.NODE,
     does=lambda t: (
         f"over WinRM on {t}: stop kubeproxy and kubelet, remove every HNS policy list "
         "and then the l2bridge network, start kubelet and kubeproxy, then verify DNS"
@@ -33,7 +35,7 @@ def _run(context: Context, plan: Plan) -> Outcome:
     impact=lambda t: (
         f"kube-proxy and kubelet stop on {t}; every pod there loses network for about a minute"
     ),
-    checks=("dns-after-reboot",),
+    verified_by=("dns-after-reboot",),
     run=_run,
 )
 def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:

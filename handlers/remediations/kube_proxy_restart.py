@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from handlers.context import Context
+from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, remediation
 from handlers.remediations._node_script import plan_script, run_script
 
@@ -20,12 +21,13 @@ def _run(context: Context, plan: Plan) -> Outcome:
 
 @remediation(
     "kube-proxy-restart",
-    target_kind="node",
+    risk="medium",
+    target_kind=TargetKind.NODE,
     does=lambda t: f"over WinRM on {t}: restart the kubeproxy service, then verify",
     impact=lambda t: (
         f"Services are unreachable from pods on {t} for a few seconds while kube-proxy restarts"
     ),
-    checks=("dns-after-reboot", "node-services"),
+    verified_by=("dns-after-reboot", "node-services"),
     run=_run,
 )
 def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:

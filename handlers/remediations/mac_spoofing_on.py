@@ -7,6 +7,7 @@ from typing import Any
 
 from handlers.context import Context
 from handlers.errors import BadInput
+from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, Verification, remediation
 from handlers.remediations._node_script import plan_script, run_script
 
@@ -51,13 +52,14 @@ def _verify(context: Context, plan: Plan) -> Verification:
 
 @remediation(
     "mac-spoofing-on",
-    target_kind="node",
+    risk="high",
+    target_kind=TargetKind.NODE,
     does=lambda t: (
         f"over WinRM on the Hyper-V host of {t}: enable MAC address spoofing on the "
         "VM's adapters, then verify"
     ),
     impact=lambda t: f"changes the Hyper-V host's settings for VM {t} (hypervisor rights)",
-    checks=("apiserver-unreachable",),
+    verified_by=("apiserver-unreachable",),
     run=_run,
     verify=_verify,
 )

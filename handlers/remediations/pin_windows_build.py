@@ -8,6 +8,7 @@ from typing import Any
 from handlers import windows
 from handlers.context import Context, pod_images
 from handlers.errors import NotFound
+from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, Verification, pretty, remediation
 from handlers.transports import KubeObject
 
@@ -79,13 +80,14 @@ def _verify(context: Context, plan: Plan) -> Verification:
 
 @remediation(
     "pin-windows-build",
-    target_kind="pod",
+    risk="low",
+    target_kind=TargetKind.POD,
     does=lambda t: (
         f"patch the workload owning {t} with the kubernetes.io/os and "
         "node.kubernetes.io/windows-build nodeSelector"
     ),
     impact=lambda t: f"the workload owning {t} rolls out its pods again",
-    checks=(),
+    verified_by=(),
     run=_run,
     verify=_verify,
 )

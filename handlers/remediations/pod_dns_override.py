@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from handlers import probes
 from handlers.context import Context
 from handlers.errors import BadInput, WinpodError
+from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, remediation
 
 
@@ -30,12 +31,13 @@ def _run(context: Context, plan: Plan) -> Outcome:
 
 @remediation(
     "pod-dns-override",
-    target_kind="pod",
+    risk="low",
+    target_kind=TargetKind.POD,
     does=lambda t: (
         f"exec in {t}: point its DNS servers at the kube-dns pod IPs and set the cluster suffix"
     ),
     impact=lambda t: f"only {t} changes; the override is lost when the pod restarts",
-    checks=("dns-after-reboot",),
+    verified_by=("dns-after-reboot",),
     run=_run,
 )
 def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:

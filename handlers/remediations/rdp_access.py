@@ -9,6 +9,7 @@ from config.settings import format_duration
 from handlers import rdp
 from handlers.context import Context
 from handlers.errors import NotFound
+from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, Verification, pretty, remediation
 
 
@@ -52,13 +53,14 @@ def _verify_open(context: Context, plan: Plan) -> Verification:
 
 @remediation(
     "rdp-open",
-    target_kind="node",
+    risk="high",
+    target_kind=TargetKind.NODE,
     does=lambda t: (
         f"expose RDP (3389) of {t} through a LoadBalancer Service limited to the "
         "given source ranges, closed automatically at expiry"
     ),
     impact=lambda t: f"RDP to {t} becomes reachable from the source ranges until it expires",
-    checks=(),
+    verified_by=(),
     run=_run_open,
     verify=_verify_open,
 )
@@ -99,12 +101,14 @@ def _run_close(context: Context, plan: Plan) -> Outcome:
 
 @remediation(
     "rdp-close",
-    target_kind="node",
+    risk="low",
+    target_kind=TargetKind.NODE,
     does=lambda t: f"delete winpod's RDP Service and endpoints for {t}",
     impact=lambda t: f"RDP sessions to {t} through winpod are cut",
-    checks=(),
+    verified_by=(),
     run=_run_close,
     target_must_exist=False,  # a node scaled away must not keep its RDP door open
+    needs_approval=False,  # it only removes access
 )
 def plan_close(context: Context, target: str, params: Mapping[str, str]) -> Plan:
     del params  # closing takes no parameters

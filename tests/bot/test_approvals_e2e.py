@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -431,3 +432,262 @@ def test_mac_spoofing_with_the_annotation_runs_on_the_hyperv_host_after_two_appr
     assert "Verification — fixed" in wait_thread(bot, "C0VM4", message, "Verification —")
     assert host(bot.sim, "hvwin000004")["vm"]["macAddressSpoofing"] is True
     assert "mac-spoofing hvwin000004 On" in host(bot.sim, "hv01")["history"]
+
+
+# --- one remediation service: the defects its drifted copies had ---------------------------
+
+
+def command_result(bot: RunningBot, text: str, channel: str) -> Message:
+    """`/winpod TEXT`, then the new message once it holds the findings."""
+    before = {m["ts"] for m in bot.messages(channel)}
+    assert bot.command(text, channel=channel).status == 200
+    return bot.wait_for(  # type: ignore[no-any-return]
+        lambda: next(
+            (m for m in bot.messages(channel) if m["ts"] not in before and m.get("edited")), None
+        ),
+        what=f"the result of /winpod {text}",
+    )
+
+
+def content(message: Message) -> list[Message]:
+    """What a message shows besides buttons and action statuses."""
+    return [
+        b
+        for b in message.get("blocks", [])
+        if b.get("type") != "actions" and not str(b.get("block_id", "")).startswith("status-")
+    ]
+
+
+def kube_api(sim: RunningSim) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(sim.kubeconfig))
+
+
+def test_a_target_changed_after_approval_is_refused_and_offered_again(
+    bot: RunningBot, store: Store
+) -> None:
+    """Approved ≠ executed (defect 1): the plan the approvers saw is frozen; when the node's
+    Hyper-V host annotation changes between the approvals, nothing is sent anywhere."""
+    message = diagnose(bot, "jobs/worker-5", "C0FROZEN")
+    press(bot, "C0FROZEN", message, "remediate:mac-spoofing-on", APPROVER_A)
+    requested = wait_thread(bot, "C0FROZEN", message, "needs a second approver")
+    assert "Hyper-V host hv01" in requested
+    api = kube_api(bot.sim)
+    try:
+        client.CoreV1Api(api).patch_node(
+            "hvwin000005", {"metadata": {"annotations": {"winpod.io/hyperv-host": "hv02"}}}
+        )
+        press(bot, "C0FROZEN", message, "remediate:mac-spoofing-on", APPROVER_B)
+        refused = wait_thread(bot, "C0FROZEN", message, "did not run")
+        assert "changed since it was approved" in refused
+        for hyperv in ("hv01", "hv02"):
+            assert not [h for h in host(bot.sim, hyperv)["history"] if "hvwin000005" in h]
+        assert host(bot.sim, "hvwin000005")["vm"]["macAddressSpoofing"] is False
+        [action] = actions_on(store, "hvwin000005")
+        assert action.status == "failed"
+        assert "refused" in str((action.result or {}).get("summary"))
+        # A fresh request in the thread plans anew, for the new host.
+        again = until(
+            bot,
+            lambda: current(bot, "C0FROZEN", message["ts"])["replies"],
+            lambda replies: any(r.get("blocks") for r in replies),
+            "a button to request it again",
+        )
+        retry = next(r for r in again if r.get("blocks"))
+        assert bot.click(retry, "remediate:", user=APPROVER_A, channel="C0FROZEN").status == 200
+        assert "Hyper-V host hv02" in wait_thread(bot, "C0FROZEN", message, "Hyper-V host hv02")
+    finally:
+        client.CoreV1Api(api).patch_node(
+            "hvwin000005", {"metadata": {"annotations": {"winpod.io/hyperv-host": "hv01"}}}
+        )
+        api.close()
+
+
+def test_clicks_on_another_message_never_copy_its_blocks_onto_the_action_message(
+    bot: RunningBot, store: Store
+) -> None:
+    """Wrong message edited (defect 3): the action is bound to the message it was opened from;
+    a click on another message showing the same offer changes only that message's status."""
+    pod_message = diagnose(bot, "shop/bound-0", "C0BOUNDA")
+    node_message = command_result(bot, "node akswin000021", "C0BOUNDB")
+    assert content(pod_message) != content(node_message)
+    press(bot, "C0BOUNDA", pod_message, "remediate:hns-reset", APPROVER_A)
+    wait_thread(bot, "C0BOUNDA", pod_message, "needs a second approver")
+    press(bot, "C0BOUNDB", node_message, "remediate:hns-reset", APPROVER_B)
+    wait_thread(bot, "C0BOUNDA", pod_message, "Verification —")
+    bound = until(
+        bot,
+        lambda: current(bot, "C0BOUNDA", pod_message["ts"]),
+        lambda m: any("succeeded" in s for s in status_lines(m)),
+        "the action's own message to show the outcome",
+    )
+    other = until(
+        bot,
+        lambda: current(bot, "C0BOUNDB", node_message["ts"]),
+        lambda m: any("hns-reset" in s for s in status_lines(m)),
+        "the other message to show the action's status",
+    )
+    assert content(bound) == content(pod_message)
+    assert content(other) == content(node_message)
+    assert [a.status for a in actions_on(store, "akswin000021")] == ["succeeded"]
+    assert host(bot.sim, "akswin000021")["history"] == ["hns-reset"]
+
+
+def hold_lock(store: Store, node: str) -> str:
+    holder = "someone-else/1"
+    assert store.acquire_lock(f"target:node:{node}", holder, timedelta(minutes=5))
+    return holder
+
+
+def test_an_approved_action_that_meets_a_held_lock_waits_and_runs_when_it_frees(
+    bot: RunningBot, store: Store
+) -> None:
+    """Stuck approval (defect 2): approvers are not asked to approve again; a second click by
+    the same approver is not refused; the action runs once the target is free."""
+    message = diagnose(bot, "shop/locked-0", "C0LOCKED")
+    holder = hold_lock(store, "akswin000022")
+    try:
+        press(bot, "C0LOCKED", message, "remediate:kube-proxy-restart", APPROVER_A)
+        waits = told(bot, "C0LOCKED", APPROVER_A, "waits")
+        assert "starts by itself" in waits
+        assert "approve again" not in waits
+        [action] = actions_on(store, "akswin000022")
+        assert action.status == "approved"
+        assert host(bot.sim, "akswin000022")["history"] == []
+    finally:
+        store.release_lock("target:node:akswin000022", holder)
+    press(bot, "C0LOCKED", message, "remediate:kube-proxy-restart", APPROVER_A)
+    assert "Verification — fixed" in wait_thread(bot, "C0LOCKED", message, "Verification —")
+    assert host(bot.sim, "akswin000022")["history"] == ["kube-proxy-restart"]
+    assert [a.status for a in actions_on(store, "akswin000022")] == ["succeeded"]
+
+
+@pytest.fixture(scope="module")
+def housekeeping_bot(sim: RunningSim) -> Iterator[RunningBot]:
+    """A replica whose leader keeps house every second, with one worker and no queue."""
+    running = _variant(
+        sim,
+        "tidy",
+        {
+            "WINPOD_HOUSEKEEPING_INTERVAL": "1s",
+            "WINPOD_WORK__WORKERS": "1",
+            "WINPOD_WORK__QUEUE_LIMIT": "0",
+            "WINPOD_KUBERNETES__LEADER_ELECTION": "false",
+        },
+    )
+    yield running
+    running.stop()
+
+
+def test_a_queued_action_is_started_by_housekeeping_without_any_click(
+    housekeeping_bot: RunningBot,
+) -> None:
+    bot = housekeeping_bot
+    message = diagnose(bot, "shop/queued-0", "C0QUEUED")
+    with closing(Store(bot.env["WINPOD_STORE__URL"])) as store:
+        holder = hold_lock(store, "akswin000027")
+        press(bot, "C0QUEUED", message, "remediate:kube-proxy-restart", APPROVER_A)
+        told(bot, "C0QUEUED", APPROVER_A, "waits")
+        time.sleep(1.5)  # housekeeping runs meanwhile and leaves it waiting
+        assert host(bot.sim, "akswin000027")["history"] == []
+        store.release_lock("target:node:akswin000027", holder)
+        assert "Verification — fixed" in wait_thread(bot, "C0QUEUED", message, "Verification —")
+        assert [a.status for a in actions_on(store, "akswin000027")] == ["succeeded"]
+
+
+def test_a_full_pool_never_leaves_an_action_running(housekeeping_bot: RunningBot) -> None:
+    """Dropped work (defect 4): with one worker busy handling the click itself, the run cannot
+    be queued; the action stays approved (not running, lock free) and starts when there is
+    room, instead of being reported "outcome unknown" without ever running."""
+    bot = housekeeping_bot
+    message = diagnose(bot, "shop/busy-0", "C0BUSY")
+    press(bot, "C0BUSY", message, "remediate:kube-proxy-restart", APPROVER_A)
+    busy = told(bot, "C0BUSY", APPROVER_A, "busy")
+    assert "as soon as there is room" in busy
+    result = wait_thread(bot, "C0BUSY", message, "Verification —")
+    assert "Verification — fixed" in result
+    assert "outcome unknown" not in result
+    assert host(bot.sim, "akswin000023")["history"] == ["kube-proxy-restart"]
+    with closing(Store(bot.env["WINPOD_STORE__URL"])) as store:
+        assert [a.status for a in actions_on(store, "akswin000023")] == ["succeeded"]
+
+
+@pytest.fixture(scope="module")
+def short_lock_bot(sim: RunningSim) -> Iterator[RunningBot]:
+    """Locks of 1 s and housekeeping every second: a run longer than that must keep its lock."""
+    running = _variant(
+        sim,
+        "shortlock",
+        {
+            "WINPOD_HOUSEKEEPING_INTERVAL": "1s",
+            "WINPOD_APPROVALS__LOCK_TTL": "1s",
+            "WINPOD_KUBERNETES__LEADER_ELECTION": "false",
+        },
+    )
+    yield running
+    running.stop()
+
+
+def test_a_run_longer_than_its_lock_ttl_keeps_the_lock_and_its_result(
+    short_lock_bot: RunningBot,
+) -> None:
+    """Orphan race (defect 5): the lock is taken before `running` and renewed while the run
+    lasts, so housekeeping never takes a live run for a cut-off one."""
+    bot = short_lock_bot
+    message = diagnose(bot, "shop/long-0", "C0LONG")
+    bot.sim.control("POST", "/sim/v1/faults/winrm", {"latency_ms": 500})  # a run of ~4 s
+    press(bot, "C0LONG", message, "remediate:kube-proxy-restart", APPROVER_A)
+    result = wait_thread(bot, "C0LONG", message, "Verification —")
+    assert "outcome unknown" not in result
+    assert "Verification — fixed" in result
+    with closing(Store(bot.env["WINPOD_STORE__URL"])) as store:
+        assert [a.status for a in actions_on(store, "akswin000024")] == ["succeeded"]
+        assert store.lock_holder("target:node:akswin000024") is None
+
+
+@pytest.fixture(scope="module")
+def group_bot(sim: RunningSim) -> Iterator[RunningBot]:
+    sim.control("POST", "/sim/v1/slack/usergroups", {"S0ONCALL": [APPROVER_A]})
+    running = _variant(sim, "groups", {"WINPOD_APPROVALS__APPROVERS": '["S0ONCALL"]'})
+    yield running
+    running.stop()
+
+
+def test_a_failed_group_lookup_says_so_and_is_not_remembered(group_bot: RunningBot) -> None:
+    """Defect 6: Slack failing to list the approvers' user group is not "you are not an
+    approver", and the next click asks Slack again instead of a 5-minute cached "nobody"."""
+    bot = group_bot
+    message = diagnose(bot, "shop/group-0", "C0GROUP")
+    # Connection resets outlast the client's two retries: the lookup fails.
+    bot.sim.control("POST", "/sim/v1/faults/slack", {"fail_next": 3, "mode": "reset"})
+    press(bot, "C0GROUP", message, "remediate:kube-proxy-restart", APPROVER_A)
+    said = told(bot, "C0GROUP", APPROVER_A, "could not check who may approve")
+    assert "Only approvers" not in said
+    assert host(bot.sim, "akswin000025")["history"] == []
+    press(bot, "C0GROUP", message, "remediate:kube-proxy-restart", APPROVER_A)
+    assert "Verification — fixed" in wait_thread(bot, "C0GROUP", message, "Verification —")
+
+
+def test_reject_while_running_is_refused_and_the_result_kept(bot: RunningBot, store: Store) -> None:
+    message = diagnose(bot, "shop/late-0", "C0LATEREJECT")
+    bot.sim.control("POST", "/sim/v1/faults/winrm", {"latency_ms": 400})
+    press(bot, "C0LATEREJECT", message, "remediate:hns-reset", APPROVER_A)
+    wait_thread(bot, "C0LATEREJECT", message, "needs a second approver")
+    pending = until(
+        bot,
+        lambda: current(bot, "C0LATEREJECT", message["ts"]),
+        lambda m: any(a.startswith("reject:") for a in action_ids(m)),
+        "a Reject button",
+    )
+    press(bot, "C0LATEREJECT", message, "remediate:hns-reset", APPROVER_B)
+    until(
+        bot,
+        lambda: actions_on(store, "akswin000026"),
+        lambda found: [a.status for a in found] == ["running"],
+        "the action to run",
+    )
+    # Approver A's Slack still shows the Reject button of the pending request.
+    assert bot.click(pending, "reject:", user=APPROVER_A, channel="C0LATEREJECT").status == 200
+    told(bot, "C0LATEREJECT", APPROVER_A, "already running")
+    wait_thread(bot, "C0LATEREJECT", message, "Verification —")
+    assert [a.status for a in actions_on(store, "akswin000026")] == ["succeeded"]
+    assert "rejected" not in thread(bot, "C0LATEREJECT", message)

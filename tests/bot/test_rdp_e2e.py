@@ -482,8 +482,12 @@ def test_a_load_balancer_that_never_answers_is_reported_and_cleaned_up(
     assert endpoint_slices(kube, name) == []
 
     log = audit(sim)
-    [cli_attempt] = audited(log, "rdp-open", "akswin000003")
+    # Both attempts (Slack, then the CLI) created and removed a LoadBalancer: both audited.
+    slack_attempt, cli_attempt = audited(log, "rdp-open", "akswin000003")
+    assert REQUESTER in slack_attempt
+    assert "no address within 2s" in slack_attempt
     assert "no address within 2s" in cli_attempt
+    assert "cli:" in cli_attempt
     results = [line for line in log if " result " in line and "akswin000003" in line]
     assert any("no address within 2s" in line for line in results)
 

@@ -26,7 +26,7 @@ from bot.render_slack import (
     usage_error,
 )
 from handlers.model import Diagnosis, Finding, NodeFacts, RemediationRef, Severity, Target
-from handlers.registry import REMEDIATION_RISK, offer
+from handlers.registry import default_registry, offer
 
 ENTITY = re.compile(r"&(amp|lt|gt);")
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -39,6 +39,8 @@ HNS_IMPACT = (
     "Stops kubelet and kube-proxy on akswin000002 and rebuilds its HNS network: every pod on the "
     "node loses network for about a minute."
 )
+
+RISK = {spec.id: spec.risk for spec in default_registry().remediations()}
 
 
 def assert_snapshot(name: str, message: tuple[str, list[dict[str, Any]]]) -> None:
@@ -299,7 +301,7 @@ def test_confirm_dialogs_exactly_on_medium_and_high_risk_buttons() -> None:
     _, blocks = render(dns_diagnosis(), {"hns-reset": HNS_IMPACT})
     for button in buttons(blocks):
         remediation = button["action_id"].split(":")[1]
-        risk = REMEDIATION_RISK[remediation]
+        risk = RISK[remediation]
         assert ("confirm" in button) == (risk in ("medium", "high")), remediation
         assert button.get("style") == {"high": "danger", "low": "primary"}.get(risk), remediation
     by_id = {button["action_id"]: button for button in buttons(blocks)}
@@ -411,7 +413,7 @@ def huge_diagnosis() -> Diagnosis:
             "s" * 4000,
             tuple(f"line {m} " + "e" * 492 for m in range(40)),
             tuple(
-                RemediationRef(remediation, f"node-{n}", REMEDIATION_RISK[remediation])
+                RemediationRef(remediation, f"node-{n}", RISK[remediation])
                 for remediation in (
                     "hns-reset",
                     "kube-proxy-restart",
@@ -473,13 +475,13 @@ slack_text = st.text(alphabet=st.sampled_from("ab <>&*_`|:\n"), max_size=4000)
 def test_any_text_renders_within_the_limits(
     titles: list[str], evidence: list[str], target: str
 ) -> None:
-    refs = tuple(RemediationRef(r, target, REMEDIATION_RISK[r]) for r in REMEDIATION_RISK)
+    refs = tuple(RemediationRef(r, target, RISK[r]) for r in RISK)
     findings = tuple(
         Finding("check", "error", title, title, tuple(evidence), refs, (title,)) for title in titles
     )
     diagnosis = Diagnosis(Target("Pod", target, target, target), None, findings)
     offer_ids = {(r.id, r.target): "o" for r in refs}
-    _, blocks = diagnosis_message(diagnosis, offer_ids, {r: target for r in REMEDIATION_RISK})
+    _, blocks = diagnosis_message(diagnosis, offer_ids, {r: target for r in RISK})
     assert_within_slack_limits(blocks)
     for text in mrkdwn_texts(blocks):
         assert not {"<", ">", "&"} & set(ENTITY.sub("", text))

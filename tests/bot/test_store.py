@@ -218,7 +218,8 @@ def test_twenty_simultaneous_approvals_are_all_kept(
     assert sorted(approved.approvals) == users
 
 
-def test_expire_due_expires_only_waiting_actions_past_their_time(store: Store) -> None:
+def test_expire_due_expires_only_requests_still_awaiting_approval(store: Store) -> None:
+    """A fully approved action waits for its target and runs; only approval can time out."""
     waiting = new_action(store, target="node/a")
     approved = new_action(store, target="node/b")
     running = new_action(store, target="node/c")
@@ -229,17 +230,14 @@ def test_expire_due_expires_only_waiting_actions_past_their_time(store: Store) -
     assert store.expire_due(datetime.now(UTC)) == []
     expired = store.expire_due(datetime.now(UTC) + SOON + timedelta(seconds=1))
 
-    assert sorted(action.id for action in expired) == sorted([waiting.id, approved.id])
+    assert [action.id for action in expired] == [waiting.id]
     assert {action.status for action in expired} == {"expired"}
     assert store.expire_due(datetime.now(UTC) + SOON + timedelta(seconds=1)) == []
-    assert not store.transition(approved.id, "approved", "running")
+    assert store.transition(approved.id, "approved", "running")
     still_running = store.get_action(running.id)
     assert still_running is not None
     assert still_running.status == "running"
-    assert {action.id for action in store.list_actions(status="expired")} == {
-        waiting.id,
-        approved.id,
-    }
+    assert {action.id for action in store.list_actions(status="expired")} == {waiting.id}
     assert {action.id for action in store.list_actions()} == {
         waiting.id,
         approved.id,

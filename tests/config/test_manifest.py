@@ -16,4 +16,11 @@ def test_manifest_declares_what_the_bot_uses() -> None:
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["socket_mode_enabled"] is True
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    assert scopes == {"commands", "chat:write", "usergroups:read", "users:read"}
+    assert scopes == {
+        "commands",
+        "chat:write",
+        "channels:history",
+        "groups:history",
+        "usergroups:read",
+        "users:read",
+    }

@@ -76,7 +76,6 @@ def registry_with(*checks: tuple[str, Any]) -> Registry:
             check_id,
             title=check_id.title(),
             scopes=("pod",),
-            needs=("cluster",),
             explanation=EXPLANATION,
         )(function)
     return registry

@@ -165,8 +165,10 @@ def results(sim: RunningSim, target: str) -> list[dict[str, Any]]:
 
 
 def lock_holder(sim: RunningSim, target: str) -> str | None:
+    """The action whose run holds the node (a holder is `ACTION_ID/attempt`)."""
     with closing(Store(store_url(sim))) as store:
-        return store.lock_holder(f"target:{target}")
+        holder = store.lock_holder(f"target:node:{target}")
+    return None if holder is None else holder.split("/", 1)[0]
 
 
 def test_winrm_failing_mid_remediation_exits_with_a_message_audits_and_frees_the_node(
@@ -268,13 +270,13 @@ def actions_on(sim: RunningSim, target: str) -> list[Any]:
 
 
 def expire_lock(sim: RunningSim, target: str) -> None:
-    """Time passes for one lock: its expiry moves into the past, as after LOCK_TTL (15 min)."""
+    """Time passes for one lock: its expiry moves into the past, as after approvals.lock_ttl."""
     engine = sqlalchemy.create_engine(store_url(sim))
     try:
         with engine.begin() as conn:
             changed = conn.execute(
                 sqlalchemy.update(locks)
-                .where(locks.c.name == f"target:{target}")
+                .where(locks.c.name == f"target:node:{target}")
                 .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
             )
             assert changed.rowcount == 1
