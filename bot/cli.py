@@ -14,7 +14,7 @@ from handlers.checks import default_registry
 from handlers.errors import BadInput, WinpodError
 from handlers.model import Diagnosis
 
-EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
+EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2  # 3 (environment): WinpodError.exit_code
 
 
 class _Parser(argparse.ArgumentParser):

@@ -86,9 +86,6 @@ class CommandTable:
     def __init__(self, subcommands: list[Subcommand]) -> None:
         self._by_name = {s.name: s for s in subcommands}
 
-    def add(self, subcommand: Subcommand) -> None:
-        self._by_name[subcommand.name] = subcommand
-
     def all(self) -> list[Subcommand]:
         return list(self._by_name.values())
 

@@ -190,9 +190,6 @@ class Story:
                 title = text.split("\n", maxsplit=1)[0]
                 print("      ● " + title.replace(":red_circle: ", "").replace("*", ""))
 
-    def latest(self, channel: str) -> dict[str, Any]:
-        return self.stage.messages(channel)[-1]
-
     def type_command(self, text: str, user: str = ONCALL) -> str:
         print(f"  @{user.lower()} › /winpod {text}", flush=True)
         return self.stage.command(text, user)

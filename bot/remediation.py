@@ -114,8 +114,9 @@ class ApproverCheck(Protocol):
     def __call__(self, user: str) -> bool: ...
 
 
-def lock_name(action: PendingAction) -> str:
-    return f"target:{action.target_kind}:{action.target}"
+def lock_name(action: PendingAction, spec: RemediationSpec) -> str:
+    """One remediation at a time per target and lock scope (node fixes share `target`)."""
+    return f"{spec.lock_scope}:{action.target_kind}:{action.target}"
 
 
 def _holds(holder: str | None, action: PendingAction) -> bool:
@@ -148,6 +149,9 @@ class RemediationService:
         if not spec.needs_approval:
             return 0
         return 2 if action.risk in self.settings.approvals.two_person else 1
+
+    def _lock(self, action: PendingAction) -> str:
+        return lock_name(action, self.registry.remediation_spec(action.remediation))
 
     # --- request ----------------------------------------------------------------------
     def plan(self, remediation_id: str, target: str, params: Mapping[str, str]) -> Plan:
@@ -265,8 +269,7 @@ class RemediationService:
         if not store.transition(action.id, "pending", "approved"):
             # Rejected, expired, or approved by a concurrent click that starts it.
             return Reply("ended", store.get_action(action.id) or action)
-        self.notifier.approved(store.get_action(action.id) or action, user)
-        return self.start(action.id)
+        return self.start(action.id)  # "running, approved by …" or "queued" says the rest
 
     def spent_sibling(self, action: PendingAction) -> PendingAction | None:
         if action.offer_id is None:
@@ -337,7 +340,7 @@ class RemediationService:
         if action.status != "approved":
             return Reply("ended", action)
         holder = f"{action.id}/{uuid.uuid4().hex[:8]}"
-        lock = lock_name(action)
+        lock = self._lock(action)
         if not store.acquire_lock(lock, holder, self.settings.approvals.lock_ttl):
             current = store.lock_holder(lock)
             if _holds(current, action):  # another click or replica is starting this very one
@@ -377,7 +380,7 @@ class RemediationService:
     def _execute(self, action: PendingAction, holder: str) -> None:
         """Run the approved plan, verify, audit, end the action, then free the target (in
         that order: a running action never stands without its lock)."""
-        lock = lock_name(action)
+        lock = self._lock(action)
         stop_renewing = self._keep_lock(lock, holder)
         try:
             try:
@@ -578,7 +581,7 @@ class RemediationService:
         store = self.store
         orphaned = []
         for action in store.list_actions("running", limit=500):
-            if _holds(store.lock_holder(lock_name(action)), action):
+            if _holds(store.lock_holder(self._lock(action)), action):
                 continue  # its runner (perhaps another replica) still holds the lock
             result = {
                 "summary": "outcome unknown: winpod stopped while it ran; check the target "

@@ -174,7 +174,12 @@ def finished_text(report: RunReport) -> str:
             f"nothing did:\n{code(report.output)}"
         )
     if report.verification is None:
-        return f":red_circle: {_on(action)}: {escape(report.summary)}"
+        retry = (
+            " It may work when tried again (a network or API problem, not the fix itself)."
+            if report.failure is not None and report.failure.retryable
+            else ""
+        )
+        return f":red_circle: {_on(action)}: {escape(report.summary)}{retry}"
     verification = report.verification
     fixed = {True: "fixed", False: "still failing", None: "not verified"}[verification.fixed]
     evidence = "\n".join(f"• {escape(line)}" for line in verification.evidence[:5])

@@ -168,6 +168,9 @@ class RemediationSpec:
     target_must_exist: bool = True
     # False only for what merely removes access (rdp-close): it runs at once, audited.
     needs_approval: bool = True
+    # Remediations with the same scope on one target run one at a time; node fixes share
+    # `target`; closing RDP never waits behind an open that waits for its load balancer.
+    lock_scope: str = "target"
 
 
 class Registry:
@@ -223,6 +226,7 @@ class Registry:
         verify: Verifier | None = None,
         target_must_exist: bool = True,
         needs_approval: bool = True,
+        lock_scope: str = "target",
     ) -> Callable[[Planner], Planner]:
         """Register a remediation; the decorated function is its planner."""
 
@@ -241,6 +245,7 @@ class Registry:
                 verify,
                 target_must_exist,
                 needs_approval,
+                lock_scope,
             )
             return planner
 

@@ -63,6 +63,7 @@ def _verify_open(context: Context, plan: Plan) -> Verification:
     verified_by=(),
     run=_run_open,
     verify=_verify_open,
+    lock_scope="rdp-open",
 )
 def plan_open(context: Context, target: str, params: Mapping[str, str]) -> Plan:
     settings = context.settings
@@ -109,6 +110,7 @@ def _run_close(context: Context, plan: Plan) -> Outcome:
     run=_run_close,
     target_must_exist=False,  # a node scaled away must not keep its RDP door open
     needs_approval=False,  # it only removes access
+    lock_scope="rdp-close",
 )
 def plan_close(context: Context, target: str, params: Mapping[str, str]) -> Plan:
     del params  # closing takes no parameters
