@@ -26,11 +26,11 @@ def web_client(settings: Settings) -> WebClient:
     return WebClient(
         token=token.get_secret_value(),
         base_url=settings.slack.api_url,
-        timeout=15,
+        timeout=int(settings.slack.timeout.total_seconds()),
         retry_handlers=[
-            RateLimitErrorRetryHandler(max_retry_count=5),
-            ServerErrorRetryHandler(max_retry_count=2),
-            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=settings.slack.rate_limit_retries),
+            ServerErrorRetryHandler(max_retry_count=settings.slack.error_retries),
+            ConnectionErrorRetryHandler(max_retry_count=settings.slack.error_retries),
         ],
     )
 

@@ -87,6 +87,13 @@ class SlackSettings(_Group):
     allowed_channels: list[str] = Field(
         default_factory=list, description="channel ids that may use /winpod; empty: all"
     )
+    timeout: Duration = Field(timedelta(seconds=15), description="one Web API call's limit")
+    rate_limit_retries: int = Field(
+        5, ge=0, le=20, description="retries of a 429, each after Slack's Retry-After"
+    )
+    error_retries: int = Field(
+        2, ge=0, le=10, description="retries of a 5xx or a broken connection (backing off)"
+    )
 
     @field_validator("api_url")
     @classmethod
