@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeVar
 
 from config.settings import Settings
 from handlers import node_scripts, windows
-from handlers.errors import BadInput, WinpodError
+from handlers.errors import BadInput, NotFound, WinpodError
 from handlers.model import NodeFacts, Target
 from handlers.transports import Cluster, CommandResult, KubeObject, NodeShell, PodExec
 
@@ -170,6 +170,36 @@ class Context:
             ),
         )
 
+    def pods_on_node(self) -> list[KubeObject]:
+        """Every pod bound to this node, whatever its phase."""
+        name = self.node_name
+        if name is None:
+            return []
+        return self.once(
+            "node-pods-all",
+            lambda: self.transports.cluster.list("Pod", field_selector=f"spec.nodeName={name}"),
+        )
+
+    def cluster_version(self) -> str:
+        """The API server's version from `/version`, e.g. "v1.33.2"."""
+        return self.once("cluster-version", self.transports.cluster.server_version)
+
+    def runtime_class(self, name: str) -> KubeObject:
+        return self.once(
+            ("runtime-class", name), lambda: self.transports.cluster.get("RuntimeClass", name)
+        )
+
+    def gmsa_credential_specs(self) -> list[KubeObject] | None:
+        """Every GMSACredentialSpec, or None when the cluster lacks the CRD (windows.k8s.io)."""
+
+        def fetch() -> list[KubeObject] | None:
+            try:
+                return self.transports.cluster.list("GMSACredentialSpec")
+            except NotFound:
+                return None
+
+        return self.once("gmsa-credential-specs", fetch)
+
     # --- probes -----------------------------------------------------------------------
     def exec(self, argv: list[str], container: str | None = None) -> CommandResult:
         """Run a probe in the diagnosed pod (first container unless named); memoised."""
@@ -201,6 +231,10 @@ class Context:
     def node_status(self) -> dict[str, Any]:
         dns_ip = self._dns_service_ip_or_default()
         return self.node_script("node-status", DnsServiceIP=dns_ip)
+
+    def node_memory(self) -> dict[str, Any]:
+        """The node's physical and available memory in MB (`node-memory.ps1`)."""
+        return self.node_script("node-memory")
 
     def _dns_service_ip_or_default(self) -> str:
         try:

@@ -75,6 +75,18 @@ def build_from_kernel_version(kernel_version: str) -> int | None:
     return int(match["build"]) if match else None
 
 
+_KERNEL_REVISION = re.compile(r"10\.0\.\d{5}\.(?P<revision>\d+)|\(\d{5}\.(?P<docker>\d+)\.")
+
+
+def revision_from_kernel_version(kernel_version: str) -> int | None:
+    """The update revision in a `kernelVersion`: 2582 in "10.0.20348.2582", 1715 in the
+    docker-era "10.0 14393 (14393.1715.amd64fre…)"; None when it names none."""
+    match = _KERNEL_REVISION.search(kernel_version.strip())
+    if match is None:
+        return None
+    return int(match["revision"] or match["docker"])
+
+
 def build_from_label(label_value: str) -> int | None:
     """The build in a `node.kubernetes.io/windows-build` label value such as "10.0.17763"."""
     match = _BUILD_LABEL.fullmatch(label_value.strip())

@@ -13,6 +13,8 @@ CHECK_MODULES = (
     "apiserver_unreachable",
     "node_clusterip",
     "node_services",
+    "known_bad_build",
+    "os_lifecycle",
 )
 
 
