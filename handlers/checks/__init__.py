@@ -15,6 +15,7 @@ CHECK_MODULES = (
     "node_services",
     "known_bad_build",
     "os_lifecycle",
+    "memory_overcommit",
 )
 
 
