@@ -16,6 +16,7 @@ CHECK_MODULES = (
     "known_bad_build",
     "os_lifecycle",
     "memory_overcommit",
+    "image_pull_slow",
 )
 
 
