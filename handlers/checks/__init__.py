@@ -17,6 +17,7 @@ CHECK_MODULES = (
     "os_lifecycle",
     "memory_overcommit",
     "image_pull_slow",
+    "hostprocess_pod",
 )
 
 
