@@ -127,6 +127,19 @@ class Context:
             ),
         )
 
+    def owner_events(self, name: str, kind: str) -> list[KubeObject]:
+        """Events about an object in the diagnosed pod's namespace (its owner, say)."""
+        assert self.pod is not None
+        namespace = self.pod["metadata"].get("namespace")
+        return self.once(
+            ("owner-events", kind, name),
+            lambda: self.transports.cluster.list(
+                "Event",
+                namespace=namespace,
+                field_selector=f"involvedObject.kind={kind},involvedObject.name={name}",
+            ),
+        )
+
     def node_events(self) -> list[KubeObject]:
         name = self.node_name
         if name is None:

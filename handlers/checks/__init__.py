@@ -18,6 +18,7 @@ CHECK_MODULES = (
     "memory_overcommit",
     "image_pull_slow",
     "hostprocess_pod",
+    "gmsa",
 )
 
 
