@@ -867,10 +867,12 @@ def build_app(world: World, faults: Faults, token: str) -> web.Application:
         middlewares=[_faults_middleware(faults), _auth_middleware(token), _errors_middleware],
         client_max_size=MAX_BODY_BYTES,
     )
+    # The Python client asks for /version/ and /apis/ with a trailing slash.
     app.router.add_get("/version", api.version)
-    app.router.add_get("/version/", api.version)  # the Python client asks with a slash
+    app.router.add_get("/version/", api.version)
     app.router.add_get("/api", api.core_versions)
     app.router.add_get("/apis", api.groups)
+    app.router.add_get("/apis/", api.groups)
     app.router.add_get("/openapi/v2", api.openapi_v2)
     app.router.add_get("/openapi/v3", api.openapi_v3)
     app.router.add_get("/openapi/v3/{path:.+}", api.openapi_v3)

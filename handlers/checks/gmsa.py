@@ -8,7 +8,7 @@ from typing import Literal
 from handlers.context import Context
 from handlers.errors import NotFound, WinpodError
 from handlers.model import Finding
-from handlers.registry import Explanation, check, not_applicable
+from handlers.registry import Explanation, check
 from handlers.transports import KubeObject
 
 CHECK_ID = "gmsa"
@@ -106,7 +106,7 @@ def gmsa(context: Context) -> list[Finding]:
     pod = context.pod
     names = credential_spec_names(pod)
     if not names:
-        return not_applicable(CHECK_ID, "the pod uses no gMSA credential spec")
+        return [Finding(CHECK_ID, "ok", "No gMSA", "the pod uses no gMSA credential spec")]
     evidence: list[str] = [f"gmsaCredentialSpecName: {', '.join(names)}"]
     causes: list[Cause] = []
     for event in _events(context):

@@ -7,7 +7,7 @@ import re
 from handlers import knowledge
 from handlers.context import Context
 from handlers.model import Finding
-from handlers.registry import Explanation, check, not_applicable
+from handlers.registry import Explanation, check
 from handlers.transports import KubeObject
 
 CHECK_ID = "hostprocess-pod"
@@ -88,7 +88,7 @@ def hostprocess_pod(context: Context) -> list[Finding]:
     assert context.pod is not None
     pod = context.pod
     if not is_hostprocess(pod):
-        return not_applicable(CHECK_ID, "the pod has no HostProcess container")
+        return [Finding(CHECK_ID, "ok", "No HostProcess", "the pod has no HostProcess container")]
     events = context.pod_events()
     logon = [e for e in events if LOGON_FAILED.search(str(e.get("message", "")))]
     missing = [e for e in events if EXECUTABLE_NOT_FOUND.search(str(e.get("message", "")))]

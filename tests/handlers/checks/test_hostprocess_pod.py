@@ -52,5 +52,5 @@ def test_a_hostprocess_pod_that_runs_stays_quiet(cluster: CheckCluster) -> None:
 def test_an_ordinary_pod_is_not_its_business(cluster: CheckCluster) -> None:
     finding = cluster.pod_finding("web/iis-0", CHECK)
 
-    assert finding.severity == "info"
+    assert finding.severity == "ok"
     assert finding.summary == "the pod has no HostProcess container"
