@@ -298,6 +298,11 @@ def pod_reason(pod: KubeObject) -> str | None:
     return None if reason is None else str(reason)
 
 
+def event_line(event: KubeObject) -> str:
+    """An Event as evidence: `event <reason>: <message>`."""
+    return f"event {event.get('reason')}: {event.get('message')}"
+
+
 def pod_images(pod: KubeObject) -> list[tuple[str, str]]:
     """(container name, image) for init and app containers."""
     spec = pod.get("spec") or {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from handlers.context import Context
+from handlers.context import Context, event_line
 from handlers.errors import NotFound, WinpodError
 from handlers.model import Finding
 from handlers.registry import Explanation, check
@@ -120,7 +120,7 @@ def gmsa(context: Context) -> list[Finding]:
             found = "domain"
         if found:
             causes.append(found)
-            evidence.append(f"event {event.get('reason')}: {message}")
+            evidence.append(event_line(event))
     spec_fault = _check_specs(context, names, evidence)
     failing = bool(causes)
     if spec_fault:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from handlers import knowledge
-from handlers.context import Context
+from handlers.context import Context, event_line
 from handlers.model import Finding
 from handlers.registry import Explanation, check
 from handlers.transports import KubeObject
@@ -97,7 +97,7 @@ def hostprocess_pod(context: Context) -> list[Finding]:
     if context.node is not None:
         info = (context.node.get("status") or {}).get("nodeInfo") or {}
         runtime = str(info.get("containerRuntimeVersion") or "")
-    evidence = [f"event {e.get('reason')}: {e.get('message')}" for e in (logon + missing)[:3]]
+    evidence = [event_line(e) for e in (logon + missing)[:3]]
     evidence.append(f"runAsUserName: {user or '(not set)'}")
     if runtime:
         evidence.append(f"node {context.node_name} runtime {runtime}")

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from handlers import knowledge, windows
-from handlers.context import Context, pod_images
+from handlers.context import Context, event_line, pod_images
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable
 from handlers.transports import KubeObject
@@ -46,10 +46,6 @@ def _when(event: KubeObject, field: str) -> datetime | None:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
     except ValueError:
         return None
-
-
-def _event_line(event: KubeObject) -> str:
-    return f"event {event.get('reason')}: {event.get('message')}"
 
 
 def containerd_setting(runtime: str) -> str:
@@ -156,7 +152,7 @@ def image_pull_slow(context: Context) -> list[Finding]:
         for e in context.node_events()
         if e.get("reason") == "ImageGCFailed" or IMAGE_GC_FAILED.search(str(e.get("message", "")))
     ]
-    evidence = [_event_line(e) for e in gc_failures[:2]]
+    evidence = [event_line(e) for e in gc_failures[:2]]
     slow_images: list[str] = []
     if context.kind == "Pod":
         slow_images, pull_evidence = _slow_pulls(context)
@@ -213,7 +209,7 @@ def _slow_pulls(context: Context) -> tuple[list[str], list[str]]:
         message = str(event.get("message", ""))
         if "pull" in message.lower() and PULL_CANCELLED.search(message):
             images.append(_image_in(message) or _first_image(context.pod))
-            evidence.append(_event_line(event))
+            evidence.append(event_line(event))
     if (context.pod.get("status") or {}).get("phase") != "Running":
         now = datetime.now(UTC)
         pulled = {
@@ -229,7 +225,7 @@ def _slow_pulls(context: Context) -> tuple[list[str], list[str]]:
             minutes = int((now - started).total_seconds() // 60)
             images.append(image)
             evidence.append(
-                f"{_event_line(event)} (started {minutes} min ago, no Pulled event since)"
+                f"{event_line(event)} (started {minutes} min ago, no Pulled event since)"
             )
     return list(dict.fromkeys(images)), evidence[:4]
 
@@ -269,6 +265,6 @@ def _quiet(context: Context) -> Finding:
                 "ok",
                 "Images pulled",
                 "the pod's images finished pulling",
-                tuple(_event_line(e) for e in pulled[:2]),
+                tuple(event_line(e) for e in pulled[:2]),
             )
     return Finding(CHECK_ID, "ok", "No slow image pulls", "no pull was cut off or is stuck")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from handlers.context import Context
+from handlers.context import Context, event_line
 from handlers.errors import WinpodError
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable
@@ -150,7 +150,7 @@ def memory_overcommit(context: Context) -> list[Finding]:
             + (f" and {more} more" if more > 0 else "")
         )
     paging = [e for e in _events(context) if PAGING_FILE.search(str(e.get("message", "")))]
-    evidence.extend(f"event {e.get('reason')}: {e.get('message')}" for e in paging[:3])
+    evidence.extend(event_line(e) for e in paging[:3])
     at_risk = picture.unreserved or picture.low
     if paging or (unlimited and at_risk):
         return [_overcommitted(node, picture, unlimited, bool(paging), tuple(evidence))]
