@@ -109,7 +109,8 @@ def prepull_daemonset(image: str, namespace: str, windows_build: str | None) -> 
             },
         },
     }
-    return yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False)
+    # Flow style on one line: it stays valid YAML however a renderer wraps it at spaces.
+    return yaml.safe_dump(manifest, sort_keys=False, default_flow_style=True, width=2**16).strip()
 
 
 @check(
@@ -191,7 +192,7 @@ def image_pull_slow(context: Context) -> list[Finding]:
             "Image pull cut off before it finished",
             f"The pull of {slow_images[0]} does not finish: Windows images are several GB and "
             f"extracting them outlasts the runtime's progress timeout. {setting}. Or pre-pull "
-            f"the image on the Windows nodes with a DaemonSet:\n{daemonset}",
+            f"the image on the Windows nodes with a DaemonSet (kubectl apply -f -): {daemonset}",
             tuple(evidence),
             (),
             DOCS,

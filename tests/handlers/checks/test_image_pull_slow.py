@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
+from bot.render_text import diagnosis_text
 from handlers.checks.image_pull_slow import containerd_setting
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def test_a_cancelled_pull_gets_the_containerd_1_setting_and_a_daemonset(
     assert "node akswin-c17 runtime containerd://1.7.20+azure" in finding.evidence
     assert "default 1m in 1.x" in finding.summary
     assert '[plugins."io.containerd.grpc.v1.cri"] image_pull_progress_timeout' in finding.summary
-    manifest = yaml.safe_load(finding.summary.split("DaemonSet:\n", 1)[1])
+    manifest = yaml.safe_load(finding.summary.split("(kubectl apply -f -): ", 1)[1])
     assert manifest["kind"] == "DaemonSet"
     assert manifest["metadata"] == {"name": "prepull-legacy", "namespace": "erp"}
     template = manifest["spec"]["template"]["spec"]
@@ -41,6 +42,17 @@ def test_a_cancelled_pull_gets_the_containerd_1_setting_and_a_daemonset(
         "node.kubernetes.io/windows-build": "10.0.20348",
     }
     assert finding.remediations == ()
+
+
+@pytest.mark.wire
+def test_the_daemonset_survives_the_terminal_text(cluster: CheckCluster) -> None:
+    text = diagnosis_text(cluster.pod("erp/legacy-0"))
+    wrapped = text.split("(kubectl apply -f -): ", 1)[1].split("\n    evidence:", 1)[0]
+
+    assert "\n" in wrapped  # the renderer did wrap it
+    manifest = yaml.safe_load(wrapped)
+    assert manifest["metadata"]["name"] == "prepull-legacy"
+    assert manifest["spec"]["template"]["spec"]["initContainers"][0]["image"] == IMAGE
 
 
 @pytest.mark.wire
