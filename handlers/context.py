@@ -151,6 +151,28 @@ class Context:
             ),
         )
 
+    def node_pod_warnings(self) -> list[KubeObject]:
+        """Warning events about the pods on this node (a node diagnosis's view of its pods)."""
+
+        def fetch() -> list[KubeObject]:
+            pods = {
+                (p["metadata"].get("namespace"), p["metadata"].get("name"))
+                for p in self.pods_on_node()
+            }
+            events = self.transports.cluster.list("Event", field_selector="type=Warning")
+            return [
+                e
+                for e in events
+                if (e.get("involvedObject") or {}).get("kind") == "Pod"
+                and (
+                    (e.get("involvedObject") or {}).get("namespace"),
+                    (e.get("involvedObject") or {}).get("name"),
+                )
+                in pods
+            ]
+
+        return self.once("node-pod-warnings", fetch)
+
     def service_ip(self, namespace: str, name: str) -> str:
         def fetch() -> str:
             service = self.transports.cluster.get("Service", name, namespace)

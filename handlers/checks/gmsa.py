@@ -121,9 +121,11 @@ def gmsa(context: Context) -> list[Finding]:
         if found:
             causes.append(found)
             evidence.append(event_line(event))
-    spec_fault = _check_specs(context, names, evidence)
+    missing, invalid = _check_specs(context, names, evidence)
     failing = bool(causes)
-    if spec_fault:
+    # A missing spec is a fault by itself; an incomplete one only explains failures seen (a
+    # scenario or a hand-written spec may leave out fields Windows does not need).
+    if missing or (invalid and failing):
         # a missing or broken spec explains an unreachable-domain symptom too (nothing applied)
         causes = [c if c != "domain" else "spec" for c in causes] or ["spec"]
     if not causes:
@@ -161,38 +163,39 @@ def _label(cause: Cause) -> str:
     }[cause]
 
 
-def _check_specs(context: Context, names: list[str], evidence: list[str]) -> bool:
-    """Whether the named GMSACredentialSpecs are missing or invalid; notes what it saw."""
+def _check_specs(context: Context, names: list[str], evidence: list[str]) -> tuple[bool, bool]:
+    """Whether the named GMSACredentialSpecs (or their CRD) are missing, and whether one is
+    invalid; notes what it saw."""
     try:
         specs = context.gmsa_credential_specs()
     except WinpodError as exc:
         evidence.append(f"could not read GMSACredentialSpecs: {exc}")
-        return False
+        return False, False
     if specs is None:
         evidence.append(
             "the cluster has no GMSACredentialSpec CRD (windows.k8s.io/v1 gmsacredentialspecs): "
             "the gMSA webhook is not installed, so no credential spec can be applied"
         )
-        return True
+        return True, False
     by_name = {str((s.get("metadata") or {}).get("name")): s for s in specs}
-    fault = False
+    missing = invalid = False
     for name in names:
         spec = by_name.get(name)
         if spec is None:
             evidence.append(f"GMSACredentialSpec {name} does not exist")
-            fault = True
+            missing = True
             continue
         problem = spec_problem(spec)
         if problem:
             evidence.append(f"GMSACredentialSpec {name} is invalid: {problem}")
-            fault = True
+            invalid = True
         else:
             accounts = (spec.get("credspec") or {}).get("ActiveDirectoryConfig") or {}
             account = (accounts.get("GroupManagedServiceAccounts") or [{}])[0]
             evidence.append(
                 f"GMSACredentialSpec {name}: account {account.get('Scope')}\\{account.get('Name')}"
             )
-    return fault
+    return missing, invalid
 
 
 def _events(context: Context) -> list[KubeObject]:

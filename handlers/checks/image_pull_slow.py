@@ -24,7 +24,8 @@ DOCS = (
 # A pull cut off by the runtime: containerd's progress timeout cancels its context
 # ("cancel pulling image … because of no progress in 1m0s", "… context canceled").
 PULL_CANCELLED = re.compile(
-    r"context canceled|because of no progress|no progress (?:in|for) \d|"
+    r"context canceled|context deadline exceeded|because of no progress|"
+    r"no progress (?:in|for) \d|progress (?:timeout|deadline)|"
     r"image_pull_progress_timeout|image-pull-progress-deadline",
     re.I,
 )

@@ -228,7 +228,10 @@ def _memory_picture(context: Context, status: KubeObject) -> tuple[MemoryPicture
 
 
 def _events(context: Context) -> list[KubeObject]:
+    """The node's events and its pods' (a pod diagnosis: that pod's)."""
     events = list(context.node_events())
     if context.kind == "Pod":
         events.extend(context.pod_events())
+    else:
+        events.extend(context.node_pod_warnings())
     return events

@@ -68,9 +68,12 @@ def test_an_invalid_spec_refused_by_container_credential_guard(cluster: CheckClu
 
 def test_a_gmsa_pod_that_runs_fine_stays_quiet(cluster: CheckCluster) -> None:
     finding = cluster.pod_finding("web/webapp-ok", CHECK)
+    minimal = cluster.pod_finding("web/intranet-0", CHECK)
 
     assert finding.severity == "ok"
     assert finding.evidence[0] == "gmsaCredentialSpecName: gmsa-webapp1"
+    # an incomplete spec explains failures, but is no alarm while nothing fails
+    assert minimal.severity == "ok"
 
 
 def test_the_crd_objects_are_served_to_the_official_client(cluster: CheckCluster) -> None:
@@ -79,6 +82,7 @@ def test_the_crd_objects_are_served_to_the_official_client(cluster: CheckCluster
 
     assert sorted(s["metadata"]["name"] for s in specs["items"]) == [
         "gmsa-broken",
+        "gmsa-minimal",
         "gmsa-webapp1",
     ]
 

@@ -64,6 +64,14 @@ def test_the_paging_file_error_is_an_error(cluster: CheckCluster) -> None:
 
 
 @pytest.mark.wire
+def test_a_node_diagnosis_sees_the_paging_file_error_of_its_pods(cluster: CheckCluster) -> None:
+    finding = cluster.node_finding("akswin-lowmem", CHECK)
+
+    assert finding.severity == "error"
+    assert any("The paging file is too small" in e for e in finding.evidence)
+
+
+@pytest.mark.wire
 def test_nothing_reserved_but_every_pod_limited_is_only_information(
     cluster: CheckCluster,
 ) -> None:
