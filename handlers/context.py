@@ -106,6 +106,14 @@ class Context:
         facts = self.node_facts
         return None if facts is None else facts.build
 
+    @property
+    def container_runtime(self) -> str:
+        """The node's `nodeInfo.containerRuntimeVersion` ("containerd://1.7.20"), or ""."""
+        if self.node is None:
+            return ""
+        info = (self.node.get("status") or {}).get("nodeInfo") or {}
+        return str(info.get("containerRuntimeVersion") or "")
+
     def node_address(self) -> str:
         assert self.node is not None
         wanted = self.settings.winrm.address_type

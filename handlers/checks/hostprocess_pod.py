@@ -93,10 +93,7 @@ def hostprocess_pod(context: Context) -> list[Finding]:
     logon = [e for e in events if LOGON_FAILED.search(str(e.get("message", "")))]
     missing = [e for e in events if EXECUTABLE_NOT_FOUND.search(str(e.get("message", "")))]
     user = _run_as(pod)
-    runtime = ""
-    if context.node is not None:
-        info = (context.node.get("status") or {}).get("nodeInfo") or {}
-        runtime = str(info.get("containerRuntimeVersion") or "")
+    runtime = context.container_runtime
     evidence = [event_line(e) for e in (logon + missing)[:3]]
     evidence.append(f"runAsUserName: {user or '(not set)'}")
     if runtime:

@@ -123,8 +123,7 @@ def _isolation(context: Context) -> tuple[windows.Isolation, str | None]:
     """The build rule for this pod, and the evidence for it when it is not the usual one."""
     assert context.pod is not None and context.node is not None
     runtime_class = (context.pod.get("spec") or {}).get("runtimeClassName")
-    info = (context.node.get("status") or {}).get("nodeInfo") or {}
-    runtime = str(info.get("containerRuntimeVersion") or "")
+    runtime = context.container_runtime
     isolation = windows.isolation_for_runtime(runtime)
     note = (
         f"node runtime {runtime}: containerd before 1.7.6 runs only images of the host's exact "

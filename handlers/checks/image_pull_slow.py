@@ -147,8 +147,7 @@ def image_pull_slow(context: Context) -> list[Finding]:
     if not context.windows_node or context.node is None:
         return not_applicable(CHECK_ID, "not on a Windows node")
     node = context.node
-    info = (node.get("status") or {}).get("nodeInfo") or {}
-    runtime = str(info.get("containerRuntimeVersion") or "")
+    runtime = context.container_runtime
     gc_failures = [
         e
         for e in context.node_events()

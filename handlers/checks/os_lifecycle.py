@@ -152,8 +152,7 @@ def os_lifecycle(context: Context) -> list[Finding]:
     if facts is None or not facts.windows or facts.build is None:
         return not_applicable(CHECK_ID, "not a Windows node")
     assert context.node is not None
-    info = (context.node.get("status") or {}).get("nodeInfo") or {}
-    runtime = str(info.get("containerRuntimeVersion") or "")
+    runtime = context.container_runtime
     cluster, cluster_evidence = _cluster_version(context)
     evidence = (
         f"node {facts.name}: {facts.os_image or 'Windows'}, kernelVersion {facts.kernel_version}, "

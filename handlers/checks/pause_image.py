@@ -49,11 +49,7 @@ def pause_image(context: Context) -> list[Finding]:
     if not context.windows_node or host_build is None:
         return not_applicable(CHECK_ID, "not a Windows node")
     node = context.node_name or ""
-    assert context.node is not None
-    runtime = ((context.node.get("status") or {}).get("nodeInfo") or {}).get(
-        "containerRuntimeVersion"
-    )
-    isolation = windows.isolation_for_runtime(str(runtime or ""))
+    isolation = windows.isolation_for_runtime(context.container_runtime)
     evidence: list[str] = []
     event_images: list[str] = []
     if context.kind == "Pod":

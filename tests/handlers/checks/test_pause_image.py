@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from handlers import remediations
+
 if TYPE_CHECKING:
     from conftest import CheckCluster
 
@@ -142,3 +144,11 @@ def test_a_2025_node_on_old_containerd_needs_pause_3_10_2(cluster: CheckCluster)
 
 def test_pause_3_10_2_has_the_ltsc2025_variant(cluster: CheckCluster) -> None:
     assert cluster.node_finding("win2025-exact-good", CHECK).severity == "ok"
+
+
+def test_fix_sandbox_image_recommends_what_the_check_says(cluster: CheckCluster) -> None:
+    plan = remediations.plan(
+        cluster.transports, cluster.settings, "fix-sandbox-image", "win2025-exact"
+    )
+
+    assert "use instead:              registry.k8s.io/pause:3.10.2" in plan.preview
