@@ -154,10 +154,13 @@ def image_pull_slow(context: Context) -> list[Finding]:
         if e.get("reason") == "ImageGCFailed" or IMAGE_GC_FAILED.search(str(e.get("message", "")))
     ]
     evidence = [event_line(e) for e in gc_failures[:2]]
-    slow_images: list[str] = []
     if context.kind == "Pod":
+        assert context.pod is not None
+        namespace = str(context.pod["metadata"].get("namespace") or "default")
         slow_images, pull_evidence = _slow_pulls(context)
-        evidence = pull_evidence + evidence
+    else:
+        namespace, slow_images, pull_evidence = _cancelled_on_node(context)
+    evidence = pull_evidence + evidence
     if not slow_images and not gc_failures:
         return [_quiet(context)]
     evidence.extend(_sizes(node, slow_images))
@@ -178,17 +181,15 @@ def image_pull_slow(context: Context) -> list[Finding]:
                 DOCS,
             )
         ]
-    assert context.pod is not None
     labels = (node.get("metadata") or {}).get("labels") or {}
     daemonset = prepull_daemonset(
-        slow_images[0],
-        str(context.pod["metadata"].get("namespace") or "default"),
-        labels.get("node.kubernetes.io/windows-build"),
+        slow_images[0], namespace, labels.get("node.kubernetes.io/windows-build")
     )
     return [
         Finding(
             CHECK_ID,
-            "error",
+            # on a node diagnosis the node works; its pods carry the errors
+            "error" if context.kind == "Pod" else "warning",
             "Image pull cut off before it finished",
             f"The pull of {slow_images[0]} does not finish: Windows images are several GB and "
             f"extracting them outlasts the runtime's progress timeout. {setting}. Or pre-pull "
@@ -229,6 +230,28 @@ def _slow_pulls(context: Context) -> tuple[list[str], list[str]]:
                 f"{event_line(event)} (started {minutes} min ago, no Pulled event since)"
             )
     return list(dict.fromkeys(images)), evidence[:4]
+
+
+def _cancelled_on_node(context: Context) -> tuple[str, list[str], list[str]]:
+    """(namespace of the first, images, evidence) of pulls cut off in this node's pods."""
+    cancelled = [
+        e
+        for e in context.node_pod_warnings()
+        if "pull" in str(e.get("message", "")).lower()
+        and PULL_CANCELLED.search(str(e.get("message", "")))
+    ]
+    images = [_image_in(str(e.get("message", ""))) for e in cancelled]
+    namespace = (
+        str((cancelled[0].get("involvedObject") or {}).get("namespace") or "default")
+        if cancelled
+        else "default"
+    )
+    evidence = [
+        f"pod {(e.get('involvedObject') or {}).get('namespace')}/"
+        f"{(e.get('involvedObject') or {}).get('name')}: {event_line(e)}"
+        for e in cancelled[:3]
+    ]
+    return namespace, list(dict.fromkeys(i for i in images if i)), evidence
 
 
 def _image_in(message: str) -> str | None:

@@ -69,12 +69,25 @@ def test_a_pull_running_for_hours_on_containerd_2(cluster: CheckCluster) -> None
 
 
 @pytest.mark.wire
-def test_image_gc_failing_on_the_node(cluster: CheckCluster) -> None:
+def test_a_node_diagnosis_names_the_cut_off_pulls_of_its_pods_and_the_gc(
+    cluster: CheckCluster,
+) -> None:
     finding = cluster.node_finding("akswin-c17", CHECK)
+
+    assert finding.severity == "warning"  # the node works; its pods carry the errors
+    assert finding.title == "Image pull cut off before it finished"
+    assert finding.evidence[0].startswith("pod erp/legacy-0: event Failed: Failed to pull image")
+    assert finding.evidence[1].startswith("event ImageGCFailed: Failed to garbage collect")
+    assert "namespace: erp" in finding.summary
+
+
+@pytest.mark.wire
+def test_image_gc_failing_alone(cluster: CheckCluster) -> None:
+    finding = cluster.node_finding("akswin-gc", CHECK)
 
     assert finding.severity == "warning"
     assert finding.title == "Image garbage collection fails on the node"
-    assert finding.evidence[0].startswith("event ImageGCFailed: Failed to garbage collect")
+    assert finding.evidence[0].startswith("event ImageGCFailed: failed to garbage collect")
 
 
 @pytest.mark.wire
