@@ -24,7 +24,18 @@ def _paint(text: str, code: str, colour: bool) -> str:
 
 
 def _wrap(text: str, indent: str) -> list[str]:
-    return textwrap.wrap(text, _WIDTH, initial_indent=indent, subsequent_indent=indent) or []
+    # Names, images and inline manifests must survive: break at spaces only.
+    return (
+        textwrap.wrap(
+            text,
+            _WIDTH,
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
+        or []
+    )
 
 
 def diagnosis_json(diagnosis: Diagnosis) -> str:

@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeVar
 
 from config.settings import Settings
 from handlers import node_scripts, windows
-from handlers.errors import BadInput, WinpodError
+from handlers.errors import BadInput, NotFound, WinpodError
 from handlers.model import NodeFacts, Target
 from handlers.transports import Cluster, CommandResult, KubeObject, NodeShell, PodExec
 
@@ -107,6 +107,14 @@ class Context:
         facts = self.node_facts
         return None if facts is None else facts.build
 
+    @property
+    def container_runtime(self) -> str:
+        """The node's `nodeInfo.containerRuntimeVersion` ("containerd://1.7.20"), or ""."""
+        if self.node is None:
+            return ""
+        info = (self.node.get("status") or {}).get("nodeInfo") or {}
+        return str(info.get("containerRuntimeVersion") or "")
+
     def node_address(self) -> str:
         assert self.node is not None
         wanted = self.settings.winrm.address_type
@@ -128,6 +136,19 @@ class Context:
             ),
         )
 
+    def owner_events(self, name: str, kind: str) -> list[KubeObject]:
+        """Events about an object in the diagnosed pod's namespace (its owner, say)."""
+        assert self.pod is not None
+        namespace = self.pod["metadata"].get("namespace")
+        return self.once(
+            ("owner-events", kind, name),
+            lambda: self.transports.cluster.list(
+                "Event",
+                namespace=namespace,
+                field_selector=f"involvedObject.kind={kind},involvedObject.name={name}",
+            ),
+        )
+
     def node_events(self) -> list[KubeObject]:
         name = self.node_name
         if name is None:
@@ -138,6 +159,28 @@ class Context:
                 "Event", field_selector=f"involvedObject.kind=Node,involvedObject.name={name}"
             ),
         )
+
+    def node_pod_warnings(self) -> list[KubeObject]:
+        """Warning events about the pods on this node (a node diagnosis's view of its pods)."""
+
+        def fetch() -> list[KubeObject]:
+            pods = {
+                (p["metadata"].get("namespace"), p["metadata"].get("name"))
+                for p in self.pods_on_node()
+            }
+            events = self.transports.cluster.list("Event", field_selector="type=Warning")
+            return [
+                e
+                for e in events
+                if (e.get("involvedObject") or {}).get("kind") == "Pod"
+                and (
+                    (e.get("involvedObject") or {}).get("namespace"),
+                    (e.get("involvedObject") or {}).get("name"),
+                )
+                in pods
+            ]
+
+        return self.once("node-pod-warnings", fetch)
 
     def service_ip(self, namespace: str, name: str) -> str:
         def fetch() -> str:
@@ -171,6 +214,36 @@ class Context:
             ),
         )
 
+    def pods_on_node(self) -> list[KubeObject]:
+        """Every pod bound to this node, whatever its phase."""
+        name = self.node_name
+        if name is None:
+            return []
+        return self.once(
+            "node-pods-all",
+            lambda: self.transports.cluster.list("Pod", field_selector=f"spec.nodeName={name}"),
+        )
+
+    def cluster_version(self) -> str:
+        """The API server's version from `/version`, e.g. "v1.33.2"."""
+        return self.once("cluster-version", self.transports.cluster.server_version)
+
+    def runtime_class(self, name: str) -> KubeObject:
+        return self.once(
+            ("runtime-class", name), lambda: self.transports.cluster.get("RuntimeClass", name)
+        )
+
+    def gmsa_credential_specs(self) -> list[KubeObject] | None:
+        """Every GMSACredentialSpec, or None when the cluster lacks the CRD (windows.k8s.io)."""
+
+        def fetch() -> list[KubeObject] | None:
+            try:
+                return self.transports.cluster.list("GMSACredentialSpec")
+            except NotFound:
+                return None
+
+        return self.once("gmsa-credential-specs", fetch)
+
     # --- probes -----------------------------------------------------------------------
     def exec(self, argv: list[str], container: str | None = None) -> CommandResult:
         """Run a probe in the diagnosed pod (first container unless named); memoised."""
@@ -202,6 +275,10 @@ class Context:
     def node_status(self) -> dict[str, Any]:
         dns_ip = self._dns_service_ip_or_default()
         return self.node_script("node-status", DnsServiceIP=dns_ip)
+
+    def node_memory(self) -> dict[str, Any]:
+        """The node's physical and available memory in MB (`node-memory.ps1`)."""
+        return self.node_script("node-memory")
 
     def _dns_service_ip_or_default(self) -> str:
         try:
@@ -250,6 +327,11 @@ def pod_reason(pod: KubeObject) -> str | None:
             return str(waiting["reason"])
     reason = status.get("reason")
     return None if reason is None else str(reason)
+
+
+def event_line(event: KubeObject) -> str:
+    """An Event as evidence: `event <reason>: <message>`."""
+    return f"event {event.get('reason')}: {event.get('message')}"
 
 
 def pod_images(pod: KubeObject) -> list[tuple[str, str]]:

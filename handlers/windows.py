@@ -75,6 +75,18 @@ def build_from_kernel_version(kernel_version: str) -> int | None:
     return int(match["build"]) if match else None
 
 
+_KERNEL_REVISION = re.compile(r"10\.0\.\d{5}\.(?P<revision>\d+)|\(\d{5}\.(?P<docker>\d+)\.")
+
+
+def revision_from_kernel_version(kernel_version: str) -> int | None:
+    """The update revision in a `kernelVersion`: 2582 in "10.0.20348.2582", 1715 in the
+    docker-era "10.0 14393 (14393.1715.amd64fre…)"; None when it names none."""
+    match = _KERNEL_REVISION.search(kernel_version.strip())
+    if match is None:
+        return None
+    return int(match["revision"] or match["docker"])
+
+
 def build_from_label(label_value: str) -> int | None:
     """The build in a `node.kubernetes.io/windows-build` label value such as "10.0.17763"."""
     match = _BUILD_LABEL.fullmatch(label_value.strip())
@@ -238,22 +250,67 @@ def looks_like_linux_image(ref: str) -> bool:
     return repository.rsplit("/", 1)[-1] in _LINUX_ONLY_NAMES
 
 
-def can_run(host_build: int, image_build: int) -> bool:
-    """Whether a node of `host_build` runs an image of `image_build` with process isolation.
+# How the runtime starts a pod's containers, which decides the image build rule:
+# "process" containerd 1.7.6+ and 2.x; "process-exact" containerd before 1.7.6 (and Docker);
+# "hyperv" a RuntimeClass with handler runhcs-wcow-hypervisor (Hyper-V isolation).
+Isolation = Literal["process", "process-exact", "hyperv"]
+# containerd accepts images from 20348 up to the host build from 1.7.6 on (the backport
+# containerd#9069) and in 2.x; 1.6 and 1.7.0-1.7.5 match the host build exactly (containerd#7439).
+FIRST_RELAXED_CONTAINERD = (1, 7, 6)
+HYPERV_RUNTIME_HANDLER = "runhcs-wcow-hypervisor"
+_RUNTIME_VERSION = re.compile(r"^(?P<name>[\w.-]+)://v?(?P<version>\d+(?:\.\d+){0,2})")
 
-    containerd's rule: before Windows Server 2022 the builds must be equal; from 20348 on, a
-    host runs every image from 20348 up to its own build (a 26100 host runs ltsc2022 and
-    ltsc2025 images, never ltsc2019).
+
+def isolation_for_runtime(container_runtime_version: str) -> Isolation:
+    """The process-isolation rule of a node's `nodeInfo.containerRuntimeVersion`.
+
+    "containerd://1.7.5" and "docker://20.10.9" match builds exactly; "containerd://1.7.6",
+    "containerd://2.0.0" (and a runtime that reports no version) use the relaxed rule.
     """
-    if host_build < LTSC2022_BUILD:
+    match = _RUNTIME_VERSION.match(container_runtime_version.strip().lower())
+    if match is None:
+        return "process"
+    if match["name"] == "docker":
+        return "process-exact"
+    parts = tuple(int(p) for p in match["version"].split("."))
+    parts = parts + (0,) * (3 - len(parts))
+    if match["name"] == "containerd" and parts < FIRST_RELAXED_CONTAINERD:
+        return "process-exact"
+    return "process"
+
+
+def can_run(host_build: int, image_build: int, isolation: Isolation = "process") -> bool:
+    """Whether a node of `host_build` runs an image of `image_build`.
+
+    Process isolation on containerd 1.7.6+ / 2.x: before Windows Server 2022 the builds must be
+    equal; from 20348 on, a host runs every image from 20348 up to its own build (a 26100 host
+    runs ltsc2022 and ltsc2025 images, never ltsc2019). Older runtimes ("process-exact") need
+    equal builds everywhere. Hyper-V isolation runs the host's build and older ones, never newer.
+    """
+    if isolation == "hyperv":
+        return image_build <= host_build
+    if host_build < LTSC2022_BUILD or isolation == "process-exact":
         return image_build == host_build
     return LTSC2022_BUILD <= image_build <= host_build
 
 
-def compatibility_reason(host_build: int, image_build: int) -> str:
+def compatibility_reason(
+    host_build: int, image_build: int, isolation: Isolation = "process"
+) -> str:
     """One sentence on why a node of `host_build` does or does not run an `image_build` image."""
     image, node = _describe_image_build(image_build), describe_build(host_build)
     builds = f"the image is {image}, the node is {node}"
+    if isolation == "hyperv":
+        rule = "Hyper-V isolation runs images of the host's build and older ones, never newer"
+        return f"{rule}: {builds}"
+    if isolation == "process-exact" and host_build >= LTSC2022_BUILD:
+        rule = (
+            "containerd before 1.7.6 needs the image build to equal the host build "
+            "(later versions accept 20348 up to the host build)"
+        )
+        if image_build == host_build:
+            return f"{rule}, and it does: {builds}"
+        return f"{rule}: {builds}"
     if host_build < LTSC2022_BUILD:
         rule = (
             "process isolation before Windows Server 2022 needs the image build to equal "
@@ -286,30 +343,64 @@ def suggest_tag(host_build: int) -> str | None:
     return runnable[-1].tags[0] if runnable else None
 
 
-# Versions of the multi-arch pause image: Windows variants came with 3.4, Windows Server 2022
-# (which 23H2 and 2025 hosts also run) with 3.6.
-_FIRST_WINDOWS_PAUSE = (3, 4)
-_FIRST_LTSC2022_PAUSE = (3, 6)
+# The Windows variants in the multi-arch pause image's index, as each version changed them
+# (kubernetes/kubernetes build/pause/CHANGELOG.md): (version, builds added, builds removed).
+PAUSE_WINDOWS_CHANGES: tuple[tuple[tuple[int, ...], frozenset[int], frozenset[int]], ...] = (
+    ((3, 4), frozenset({17763, 18362, 18363, 19041}), frozenset()),
+    ((3, 4, 1), frozenset({19042}), frozenset()),
+    ((3, 6), frozenset({20348}), frozenset()),
+    ((3, 7), frozenset(), frozenset({18362, 18363, 19041})),  # 1903, 1909, 2004 dropped
+    ((3, 9), frozenset(), frozenset({19042})),  # 20H2 dropped
+    ((3, 10, 2), frozenset({26100}), frozenset()),  # ltsc2025 added (k/k#136960)
+)
 GOOD_PAUSE_IMAGES = ("registry.k8s.io/pause:3.6", "mcr.microsoft.com/oss/kubernetes/pause:3.6")
-# 3.6 is the first pause with a Windows Server 2022 variant and still has 1809, so it fits every
-# build from 17763 on; MCR because Windows nodes already pull their base layers from there.
+# 3.6 is the first pause with a Windows Server 2022 variant and still has 1809 and the
+# semi-annual releases, so it fits every build from 17763 on (2025 hosts run its ltsc2022
+# variant on containerd 1.7.6+); MCR because Windows nodes already pull their base layers there.
 RECOMMENDED_PAUSE_IMAGE = "mcr.microsoft.com/oss/kubernetes/pause:3.6"
-_PAUSE_VERSION = re.compile(r"v?(\d+)\.(\d+)")
+# The first pause with a variant of 26100 itself, for runtimes that need the exact build.
+LTSC2025_PAUSE_IMAGE = "registry.k8s.io/pause:3.10.2"
+_PAUSE_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
 _FIRST_MULTI_ARCH_PAUSE_HOST = 17763
 
 
-def recommended_pause_image(host_build: int) -> str:
+def pause_windows_variants(version: tuple[int, ...]) -> frozenset[int]:
+    """The Windows builds the multi-arch pause image of `version` has variants for."""
+    variants: frozenset[int] = frozenset()
+    for changed_in, added, removed in PAUSE_WINDOWS_CHANGES:
+        if version >= changed_in:
+            variants = (variants | added) - removed
+    return variants
+
+
+def _pause_variant_for(
+    version: tuple[int, ...], host_build: int, isolation: Isolation
+) -> int | None:
+    runnable = [b for b in pause_windows_variants(version) if can_run(host_build, b, isolation)]
+    return max(runnable) if runnable else None
+
+
+def recommended_pause_image(host_build: int, isolation: Isolation = "process") -> str:
     """The sandbox image to configure on a node of `host_build`.
 
-    One image for every build Kubernetes supports on Windows (17763 and later); older builds
-    have no public pause image, and `pause_image_problem` says so for them.
+    One image for every build Kubernetes supports on Windows (17763 and later), except a 2025
+    host on a runtime that needs the exact build; older builds have no public pause image, and
+    `pause_image_problem` says so for them.
     """
+    if _pause_variant_for((3, 6), host_build, isolation) is None and host_build >= 26100:
+        return LTSC2025_PAUSE_IMAGE
     return RECOMMENDED_PAUSE_IMAGE
 
 
-def pause_image_problem(image: str, host_build: int) -> str | None:
+def _builds_text(builds: frozenset[int]) -> str:
+    return ", ".join(_describe_image_build(b) for b in sorted(builds)) or "none"
+
+
+def pause_image_problem(
+    image: str, host_build: int, isolation: Isolation = "process"
+) -> str | None:
     """Why the configured sandbox (pause) image cannot run on a node of `host_build`, or None."""
-    recommended = recommended_pause_image(host_build)
+    recommended = recommended_pause_image(host_build, isolation)
     if not image.strip():
         return f"no sandbox (pause) image is configured; set one such as {recommended}"
     try:
@@ -318,11 +409,11 @@ def pause_image_problem(image: str, host_build: int) -> str | None:
         return f"the sandbox image {image!r} is not an image reference; use {recommended}"
     tag_build = build_from_tag(ref.tag) if ref.tag else None
     if tag_build is not None:
-        if can_run(host_build, tag_build):
+        if can_run(host_build, tag_build, isolation):
             return None
         return (
             f"the sandbox image {image} cannot run on this node: "
-            f"{compatibility_reason(host_build, tag_build)}"
+            f"{compatibility_reason(host_build, tag_build, isolation)}"
         )
     # pause-amd64 and its siblings are the per-architecture Linux builds of the pause image.
     arch_specific = re.search(r"(^|/)pause-(amd64|arm64|arm|ppc64le|s390x)$", ref.name.lower())
@@ -338,21 +429,28 @@ def pause_image_problem(image: str, host_build: int) -> str | None:
             f"{describe_build(_FIRST_MULTI_ARCH_PAUSE_HOST)} on, none for "
             f"{describe_build(host_build)}: build a pause image from the host's own base image"
         )
-    version = _PAUSE_VERSION.match(ref.tag or "")
-    if version is None:
+    match = _PAUSE_VERSION.match(ref.tag or "")
+    if match is None:
         return None
-    major_minor = (int(version[1]), int(version[2]))
-    if major_minor < _FIRST_WINDOWS_PAUSE:
+    version = tuple(int(part) for part in match.groups() if part is not None)
+    variants = pause_windows_variants(version)
+    if not variants:
         return (
             f"the sandbox image {image} predates Windows support in the pause image "
             f"(added in 3.4); use {recommended}"
         )
-    if major_minor < _FIRST_LTSC2022_PAUSE and host_build >= LTSC2022_BUILD:
+    if _pause_variant_for(version, host_build, isolation) is not None:
+        return None
+    if host_build >= LTSC2022_BUILD and LTSC2022_BUILD not in variants:
         return (
             f"the sandbox image {image} has no Windows Server 2022 variant (added in pause 3.6), "
             f"which {describe_build(host_build)} needs; use {recommended}"
         )
-    return None
+    return (
+        f"the sandbox image {image} has Windows variants for {_builds_text(variants)}, none "
+        f"that {describe_build(host_build)} runs (pause 3.7 dropped 1903, 1909 and 2004, 3.9 "
+        f"dropped 20H2; 3.10.2 added ltsc2025); use {recommended}"
+    )
 
 
 _I = re.IGNORECASE

@@ -13,6 +13,7 @@ also writes one line per problem to stderr and exits 1. Shapes (keys camelCase):
 - hns-reset {script, host, steps[{step, ok, error?}], ok}
 - kube-proxy-restart {script, host, before, after, ok, error?}
 - mac-spoofing {script, host, vm, adapters[{name, macAddressSpoofing}], changed, error?}
+- node-memory {script, host, totalMB, availableMB}
 """
 
 from __future__ import annotations
@@ -408,9 +409,21 @@ def mac_spoofing(world: World, host: WindowsHost, params: dict[str, str]) -> Com
     return _json_output(result, [error] if error else [])
 
 
+def node_memory(world: World, host: WindowsHost, params: dict[str, str]) -> CommandOutput:
+    """Win32_OperatingSystem's TotalVisibleMemorySize and FreePhysicalMemory, in MB."""
+    result = {
+        "script": "node-memory",
+        "host": host.name,
+        "totalMB": host.memory_total_mb,
+        "availableMB": host.memory_available_mb,
+    }
+    return _json_output(result, [])
+
+
 SCRIPTS: dict[str, ScriptHandler] = {
     "node-status": node_status,
     "hns-reset": hns_reset,
     "kube-proxy-restart": kube_proxy_restart,
     "mac-spoofing": mac_spoofing,
+    "node-memory": node_memory,
 }

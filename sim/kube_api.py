@@ -28,6 +28,7 @@ from sim.faults import Faults
 from sim.lb import LoadBalancerController, admit_service
 from sim.world import (
     BY_PLURAL,
+    CUSTOM_RESOURCES,
     RESOURCES,
     ApiError,
     Obj,
@@ -170,8 +171,8 @@ def _api_group(group: str) -> Obj:
     }
 
 
-def api_group_list() -> Obj:
-    groups = sorted({g for g, _ in _group_versions() if g})
+def api_group_list(absent: frozenset[str] = frozenset()) -> Obj:
+    groups = sorted({g for g, _ in _group_versions() if g and g not in absent})
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",
@@ -489,7 +490,9 @@ class KubeApi:
 
     # --- discovery ----------------------------------------------------------------------
     async def version(self, _: web.Request) -> web.Response:
-        return _json(SERVER_VERSION)
+        version = self.world.kubernetes_version
+        major, minor = [*re.findall(r"\d+", version), "1", "30"][:2]
+        return _json({**SERVER_VERSION, "major": major, "minor": minor, "gitVersion": version})
 
     async def core_versions(self, request: web.Request) -> web.Response:
         host = request.host.rsplit(":", 1)[0] if request.host else "127.0.0.1"
@@ -504,7 +507,16 @@ class KubeApi:
         )
 
     async def groups(self, _: web.Request) -> web.Response:
-        return _json(api_group_list())
+        return _json(api_group_list(self._absent_groups()))
+
+    def _absent_groups(self) -> frozenset[str]:
+        """API groups that only uninstalled CRDs would serve."""
+        return frozenset(
+            resource.group
+            for resource in RESOURCES
+            if resource.plural in CUSTOM_RESOURCES
+            and resource.plural not in self.world.installed_crds
+        )
 
     async def openapi_v2(self, request: web.Request) -> web.Response:
         document = openapi_v2_document()
@@ -529,6 +541,9 @@ class KubeApi:
     # --- resources ----------------------------------------------------------------------
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         target = parse_target(request.path)
+        group = target if isinstance(target, str) else target.group
+        if group in self._absent_groups():
+            raise _unknown_path()  # as a cluster without the CRD answers
         if isinstance(target, str):
             return _json(_api_group(target))
         if target.resource is None:
@@ -852,9 +867,12 @@ def build_app(world: World, faults: Faults, token: str) -> web.Application:
         middlewares=[_faults_middleware(faults), _auth_middleware(token), _errors_middleware],
         client_max_size=MAX_BODY_BYTES,
     )
+    # The Python client asks for /version/ and /apis/ with a trailing slash.
     app.router.add_get("/version", api.version)
+    app.router.add_get("/version/", api.version)
     app.router.add_get("/api", api.core_versions)
     app.router.add_get("/apis", api.groups)
+    app.router.add_get("/apis/", api.groups)
     app.router.add_get("/openapi/v2", api.openapi_v2)
     app.router.add_get("/openapi/v3", api.openapi_v3)
     app.router.add_get("/openapi/v3/{path:.+}", api.openapi_v3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -12,7 +13,16 @@ from typing import Any
 
 import yaml
 
-from sim.world import BY_KIND, ApiError, Obj, VirtualMachine, WindowsHost, World, now_iso
+from sim.world import (
+    BY_KIND,
+    CUSTOM_RESOURCES,
+    ApiError,
+    Obj,
+    VirtualMachine,
+    WindowsHost,
+    World,
+    now_iso,
+)
 
 SIM_API_VERSION = "sim.winpod.io/v1"
 DNS_CLUSTER_IP = "10.0.0.10"
@@ -119,7 +129,34 @@ def _fill_node(node: Obj, address: str) -> None:
             }
         ]
     status.setdefault("capacity", {"cpu": "4", "memory": "16Gi", "pods": "30"})
-    status.setdefault("allocatable", dict(status["capacity"]))
+    if "allocatable" not in status:
+        status["allocatable"] = dict(status["capacity"])
+        memory = _mebibytes(str(status["capacity"].get("memory", "")))
+        if windows and memory:
+            # kubelet subtracts system/kube reservations and the eviction threshold, as AKS
+            # configures them: a default node is a healthy one.
+            status["allocatable"]["memory"] = f"{memory - max(1024, memory // 5)}Mi"
+
+
+_QUANTITY = re.compile(r"^(\d+)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_UNIT_BYTES = {
+    None: 1,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+}
+
+
+def _mebibytes(quantity: str) -> int | None:
+    match = _QUANTITY.match(quantity.strip())
+    if match is None:
+        return None
+    return int(match[1]) * _UNIT_BYTES[match[2]] // 2**20
 
 
 def _fill_pod(pod: Obj, world: World, pod_ips: dict[str, tuple[int, Iterator[int]]]) -> None:
@@ -193,6 +230,15 @@ def _host_from_doc(doc: Obj, where: str, address: str) -> WindowsHost:
         raise ScenarioError(f"{where}, field spec.dns: must be ok or stale-policies, not {dns!r}")
     host.dns = dns
     host.winrm_enabled = bool(spec.get("winrm", True))
+    memory = spec.get("memory")
+    if memory is not None:
+        if not isinstance(memory, dict):
+            raise ScenarioError(f"{where}, field spec.memory: must map totalMB and availableMB")
+        for key in ("totalMB", "availableMB"):
+            if key in memory and (not isinstance(memory[key], int) or memory[key] < 0):
+                raise ScenarioError(f"{where}, field spec.memory.{key}: must be a whole number")
+        host.memory_total_mb = int(memory.get("totalMB", host.memory_total_mb))
+        host.memory_available_mb = int(memory.get("availableMB", host.memory_available_mb))
     vm = spec.get("vm")
     if vm is not None:
         if not isinstance(vm, dict) or not vm.get("hypervHost"):
@@ -255,8 +301,15 @@ def read_documents(path: Path) -> list[Obj]:
                     f"{_where(path, index, doc, 'apiVersion')}: WindowsHost "
                     f"needs apiVersion {SIM_API_VERSION}"
                 )
+        elif kind == "CustomResourceDefinition":
+            if doc["metadata"]["name"] not in CUSTOM_RESOURCES.values():
+                known_crds = ", ".join(sorted(CUSTOM_RESOURCES.values()))
+                raise ScenarioError(
+                    f"{_where(path, index, doc, 'metadata.name')}: the simulator serves only "
+                    f"these CRDs: {known_crds}"
+                )
         elif kind not in BY_KIND:
-            known = ", ".join(sorted([*BY_KIND, "WindowsHost"]))
+            known = ", ".join(sorted([*BY_KIND, "WindowsHost", "CustomResourceDefinition"]))
             raise ScenarioError(
                 f"{_where(path, index, doc, 'kind')}: unknown kind {kind!r}; known kinds: {known}"
             )
@@ -281,14 +334,22 @@ def load_scenario(path: Path, world: World | None = None) -> World:
         )
 
     hosts_docs = [(i, d) for i, d in enumerate(docs) if d["kind"] == "WindowsHost"]
+    for doc in docs:
+        if doc["kind"] == "CustomResourceDefinition":
+            world.installed_crds.update(
+                plural for plural, crd in CUSTOM_RESOURCES.items() if crd == doc["metadata"]["name"]
+            )
+        elif BY_KIND.get(doc["kind"]) and BY_KIND[doc["kind"]].plural in CUSTOM_RESOURCES:
+            world.installed_crds.add(BY_KIND[doc["kind"]].plural)
     ordered = sorted(
-        (d for d in docs if d["kind"] != "WindowsHost"),
+        (d for d in docs if d["kind"] not in ("WindowsHost", "CustomResourceDefinition")),
         key=lambda d: (d["kind"] not in ("Namespace", "Node"), d["kind"] != "Node"),
     )
     pod_ips: dict[str, tuple[int, Iterator[int]]] = {}
     for doc in docs:
         if doc["kind"] == "Node":
             _fill_node(doc, next(addresses))
+    world.kubernetes_version = _cluster_version(docs)
     for doc in ordered:
         kind = doc["kind"]
         resource = BY_KIND[kind]
@@ -353,6 +414,20 @@ def load_scenario(path: Path, world: World | None = None) -> World:
             world.hosts[hyperv.name] = hyperv
     _ensure_cluster_services(world)
     return world
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+def _cluster_version(docs: list[Obj]) -> str:
+    """The control plane is at least as new as its newest kubelet: `/version` says so."""
+    versions = [
+        str(((d.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion") or "")
+        for d in docs
+        if d["kind"] == "Node"
+    ]
+    return max((v for v in versions if _version_key(v)), key=_version_key, default="v1.30.4")
 
 
 def _involved(world: World, involved: Obj, namespace: str | None) -> Obj | None:

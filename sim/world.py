@@ -58,9 +58,14 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("statefulsets", "StatefulSet", "apps", "v1", True, ("sts",)),
     Resource("replicasets", "ReplicaSet", "apps", "v1", True, ("rs",)),
     Resource("leases", "Lease", "coordination.k8s.io", "v1", True),
+    Resource("runtimeclasses", "RuntimeClass", "node.k8s.io", "v1", False),
+    # A custom resource: served only while its CRD is installed (World.installed_crds).
+    Resource("gmsacredentialspecs", "GMSACredentialSpec", "windows.k8s.io", "v1", False),
 )
 BY_PLURAL = {r.plural: r for r in RESOURCES}
 BY_KIND = {r.kind: r for r in RESOURCES}
+# Resources that come from a CustomResourceDefinition, by plural -> the CRD's name.
+CUSTOM_RESOURCES = {"gmsacredentialspecs": "gmsacredentialspecs.windows.k8s.io"}
 
 
 class ApiError(Exception):
@@ -334,6 +339,9 @@ class WindowsHost:
     hns_networks: list[Obj] = field(default_factory=list)
     policy_lists: int = 0
     history: list[str] = field(default_factory=list)  # what scripts did, for tests and demo
+    # SPEC §10 `memory`: physical memory and what is still available, in MB.
+    memory_total_mb: int = 16384
+    memory_available_mb: int = 9000
 
     def snapshot(self) -> Obj:
         return {
@@ -354,6 +362,7 @@ class WindowsHost:
             "hnsNetworks": copy.deepcopy(self.hns_networks),
             "policyLists": self.policy_lists,
             "history": list(self.history),
+            "memory": {"totalMB": self.memory_total_mb, "availableMB": self.memory_available_mb},
         }
 
 
@@ -383,6 +392,10 @@ class World:
         self.lb_delay_ms: float = 300.0
         # False: the cloud behind the load balancer does not answer, Services stay <pending>.
         self.lb_enabled: bool = True
+        # Plurals of CUSTOM_RESOURCES whose CRD the cluster has; the others answer 404.
+        self.installed_crds: set[str] = set()
+        # What `/version` reports (the scenario may set it; see sim/scenario.py).
+        self.kubernetes_version: str = "v1.30.4"
 
     # --- bookkeeping --------------------------------------------------------------------
     def _next_rv(self) -> str:

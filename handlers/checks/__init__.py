@@ -13,6 +13,12 @@ CHECK_MODULES = (
     "apiserver_unreachable",
     "node_clusterip",
     "node_services",
+    "known_bad_build",
+    "os_lifecycle",
+    "memory_overcommit",
+    "image_pull_slow",
+    "hostprocess_pod",
+    "gmsa",
 )
 
 __all__ = ["CHECK_MODULES", "default_registry"]

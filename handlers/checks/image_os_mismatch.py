@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers import windows
 from handlers.context import Context, pod_images
+from handlers.errors import WinpodError
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable, offer
 
@@ -22,21 +23,28 @@ DOCS = (
         cause=(
             "Kubernetes runs Windows containers with process isolation, where the image's Windows "
             "build must fit the host's: before Windows Server 2022 (20348) they must be equal; "
-            "from 20348 on, images from 20348 up to the host's build run. An image built for "
-            "another build leaves the pod stuck in ContainerCreating."
+            "from 20348 on, containerd 1.7.6+ and 2.x run images from 20348 up to the host's "
+            "build, while containerd 1.6 and 1.7.0-1.7.5 still need the exact host build. Pods "
+            "whose RuntimeClass has the handler runhcs-wcow-hypervisor run with Hyper-V "
+            "isolation, where the host's build and older ones run. An image built for another "
+            "build leaves the pod stuck in ContainerCreating."
         ),
         signals=(
             "event: The container operating system does not match the host operating system",
             "event: The operating system of the container does not match … (0xc0370101)",
             "pull: no match for platform in manifest / no matching manifest for windows/amd64",
             "image tag (1709, 1809, ltsc2019, ltsc2022, ltsc2025, 10.0.17763.x) vs node build",
+            "node nodeInfo.containerRuntimeVersion (containerd before 1.7.6: exact match)",
+            "pod runtimeClassName whose RuntimeClass handler is runhcs-wcow-hypervisor",
         ),
         fixes=(
             "use the image tag built for the node's Windows build",
             "pin the workload to matching nodes: nodeSelector node.kubernetes.io/windows-build "
             "and kubernetes.io/os: windows (remediation pin-windows-build)",
+            "on containerd before 1.7.6, upgrade containerd (1.7.6+ accepts ltsc2022 images on "
+            "newer hosts)",
         ),
-        links=DOCS,
+        links=(*DOCS, "https://github.com/containerd/containerd/pull/9069"),
     ),
 )
 def image_os_mismatch(context: Context) -> list[Finding]:
@@ -54,13 +62,14 @@ def image_os_mismatch(context: Context) -> list[Finding]:
         if not linux and windows.classify_event_message(str(e.get("message", ""))) == "os-mismatch"
     ]
     host = windows.describe_build(host_build)
+    isolation, isolation_evidence = _isolation(context)
     evidence: list[str] = []
     wrong_builds: list[int] = []
     for container, image in images:
         image_build = windows.image_build(image)
         if image_build is None:
             continue
-        if windows.can_run(host_build, image_build):
+        if windows.can_run(host_build, image_build, isolation):
             continue
         wrong_builds.append(image_build)
         evidence.append(
@@ -68,20 +77,23 @@ def image_os_mismatch(context: Context) -> list[Finding]:
             f"{windows.describe_build(image_build)}; node {context.node_name} is {host}"
         )
     evidence.extend(f"event {e.get('reason')}: {e.get('message')}" for e in events[:3])
+    if isolation_evidence:
+        evidence.append(isolation_evidence)
     if not wrong_builds and not events:
         listed = ", ".join(image for _, image in images)
+        how = " with Hyper-V isolation" if isolation == "hyperv" else ""
         return [
             Finding(
                 CHECK_ID,
                 "ok",
                 "Images fit the node's Windows build",
-                f"every image tag that names a build can run on {host}",
-                (f"images: {listed}",),
+                f"every image tag that names a build can run on {host}{how}",
+                (f"images: {listed}", *([isolation_evidence] if isolation_evidence else [])),
             )
         ]
     suggestion = windows.suggest_tag(host_build)
     if wrong_builds:
-        reason = windows.compatibility_reason(host_build, wrong_builds[0])
+        reason = windows.compatibility_reason(host_build, wrong_builds[0], isolation)
         summary = (
             f"{reason}. Use the {suggestion} tag of the image, or pin the workload to nodes of "
             f"build {windows.describe_build(wrong_builds[0])}."
@@ -104,3 +116,29 @@ def image_os_mismatch(context: Context) -> list[Finding]:
             DOCS,
         )
     ]
+
+
+def _isolation(context: Context) -> tuple[windows.Isolation, str | None]:
+    """The build rule for this pod, and the evidence for it when it is not the usual one."""
+    assert context.pod is not None and context.node is not None
+    runtime_class = (context.pod.get("spec") or {}).get("runtimeClassName")
+    runtime = context.container_runtime
+    isolation = windows.isolation_for_runtime(runtime)
+    note = (
+        f"node runtime {runtime}: containerd before 1.7.6 runs only images of the host's exact "
+        "build"
+        if isolation == "process-exact"
+        else None
+    )
+    if not runtime_class:
+        return isolation, note
+    try:
+        handler = (context.runtime_class(str(runtime_class)).get("handler")) or ""
+    except WinpodError as exc:
+        return isolation, f"runtimeClassName {runtime_class}: could not read it ({exc})"
+    if handler == windows.HYPERV_RUNTIME_HANDLER:
+        return "hyperv", (
+            f"runtimeClassName {runtime_class}: handler {handler} (Hyper-V isolation, which runs "
+            "the host's build and older ones)"
+        )
+    return isolation, note

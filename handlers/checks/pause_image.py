@@ -12,6 +12,7 @@ CHECK_ID = "pause-image"
 DOCS = (
     "https://kubernetes.io/docs/concepts/windows/intro/#pause-container",
     "https://github.com/kubernetes/kubernetes/issues/99157",
+    "https://github.com/kubernetes/kubernetes/blob/master/build/pause/CHANGELOG.md",
 )
 
 
@@ -30,6 +31,8 @@ DOCS = (
             'event: failed to get sandbox image "<image>": failed to pull image …',
             "event FailedCreatePodSandBox (does not say whether pause or app image is at fault)",
             "node: containerd sandbox_image / pinned_images.sandbox vs the node build",
+            "pause versions and their Windows variants: 3.4 added 1809-2004, 3.6 ltsc2022, 3.7 "
+            "dropped 1903/1909/2004, 3.9 dropped 20H2, 3.10.2 added ltsc2025",
         ),
         fixes=(
             'containerd 1.x: sandbox_image under plugins."io.containerd.grpc.v1.cri"',
@@ -45,6 +48,7 @@ def pause_image(context: Context) -> list[Finding]:
     if not context.windows_node or host_build is None:
         return not_applicable(CHECK_ID, "not a Windows node")
     node = context.node_name or ""
+    isolation = windows.isolation_for_runtime(context.container_runtime)
     evidence: list[str] = []
     event_images: list[str] = []
     if context.kind == "Pod":
@@ -66,7 +70,7 @@ def pause_image(context: Context) -> list[Finding]:
                 evidence.append(f"event {event.get('reason')}: {message}")
     try:
         configured = str(context.node_status().get("sandboxImage") or "")
-        problem = windows.pause_image_problem(configured, host_build)
+        problem = windows.pause_image_problem(configured, host_build, isolation)
         evidence.insert(0, f"containerd sandbox image on {node}: {configured or '(not set)'}")
     except WinpodError as exc:
         configured, problem = "", None
@@ -99,8 +103,8 @@ def pause_image(context: Context) -> list[Finding]:
             CHECK_ID,
             "error",
             "Wrong pause (sandbox) image",
-            f"{summary}. Configure {windows.recommended_pause_image(host_build)} in containerd "
-            "and restart it; until then no pod can start on this node.",
+            f"{summary}. Configure {windows.recommended_pause_image(host_build, isolation)} in "
+            "containerd and restart it; until then no pod can start on this node.",
             tuple(evidence),
             (offer("fix-sandbox-image", node),),
             DOCS,

@@ -33,7 +33,9 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
         configured = str(context.node_status().get("sandboxImage") or "(not set)")
     except WinpodError as exc:
         configured = f"(could not be read: {exc})"
-    right = windows.recommended_pause_image(build)
+    right = windows.recommended_pause_image(
+        build, windows.isolation_for_runtime(context.container_runtime)
+    )
     preview = "\n".join(
         [
             f"Node {target} ({windows.describe_build(build)})",

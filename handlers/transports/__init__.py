@@ -32,6 +32,10 @@ class Cluster(Protocol):
     @property
     def context(self) -> str: ...
 
+    def server_version(self) -> str:
+        """The API server's version (`/version` gitVersion), e.g. "v1.33.2"."""
+        ...
+
     def get(self, kind: str, name: str, namespace: str | None = None) -> KubeObject: ...
 
     def list(

@@ -41,6 +41,12 @@ _KINDS: dict[str, tuple[type[Any], str, bool]] = {
     "StatefulSet": (k8s.AppsV1Api, "stateful_set", True),
     "ReplicaSet": (k8s.AppsV1Api, "replica_set", True),
     "Lease": (k8s.CoordinationV1Api, "lease", True),
+    "RuntimeClass": (k8s.NodeV1Api, "runtime_class", False),
+}
+# Custom resources: kind -> (group, version, plural); all cluster-scoped. Their CRD may be
+# missing from a cluster, which answers 404 for the whole resource (NotFound here).
+_CUSTOM_KINDS: dict[str, tuple[str, str, str]] = {
+    "GMSACredentialSpec": ("windows.k8s.io", "v1", "gmsacredentialspecs"),
 }
 API_TIMEOUT_S = (5.0, 30.0)  # (connect, read): a dead API server must not hang a diagnosis
 
@@ -116,6 +122,16 @@ class KubeCluster:
     def context(self) -> str:
         return self._context
 
+    def server_version(self) -> str:
+        """The API server's `gitVersion` from `/version`, e.g. "v1.33.2"."""
+        api = k8s.VersionApi(self._api_client)
+        return str(self._call("reading /version", api.get_code).get("gitVersion") or "")
+
+    def _custom(self) -> Any:
+        if k8s.CustomObjectsApi not in self._apis:
+            self._apis[k8s.CustomObjectsApi] = k8s.CustomObjectsApi(self._api_client)
+        return self._apis[k8s.CustomObjectsApi]
+
     def _api(self, kind: str) -> tuple[Any, str, bool]:
         if kind not in _KINDS:
             raise BadInput(f"unsupported kind {kind}")
@@ -152,13 +168,18 @@ class KubeCluster:
         label_selector: str | None = None,
         field_selector: str | None = None,
     ) -> list[KubeObject]:
-        api, plural, namespaced = self._api(kind)
         selectors: dict[str, str] = {}
         if label_selector:
             selectors["label_selector"] = label_selector
         if field_selector:
             selectors["field_selector"] = field_selector
         what = f"list of {kind.lower()}s"
+        if kind in _CUSTOM_KINDS:
+            group, version, custom_plural = _CUSTOM_KINDS[kind]
+            method = self._custom().list_cluster_custom_object
+            result = self._call(what, method, group, version, custom_plural, **selectors)
+            return list(result.get("items") or [])
+        api, plural, namespaced = self._api(kind)
         if namespaced and namespace:
             method = getattr(api, f"list_namespaced_{plural}")
             result = self._call(what, method, namespace, **selectors)

@@ -278,6 +278,17 @@ def _pin_every_workload_kind_then_serve(sim: RunningSim) -> None:
     _serve_until_leader(sim)
 
 
+def _diagnose_advice_pod(sim: RunningSim) -> None:
+    """A pod with a Hyper-V RuntimeClass and a gMSA credential spec, and its node."""
+    _winpod(
+        sim,
+        [
+            (["diagnose", "web/webapp-6d4cf56db6-x7k2p"], (0, 1)),
+            (["node", "akswin000001"], (0, 1)),
+        ],
+    )
+
+
 def _serve_until_leader(sim: RunningSim) -> None:
     """Start-up, leader election (take the Lease), readiness, then release the Lease on stop."""
     bot = start_bot(sim, name="rbac-serve")
@@ -313,6 +324,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
         (SEED, "diagnose", _diagnose_everything_then_rdp),
         (SEED, "remediate", _remediate_everything),
         (SCENARIOS / "rbac_workloads.yaml", "workloads", _pin_every_workload_kind_then_serve),
+        (SCENARIOS / "rbac_advice.yaml", "advice", _diagnose_advice_pod),
     ]
     sims: list[RunningSim] = []
     try:

@@ -6,6 +6,7 @@ from handlers.windows import (
     GOOD_PAUSE_IMAGES,
     WINDOWS_RELEASES,
     ImageRef,
+    Isolation,
     build_from_kernel_version,
     build_from_label,
     build_from_tag,
@@ -14,9 +15,11 @@ from handlers.windows import (
     compatibility_reason,
     describe_build,
     image_build,
+    isolation_for_runtime,
     looks_like_linux_image,
     parse_image,
     pause_image_problem,
+    pause_windows_variants,
     recommended_pause_image,
     release_for_build,
     sandbox_image_from_message,
@@ -519,3 +522,50 @@ def test_classify_event_message(message: str, kind: str | None) -> None:
 )
 def test_sandbox_image_from_message(message: str, image: str | None) -> None:
     assert sandbox_image_from_message(message) == image
+
+
+@pytest.mark.parametrize(
+    ("runtime", "isolation"),
+    [
+        ("containerd://1.7.5", "process-exact"),
+        ("containerd://1.6.28", "process-exact"),
+        ("containerd://1.7.6", "process"),
+        ("containerd://1.7.20+azure", "process"),
+        ("containerd://2.0.4", "process"),
+        ("docker://20.10.9", "process-exact"),
+        ("", "process"),
+    ],
+)
+def test_isolation_for_runtime(runtime: str, isolation: str) -> None:
+    assert isolation_for_runtime(runtime) == isolation
+
+
+@pytest.mark.parametrize(
+    ("host", "image", "isolation", "runs"),
+    [
+        (26100, 20348, "process-exact", False),
+        (26100, 26100, "process-exact", True),
+        (20348, 17763, "hyperv", True),
+        (20348, 26100, "hyperv", False),
+        (17763, 14393, "hyperv", True),
+    ],
+)
+def test_can_run_by_isolation(host: int, image: int, isolation: Isolation, runs: bool) -> None:
+    assert can_run(host, image, isolation) is runs
+
+
+@pytest.mark.parametrize(
+    ("version", "has", "lacks"),
+    [
+        ((3, 4), {17763, 18363}, {19042, 20348}),
+        ((3, 6), {17763, 18362, 19041, 19042, 20348}, {26100}),
+        ((3, 7), {17763, 19042, 20348}, {18362, 18363, 19041}),
+        ((3, 9), {17763, 20348}, {19042}),
+        ((3, 10, 1), {17763, 20348}, {26100}),
+        ((3, 10, 2), {17763, 20348, 26100}, set()),
+    ],
+)
+def test_pause_windows_variants(version: tuple[int, ...], has: set[int], lacks: set[int]) -> None:
+    variants = pause_windows_variants(version)
+    assert has <= variants
+    assert not lacks & variants

@@ -126,3 +126,49 @@ def test_the_mismatch_is_the_only_error_of_its_pod(cluster: CheckCluster) -> Non
     assert [f.check for f in diagnosis.findings if f.severity == "error"] == [CHECK]
     assert diagnosis.findings[0].check == CHECK  # most severe first
     assert cluster.only(diagnosis, "pause-image").severity == "ok"
+
+
+def test_containerd_before_1_7_6_needs_the_exact_host_build(cluster: CheckCluster) -> None:
+    finding = cluster.pod_finding("web/app-2022-old-containerd", CHECK)
+
+    assert finding.severity == "error"
+    assert "containerd before 1.7.6 needs the image build to equal the host build" in (
+        finding.summary
+    )
+    assert finding.evidence[-1] == (
+        "node runtime containerd://1.7.5: containerd before 1.7.6 runs only images of the "
+        "host's exact build"
+    )
+    assert cluster.offered(finding) == [("pin-windows-build", "web/app-2022-old-containerd", "low")]
+
+
+def test_containerd_2_runs_ltsc2022_on_a_2025_node(cluster: CheckCluster) -> None:
+    assert cluster.pod_finding("web/app-2022-containerd2", CHECK).severity == "ok"
+
+
+def test_hyper_v_isolation_runs_an_older_image(cluster: CheckCluster) -> None:
+    finding = cluster.pod_finding("web/legacy-hyperv", CHECK)
+
+    assert finding.severity == "ok"
+    assert "with Hyper-V isolation" in finding.summary
+    assert finding.evidence[-1].startswith(
+        "runtimeClassName runhcs-wcow-hypervisor: handler runhcs-wcow-hypervisor"
+    )
+
+
+def test_hyper_v_isolation_never_runs_a_newer_image(cluster: CheckCluster) -> None:
+    finding = cluster.pod_finding("web/newer-hyperv", CHECK)
+
+    assert finding.severity == "error"
+    assert "Hyper-V isolation runs images of the host's build and older ones, never newer" in (
+        finding.summary
+    )
+
+
+def test_a_runtime_class_with_a_process_handler_keeps_the_process_rule(
+    cluster: CheckCluster,
+) -> None:
+    finding = cluster.pod_finding("web/legacy-process", CHECK)
+
+    assert finding.severity == "error"
+    assert "never older ones" in finding.summary

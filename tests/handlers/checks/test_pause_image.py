@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from handlers import remediations
+
 if TYPE_CHECKING:
     from conftest import CheckCluster
 
@@ -122,3 +124,31 @@ def test_not_applicable_on_a_linux_node(cluster: CheckCluster) -> None:
     finding = cluster.node_finding("aks-linux-0", CHECK)
 
     assert (finding.severity, finding.summary) == ("info", "not a Windows node")
+
+
+def test_pause_3_7_and_later_have_no_1909_variant(cluster: CheckCluster) -> None:
+    finding = cluster.node_finding("win1909-newpause", CHECK)
+
+    assert finding.severity == "error"
+    assert "none that 18363 (Windows Server 1909) runs" in finding.summary
+    assert "pause 3.7 dropped 1903, 1909 and 2004" in finding.summary
+    assert f"Configure {RECOMMENDED} in containerd" in finding.summary
+
+
+def test_a_2025_node_on_old_containerd_needs_pause_3_10_2(cluster: CheckCluster) -> None:
+    finding = cluster.node_finding("win2025-exact", CHECK)
+
+    assert finding.severity == "error"
+    assert "Configure registry.k8s.io/pause:3.10.2 in containerd" in finding.summary
+
+
+def test_pause_3_10_2_has_the_ltsc2025_variant(cluster: CheckCluster) -> None:
+    assert cluster.node_finding("win2025-exact-good", CHECK).severity == "ok"
+
+
+def test_fix_sandbox_image_recommends_what_the_check_says(cluster: CheckCluster) -> None:
+    plan = remediations.plan(
+        cluster.transports, cluster.settings, "fix-sandbox-image", "win2025-exact"
+    )
+
+    assert "use instead:              registry.k8s.io/pause:3.10.2" in plan.preview

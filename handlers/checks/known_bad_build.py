@@ -1,0 +1,128 @@
+"""`known-bad-build`: the node runs a Windows update with a container-networking regression."""
+
+from __future__ import annotations
+
+from handlers import knowledge, windows
+from handlers.context import Context
+from handlers.model import Finding
+from handlers.registry import Explanation, check, not_applicable
+
+CHECK_ID = "known-bad-build"
+# Node annotations the overlay (VXLAN) CNIs set: flannel's backend, Calico's VXLAN tunnel address.
+OVERLAY_ANNOTATIONS = {
+    "flannel.alpha.coreos.com/backend-type": "vxlan",
+    "projectcalico.org/IPv4VXLANTunnelAddr": None,  # any value
+}
+DOCS = tuple(dict.fromkeys(s for row in knowledge.build_regressions() for s in row.sources))
+
+
+def _ranges() -> tuple[str, ...]:
+    return tuple(
+        f"{row.build}.{row.first_bad} ({row.first_bad_update}) up to {row.build}.{row.fixed_in} "
+        f"({row.fixed_update}, the fix): {row.symptom}"
+        for row in knowledge.build_regressions()
+    )
+
+
+@check(
+    CHECK_ID,
+    title="Windows update with a networking regression",
+    scopes=("pod", "node"),
+    needs=("cluster",),
+    explanation=Explanation(
+        cause=(
+            "Some Windows cumulative updates broke container networking until a later update "
+            "fixed it. A node whose kernelVersion revision lies in such a range loses pod "
+            "networking however healthy kubelet, kube-proxy and the CNI look. The ranges, each "
+            "with its sources, are in handlers/data/known_bad_builds.yaml: " + "; ".join(_ranges())
+        ),
+        signals=(
+            "node nodeInfo.kernelVersion 10.0.<build>.<revision> inside a known range",
+            "failures (General failure, pods unreachable) clustered on nodes of one revision",
+        ),
+        fixes=(
+            "move the node pool to a node image with the fixing update (or later)",
+            "until then, keep workloads on nodes of an unaffected revision",
+        ),
+        links=DOCS,
+    ),
+)
+def known_bad_build(context: Context) -> list[Finding]:
+    facts = context.node_facts
+    if facts is None or not facts.windows or facts.build is None:
+        return not_applicable(CHECK_ID, "not on a Windows node")
+    revision = windows.revision_from_kernel_version(facts.kernel_version)
+    kernel = f"node {facts.name} kernelVersion {facts.kernel_version}"
+    if revision is None:
+        return [
+            Finding(
+                CHECK_ID,
+                "info",
+                "Windows update revision unknown",
+                "the node's kernelVersion names no update revision to compare with known "
+                "regressions",
+                (kernel,),
+            )
+        ]
+    found = knowledge.regressions_for(facts.build, revision)
+    if not found:
+        return [
+            Finding(
+                CHECK_ID,
+                "ok",
+                "No known networking regression in this Windows update",
+                f"{facts.build}.{revision} is not in any range of known container-networking "
+                "regressions",
+                (kernel,),
+            )
+        ]
+    row = found[0]
+    evidence: tuple[str, ...] = (
+        kernel,
+        f"known regression: revisions {row.first_bad} up to {row.fixed_in} of build "
+        f"{row.build}; fixed in {row.build}.{row.fixed_in} ({row.fixed_update})",
+    )
+    overlay = _overlay_sign(context)
+    if row.networks == "overlay" and overlay is None:
+        return [
+            Finding(
+                CHECK_ID,
+                "info",
+                "Windows update with an overlay-network regression",
+                f"{facts.name} runs Windows {facts.build}.{revision}, which has a known "
+                f"regression in overlay (VXLAN) pod networks: {row.symptom}. The node shows no "
+                f"overlay annotation ({', '.join(OVERLAY_ANNOTATIONS)}), so it is probably not "
+                f"affected; if it is, the fix is {row.build}.{row.fixed_in} ({row.fixed_update}).",
+                evidence,
+                (),
+                row.sources,
+            )
+        ]
+    if overlay is not None:
+        evidence = (*evidence, f"overlay network: node annotation {overlay}")
+    scope = "" if row.networks == "any" else f" It affects {row.networks} pod networks only."
+    return [
+        Finding(
+            CHECK_ID,
+            "warning",
+            "Windows update with a known container-networking regression",
+            f"{facts.name} runs Windows {facts.build}.{revision}, inside the regression that "
+            f"started with {row.build}.{row.first_bad} ({row.first_bad_update}): {row.symptom}."
+            f"{scope} Fixed in {row.build}.{row.fixed_in} ({row.fixed_update}): move the node "
+            "pool to a node image with that update or later.",
+            evidence,
+            (),
+            row.sources,
+        )
+    ]
+
+
+def _overlay_sign(context: Context) -> str | None:
+    """The node annotation that shows an overlay (VXLAN) pod network, as `key=value`, or None."""
+    assert context.node is not None
+    annotations = (context.node.get("metadata") or {}).get("annotations") or {}
+    for key, wanted in OVERLAY_ANNOTATIONS.items():
+        value = annotations.get(key)
+        if value is not None and (wanted is None or str(value).lower() == wanted):
+            return f"{key}={value}"
+    return None
