@@ -73,7 +73,6 @@ def spec_problem(spec: KubeObject) -> str | None:
     CHECK_ID,
     title="gMSA credential spec",
     scopes=("pod",),
-    needs=("cluster",),
     explanation=Explanation(
         cause=(
             "A Windows pod gets an Active Directory identity through a group Managed Service "

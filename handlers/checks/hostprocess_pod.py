@@ -57,7 +57,6 @@ def _run_as(pod: KubeObject) -> str | None:
     CHECK_ID,
     title="HostProcess containers",
     scopes=("pod",),
-    needs=("cluster",),
     explanation=Explanation(
         cause=(
             "HostProcess containers run directly on the host as a Windows account. containerd "

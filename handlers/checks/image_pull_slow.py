@@ -118,7 +118,6 @@ def prepull_daemonset(image: str, namespace: str, windows_build: str | None) -> 
     CHECK_ID,
     title="Slow image pulls",
     scopes=("pod", "node"),
-    needs=("cluster",),
     explanation=Explanation(
         cause=(
             "Windows images are several GB (Server Core layers alone are gigabytes), and "

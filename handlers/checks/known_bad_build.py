@@ -28,7 +28,6 @@ def _ranges() -> tuple[str, ...]:
     CHECK_ID,
     title="Windows update with a networking regression",
     scopes=("pod", "node"),
-    needs=("cluster",),
     explanation=Explanation(
         cause=(
             "Some Windows cumulative updates broke container networking until a later update "

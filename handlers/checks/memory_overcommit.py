@@ -91,7 +91,6 @@ class MemoryPicture:
     CHECK_ID,
     title="Memory overcommit",
     scopes=("pod", "node"),
-    needs=("cluster", "node-shell"),
     explanation=Explanation(
         cause=(
             "Windows has no out-of-memory process killer: when pods use more memory than the "

@@ -124,7 +124,6 @@ def _cluster_version(context: Context) -> tuple[Version | None, str]:
     CHECK_ID,
     title="Windows and runtime support",
     scopes=("node",),
-    needs=("cluster",),
     explanation=Explanation(
         cause=(
             "Windows releases and container runtimes drop out of support as Kubernetes moves on: "
