@@ -263,3 +263,7 @@ def fresh_request_blocks(action: PendingAction, offer_id: str) -> list[Block]:
             ],
         }
     ]
+
+
+def rdp_expired_text(node: str) -> str:
+    return f":lock: RDP to `{escape(node)}` expired and was closed."
