@@ -48,6 +48,7 @@ REMEDIATION_MODULES = (
     "mac_spoofing_on",
     "pin_windows_build",
     "fix_sandbox_image",
+    "cni_pod_restart",
 )
 
 
