@@ -483,8 +483,12 @@ def test_a_target_changed_after_approval_is_refused_and_offered_again(
         for hyperv in ("hv01", "hv02"):
             assert not [h for h in host(bot.sim, hyperv)["history"] if "hvwin000005" in h]
         assert host(bot.sim, "hvwin000005")["vm"]["macAddressSpoofing"] is False
-        [action] = actions_on(store, "hvwin000005")
-        assert action.status == "failed"
+        [action] = until(
+            bot,
+            lambda: actions_on(store, "hvwin000005"),
+            lambda found: [a.status for a in found] == ["failed"],
+            "the refused action to end",
+        )
         assert "refused" in str((action.result or {}).get("summary"))
         # A fresh request in the thread plans anew, for the new host.
         again = until(
