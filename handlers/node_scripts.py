@@ -49,6 +49,12 @@ def render(name: str, **params: str) -> str:
     return _PLACEHOLDER.sub(lambda m: "'" + params[m.group(1)].replace("'", "''") + "'", text)
 
 
+def script_name_of(text: str) -> str:
+    """NAME from a script's first line `# winpod-script: NAME` (empty if there is none)."""
+    first = text.split("\n", 1)[0]
+    return first.removeprefix("# winpod-script:").strip() if first.startswith("#") else ""
+
+
 def for_the_wire(text: str) -> str:
     """The script as sent: comment lines, blank lines and indentation dropped, because the
     encoded command must fit cmd.exe's 8,191 characters. The first line, which names the

@@ -1,0 +1,161 @@
+"""hns-reset and kube-proxy-restart on the platforms real nodes come from (SPEC §16), over the
+wire: the bot's own transports against the simulator, which judges each script by what it would
+do on a real host."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sim_process import SCENARIOS, RunningSim, start_sim
+
+from bot.wiring import build_transports
+from config.settings import Settings, load_settings
+from handlers import engine, hns, node_scripts, remediations
+from handlers.context import Transports
+from handlers.errors import ChannelLost
+from handlers.model import Finding
+
+pytestmark = pytest.mark.wire
+
+
+@dataclass
+class Cluster:
+    sim: RunningSim
+    settings: Settings
+    transports: Transports
+
+    def host(self, name: str) -> dict[str, Any]:
+        state: dict[str, Any] = self.sim.control("GET", f"/sim/v1/hosts/{name}")
+        return state
+
+    def remediate(self, remediation: str, node: str) -> remediations.Outcome:
+        plan = remediations.plan(self.transports, self.settings, remediation, node)
+        return remediations.execute(self.transports, self.settings, plan)
+
+    def dns_finding(self, node: str) -> Finding:
+        diagnosis = engine.diagnose_node(self.transports, self.settings, node)
+        (finding,) = [f for f in diagnosis.findings if f.check == "dns-after-reboot"]
+        return finding
+
+    def node_status(self, node: str) -> dict[str, Any]:
+        address = self.host(node)["address"]
+        script = node_scripts.render("node-status", DnsServiceIP="10.0.0.10")
+        assert self.transports.node_shell is not None
+        result = self.transports.node_shell.run_script(address, script, 20)
+        return node_scripts.parse_output("node-status", result)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    sim = start_sim(SCENARIOS / "hns_platforms.yaml", tmp_path_factory.mktemp("hns"))
+    try:
+        settings = load_settings(sim.config)
+        yield Cluster(sim, settings, build_transports(settings))
+    finally:
+        sim.stop()
+
+
+def management_networks(host: dict[str, Any]) -> list[str]:
+    return [n["name"] for n in host["networks"] if n["management"]]
+
+
+@pytest.mark.parametrize(
+    ("node", "management", "pod_network"),
+    [("akswin-aks", "ext", "azure"), ("flannelwin", "External", "vxlan0")],
+)
+def test_hns_reset_cures_dns_and_keeps_the_management_network(
+    cluster: Cluster, node: str, management: str, pod_network: str
+) -> None:
+    assert cluster.dns_finding(node).severity == "error"
+
+    outcome = cluster.remediate("hns-reset", node)
+
+    assert outcome.ok, outcome.summary
+    host = cluster.host(node)
+    assert management_networks(host) == [management]
+    assert host["managementUp"] is True
+    assert pod_network in [n["name"] for n in host["networks"]]  # re-created by kubelet
+    assert cluster.dns_finding(node).severity == "ok"
+    assert cluster.node_status(node)["host"] == node  # WinRM still answers
+
+
+def test_the_result_is_read_after_the_reset_blips_the_connection(cluster: Cluster) -> None:
+    # akswin-aks blips its address for a second when its pod network goes (networkBlip):
+    # the reset above ran through it; its history shows the script ran exactly once.
+    history = cluster.host("akswin-aks")["history"]
+
+    assert history.count("hns-reset") == 1
+
+
+def test_a_kube_proxy_hostprocess_pod_is_restarted_by_deleting_it(cluster: Cluster) -> None:
+    plan = remediations.plan(cluster.transports, cluster.settings, "kube-proxy-restart", "hpwin")
+    assert plan.kind == "api"
+    assert "kube-proxy-windows-x7k2p" in plan.preview
+
+    outcome = cluster.remediate("hns-reset", "hpwin")
+
+    assert outcome.ok, outcome.summary
+    assert "replaced by kube-proxy-windows-" in outcome.summary
+    pods = cluster.transports.cluster.list(
+        "Pod", namespace="kube-system", field_selector="spec.nodeName=hpwin"
+    )
+    assert [p["metadata"]["name"] for p in pods] != ["kube-proxy-windows-x7k2p"]
+    assert all(hns.pod_ready(p) for p in pods)
+    assert management_networks(cluster.host("hpwin")) == ["ext"]
+    assert cluster.dns_finding("hpwin").severity == "ok"
+
+
+def test_node_services_reads_a_kube_proxy_pod_and_either_service_name(cluster: Cluster) -> None:
+    for node, shown in (
+        ("hpwin", "kube-proxy pod kube-proxy-windows-"),
+        ("flannelwin", "kube-proxy: "),
+    ):
+        diagnosis = engine.diagnose_node(cluster.transports, cluster.settings, node)
+        (finding,) = [f for f in diagnosis.findings if f.check == "node-services"]
+        assert finding.severity == "ok", finding
+        assert any(e.startswith(shown) for e in finding.evidence)
+
+
+def test_a_host_whose_networks_cannot_be_told_apart_gets_a_refusal(cluster: Cluster) -> None:
+    before = cluster.host("onenet")
+
+    outcome = cluster.remediate("hns-reset", "onenet")
+
+    assert not outcome.ok
+    assert "refused" in outcome.summary and "management address" in outcome.summary
+    after = cluster.host("onenet")
+    assert after["networks"] == before["networks"]
+    assert after["services"] == before["services"]  # nothing was stopped
+
+
+def test_v2_only_hosts_are_diagnosed_from_their_load_balancers(cluster: Cluster) -> None:
+    healthy = cluster.node_status("v2win-ok")
+    assert healthy["dnsPolicyLists"] == [] and healthy["dnsLoadBalancers"]
+
+    assert cluster.dns_finding("v2win-ok").severity == "ok"
+    assert cluster.dns_finding("v2win-stale").severity == "error"
+
+
+OLD_SELECTION = (
+    "Get-HnsNetwork | Where-Object { \"$($_.Type)\" -eq 'L2Bridge' } | Remove-HnsNetwork"
+)
+
+
+def test_the_simulator_breaks_a_host_whose_script_removes_every_l2bridge_network(
+    cluster: Cluster,
+) -> None:
+    # The first hns-reset.ps1 selected networks by type: on AKS that takes ext with it.
+    text = "# winpod-script: hns-reset\nparam()\n" + OLD_SELECTION + "\n"
+    address = cluster.host("oldscript")["address"]
+    shell = cluster.transports.node_shell
+    assert shell is not None
+
+    with pytest.raises(ChannelLost):
+        shell.run_script(address, text, 20)
+
+    host = cluster.host("oldscript")
+    assert management_networks(host) == []
+    assert any("management network ext removed" in h for h in host["history"])
