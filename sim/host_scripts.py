@@ -256,7 +256,7 @@ def program_policies(world: World, host: WindowsHost) -> None:
 def _recreate_pod_network(world: World, host: WindowsHost, removed: list[HnsNetwork]) -> None:
     """kubelet's next pod set-up makes the CNI create its network again (new id, new endpoints);
     a management network is never re-created (the node needs re-provisioning)."""
-    if not world.running_pods_on(host.name) and not _pods_on(world, host):
+    if not removed or not _pods_on(world, host):
         return
     for network in removed:
         if not network.management:
@@ -412,6 +412,19 @@ def networks_removed_by(text: str, host: WindowsHost) -> tuple[list[HnsNetwork],
     return list(host.networks), None
 
 
+def _network_before_lists(text: str) -> bool:
+    """Whether the script removes the network without removing the policy lists first."""
+    lists, network = text.find("Remove-HnsPolicyList"), text.find("Remove-HnsNetwork")
+    return network >= 0 and not 0 <= lists < network
+
+
+def _lists_pin_the_network(world: World, host: WindowsHost) -> bool:
+    """Since Server 2019's October 2020 update (17763.1554) HNS refuses to remove a network
+    that policy lists still reference (aks-engine#3956)."""
+    build, revision = _build_and_revision(_kernel_of(world, host))
+    return host.policy_lists > 0 and build == 17763 and (revision or 0) >= 1554
+
+
 def _remove_networks(host: WindowsHost, doomed: list[HnsNetwork]) -> None:
     host.networks = [n for n in host.networks if n not in doomed]
     for network in doomed:
@@ -444,6 +457,7 @@ def hns_reset(world: World, host: WindowsHost, params: dict[str, str], text: str
         return _json_output(result, [f"refused: {refused}"])
     steps: list[Obj] = result["steps"]
     errors: list[str] = []
+    removed: list[HnsNetwork] = []
 
     def attempt(step: str, action: Callable[[], str | None]) -> bool:
         error = action()
@@ -453,17 +467,21 @@ def hns_reset(world: World, host: WindowsHost, params: dict[str, str], text: str
         return error is None
 
     def remove_policy_lists() -> str | None:
-        host.policy_lists = 0
+        if not _network_before_lists(text):
+            host.policy_lists = 0
         return None
 
     def remove_networks() -> str | None:
+        if _network_before_lists(text) and _lists_pin_the_network(world, host):
+            return "The network was not found."  # aks-engine#3956
         _remove_networks(host, doomed)
+        removed.extend(doomed)
         return None
 
     def start_kubelet() -> str | None:
         error = _start_service(host, "kubelet")
         if error is None:
-            _recreate_pod_network(world, host, doomed)
+            _recreate_pod_network(world, host, removed)
         return error
 
     def start_kube_proxy(service: str) -> str | None:

@@ -20,8 +20,11 @@ SUMMARY = (
 )
 
 
-def node_remediations(node: str, pod_ref: str | None) -> tuple[RemediationRef, ...]:
-    offered = [offer("kube-proxy-restart", node), offer("hns-reset", node)]
+def node_remediations(
+    node: str, pod_ref: str | None, kube_proxy_restartable: bool = True
+) -> tuple[RemediationRef, ...]:
+    offered = [offer("kube-proxy-restart", node)] if kube_proxy_restartable else []
+    offered.append(offer("hns-reset", node))
     if pod_ref:
         offered.append(offer("pod-dns-override", pod_ref))
     offered.append(offer("dns-keeper", "cluster"))
@@ -48,6 +51,21 @@ def _policy_evidence(context: Context) -> tuple[list[str], hns.DnsVip | None]:
         f"HNS on {context.node_name} ({status.get('hnsModule')}): "
         f"{status.get('policyListCount')} policy lists/load balancers; {vip.describe()}"
     ], vip
+
+
+def _kube_proxy_restartable(context: Context) -> bool:
+    """Whether kube-proxy-restart can work here: kube-proxy is a service (either name) or a
+    HostProcess pod. Unknown (node-status unreadable) counts as yes: the restart says why."""
+    try:
+        services = context.node_status().get("services") or {}
+    except WinpodError:
+        return True
+    if hns.kube_proxy_service(services) is not None:
+        return True
+    try:
+        return hns.kube_proxy_pod(context.transports.cluster, context.node_name or "") is not None
+    except WinpodError:
+        return True
 
 
 def _vip_title(vip: hns.DnsVip) -> str:
@@ -161,7 +179,9 @@ def dns_after_reboot(context: Context) -> list[Finding]:
             "DNS through the cluster DNS Service fails (stale HNS policies)",
             SUMMARY.format(dns=dns_ip),
             tuple(evidence),
-            node_remediations(context.node_name or "", context.target.ref),
+            node_remediations(
+                context.node_name or "", context.target.ref, _kube_proxy_restartable(context)
+            ),
             DOCS,
         )
     ]
@@ -192,7 +212,7 @@ def _node_dns(context: Context) -> list[Finding]:
             _vip_title(vip) + (" — masked while two or more pods run" if masked else ""),
             SUMMARY.format(dns=context.service_ip("kube-system", "kube-dns")),
             tuple(evidence),
-            node_remediations(context.node_name or "", None),
+            node_remediations(context.node_name or "", None, _kube_proxy_restartable(context)),
             DOCS,
         )
     ]

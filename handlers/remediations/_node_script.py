@@ -7,7 +7,7 @@ from typing import Any
 
 from handlers import detached, hns, node_scripts
 from handlers.context import Context
-from handlers.errors import WinpodError
+from handlers.errors import ChannelLost, OutcomeUnknown, WinpodError
 from handlers.remediations import Outcome, Plan, pretty
 from handlers.transports import KubeObject
 
@@ -48,7 +48,10 @@ def run_script(context: Context, plan: Plan) -> tuple[Outcome, dict[str, Any]]:
         result = detached.run_detached(shell, address, name, plan.preview)
     else:
         timeout = float(context.settings.winrm.read_timeout_s)
-        result = shell.run_script(address, plan.preview, timeout)
+        try:
+            result = shell.run_script(address, plan.preview, timeout)
+        except ChannelLost as exc:
+            raise OutcomeUnknown(f"outcome unknown: {exc}") from None
     data = node_scripts.parse_output(name, result)
     output = node_scripts.mask_secrets(pretty(data))
     ok = result.ok and bool(data.get("ok", True)) and not data.get("error")

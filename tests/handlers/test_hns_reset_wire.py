@@ -15,6 +15,7 @@ from bot.wiring import build_transports
 from config.settings import Settings, load_settings
 from handlers import engine, hns, node_scripts, remediations
 from handlers.context import Transports
+from handlers.detached import run_detached
 from handlers.errors import ChannelLost
 from handlers.model import Finding
 
@@ -140,6 +141,7 @@ def test_v2_only_hosts_are_diagnosed_from_their_load_balancers(cluster: Cluster)
 
 
 OLD_SELECTION = (
+    "Get-HnsPolicyList | Remove-HnsPolicyList\n"
     "Get-HnsNetwork | Where-Object { \"$($_.Type)\" -eq 'L2Bridge' } | Remove-HnsNetwork"
 )
 
@@ -159,3 +161,36 @@ def test_the_simulator_breaks_a_host_whose_script_removes_every_l2bridge_network
     host = cluster.host("oldscript")
     assert management_networks(host) == []
     assert any("management network ext removed" in h for h in host["history"])
+
+
+def test_without_any_kube_proxy_no_restart_is_offered(cluster: Cluster) -> None:
+    diagnosis = engine.diagnose_node(cluster.transports, cluster.settings, "noproxy")
+    findings = {f.check: f for f in diagnosis.findings}
+
+    services = findings["node-services"]
+    assert services.severity == "error"
+    assert any("not installed" in e for e in services.evidence)
+    assert services.remediations == ()
+    offered = [r.id for r in findings["dns-after-reboot"].remediations]
+    assert "kube-proxy-restart" not in offered and "hns-reset" in offered
+
+
+def test_a_reset_that_leaves_the_policy_lists_fails_like_server_2019(cluster: Cluster) -> None:
+    # Since 17763.1554 HNS will not remove a network that policy lists still reference.
+    text = node_scripts.render("hns-reset").replace(
+        "if (Has Get-HnsPolicyList) { Get-HnsPolicyList | Remove-HnsPolicyList }", ""
+    )
+    assert "Remove-HnsPolicyList" not in text
+    shell = cluster.transports.node_shell
+    assert shell is not None
+
+    result = run_detached(
+        shell, cluster.host("listorder")["address"], "hns-reset", text, poll_s=0.2
+    )
+
+    output = node_scripts.parse_output("hns-reset", result)
+    assert result.exit_code == 1 and output["ok"] is False
+    failed = [s for s in output["steps"] if not s["ok"]]
+    assert [s["step"] for s in failed] == ["remove pod network"]
+    assert "The network was not found" in failed[0]["error"]
+    assert [n["name"] for n in cluster.host("listorder")["networks"]] == ["ext", "azure"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable
@@ -366,3 +367,30 @@ def test_hns_reset_stops_at_a_stuck_service_and_exits_1(
     assert status is not None
     assert [n["Name"] for n in status["hnsNetworks"]] == ["ext", "azure"]  # never removed
     assert status["services"]["kubelet"] == "StopPending"
+
+
+def test_output_is_code_page_437_unless_the_script_sets_utf8(seed: Endpoints) -> None:
+    utf8 = render("mac-spoofing", VMName="Prüfstand", Enable="false")
+    oem = utf8.replace("[Console]::OutputEncoding = [System.Text.Encoding]::UTF8\n", "")
+    assert oem != utf8
+    session = seed.session("hv01")
+
+    for script, encoding in ((utf8, "utf-8"), (oem, "cp437")):
+        encoded = base64.b64encode(script.encode("utf-16-le")).decode()
+        flags = ["-NoLogo", "-NoProfile", "-NonInteractive", "-EncodedCommand", encoded]
+        response = session.run_cmd("powershell.exe", flags)
+
+        assert response.status_code == 1
+        assert json.loads(response.std_out.decode(encoding))["vm"] == "Prüfstand"
+        # module-load progress arrives as CLIXML on stderr, before the script's own error
+        assert response.std_err.startswith(b"#< CLIXML\r\n")
+        assert 'name "Prüfstand"'.encode(encoding) in response.std_err
+
+
+def test_the_bot_transport_decodes_and_strips_what_powershell_left(seed: Endpoints) -> None:
+    result = seed.run("hv01", "mac-spoofing", VMName="Prüfstand", Enable="false")
+
+    assert result.output is not None and result.output["vm"] == "Prüfstand"
+    assert result.stderr.startswith("Get-VMNetworkAdapter : Hyper-V was unable")  # no CLIXML
+    healthy = seed.run("akswin000000", "node-status", DnsServiceIP="10.0.0.10")
+    assert healthy.stderr == ""

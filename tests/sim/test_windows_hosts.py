@@ -1,0 +1,66 @@
+"""WindowsHost networks, HNS API, kube-proxy form and outage knobs in scenario files (SPEC §16)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sim.scenario import ScenarioError, load_scenario
+
+NODE = """apiVersion: v1
+kind: Node
+metadata: {name: win0, labels: {kubernetes.io/os: windows}}
+---
+apiVersion: sim.winpod.io/v1
+kind: WindowsHost
+metadata: {name: win0}
+"""
+
+
+def host(tmp_path: Path, spec: str) -> dict[str, object]:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(NODE + spec + "\n", encoding="utf-8")
+    return load_scenario(path).hosts["win0"].snapshot()
+
+
+def test_networks_default_by_network_type(tmp_path: Path) -> None:
+    aks = host(tmp_path, "spec: {}")
+    flannel = host(tmp_path, "spec: {network: {type: overlay}}")
+
+    assert [(n["name"], n["type"], n["management"]) for n in aks["networks"]] == [  # type: ignore[attr-defined]
+        ("ext", "L2Bridge", True),
+        ("azure", "L2Bridge", False),
+    ]
+    assert [(n["name"], n["type"], n["management"]) for n in flannel["networks"]] == [  # type: ignore[attr-defined]
+        ("External", "L2Bridge", True),
+        ("vxlan0", "Overlay", False),
+    ]
+    assert aks["managementUp"] is True and aks["hnsApi"] == "v1"
+
+
+def test_kube_proxy_services_are_keyed_by_their_windows_names(tmp_path: Path) -> None:
+    assert host(tmp_path, "spec: {}")["services"] == {
+        "kubelet": "Running",
+        "containerd": "Running",
+        "kubeproxy": "Running",
+    }
+    kubeadm = host(tmp_path, "spec: {services: {kube-proxy: Stopped}}")["services"]
+    assert kubeadm == {"kubelet": "Running", "containerd": "Running", "kube-proxy": "Stopped"}
+    pod = host(tmp_path, "spec: {kubeProxy: hostprocess-pod}")
+    assert pod["services"] == {"kubelet": "Running", "containerd": "Running"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ("spec: {network: {type: vxlan}}", "spec.network.type"),
+        ("spec: {hnsApi: v3}", "spec.hnsApi"),
+        ("spec: {managementOutage: soon}", "spec.managementOutage"),
+        ("spec: {kubeProxy: hostprocess-pod, services: {kubeproxy: Running}}", "spec.services"),
+        ("spec: {networks: [{type: L2Bridge}]}", "spec.networks"),
+    ],
+)
+def test_bad_values_name_their_field(tmp_path: Path, spec: str, field: str) -> None:
+    with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
+        host(tmp_path, spec)
