@@ -435,6 +435,7 @@ def _remove_networks(host: WindowsHost, doomed: list[HnsNetwork]) -> None:
             host.history.append(f"management network {network.name} removed: node off the network")
         elif host.network_blip_s:
             host.lose_address(host.network_blip_s)
+            host.history.append(f"pod network {network.name} removed: address blipped")
 
 
 def hns_reset(world: World, host: WindowsHost, params: dict[str, str], text: str) -> CommandOutput:

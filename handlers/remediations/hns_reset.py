@@ -53,5 +53,10 @@ def _run(context: Context, plan: Plan) -> Outcome:
 def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
     del params  # this remediation takes no parameters
     return plan_script(
-        context, "hns-reset", target, "hns-reset", f"run hns-reset.ps1 on {target} over WinRM"
+        context,
+        "hns-reset",
+        target,
+        "hns-reset",
+        f"run hns-reset.ps1 on {target} over WinRM as a scheduled task (its result is read "
+        "back even if the network blips)",
     )

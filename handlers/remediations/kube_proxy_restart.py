@@ -59,5 +59,5 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
         "kube-proxy-restart",
         target,
         "kube-proxy-restart",
-        f"run kube-proxy-restart.ps1 on {target} over WinRM",
+        f"run kube-proxy-restart.ps1 on {target} over WinRM as a scheduled task",
     )

@@ -16,8 +16,9 @@ from config.settings import Settings, load_settings
 from handlers import engine, hns, node_scripts, remediations
 from handlers.context import Transports
 from handlers.detached import run_detached
-from handlers.errors import ChannelLost
+from handlers.errors import ChannelLost, Unreachable
 from handlers.model import Finding
+from handlers.transports import CommandResult, NodeShell
 
 pytestmark = pytest.mark.wire
 
@@ -83,12 +84,37 @@ def test_hns_reset_cures_dns_and_keeps_the_management_network(
     assert cluster.node_status(node)["host"] == node  # WinRM still answers
 
 
-def test_the_result_is_read_after_the_reset_blips_the_connection(cluster: Cluster) -> None:
-    # akswin-aks blips its address for a second when its pod network goes (networkBlip):
-    # the reset above ran through it; its history shows the script ran exactly once.
-    history = cluster.host("akswin-aks")["history"]
+class LosingCount:
+    """The bot's WinRM shell, counting the connections it lost."""
 
-    assert history.count("hns-reset") == 1
+    def __init__(self, shell: NodeShell) -> None:
+        self.shell = shell
+        self.lost: list[str] = []
+
+    def run_script(self, address: str, script: str, timeout_s: float) -> CommandResult:
+        try:
+            return self.shell.run_script(address, script, timeout_s)
+        except Unreachable as exc:
+            self.lost.append(str(exc))
+            raise
+
+
+def test_the_result_is_read_after_the_reset_blips_the_connection(cluster: Cluster) -> None:
+    assert cluster.transports.node_shell is not None
+    shell = LosingCount(cluster.transports.node_shell)
+    script = node_scripts.render("hns-reset")
+
+    result = run_detached(
+        shell, cluster.host("blipwin")["address"], "hns-reset", script, poll_s=0.2
+    )
+
+    assert shell.lost, "no request met the blip: the test proves nothing"
+    output = node_scripts.parse_output("hns-reset", result)
+    assert result.exit_code == 0 and output["ok"] is True
+    host = cluster.host("blipwin")
+    assert "pod network azure removed: address blipped" in host["history"]
+    assert host["history"].count("hns-reset") == 1  # read back, never run twice
+    assert host["managementUp"] is True and management_networks(host) == ["ext"]
 
 
 def test_a_kube_proxy_hostprocess_pod_is_restarted_by_deleting_it(cluster: Cluster) -> None:

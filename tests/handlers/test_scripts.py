@@ -109,3 +109,22 @@ def test_the_wire_form_keeps_the_name_line_and_drops_comments() -> None:
     assert wire.splitlines()[0] == "# winpod-script: node-status"
     assert not any(line.startswith(("#", " ")) for line in wire.splitlines()[1:])
     assert len(wire) < len(text)
+
+
+@pytest.mark.parametrize("name", ["node-status", "hns-reset"])
+def test_hns_cmdlets_are_gated_on_get_hnsnetwork_and_prefer_aks_v2_module(name: str) -> None:
+    # Get-HnsNetwork is in-box since 1709 (Get-HnsPolicyList is not everywhere); AKS ships
+    # hns.v2.psm1, older guides hns.psm1.
+    text = (SCRIPTS[0].parent / f"{name}.ps1").read_text(encoding="utf-8")
+
+    assert "(Has Get-HnsNetwork)" in text
+    assert "(Has Get-HnsPolicyList)" not in text.split("Get-HnsNetwork", 1)[0]
+    assert text.index("hns.v2.psm1") < text.index("hns.psm1")
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_every_script_writes_utf8_and_round_trip_dates(script: Path) -> None:
+    text = script.read_text(encoding="utf-8")
+
+    assert "[Console]::OutputEncoding = [" in text and "Encoding]::UTF8" in text
+    assert "ToString('yyyy" not in text  # the culture's separators; 'o' is the same everywhere
