@@ -53,6 +53,11 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def describe_networks(networks: Iterable[dict[str, Any]]) -> str:
+    """`Get-HnsNetwork` output as `ext (L2Bridge), azure (L2Bridge)`."""
+    return ", ".join(f"{n.get('Name')} ({n.get('Type')})" for n in networks if isinstance(n, dict))
+
+
 def _endpoint_id(reference: object) -> str:
     return str(reference).rsplit("/", 1)[-1].strip("{}").upper()
 

@@ -48,7 +48,8 @@ def _policy_evidence(context: Context) -> tuple[list[str], hns.DnsVip | None]:
         return [f"could not read HNS state over WinRM: {exc}"], None
     vip = hns.dns_vip_of_status(status)
     return [
-        f"HNS on {context.node_name} ({status.get('hnsModule')}): "
+        f"HNS on {context.node_name} ({status.get('hnsModule')}): networks "
+        f"{hns.describe_networks(hns.as_list(status.get('hnsNetworks'))) or 'none'}; "
         f"{status.get('policyListCount')} policy lists/load balancers; {vip.describe()}"
     ], vip
 

@@ -59,3 +59,7 @@ def test_kube_proxy_service_is_found_under_either_name() -> None:
     assert hns.kube_proxy_service({"kubelet": "Running", "kube-proxy": "Stopped"}) == "kube-proxy"
     assert hns.kube_proxy_service({"kubeproxy": "Running"}) == "kubeproxy"
     assert hns.kube_proxy_service({"kubelet": "Running"}) is None
+
+
+def test_networks_are_described_by_name_and_type() -> None:
+    assert hns.describe_networks(load("Get-HnsNetwork")) == "ext (L2Bridge), azure (L2Bridge)"
