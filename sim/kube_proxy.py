@@ -79,4 +79,7 @@ def _on_delete(world: World, resource: Resource, pod: Obj) -> None:
         program_policies(world, host)
         host.history.append(f"kube-proxy pod {name} started")
 
-    asyncio.get_running_loop().call_later(START_S, start)
+    try:
+        asyncio.get_running_loop().call_later(START_S, start)
+    except RuntimeError:  # no event loop (a world used directly, as in unit tests)
+        start()

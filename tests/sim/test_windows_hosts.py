@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from sim import kube_proxy
 from sim.scenario import ScenarioError, load_scenario
 
 NODE = """apiVersion: v1
@@ -64,3 +65,34 @@ def test_kube_proxy_services_are_keyed_by_their_windows_names(tmp_path: Path) ->
 def test_bad_values_name_their_field(tmp_path: Path, spec: str, field: str) -> None:
     with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
         host(tmp_path, spec)
+
+
+KUBE_PROXY_POD = """---
+apiVersion: v1
+kind: Pod
+metadata: {name: kube-proxy-windows-abcde, namespace: kube-system, labels: {k8s-app: kube-proxy}}
+spec:
+  nodeName: win0
+  hostNetwork: true
+  containers: [{name: kube-proxy, image: "sigwindowstools/kube-proxy:v1.30.4"}]
+"""
+
+
+def test_a_deleted_kube_proxy_pod_is_replaced_and_reprograms_hns(tmp_path: Path) -> None:
+    path = tmp_path / "scenario.yaml"
+    spec = "spec: {kubeProxy: hostprocess-pod, dns: stale-policies}\n"
+    path.write_text(NODE + spec + KUBE_PROXY_POD, encoding="utf-8")
+    world = load_scenario(path)
+    kube_proxy.install(world)
+
+    world.delete("pods", "kube-system", "kube-proxy-windows-abcde")
+
+    [replacement] = [
+        p
+        for p in world.iter("pods", "kube-system")
+        if p["metadata"]["labels"] == {"k8s-app": "kube-proxy"}
+    ]
+    assert replacement["metadata"]["name"].startswith("kube-proxy-windows-")
+    assert replacement["metadata"]["name"] != "kube-proxy-windows-abcde"
+    assert replacement["status"]["phase"] == "Running"
+    assert world.hosts["win0"].dns == "ok"
