@@ -326,17 +326,20 @@ def node_status(
         "sandboxImage": (host.sandbox_image or None) if is_node else None,
         "errors": [],
     }
+    if is_node and host.hns_api == "v2" and _imports_only_hns_psm1(text):
+        # No in-box Get-HnsPolicyList on a v2 host, and AKS ships hns.v2.psm1, not hns.psm1.
+        error = (
+            "hns: The specified module 'C:\\k\\hns.psm1' was not loaded because no valid module "
+            "file was found in any module directory."
+        )
+        return _json_output({**result, "errors": [error]}, [error])
     if is_node:
         # Kube-proxy programs the Service VIPs; a -DnsServiceIP that is not one holds nothing.
         served = vip in _cluster_dns_ips(world)
         lists = hns.policy_lists(world, host, vip)
         balancers = hns.load_balancers(world, host, vip)
         dns_lists = [
-            {
-                "ID": p["ID"],
-                "Policies": [{"Type": "ELB", "VIPs": x["VIPs"]} for x in p["Policies"]],
-                "References": p["References"],
-            }
+            {k: p[k] for k in ("ID", "Policies", "References")}
             for p in lists
             if served and any(vip in x["VIPs"] for x in p["Policies"])
         ]
@@ -369,6 +372,14 @@ def node_status(
         )
     return _json_output(result, [])
 
+
+def _imports_only_hns_psm1(text: str) -> bool:
+    """A script that loads hns.psm1 when Get-HnsPolicyList is missing, and knows no hns.v2.psm1
+    (the first node-status.ps1)."""
+    return bool(_GATES_ON_POLICY_LIST.search(text)) and "hns.v2.psm1" not in text.lower()
+
+
+_GATES_ON_POLICY_LIST = re.compile(r"Get-Command\s+Get-HnsPolicyList", re.I)
 
 # hns-reset's network selection, read from the script the way PowerShell would run it.
 _NAME_LIST = r"^\s*\${0}\s*=\s*@\(([^)]*)\)"

@@ -220,3 +220,24 @@ def test_a_reset_that_leaves_the_policy_lists_fails_like_server_2019(cluster: Cl
     assert [s["step"] for s in failed] == ["remove pod network"]
     assert "The network was not found" in failed[0]["error"]
     assert [n["name"] for n in cluster.host("listorder")["networks"]] == ["ext", "azure"]
+
+
+# The first node-status.ps1's HNS import: gated on Get-HnsPolicyList, falling back to hns.psm1.
+OLD_GATING = (
+    "# winpod-script: node-status\nparam([string]$DnsServiceIP = '10.0.0.10')\n"
+    "if (-not (Get-Command Get-HnsPolicyList -ErrorAction SilentlyContinue)) {\n"
+    "    Import-Module 'C:\\k\\hns.psm1' -DisableNameChecking\n}\n"
+)
+
+
+def test_the_simulator_fails_an_import_gated_on_policy_lists_on_a_v2_host(
+    cluster: Cluster,
+) -> None:
+    shell = cluster.transports.node_shell
+    assert shell is not None
+
+    old = shell.run_script(cluster.host("v2win-ok")["address"], OLD_GATING, 20)
+
+    assert old.exit_code == 1
+    assert "hns.psm1' was not loaded" in old.stderr
+    assert cluster.node_status("v2win-ok")["errors"] == []  # today's script reads it
