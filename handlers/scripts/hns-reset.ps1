@@ -40,6 +40,10 @@ try {
         if (-not $m) { throw 'no HNS cmdlets (Get-HnsNetwork) and no C:\k\hns.v2.psm1 or hns.psm1' }
         Import-Module $m -DisableNameChecking
     }
+    # HCN load balancers (v2) are removed with hns.v2.psm1's Remove-HnsLoadBalancer.
+    if (-not (Has Get-HnsLoadBalancer) -and (Test-Path 'C:\k\hns.v2.psm1')) {
+        Import-Module 'C:\k\hns.v2.psm1' -DisableNameChecking
+    }
     $nets = @(Get-HnsNetwork)
     $pod = @($nets | Where-Object { $PodNetworks -contains $_.Name -and $ManagementNetworks -notcontains $_.Name })
     $keeper = @($nets | Where-Object { $ManagementNetworks -contains $_.Name })

@@ -66,7 +66,11 @@ def management_networks(host: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize(
     ("node", "management", "pod_network"),
-    [("akswin-aks", "ext", "azure"), ("flannelwin", "External", "vxlan0")],
+    [
+        ("akswin-aks", "ext", "azure"),
+        ("flannelwin", "External", "vxlan0"),
+        ("v2win-reset", "ext", "azure"),
+    ],
 )
 def test_hns_reset_cures_dns_and_keeps_the_management_network(
     cluster: Cluster, node: str, management: str, pod_network: str
