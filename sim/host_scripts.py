@@ -507,6 +507,7 @@ def hns_reset(world: World, host: WindowsHost, params: dict[str, str], text: str
         removals.append((f"stop {kube_proxy}", lambda: _stop_service(host, kube_proxy)))
     removals += [
         ("stop kubelet", lambda: _stop_service(host, "kubelet")),
+        ("stop containers", lambda: None),  # containerd hosts have ctr.exe
         ("remove endpoints", lambda: None),
         ("remove policy lists", remove_policy_lists),
         ("remove pod network", remove_networks),

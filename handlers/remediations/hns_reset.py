@@ -40,12 +40,13 @@ def _run(context: Context, plan: Plan) -> Outcome:
     "hns-reset",
     target_kind="node",
     does=lambda t: (
-        f"over WinRM on {t}: stop kube-proxy and kubelet, remove the HNS policy lists and then "
-        "the pod network (never the management network), start kubelet and kube-proxy, then "
-        "verify DNS"
+        f"over WinRM on {t}: stop kube-proxy, kubelet and the containers, remove the HNS policy "
+        "lists and then the pod network (never the management network), start kubelet and "
+        "kube-proxy, then verify DNS"
     ),
     impact=lambda t: (
-        f"kube-proxy and kubelet stop on {t}; every pod there loses network for about a minute"
+        f"kube-proxy and kubelet stop on {t}; its containers are stopped and every pod there "
+        "gets a new sandbox, without network for about a minute"
     ),
     checks=("dns-after-reboot",),
     run=_run,

@@ -4,12 +4,13 @@
 # the network that holds the vSwitch on the management NIC (AKS ext, flannel External: removing
 # it drops the node off the network until it is re-provisioned). When the two cannot be told
 # apart it refuses and changes nothing. Sequence: stop kube-proxy (its service, kubeproxy or
-# kube-proxy) and kubelet, remove the pod network's endpoints, the policy lists before the
-# network (else Server 2019 fails with "The network was not found"), the pod network, wait for
-# HNS to settle, start kubelet, then kube-proxy unless kubelet's start script already did. A
-# kube-proxy HostProcess pod is restarted by winpod afterwards. A failed stop or removal skips
-# the later removals; the starts always run. winpod runs it as a scheduled task and reads its
-# result even when the network blips. Prints one JSON object; exit 1 if it failed or refused.
+# kube-proxy) and kubelet, stop the containers (ctr), remove the pod network's endpoints, the
+# policy lists before the network (else Server 2019 fails with "The network was not found"),
+# the pod network, wait for HNS to settle, start kubelet, then kube-proxy unless kubelet's start
+# script already did. A kube-proxy HostProcess pod is restarted by winpod afterwards. A failed
+# stop or removal skips the later removals; the starts always run. winpod runs it as a scheduled
+# task and reads its result even when the network blips. Prints one JSON object; exit 1 if it
+# failed or refused.
 param()
 $ErrorActionPreference = 'Stop'
 [Console]::OutputEncoding = [System.Text.Encoding]::UTF8
@@ -66,6 +67,12 @@ $r.kubeProxy = if ($kp) { "service $kp" } else { 'not a service (HostProcess pod
 if ($go) {
     if ($kp) { $go = Invoke-Step "stop $kp" { Stop-Service $kp -Force } }
     if ($go) { $go = Invoke-Step 'stop kubelet' { Stop-Service kubelet -Force } }
+    if ($go -and (Has ctr.exe)) {
+        # As AKS's cleanup does: kubelet gives the pods new sandboxes, on the new network.
+        $go = Invoke-Step 'stop containers' {
+            & ctr.exe -n k8s.io tasks ls -q | ForEach-Object { & ctr.exe -n k8s.io tasks kill -s SIGKILL $_ }
+        }
+    }
     if ($go) {
         $go = Invoke-Step 'remove endpoints' {
             Get-HnsEndpoint | Where-Object { $_.VirtualNetworkName -eq $pod.Name } | Remove-HnsEndpoint

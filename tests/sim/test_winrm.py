@@ -257,6 +257,7 @@ def test_hns_reset_cures_stale_dns_policies(seed: Endpoints) -> None:
     assert [(s["step"], s["ok"]) for s in reset.output["steps"]] == [
         ("stop kubeproxy", True),
         ("stop kubelet", True),
+        ("stop containers", True),
         ("remove endpoints", True),
         ("remove policy lists", True),
         ("remove pod network", True),
