@@ -245,3 +245,17 @@ def test_the_simulator_fails_an_import_gated_on_policy_lists_on_a_v2_host(
     assert old.exit_code == 1
     assert "hns.psm1' was not loaded" in old.stderr
     assert cluster.node_status("v2win-ok")["errors"] == []  # today's script reads it
+
+
+def test_kube_proxy_restart_of_a_hostprocess_pod_cures_dns_after_a_reboot(
+    cluster: Cluster,
+) -> None:
+    cluster.sim.control("POST", "/sim/v1/hosts/hpwin/reboot")
+    assert cluster.dns_finding("hpwin").severity != "ok"
+
+    outcome = cluster.remediate("kube-proxy-restart", "hpwin")
+
+    assert outcome.ok, outcome.summary
+    assert "Ready" in outcome.summary
+    assert cluster.dns_finding("hpwin").severity == "ok"
+    assert not any("kube-proxy-restart" in h for h in cluster.host("hpwin")["history"])  # no script
