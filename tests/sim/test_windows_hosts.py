@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ metadata: {name: win0}
 """
 
 
-def host(tmp_path: Path, spec: str) -> dict[str, object]:
+def host(tmp_path: Path, spec: str) -> dict[str, Any]:
     path = tmp_path / "scenario.yaml"
     path.write_text(NODE + spec + "\n", encoding="utf-8")
     return load_scenario(path).hosts["win0"].snapshot()
@@ -29,11 +30,11 @@ def test_networks_default_by_network_type(tmp_path: Path) -> None:
     aks = host(tmp_path, "spec: {}")
     flannel = host(tmp_path, "spec: {network: {type: overlay}}")
 
-    assert [(n["name"], n["type"], n["management"]) for n in aks["networks"]] == [  # type: ignore[attr-defined]
+    assert [(n["name"], n["type"], n["management"]) for n in aks["networks"]] == [
         ("ext", "L2Bridge", True),
         ("azure", "L2Bridge", False),
     ]
-    assert [(n["name"], n["type"], n["management"]) for n in flannel["networks"]] == [  # type: ignore[attr-defined]
+    assert [(n["name"], n["type"], n["management"]) for n in flannel["networks"]] == [
         ("External", "L2Bridge", True),
         ("vxlan0", "Overlay", False),
     ]
