@@ -4,6 +4,7 @@ do on a real host."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -189,8 +190,18 @@ def test_the_simulator_breaks_a_host_whose_script_removes_every_l2bridge_network
         shell.run_script(address, text, 20)
 
     host = cluster.host("oldscript")
+    assert host["managementUp"] is False
     assert management_networks(host) == []
     assert any("management network ext removed" in h for h in host["history"])
+    # The address answers nothing for managementOutage (3 s here, 60 s by default)...
+    with pytest.raises(Unreachable):
+        shell.run_script(address, node_scripts.render("node-status", DnsServiceIP="10.0.0.10"), 1)
+    # ...then answers again, but nothing brings ext back: the node needs re-provisioning.
+    until_up = time.monotonic() + 10
+    while not cluster.host("oldscript")["managementUp"] and time.monotonic() < until_up:
+        time.sleep(0.2)
+    after = cluster.node_status("oldscript")
+    assert "ext" not in [n["Name"] for n in after["hnsNetworks"]]
 
 
 def test_without_any_kube_proxy_no_restart_is_offered(cluster: Cluster) -> None:
