@@ -35,6 +35,8 @@ def code(text: str) -> str:
 
 def status_line(action: PendingAction, needed: int) -> str:
     icon = _STATUS_ICON.get(action.status, ":grey_question:")
+    if (action.result or {}).get("outcome") == "unknown":
+        icon = ":grey_question:"
     head = f"{icon} *{action.remediation}* on `{escape(action.target)}`: {action.status}"
     if action.status in ("pending", "approved"):
         head += f" · approvals {len(action.approvals)}/{needed} ({people(action.approvals)})"
@@ -172,6 +174,11 @@ def finished_text(report: RunReport) -> str:
         return (
             ":test_tube: *Dry run* (dry_run: true): this is exactly what would run, and "
             f"nothing did:\n{code(report.output)}"
+        )
+    if report.unknown:
+        return (
+            f":grey_question: {_on(action)}: outcome unknown — it started, and its result could "
+            f"not be read: {escape(report.summary)}\nLook at the target before running it again."
         )
     if report.verification is None:
         retry = (
