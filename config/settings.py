@@ -158,6 +158,13 @@ class SweepSettings(_Group):
 
 class RDPSettings(_Group):
     source_ranges: list[str] = Field(default_factory=list, description="CIDRs allowed to connect")
+    max_addresses: int = Field(
+        65_536,
+        ge=1,
+        le=2**128,
+        description="most addresses a request's ranges may reach together (a /16) unless "
+        "they are listed in source_ranges",
+    )
     default_ttl: Duration = Field(timedelta(minutes=30))
     max_ttl: Duration = Field(timedelta(hours=4))
     lb_timeout: Duration = Field(

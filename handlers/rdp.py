@@ -29,6 +29,17 @@ NODE = "winpod.io/node"
 LABELS = {"app.kubernetes.io/managed-by": "winpod", "winpod.io/rdp": "true"}
 SELECTOR = "app.kubernetes.io/managed-by=winpod,winpod.io/rdp=true"
 OPEN_WORLD = {"0.0.0.0/0", "::/0"}
+# Below this the session could end before the load balancer has an address or the approvers
+# have clicked; sub-second TTLs were shown as "0s" and failed after two approvals.
+MIN_TTL = timedelta(minutes=1)
+# Private blocks: a range that reaches past one of them into public addresses is a typo of one
+# or the other (`10.0.0.0/7` holds the public 11.0.0.0/8), never what someone meant to allow.
+PRIVATE_BLOCKS = tuple(
+    ipaddress.ip_network(block)
+    for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+)
+IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,11 @@ def service_name(node: str) -> str:
 
 def parse_ttl(text: str | None, settings: Settings) -> timedelta:
     ttl = settings.rdp.default_ttl if not text else _duration(text)
+    if ttl < MIN_TTL:
+        given = text or format_duration(ttl)
+        raise BadInput(
+            f"ttl {given} is shorter than {format_duration(MIN_TTL)}, the least RDP stays"
+        )
     if ttl > settings.rdp.max_ttl:
         maximum = format_duration(settings.rdp.max_ttl)
         raise BadInput(f"ttl {text or format_duration(ttl)} is longer than rdp.max_ttl ({maximum})")
@@ -69,26 +85,83 @@ def _duration(text: str) -> timedelta:
 
 
 def source_ranges(requested: str | None, settings: Settings) -> list[str]:
-    """The CIDRs allowed to connect: the request's, else rdp.source_ranges; never the whole
-    internet unless rdp.source_ranges says so explicitly."""
-    raw = (
-        [r.strip() for r in requested.split(",")] if requested else list(settings.rdp.source_ranges)
-    )
+    """The CIDRs allowed to connect: the request's, else rdp.source_ranges. A request may not
+    reach more than rdp.max_addresses addresses in all (`0.0.0.0/1,128.0.0.0/1` is the whole
+    internet in two pieces) unless each of its ranges is listed in rdp.source_ranges."""
+    configured = list(settings.rdp.source_ranges)
+    raw = [r.strip() for r in requested.split(",")] if requested else configured
     if not raw:
         raise BadInput("no source range: give from=CIDR or configure rdp.source_ranges")
-    ranges = []
-    for value in raw:
-        try:
-            network = ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            raise BadInput(f"{value[:60]!r} is not a CIDR such as 198.51.100.0/24") from None
-        if str(network) in OPEN_WORLD and str(network) not in settings.rdp.source_ranges:
+    networks = [_network(value, settings) for value in raw]
+    ranges = [str(network) for network in networks]
+    if requested and not set(ranges) <= {_listed(value) for value in configured}:
+        covered = _addresses(networks)
+        if covered > settings.rdp.max_addresses:
             raise BadInput(
-                f"refusing to open RDP to the whole internet ({network}); list it in "
-                "rdp.source_ranges explicitly if you really mean it"
+                f"refusing to open RDP to {covered:,} addresses (more than rdp.max_addresses, "
+                f"{settings.rdp.max_addresses:,}); give narrower ranges, or list them in "
+                "rdp.source_ranges if you really mean it"
             )
-        ranges.append(str(network))
+        for network in networks:
+            _refuse_mixed(network)
     return ranges
+
+
+def _network(value: str, settings: Settings) -> Network:
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise BadInput(f"{value[:60]!r} is not a CIDR such as 198.51.100.0/24") from None
+    listed = str(network) in settings.rdp.source_ranges
+    if str(network) in OPEN_WORLD and not listed:
+        raise BadInput(
+            f"refusing to open RDP to the whole internet ({network}); list it in "
+            "rdp.source_ranges explicitly if you really mean it"
+        )
+    if network.network_address != ipaddress.ip_address(value.partition("/")[0]) and not listed:
+        raise BadInput(
+            f"{value[:60]} has bits set past its /{network.prefixlen}: it would allow all of "
+            f"{network}; write {network} if you mean that, or /{network.max_prefixlen} for "
+            "one address"
+        )
+    if network == IPV4_MAPPED or _holds(IPV4_MAPPED, network):
+        raise BadInput(f"{network} is IPv4 written as IPv6; write the IPv4 range itself")
+    return network
+
+
+def _refuse_mixed(network: Network) -> None:
+    for block in PRIVATE_BLOCKS:
+        if _holds(network, block):
+            raise BadInput(
+                f"{network} holds the private range {block} and public addresses around it; "
+                "give the private or the public range, not both in one"
+            )
+
+
+def _listed(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        return value
+
+
+def _holds(outer: Network, inner: Network) -> bool:
+    """`outer` is wider than `inner` and contains all of it."""
+    return (
+        outer.version == inner.version
+        and outer.prefixlen < inner.prefixlen
+        and int(outer.network_address) <= int(inner.network_address)
+        and int(inner.broadcast_address) <= int(outer.broadcast_address)
+    )
+
+
+def _addresses(networks: list[Network]) -> int:
+    """How many addresses the ranges reach together, overlaps counted once."""
+    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
+    return sum(n.num_addresses for n in ipaddress.collapse_addresses(v4)) + sum(
+        n.num_addresses for n in ipaddress.collapse_addresses(v6)
+    )
 
 
 def check_node(cluster: Cluster, node_name: str, settings: Settings) -> tuple[KubeObject, str]:
