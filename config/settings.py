@@ -30,6 +30,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from config.addresses import plain_host, shown
+
 ENV_PREFIX = "WINPOD_"
 CONFIG_ENV_VAR = "WINPOD_CONFIG"
 
@@ -134,10 +136,22 @@ class HyperVSettings(_Group):
     host_annotation: str = Field(
         "winpod.io/hyperv-host", description="node annotation naming the node VM's Hyper-V host"
     )
-    host_addresses: dict[str, str] = Field(
+    hosts: dict[str, str] = Field(
         default_factory=dict,
-        description="Hyper-V host name -> address, where those names do not resolve in DNS",
+        description="allow-list: Hyper-V host name -> its address; when set, only these hosts "
+        "receive scripts, whatever a node annotation names",
     )
+
+    @field_validator("hosts")
+    @classmethod
+    def _plain_hosts(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, address in value.items():
+            if plain_host(name) is None or plain_host(address) is None:
+                raise ValueError(
+                    f"{shown(name)}: {shown(address)} is not a host name and a plain host name "
+                    "or IP address (no port, path or scheme)"
+                )
+        return {name.lower(): str(plain_host(address)) for name, address in value.items()}
 
 
 class ApprovalSettings(_Group):

@@ -17,8 +17,8 @@ from typing import Any
 
 from config.settings import Settings, format_duration, parse_duration
 from handlers import names
-from handlers.context import node_facts
-from handlers.errors import BadInput, NotFound, WinpodError
+from handlers.context import IP_ADDRESS_TYPES, node_address, node_facts
+from handlers.errors import BadInput, NotFound
 from handlers.transports import Cluster, KubeObject
 
 PORT = 3389
@@ -176,11 +176,13 @@ def check_node(cluster: Cluster, node_name: str, settings: Settings) -> tuple[Ku
     conditions = (node.get("status") or {}).get("conditions") or []
     if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
         raise BadInput(f"node {name} is not Ready; RDP would not reach it")
-    wanted = settings.winrm.address_type
-    for address in (node.get("status") or {}).get("addresses") or []:
-        if address.get("type") == wanted and address.get("address"):
-            return node, str(address["address"])
-    raise WinpodError(f"node {name} has no {wanted} address")
+    # an EndpointSlice holds IP addresses only, whatever winrm.address_type says
+    wanted = (
+        settings.winrm.address_type
+        if settings.winrm.address_type in IP_ADDRESS_TYPES
+        else "InternalIP"
+    )
+    return node, node_address(node, wanted, "for RDP")
 
 
 def _stamp(moment: datetime) -> str:
