@@ -87,7 +87,14 @@ class SlackSettings(_Group):
     api_url: str = Field("https://slack.com/api/", description="base of the Slack Web API")
     alert_channel: str | None = Field(None, description="channel id for sweep alerts")
     allowed_channels: list[str] = Field(
-        default_factory=list, description="channel ids that may use /winpod; empty: all"
+        default_factory=list,
+        description="channel ids where /winpod and its buttons work; empty: all",
+    )
+    team_id: str | None = Field(
+        None, description="workspace id (T…); when set, requests from any other are refused"
+    )
+    api_app_id: str | None = Field(
+        None, description="Slack app id (A…); when set, requests for any other app are refused"
     )
 
     @field_validator("api_url")

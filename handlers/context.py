@@ -136,9 +136,12 @@ class Context:
         )
 
     def service_ip(self, namespace: str, name: str) -> str:
+        """The Service's ClusterIP; "" when it has none, or when its value is no plain IP
+        address (the value goes into probe commands and node-script parameters)."""
+
         def fetch() -> str:
             service = self.transports.cluster.get("Service", name, namespace)
-            return str((service.get("spec") or {}).get("clusterIP") or "")
+            return plain_ip(str((service.get("spec") or {}).get("clusterIP") or "")) or ""
 
         return self.once(("service-ip", namespace, name), fetch)
 
@@ -147,12 +150,13 @@ class Context:
             pods = self.transports.cluster.list(
                 "Pod", namespace="kube-system", label_selector=KUBE_DNS_SELECTOR
             )
-            return [
-                str(p["status"]["podIP"])
+            # only plain IPv4/IPv6 addresses: these go into commands run in pods
+            found = (
+                plain_ip(str((p.get("status") or {}).get("podIP") or ""))
                 for p in pods
                 if (p.get("status") or {}).get("phase") == "Running"
-                and (p.get("status") or {}).get("podIP")
-            ]
+            )
+            return [ip for ip in found if ip]
 
         return self.once("kube-dns-pod-ips", fetch)
 

@@ -15,7 +15,7 @@ from typing import Any
 from handlers.errors import BadInput, WinpodError
 from handlers.transports import CommandResult
 
-_SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}$")
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}")
 _PLACEHOLDER = re.compile(r"'\{\{(\w+)\}\}'")
 _SECRETISH = re.compile(
     r"(?i)(password|passwd|pwd|secret|token|apikey|api_key|credential)(\W{1,3})([^\s,;\"']+)"
@@ -40,9 +40,15 @@ def render(name: str, **params: str) -> str:
     for key, value in params.items():
         if key not in wanted:
             raise BadInput(f"script {name} has no parameter {key}")
-        if not _SAFE_VALUE.match(value):
+        # fullmatch: `$` in a pattern also matches before a trailing newline
+        if not _SAFE_VALUE.fullmatch(value):
             raise BadInput(f"unsafe value for {name} parameter {key}: {value[:40]!r}")
-    return _PLACEHOLDER.sub(lambda m: "'" + params[m.group(1)].replace("'", "''") + "'", text)
+    return _PLACEHOLDER.sub(lambda m: single_quoted(params[m.group(1)]), text)
+
+
+def single_quoted(value: str) -> str:
+    """A PowerShell single-quoted string: nothing inside is expanded; a quote is doubled."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def parse_output(name: str, result: CommandResult) -> dict[str, Any]:

@@ -504,3 +504,76 @@ def test_a_long_command_text_is_a_usage_error_at_once(bot: RunningBot, size: int
 def test_a_command_of_normal_length_is_still_parsed(bot: RunningBot) -> None:
     response = bot.command("explain " + "x" * 65, channel="C0LONGTEXT")
     assert "is not a check id" in ack_text(response)
+
+
+# --- who may click: channels, workspace and app --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gated(lab: Lab, sim: RunningSim) -> RunningBot:
+    """A replica that knows its workspace and app and serves one channel only."""
+    return lab.bot(
+        sim,
+        {
+            "WINPOD_KUBERNETES__LEADER_ELECTION": "false",
+            "WINPOD_SWEEP__INTERVAL": "1h",
+            "WINPOD_HOUSEKEEPING_INTERVAL": "1h",
+            "WINPOD_SLACK__ALLOWED_CHANNELS": '["C0GATEOK"]',
+            "WINPOD_SLACK__TEAM_ID": "T0WINPODSIM",
+            "WINPOD_SLACK__API_APP_ID": "A0WINPOD",
+        },
+        name="gated",
+    )
+
+
+def test_a_button_click_outside_allowed_channels_is_refused_and_changes_nothing(
+    gated: RunningBot, sim: RunningSim, store: Store
+) -> None:
+    actions_before = len(store.list_actions(limit=500))
+    body = click_body("remediate:kube-proxy-restart", "any", user=APPROVER, channel="C0GATENO")
+    assert gated.post(body).status == 200
+    told = until(
+        lambda: [e["text"] for e in gated.ephemeral("C0GATENO") if e["user"] == APPROVER],
+        30,
+        "the refusal",
+    )
+    assert "not enabled in this channel" in told[0]
+    assert "slack.allowed_channels" in told[0]
+    assert len(store.list_actions(limit=500)) == actions_before
+
+
+def test_a_button_click_in_an_allowed_channel_reaches_the_listener(gated: RunningBot) -> None:
+    body = click_body(
+        "remediate:kube-proxy-restart", "nosuchoffer", user=APPROVER, channel="C0GATEOK"
+    )
+    assert gated.post(body).status == 200
+    told = until(
+        lambda: [e["text"] for e in gated.ephemeral("C0GATEOK") if e["user"] == APPROVER],
+        30,
+        "the listener's answer",
+    )
+    assert "not enabled in this channel" not in told[0]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("team", {"id": "T0ELSEWHERE"}), ("api_app_id", "A0OTHERAPP")]
+)
+def test_a_click_from_another_workspace_or_app_is_refused(
+    gated: RunningBot, sim: RunningSim, field: str, value: object
+) -> None:
+    told_before = len(calls(sim, "C0GATEOK", "chat.postEphemeral"))
+    payload = json.loads(
+        urllib.parse.parse_qs(
+            click_body("remediate:kube-proxy-restart", "any", user=APPROVER, channel="C0GATEOK")
+        )["payload"][0]
+    )
+    response = gated.post(_form({**payload, field: value}))
+    assert response.status == 403
+    time.sleep(0.5)
+    assert len(calls(sim, "C0GATEOK", "chat.postEphemeral")) == told_before  # nobody answered
+
+
+def test_a_command_from_another_workspace_is_refused(gated: RunningBot) -> None:
+    body = command_body("help", "C0GATEOK").replace("T0WINPODSIM", "T0ELSEWHERE")
+    assert gated.post(body).status == 403
+    assert gated.post(command_body("help", "C0GATEOK")).status == 200
