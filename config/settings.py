@@ -187,6 +187,11 @@ class RDPSettings(_Group):
         "they are listed in source_ranges",
     )
     default_ttl: Duration = Field(timedelta(minutes=30))
+    min_ttl: Duration = Field(
+        timedelta(minutes=1),
+        description="shortest TTL a request may ask for: shorter ones end before the load "
+        "balancer answers or the approvers click",
+    )
     max_ttl: Duration = Field(timedelta(hours=4))
     lb_timeout: Duration = Field(
         timedelta(minutes=3), description="how long to wait for the load balancer's address"

@@ -29,9 +29,6 @@ NODE = "winpod.io/node"
 LABELS = {"app.kubernetes.io/managed-by": "winpod", "winpod.io/rdp": "true"}
 SELECTOR = "app.kubernetes.io/managed-by=winpod,winpod.io/rdp=true"
 OPEN_WORLD = {"0.0.0.0/0", "::/0"}
-# Below this the session could end before the load balancer has an address or the approvers
-# have clicked; sub-second TTLs were shown as "0s" and failed after two approvals.
-MIN_TTL = timedelta(minutes=1)
 # Private blocks: a range that reaches past one of them into public addresses is a typo of one
 # or the other (`10.0.0.0/7` holds the public 11.0.0.0/8), never what someone meant to allow.
 PRIVATE_BLOCKS = tuple(
@@ -66,10 +63,10 @@ def service_name(node: str) -> str:
 
 def parse_ttl(text: str | None, settings: Settings) -> timedelta:
     ttl = settings.rdp.default_ttl if not text else _duration(text)
-    if ttl < MIN_TTL:
-        given = text or format_duration(ttl)
+    if ttl < settings.rdp.min_ttl:  # sub-second TTLs showed as "0s" and failed once approved
+        shortest = format_duration(settings.rdp.min_ttl)
         raise BadInput(
-            f"ttl {given} is shorter than {format_duration(MIN_TTL)}, the least RDP stays"
+            f"ttl {text or format_duration(ttl)} is shorter than {shortest} (rdp.min_ttl)"
         )
     if ttl > settings.rdp.max_ttl:
         maximum = format_duration(settings.rdp.max_ttl)

@@ -504,7 +504,13 @@ class KubeApi:
         )
 
     async def groups(self, _: web.Request) -> web.Response:
-        return _json(api_group_list())
+        listed = api_group_list()
+        for group in listed["groups"]:
+            group["versions"] = [
+                v for v in group["versions"] if v["groupVersion"] not in self.world.unserved
+            ]
+        listed["groups"] = [g for g in listed["groups"] if g["versions"]]
+        return _json(listed)
 
     async def openapi_v2(self, request: web.Request) -> web.Response:
         document = openapi_v2_document()
@@ -530,7 +536,16 @@ class KubeApi:
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         target = parse_target(request.path)
         if isinstance(target, str):
-            return _json(_api_group(target))
+            group = _api_group(target)
+            group["versions"] = [
+                v for v in group["versions"] if v["groupVersion"] not in self.world.unserved
+            ]
+            if not group["versions"]:
+                raise _unknown_path()
+            group["preferredVersion"] = group["versions"][0]
+            return _json(group)
+        if f"{target.group}/{target.version}".lstrip("/") in self.world.unserved:
+            raise _unknown_path()
         if target.resource is None:
             if request.method != "GET":
                 raise ApiError(405, "MethodNotAllowed", "discovery documents are read-only")

@@ -383,6 +383,9 @@ class World:
         self.lb_delay_ms: float = 300.0
         # False: the cloud behind the load balancer does not answer, Services stay <pending>.
         self.lb_enabled: bool = True
+        # Group versions this API server does not serve ("discovery.k8s.io/v1"): an older or
+        # trimmed cluster; the control API sets them.
+        self.unserved: set[str] = set()
 
     # --- bookkeeping --------------------------------------------------------------------
     def _next_rv(self) -> str:
