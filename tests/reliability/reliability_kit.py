@@ -54,6 +54,42 @@ def env_secrets(env: dict[str, str] | None) -> set[str]:
     return {v for k, v in (env or {}).items() if SECRET_ENV.search(k) and len(v) >= 8}
 
 
+# Slack markup winpod itself writes: mentions of user ids and its docs links. Anything else that
+# Slack would act on (`<!channel>`, a link with another label, a mention of something that is no
+# user id) came from outside data unescaped. Planted canaries carry EVIL in their ids.
+OWN_MENTION = re.compile(r"<@[UW](?![A-Z0-9]*EVIL)[A-Z0-9]+>")
+OWN_LINK = re.compile(r"<https?://[^|<>\s]+\|docs(?: \d+)?>")
+LIVE_MARKUP = re.compile(r"<(?:!|@|https?:)[^<>]*>?")
+
+
+def live_markup(text: str) -> list[str]:
+    """Every piece of `text` that Slack would turn into a mention, broadcast or link and that
+    winpod did not write itself."""
+    return [
+        m.group(0)[:120]
+        for m in LIVE_MARKUP.finditer(text)
+        if not (OWN_MENTION.fullmatch(m.group(0)) or OWN_LINK.fullmatch(m.group(0)))
+    ]
+
+
+def slack_texts(value: Any) -> Iterable[str]:
+    """Every `text` in a recorded Slack call's parameters, blocks (a list or JSON) included."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "text" and isinstance(item, str):
+                yield item
+            elif key in ("blocks", "attachments") and isinstance(item, str):
+                try:
+                    yield from slack_texts(json.loads(item))
+                except ValueError:
+                    yield item
+            else:
+                yield from slack_texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from slack_texts(item)
+
+
 @dataclass
 class SecretScan:
     """Everything scanned during the session, and what was found where it must not be."""
@@ -62,7 +98,18 @@ class SecretScan:
     hits: list[str] = field(default_factory=list)
     bad_paths: list[str] = field(default_factory=list)
     tracebacks: list[str] = field(default_factory=list)
+    markup: list[str] = field(default_factory=list)
     labs_closed: int = 0
+
+    def scan_markup(self, source: str, calls: list[dict[str, Any]]) -> list[str]:
+        """Record live markup from outside data in any text of `calls`; returns the findings."""
+        found = []
+        for call in calls:
+            for text in slack_texts(call.get("params") or {}):
+                self.scanned["Slack texts for markup"] += 1
+                found += [f"{source}: {call['method']} posted {m!r}" for m in live_markup(text)]
+        self.markup.extend(found)
+        return found
 
     def scan(self, kind: str, source: str, text: str, secrets: Iterable[str]) -> list[str]:
         """Record one text of `kind` (bot log, CLI output, Slack calls); returns the hits."""
@@ -228,6 +275,21 @@ class Lab:
         self.bots.append((bot, self._secrets[sim.out] | env_secrets(env)))
         return bot
 
+    def quiet_bot(
+        self, sim: RunningSim, name: str, env: dict[str, str] | None = None
+    ) -> RunningBot:
+        """One replica with no timed work after its first sweep (no Lease, sweeps and
+        housekeeping an hour apart): from then on, what reaches the cluster or Slack is what a
+        test caused."""
+        quiet = {
+            "WINPOD_KUBERNETES__LEADER_ELECTION": "false",
+            "WINPOD_SWEEP__INTERVAL": "1h",
+            "WINPOD_HOUSEKEEPING_INTERVAL": "1h",
+        }
+        running = self.bot(sim, {**quiet, **(env or {})}, name=name)
+        until(lambda: metric(running, "winpod_sweep_seconds_count") >= 1, 60, "the first sweep")
+        return running
+
     def cli(self, sim: RunningSim, *argv: str, env: dict[str, str] | None = None) -> Run:
         """`winpod ARGV --config <the simulator's>` as a person runs it; its output is scanned
         here and then, and a traceback fails the test at once."""
@@ -268,9 +330,11 @@ class Lab:
             problems += found
         for sim in self.sims:
             if sim.process.poll() is None:
-                calls = json.dumps(sim.control("GET", "/sim/v1/slack/calls")["calls"])
+                recorded = sim.control("GET", "/sim/v1/slack/calls")["calls"]
+                calls = json.dumps(recorded)
                 source = f"Slack calls recorded by {sim.out.name}"
                 problems += self.scan.scan("Slack calls", source, calls, self._secrets[sim.out])
+                problems += self.scan.scan_markup(source, recorded)
                 for server in ("kube", "exec"):
                     for request in requests_since(sim, 0, server):
                         if invalid_segments(request):

@@ -19,7 +19,6 @@ from reliability_kit import (
     Lab,
     ack_text,
     click_body,
-    metric,
     request_mark,
     requests_since,
     tracebacks,
@@ -343,17 +342,7 @@ def sim(lab: Lab) -> RunningSim:
 def bot(lab: Lab, sim: RunningSim) -> RunningBot:
     """One replica with no timed work after its first sweep: from then on, any request to the
     cluster is one that a fuzzed click or command caused."""
-    running = lab.bot(
-        sim,
-        {
-            "WINPOD_KUBERNETES__LEADER_ELECTION": "false",
-            "WINPOD_SWEEP__INTERVAL": "1h",
-            "WINPOD_HOUSEKEEPING_INTERVAL": "1h",
-        },
-        name="fuzz",
-    )
-    until(lambda: metric(running, "winpod_sweep_seconds_count") >= 1, 60, "the first sweep")
-    return running
+    return lab.quiet_bot(sim, "fuzz")
 
 
 @pytest.fixture(scope="module")

@@ -51,16 +51,7 @@ def sim(lab: Lab) -> RunningSim:
 def bot(lab: Lab, sim: RunningSim) -> RunningBot:
     """One replica; no timed work after its first sweep, so the Slack calls and cluster requests
     a test sees are the ones it caused."""
-    running = lab.bot(
-        sim,
-        {
-            "WINPOD_KUBERNETES__LEADER_ELECTION": "false",
-            "WINPOD_SWEEP__INTERVAL": "1h",
-            "WINPOD_HOUSEKEEPING_INTERVAL": "1h",
-        },
-        name="edges",
-    )
-    until(lambda: metric(running, "winpod_sweep_seconds_count") >= 1, 60, "the first sweep")
+    running = lab.quiet_bot(sim, "edges")
     # Bolt calls auth.test once, on the first request, before acknowledging it: done here, so
     # that no Slack fault of a test lands on it.
     assert running.command("help", channel="C0WARMUP").status == 200
@@ -512,17 +503,14 @@ def test_a_command_of_normal_length_is_still_parsed(bot: RunningBot) -> None:
 @pytest.fixture(scope="module")
 def gated(lab: Lab, sim: RunningSim) -> RunningBot:
     """A replica that knows its workspace and app and serves one channel only."""
-    return lab.bot(
+    return lab.quiet_bot(
         sim,
+        "gated",
         {
-            "WINPOD_KUBERNETES__LEADER_ELECTION": "false",
-            "WINPOD_SWEEP__INTERVAL": "1h",
-            "WINPOD_HOUSEKEEPING_INTERVAL": "1h",
             "WINPOD_SLACK__ALLOWED_CHANNELS": '["C0GATEOK"]',
             "WINPOD_SLACK__TEAM_ID": "T0WINPODSIM",
             "WINPOD_SLACK__API_APP_ID": "A0WINPOD",
         },
-        name="gated",
     )
 
 
