@@ -23,6 +23,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -124,11 +125,26 @@ class WinRMSettings(_Group):
     password: Secret = Field(None)
     ca_bundle: str | None = Field(None, description="PEM file trusted for the nodes' certificates")
     verify: bool = Field(True, description="validate the node's certificate")
+    allow_unverified: bool = Field(
+        False,
+        description="let verify: false stand while WinRM credentials are set (anyone on the "
+        "path could take them); without it winpod refuses to start",
+    )
     address_type: Literal["InternalIP", "ExternalIP", "Hostname", "InternalDNS"] = Field(
         "InternalIP", description="which Node address to connect to"
     )
     operation_timeout_s: int = Field(20, ge=1, description="WS-Management OperationTimeout")
     read_timeout_s: int = Field(30, ge=2, description="HTTP read timeout; above the operation's")
+
+    @model_validator(mode="after")
+    def _verified_when_credentials_are_sent(self) -> WinRMSettings:
+        if not self.verify and not self.allow_unverified and self.username is not None:
+            raise ValueError(
+                "verify is false while WinRM credentials are set: they would go to whoever "
+                "answers; set winrm.ca_bundle to the CA of the nodes' certificates, or "
+                "winrm.allow_unverified: true if you accept that"
+            )
+        return self
 
     @field_validator("read_timeout_s")
     @classmethod
