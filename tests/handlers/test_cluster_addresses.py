@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from handlers import remediations
+from handlers import remediations, sweep
 from handlers.context import Context, Transports
 from handlers.errors import WinpodError
 
@@ -23,7 +23,9 @@ class Cluster:
         self.pod_ips = pod_ips
         self.cluster_ip = cluster_ip
 
-    def list(self, kind: str, **_: Any) -> list[dict[str, Any]]:
+    def list(self, kind: str, namespace: str | None = None, **_: Any) -> list[dict[str, Any]]:
+        if namespace != "kube-system":
+            return []  # the sweep's nodes, pods and events: none needed here
         return [
             {"metadata": {"name": f"coredns-{i}"}, "status": {"phase": "Running", "podIP": ip}}
             for i, ip in enumerate(self.pod_ips)
@@ -62,3 +64,12 @@ def test_pod_dns_override_never_puts_a_hostile_pod_ip_on_the_command_line() -> N
     only_hostile = context(Cluster(HOSTILE_IPS))
     with pytest.raises(WinpodError, match="no running kube-dns pods with an IP address"):
         remediations.get_spec("pod-dns-override").plan(only_hostile, "web/iis-0", {})
+
+
+def test_the_sweep_probes_only_plain_kube_dns_addresses() -> None:
+    transports = Transports(
+        Cluster([*HOSTILE_IPS, "10.244.0.3"], cluster_ip=HOSTILE_IPS[0]), None, None
+    )  # type: ignore[arg-type]
+    facts = sweep._gather(transports)
+    assert facts.dns_pod_ips == ["10.244.0.3"]
+    assert facts.dns_ip == ""
