@@ -54,10 +54,11 @@ def env_secrets(env: dict[str, str] | None) -> set[str]:
     return {v for k, v in (env or {}).items() if SECRET_ENV.search(k) and len(v) >= 8}
 
 
-# Slack markup winpod itself writes: mentions of user ids and its docs links. Anything else that
-# Slack would act on (`<!channel>`, a link with another label, a mention of something that is no
-# user id) came from outside data unescaped. Planted canaries carry EVIL in their ids.
-OWN_MENTION = re.compile(r"<@[UW](?![A-Z0-9]*EVIL)[A-Z0-9]+>")
+# Slack markup winpod itself writes: mentions of user ids and of the configured approver groups,
+# and its docs links. Anything else that Slack would act on (`<!channel>`, a link with another
+# label, a mention of something that is no id) came from outside data unescaped. Planted
+# canaries carry EVIL in their ids.
+OWN_MENTION = re.compile(r"<(?:@[UW]|!subteam\^S)(?![A-Z0-9]*EVIL)[A-Z0-9]+>")
 OWN_LINK = re.compile(r"<https?://[^|<>\s]+\|docs(?: \d+)?>")
 LIVE_MARKUP = re.compile(r"<(?:!|@|https?:)[^<>]*>?")
 

@@ -57,6 +57,8 @@ def test_an_invalid_name_in_a_cluster_request_is_spotted(path: str, bad: list[st
     [
         ("fine &lt;!channel&gt; &lt;@U0EVIL&gt;", []),
         (":lock: <@U0APPROVER1> closed RDP", []),
+        ("Approvers: <!subteam^S0OPS>, <@U0APPROVER2>", []),
+        ("<!subteam^S0EVIL>", ["<!subteam^S0EVIL>"]),
         ("<https://kubernetes.io/docs/x|docs 2> · <https://github.com/k/k/issues/1|docs>", []),
         ("event: <!channel> now", ["<!channel>"]),
         ("<!here|here>", ["<!here|here>"]),
