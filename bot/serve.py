@@ -17,6 +17,7 @@ from slack_bolt.request.internals import build_normalized_headers, extract_conte
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.response import SocketModeResponse
 from waitress.server import create_server
 
 from bot.approvals import fail_orphaned_actions
@@ -240,6 +241,16 @@ class AcksFirstSocketMode(SocketModeHandler):
         self.client.enqueue_message = bounded  # type: ignore[method-assign]
 
     def handle(self, client: Any, req: Any) -> None:
+        payload = req.payload
+        if (
+            not isinstance(payload, dict)
+            or _depth(payload) > MAX_JSON_DEPTH
+            or not _routable(payload)
+        ):
+            # what gets 400 over HTTP: acknowledged, so Slack does not resend it, and dropped
+            log.warning("dropped a malformed Socket Mode %s envelope", req.type)
+            client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            return
         with self.pool.answering():
             super().handle(client, req)
 

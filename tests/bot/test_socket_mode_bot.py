@@ -89,3 +89,28 @@ def test_socket_mode_drops_an_oversized_frame_unparsed_and_keeps_serving(
     )
     assert sent["acked"] is True and sent["in_time"] is True
     assert "Traceback" not in bot.log
+
+
+def test_socket_mode_acknowledges_a_malformed_click_without_acting_on_it(
+    sim_factory: Callable[..., RunningSim], bot_factory: Callable[..., RunningBot]
+) -> None:
+    sim = sim_factory()
+    bot = bot_factory(sim, {"WINPOD_SLACK__APP_TOKEN": sim.urls["slack_app_token"]})
+    bot.wait_for(
+        lambda: sim.control("GET", "/sim/v1/slack/socket_mode")["connected"],
+        what="the bot to connect over Socket Mode",
+    )
+    for wrong in (
+        {"message": "not an object"},
+        {"actions": [{"action_id": "remediate:hns-reset", "value": 7}]},
+        {"actions": [{"action_id": "remediate:hns-reset", "value": "x"}], "state": [1]},
+    ):
+        sent = sim.control(
+            "POST",
+            "/sim/v1/slack/socket_mode/envelopes",
+            {"type": "interactive", "payload": {"type": "block_actions", **wrong}},
+        )
+        assert sent["acked"] is True, (wrong, sent)
+    bot.wait_for(lambda: bot.log.count("dropped a malformed Socket Mode") == 3, what="3 drops")
+    assert "Traceback" not in bot.log
+    assert bot.ephemeral() == [] and bot.messages() == []  # no listener ran
