@@ -3,9 +3,13 @@ recorded Slack call is scanned for the configured secrets, plus the simulator's 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -178,6 +182,27 @@ def click_body(
         "actions": [{"type": "button", "block_id": "b", "action_id": action_id, "value": value}],
     }
     return urllib.parse.urlencode({"payload": json.dumps(payload)})
+
+
+def post_oversized(bot: RunningBot, body: str, content_type: str) -> int:
+    """POST a signed body the bot refuses before reading all of it; its status. urllib would
+    fail with a broken pipe when the bot answers 413 and closes while the body is still going
+    out, so this sends on a plain socket and reads whatever answer came back."""
+    stamp = str(int(time.time()))
+    digest = hmac.new(
+        bot.signing_secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256
+    ).hexdigest()
+    data = body.encode()
+    head = (
+        f"POST /slack/events HTTP/1.1\r\nHost: winpod\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(data)}\r\nX-Slack-Request-Timestamp: {stamp}\r\n"
+        f"X-Slack-Signature: v0={digest}\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", bot.port), timeout=30) as connection:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            connection.sendall(head.encode() + data)
+        answer = connection.recv(64).decode("latin-1")
+    return int(answer.split(" ", 2)[1])
 
 
 def button(message: dict[str, Any], prefix: str) -> dict[str, Any]:
