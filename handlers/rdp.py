@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from config.addresses import plain_host
 from config.settings import Settings, format_duration, parse_duration
 from handlers import names
 from handlers.context import IP_ADDRESS_TYPES, node_address, node_facts
@@ -313,14 +314,24 @@ def wait_for_address(
 ) -> str | None:
     deadline = time.monotonic() + timeout.total_seconds()
     while True:
-        service = cluster.get("Service", name, namespace)
-        ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-        for entry in ingress:
-            if entry.get("ip") or entry.get("hostname"):
-                return str(entry.get("ip") or entry.get("hostname"))
+        address = _ingress_address(cluster.get("Service", name, namespace))
+        if address is not None:
+            return address
         if time.monotonic() >= deadline:
             return None
         time.sleep(poll_s)
+
+
+def _ingress_address(service: KubeObject) -> str | None:
+    """The load balancer's first address that is a plain IP or host name: it is shown to people
+    as `mstsc.exe /v:ADDRESS`, so a status written by anyone else cannot put more there."""
+    ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    for entry in ingress:
+        for value in (entry.get("ip"), entry.get("hostname")):
+            address = plain_host(str(value)) if value else None
+            if address is not None:
+                return address
+    return None
 
 
 def close_access(cluster: Cluster, namespace: str, node: str) -> bool:
@@ -346,15 +357,7 @@ def sessions(cluster: Cluster, namespace: str) -> list[Session]:
         if not _ours(service):
             continue
         meta = service.get("metadata") or {}
-        ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-        address = next(
-            (
-                str(i.get("ip") or i.get("hostname"))
-                for i in ingress
-                if i.get("ip") or i.get("hostname")
-            ),
-            None,
-        )
+        address = _ingress_address(service)
         found.append(
             Session(
                 node=_node_of(service),

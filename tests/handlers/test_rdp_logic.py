@@ -453,3 +453,28 @@ def test_a_session_lists_its_node_expiry_ranges_and_the_command_to_connect() -> 
         "sourceRanges": ["198.51.100.0/24"],
         "address": "203.0.113.7",
     }
+
+
+@pytest.mark.parametrize(
+    ("ingress", "shown"),
+    [
+        ([{"ip": "<!channel> <https://evil.example|connect here>"}], "(no address yet)"),
+        ([{"hostname": "lb.example.com/evil?x="}], "(no address yet)"),
+        (
+            [{"ip": "203.0.113.7:3389"}, {"hostname": "rdp.example.com"}],
+            "mstsc.exe /v:rdp.example.com",
+        ),
+        ([{"hostname": "RDP.Example.com"}], "mstsc.exe /v:rdp.example.com"),
+    ],
+)
+def test_only_a_plain_load_balancer_address_is_shown(
+    ingress: list[dict[str, str]], shown: str
+) -> None:
+    cluster = FakeCluster()
+    open_for(cluster, "akswin000001", NOW)
+    name = rdp.service_name("akswin000001")
+    cluster.objects[("Service", NAMESPACE, name)]["status"] = {"loadBalancer": {"ingress": ingress}}
+    [session] = rdp.sessions(cluster, NAMESPACE)
+    assert session.connect == shown
+    expected = None if shown.startswith("(") else shown.split(":", 1)[1]
+    assert rdp.wait_for_address(cluster, NAMESPACE, name, timedelta(0)) == expected
