@@ -313,6 +313,11 @@ class Server:
             threads=threads,
             map={},
             max_request_body_size=max_body,
+            # Bodies stay in memory (≤ 1 MiB × connection_limit 100): waitress would spill those
+            # over 512 KB to /tmp, a 64 Mi emptyDir in deploy/, which unauthenticated uploads
+            # could fill until the pod is evicted. A client that stalls is dropped after 30 s.
+            inbuf_overflow=max_body + 1,
+            channel_timeout=30,
             clear_untrusted_proxy_headers=True,
             ident="winpod",
         )

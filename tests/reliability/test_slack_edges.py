@@ -3,17 +3,21 @@ Slack answering 500 — every request answered with 2xx/4xx, nothing promised lo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import itertools
 import json
+import os
 import socket
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -565,3 +569,33 @@ def test_a_command_from_another_workspace_is_refused(gated: RunningBot) -> None:
     body = command_body("help", "C0GATEOK").replace("T0WINPODSIM", "T0ELSEWHERE")
     assert gated.post(body).status == 403
     assert gated.post(command_body("help", "C0GATEOK")).status == 200
+
+
+def _spilled_files(pid: int) -> list[str]:
+    """Unlinked files the process holds open in the temporary directory: how waitress keeps a
+    request body it spilled to disk."""
+    found = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith(tempfile.gettempdir()) and target.endswith(" (deleted)"):
+                found.append(target)
+    return found
+
+
+@pytest.mark.usefixtures("untouched")
+def test_unfinished_uploads_under_the_limit_stay_in_memory_not_in_tmp(bot: RunningBot) -> None:
+    head = (
+        b"POST /slack/events HTTP/1.1\r\nHost: winpod\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000\r\n\r\n"
+    )
+    uploads = [socket.create_connection(("127.0.0.1", bot.port), timeout=10) for _ in range(8)]
+    try:
+        for upload in uploads:
+            upload.sendall(head + b"a" * 900_000)  # 0.9 of 1 MB: waited for, never finished
+        time.sleep(1)
+        assert _spilled_files(bot.process.pid) == []
+    finally:
+        for upload in uploads:
+            upload.close()
+    assert bot.get("/healthz")[0] == 200
