@@ -5,9 +5,11 @@ inside a code block they cannot leave. The lab scans every Slack call of the run
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from bot_process import RunningBot
-from reliability_kit import Lab, ack_text, live_markup, until
+from reliability_kit import Lab, ack_text, live_markup, request_mark, requests_since, until
 from sim_process import RunningSim
 
 pytestmark = pytest.mark.wire
@@ -86,3 +88,16 @@ def test_what_was_typed_cannot_break_out_of_the_audit_code_block(bot: RunningBot
     assert audit.startswith("```") and audit.endswith("```")
     assert audit.count("```") == 2  # the typed fences did not close the block
     assert live_markup(audit) == []
+
+
+def test_a_kube_dns_pod_ip_with_a_zone_id_never_reaches_a_probe(lab: Lab, sim: RunningSim) -> None:
+    mark = request_mark(sim)
+    run = lab.cli(sim, "diagnose", "web/dns-0", "--output", "json")
+    assert run.returncode == 1, run.stderr  # the stale-policy DNS error, found by asking kube-dns
+    probes = requests_since(sim, mark, "exec")
+    assert probes, "the diagnosis probed DNS in the pod"
+    sent = json.dumps(probes)
+    assert "Stop-Computer" not in sent and "fe80" not in sent
+    dns = next(f for f in run.json()["findings"] if f["check"] == "dns-after-reboot")
+    assert dns["severity"] == "error", dns
+    assert any("10.244." in line for line in dns["evidence"])  # a real CoreDNS pod was asked
