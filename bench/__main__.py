@@ -1,5 +1,5 @@
-"""`python -m bench [sweep] [diagnose] [ack] [--sizes 100,1000,2000]`: prints one JSON object per
-benchmark (per fleet size for the sweep) on stdout."""
+"""`python -m bench [sweep] [diagnose] [ack] [hostile] [--sizes 100,1000,2000]`: prints one JSON
+object per benchmark (per fleet size for the sweep) on stdout."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import ack, diagnose, sweep
+from bench import ack, diagnose, hostile, sweep
 from bench.harness import emit
 
-BENCHMARKS = ("sweep", "diagnose", "ack")
+BENCHMARKS = ("sweep", "diagnose", "ack", "hostile")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             emit(diagnose.run(workdir))
         if "ack" in chosen:
             emit(ack.run(workdir))
+        if "hostile" in chosen:
+            emit(hostile.run(workdir))
     return 0
 
 

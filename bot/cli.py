@@ -25,6 +25,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"winpod: {message} (see `{self.prog} --help`)\n")
 
 
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high` (argparse reports anything else as
+    a usage error, exit 2, instead of letting a huge number overflow later)."""
+
+    def parse(text: str) -> int:
+        value = text.strip()
+        if not (value.isascii() and value.isdigit() and len(value) <= 12) or not (
+            low <= int(value) <= high
+        ):
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}")
+        return int(value)
+
+    parse.__name__ = "number"  # argparse names the type in its message
+    return parse
+
+
+MAX_AUDIT_ENTRIES = 10_000
+PORT = _bounded(0, 65535)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config)
     if args.context:
@@ -181,19 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rdp.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     audit = add("audit", cmd_audit, "the audit log", [common])
-    audit.add_argument("--last", type=int, default=20, metavar="N")
+    audit.add_argument("--last", type=_bounded(1, MAX_AUDIT_ENTRIES), default=20, metavar="N")
     serve = add(
         "serve", cmd_serve, "run the Slack bot (HTTP, or Socket Mode with an app token)", [common]
     )
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on")
-    serve.add_argument("--port", type=int, default=3000, help="Slack events: /slack/events")
+    serve.add_argument("--port", type=PORT, default=3000, help="Slack events: /slack/events")
     serve.add_argument(
-        "--metrics-port", type=int, default=9090, help="/healthz, /readyz and /metrics"
+        "--metrics-port", type=PORT, default=9090, help="/healthz, /readyz and /metrics"
     )
     sim = add("sim", cmd_sim, "run the simulated Windows cluster until SIGINT/SIGTERM", [])
     sim.add_argument("--scenario", required=True, help="scenario YAML (see sim/README.md)")
     sim.add_argument("--out", required=True, help="directory for kubeconfig, winpod.yaml, …")
-    sim.add_argument("--winrm-port", type=int, default=0, help="0: any free port")
+    sim.add_argument("--winrm-port", type=PORT, default=0, help="0: any free port")
     demo = add("demo", cmd_demo, "the whole story on the embedded simulated cluster", [])
     demo.add_argument(
         "--interactive",

@@ -10,6 +10,9 @@ from handlers import names
 from handlers.errors import BadInput
 
 Parsed = dict[str, str]
+# Slack caps what can be typed in the message box at 4,000 characters; more is no command, and
+# shlex would spend seconds on megabytes of it.
+MAX_TEXT = 4000
 
 
 class UsageError(Exception):
@@ -90,6 +93,11 @@ class CommandTable:
         return list(self._by_name.values())
 
     def parse(self, text: str) -> tuple[Subcommand, Parsed]:
+        if len(text) > MAX_TEXT:
+            raise UsageError(
+                f"the command is {len(text)} characters long; at most {MAX_TEXT} are read",
+                "/winpod help",
+            )
         try:
             words = shlex.split(text or "")
         except ValueError:

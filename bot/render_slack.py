@@ -19,6 +19,8 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.slack_text import Mrkdwn, mention
+from bot.slack_text import escape as escape  # noqa: PLC0414 - render_actions imports it here
 from handlers.model import SEVERITY_ORDER, Diagnosis, Finding, RemediationRef
 
 Block = dict[str, Any]
@@ -69,16 +71,12 @@ class _Offer:
     action_id: str
 
 
-def escape(text: str) -> str:
-    """Make text safe for mrkdwn: Slack reads &, < and > as control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def shorten(text: str, limit: int) -> str:
-    """`text`, or its start and "…" in at most `limit` characters (for labels and headers)."""
+    """`text`, or its start and "…" in at most `limit` characters (for labels and headers);
+    Slack text stays Slack text (a cut never splits an escape such as `&amp;`)."""
     if len(text) <= limit:
         return text
-    return text[: _before_partial_entity(text, limit - 1)] + "…"
+    return _same_kind(text, text[: _before_partial_entity(text, limit - 1)] + "…")
 
 
 def cut(text: str, limit: int) -> str:
@@ -90,7 +88,11 @@ def cut(text: str, limit: int) -> str:
     if keep <= 0:
         return shorten(text, limit)
     keep = _before_partial_entity(text, keep)
-    return text[:keep] + _cut_note(len(text) - keep)
+    return _same_kind(text, text[:keep] + _cut_note(len(text) - keep))
+
+
+def _same_kind(original: str, cut_text: str) -> str:
+    return Mrkdwn(cut_text) if isinstance(original, Mrkdwn) else cut_text
 
 
 def _cut_note(missing: int) -> str:
@@ -411,10 +413,10 @@ def queued_note(position: int) -> str:
 
 
 def rdp_request_message(
-    user: str, what: str, node: str, offer_id: str, impact: str
+    requester: str, what: str, node: str, offer_id: str, impact: str
 ) -> tuple[str, list[dict[str, Any]]]:
     """An RDP request waiting for approval, with the button that opens the approval flow."""
-    text = f":closed_lock_with_key: <@{user}> asks to {escape(what)}."
+    text = Mrkdwn(":closed_lock_with_key: {} asks to {}.").format(mention(requester), what)
     button = ButtonElement(
         text=shorten(f"Approve RDP to {node}", MAX_BUTTON_LABEL),
         action_id="remediate:rdp-open",
@@ -436,4 +438,4 @@ def rdp_request_message(
         ),
         ActionsBlock(elements=[button]),
     ]
-    return f"{user} asks to {what}", [block.to_dict() for block in blocks]
+    return cut(text, MAX_TEXT), [block.to_dict() for block in blocks]

@@ -128,8 +128,8 @@ def audit_text(entries: Sequence[AuditEntry]) -> str:
         )
         action = f" [{entry.action_id}]" if entry.action_id else ""
         lines.append(
-            f"{entry.at:%Y-%m-%d %H:%M:%S}Z  {entry.actor:<14} {entry.kind:<10} "
-            f"{entry.target or '-':<28}{action} {summary}".rstrip()
+            f"{entry.at:%Y-%m-%d %H:%M:%S}Z  {_shown(entry.actor):<14} {entry.kind:<10} "
+            f"{_shown(entry.target or '-'):<28}{action} {_shown(summary)}".rstrip()
         )
     return "\n".join(lines)
 
@@ -145,3 +145,9 @@ def run_report_text(report: RunReport) -> str:
         lines.append(f"Verification — {state}: {verification.summary}")
         lines.extend(f"  • {line}" for line in verification.evidence)
     return "\n".join(lines)
+
+
+def _shown(text: str) -> str:
+    """What people typed and nodes said, on one line and without control characters: an
+    escape sequence would otherwise drive the reader's terminal, a newline forge an entry."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -51,7 +54,47 @@ def create_app(services: BotServices) -> App:
         process_before_response=True,
         logger=logging.getLogger("winpod.slack"),
     )
+    app.use(gate(services))
     services.approvals = ApprovalFlow(services, app.client)
     commands.register(app, services)
     actions.register(app, services, services.approvals)
     return app
+
+
+CHANNEL_REFUSAL = (
+    ":no_entry: winpod is not enabled in this channel; ask an admin to add it to "
+    "slack.allowed_channels."
+)
+
+
+def gate(services: BotServices) -> Callable[..., Any]:
+    """Refuse, before any listener, requests from another workspace or for another app (when
+    `slack.team_id` / `slack.api_app_id` are set) and button clicks outside
+    `slack.allowed_channels` (slash commands answer that refusal in their own listener)."""
+    slack = services.settings.slack
+
+    def middleware(body: dict[str, Any], client: WebClient, next: Callable[[], Any]) -> Any:
+        team = body.get("team_id") or (body.get("team") or {}).get("id")
+        if slack.team_id and team != slack.team_id:
+            return BoltResponse(status=403, body="")
+        if slack.api_app_id and body.get("api_app_id") != slack.api_app_id:
+            return BoltResponse(status=403, body="")
+        if slack.allowed_channels and body.get("type") == "block_actions":
+            channel = (body.get("container") or {}).get("channel_id") or (
+                body.get("channel") or {}
+            ).get("id")
+            if channel not in slack.allowed_channels:
+                user = str((body.get("user") or {}).get("id") or "")
+                if channel and user:
+                    services.pool.submit(lambda: _tell(client, str(channel), user, CHANNEL_REFUSAL))
+                return BoltResponse(status=200, body="")
+        return next()
+
+    return middleware
+
+
+def _tell(client: WebClient, channel: str, user: str, text: str) -> None:
+    try:
+        client.chat_postEphemeral(channel=channel, user=user, text=text)
+    except (SlackApiError, OSError):
+        logging.getLogger(__name__).warning("could not tell %s why the click was refused", user)

@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import render_slack
 from bot.services import BotServices
+from bot.slack_text import Mrkdwn, code
 from handlers import sweep
 from handlers.errors import WinpodError
 from handlers.model import Diagnosis, Target
@@ -116,7 +117,10 @@ class Sweeper:
         try:
             response = self.client.chat_postMessage(
                 channel=channel,
-                text=f":rotating_light: {node.name} rebooted and DNS fails in its pods — {text}",
+                text=Mrkdwn(":rotating_light: {} rebooted and DNS fails in its pods — {}").format(
+                    node.name,
+                    Mrkdwn(text),  # the renderer's fallback text is escaped already
+                ),
                 blocks=blocks,
             )
         except SlackApiError as exc:
@@ -137,12 +141,14 @@ class Sweeper:
         )
         if self.client is None or not channel or not ts:
             return
-        evidence = "\n".join(f"• {line}" for line in node.evidence[:2])
+        # the evidence is what the pods answered: it enters the message escaped
+        evidence = Mrkdwn("\n").join(Mrkdwn("• {}").format(line) for line in node.evidence[:2])
         try:
             self.client.chat_postMessage(
                 channel=channel,
                 thread_ts=ts,
-                text=(f":white_check_mark: DNS works again on `{node.name}`.\n{evidence}"),
+                text=Mrkdwn(":white_check_mark: DNS works again on {}.\n").format(code(node.name))
+                + evidence,
             )
         except SlackApiError as exc:
             log.error("could not post the recovery of %s: %s", node.name, exc.response.get("error"))

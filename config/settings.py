@@ -23,12 +23,15 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from config.addresses import plain_host, shown
 
 ENV_PREFIX = "WINPOD_"
 CONFIG_ENV_VAR = "WINPOD_CONFIG"
@@ -85,7 +88,14 @@ class SlackSettings(_Group):
     api_url: str = Field("https://slack.com/api/", description="base of the Slack Web API")
     alert_channel: str | None = Field(None, description="channel id for sweep alerts")
     allowed_channels: list[str] = Field(
-        default_factory=list, description="channel ids that may use /winpod; empty: all"
+        default_factory=list,
+        description="channel ids where /winpod and its buttons work; empty: all",
+    )
+    team_id: str | None = Field(
+        None, description="workspace id (T…); when set, requests from any other are refused"
+    )
+    api_app_id: str | None = Field(
+        None, description="Slack app id (A…); when set, requests for any other app are refused"
     )
     timeout: Duration = Field(timedelta(seconds=15), description="one Web API call's limit")
     rate_limit_retries: int = Field(
@@ -122,11 +132,26 @@ class WinRMSettings(_Group):
     password: Secret = Field(None)
     ca_bundle: str | None = Field(None, description="PEM file trusted for the nodes' certificates")
     verify: bool = Field(True, description="validate the node's certificate")
+    allow_unverified: bool = Field(
+        False,
+        description="let verify: false stand while WinRM credentials are set (anyone on the "
+        "path could take them); without it winpod refuses to start",
+    )
     address_type: Literal["InternalIP", "ExternalIP", "Hostname", "InternalDNS"] = Field(
         "InternalIP", description="which Node address to connect to"
     )
     operation_timeout_s: int = Field(20, ge=1, description="WS-Management OperationTimeout")
     read_timeout_s: int = Field(30, ge=2, description="HTTP read timeout; above the operation's")
+
+    @model_validator(mode="after")
+    def _verified_when_credentials_are_sent(self) -> WinRMSettings:
+        if not self.verify and not self.allow_unverified and self.username is not None:
+            raise ValueError(
+                "verify is false while WinRM credentials are set: they would go to whoever "
+                "answers; set winrm.ca_bundle to the CA of the nodes' certificates, or "
+                "winrm.allow_unverified: true if you accept that"
+            )
+        return self
 
     @field_validator("read_timeout_s")
     @classmethod
@@ -141,10 +166,22 @@ class HyperVSettings(_Group):
     host_annotation: str = Field(
         "winpod.io/hyperv-host", description="node annotation naming the node VM's Hyper-V host"
     )
-    host_addresses: dict[str, str] = Field(
+    hosts: dict[str, str] = Field(
         default_factory=dict,
-        description="Hyper-V host name -> address, where those names do not resolve in DNS",
+        description="allow-list: Hyper-V host name -> its address; when set, only these hosts "
+        "receive scripts, whatever a node annotation names",
     )
+
+    @field_validator("hosts")
+    @classmethod
+    def _plain_hosts(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, address in value.items():
+            if plain_host(name) is None or plain_host(address) is None:
+                raise ValueError(
+                    f"{shown(name)}: {shown(address)} is not a host name and a plain host name "
+                    "or IP address (no port, path or scheme)"
+                )
+        return {name.lower(): str(plain_host(address)) for name, address in value.items()}
 
 
 class ApprovalSettings(_Group):
@@ -191,7 +228,19 @@ class SweepSettings(_Group):
 
 class RDPSettings(_Group):
     source_ranges: list[str] = Field(default_factory=list, description="CIDRs allowed to connect")
+    max_addresses: int = Field(
+        65_536,
+        ge=1,
+        le=2**128,
+        description="most addresses a request's ranges may reach together (a /16) unless "
+        "they are listed in source_ranges",
+    )
     default_ttl: Duration = Field(timedelta(minutes=30))
+    min_ttl: Duration = Field(
+        timedelta(minutes=1),
+        description="shortest TTL a request may ask for: shorter ones end before the load "
+        "balancer answers or the approvers click",
+    )
     max_ttl: Duration = Field(timedelta(hours=4))
     lb_timeout: Duration = Field(
         timedelta(minutes=3), description="how long to wait for the load balancer's address"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from config.addresses import plain_host, plain_ip, shown
 from config.settings import Settings
 from handlers import node_scripts, windows
 from handlers.errors import BadInput, NotFound, WinpodError
@@ -117,11 +118,7 @@ class Context:
 
     def node_address(self) -> str:
         assert self.node is not None
-        wanted = self.settings.winrm.address_type
-        for address in (self.node.get("status") or {}).get("addresses") or []:
-            if address.get("type") == wanted and address.get("address"):
-                return str(address["address"])
-        raise WinpodError(f"node {self.node_name} has no {wanted} address to reach WinRM on")
+        return node_address(self.node, self.settings.winrm.address_type, "to reach WinRM on")
 
     # --- cluster reads ----------------------------------------------------------------
     def pod_events(self) -> list[KubeObject]:
@@ -183,9 +180,12 @@ class Context:
         return self.once("node-pod-warnings", fetch)
 
     def service_ip(self, namespace: str, name: str) -> str:
+        """The Service's ClusterIP; "" when it has none, or when its value is no plain IP
+        address (the value goes into probe commands and node-script parameters)."""
+
         def fetch() -> str:
             service = self.transports.cluster.get("Service", name, namespace)
-            return str((service.get("spec") or {}).get("clusterIP") or "")
+            return plain_ip(str((service.get("spec") or {}).get("clusterIP") or "")) or ""
 
         return self.once(("service-ip", namespace, name), fetch)
 
@@ -194,12 +194,13 @@ class Context:
             pods = self.transports.cluster.list(
                 "Pod", namespace="kube-system", label_selector=KUBE_DNS_SELECTOR
             )
-            return [
-                str(p["status"]["podIP"])
+            # only plain IPv4/IPv6 addresses: these go into commands run in pods
+            found = (
+                plain_ip(str((p.get("status") or {}).get("podIP") or ""))
                 for p in pods
                 if (p.get("status") or {}).get("phase") == "Running"
-                and (p.get("status") or {}).get("podIP")
-            ]
+            )
+            return [ip for ip in found if ip]
 
         return self.once("kube-dns-pod-ips", fetch)
 
@@ -287,15 +288,52 @@ class Context:
             return "10.0.0.10"
 
     def hyperv_host_address(self) -> tuple[str, str]:
-        """(host name, address) of this node VM's Hyper-V host, from the node annotation."""
+        """(host name, address) of this node VM's Hyper-V host, from the node annotation: a
+        plain host name or IP address, and with `hyperv.hosts` set, one of those hosts."""
         assert self.node is not None
         annotation = self.settings.hyperv.host_annotation
-        host = ((self.node.get("metadata") or {}).get("annotations") or {}).get(annotation)
-        if not host:
+        value = ((self.node.get("metadata") or {}).get("annotations") or {}).get(annotation)
+        if not value:
             raise BadInput(
                 f"node {self.node_name} has no {annotation} annotation naming its Hyper-V host"
             )
-        return str(host), self.settings.hyperv.host_addresses.get(str(host), str(host))
+        host = plain_host(str(value))
+        if host is None:
+            raise BadInput(
+                f"node {self.node_name}'s {annotation} annotation {shown(value)} is not a plain "
+                "host name or IP address; winpod sends scripts to nothing else"
+            )
+        allowed = self.settings.hyperv.hosts
+        if not allowed:
+            return host, host
+        if host not in allowed:
+            raise BadInput(
+                f"node {self.node_name}'s Hyper-V host {host} is not listed in hyperv.hosts; "
+                "winpod sends scripts only to the hosts listed there"
+            )
+        return host, allowed[host]
+
+
+# Address types whose values are IP addresses; the others are DNS host names.
+IP_ADDRESS_TYPES = ("InternalIP", "ExternalIP")
+
+
+def node_address(node: KubeObject, wanted: str, purpose: str) -> str:
+    """The node's first address of type `wanted`: an IP address for the IP types, a plain host
+    name for the others; a value that is neither is refused, never connected to."""
+    name = (node.get("metadata") or {}).get("name")
+    for address in (node.get("status") or {}).get("addresses") or []:
+        if address.get("type") == wanted and address.get("address"):
+            value = str(address["address"])
+            plain = plain_ip(value) if wanted in IP_ADDRESS_TYPES else plain_host(value)
+            if plain is None:
+                kind = "an IP address" if wanted in IP_ADDRESS_TYPES else "a plain host name"
+                raise BadInput(
+                    f"node {name}'s {wanted} {shown(value)} is not {kind}; winpod connects "
+                    "to nothing else"
+                )
+            return plain
+    raise WinpodError(f"node {name} has no {wanted} address {purpose}")
 
 
 def node_facts(node: KubeObject) -> NodeFacts:

@@ -15,9 +15,9 @@ from typing import Any
 from handlers.errors import BadInput, WinpodError
 from handlers.transports import CommandResult
 
-_SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}$")
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}")
 # Pieces of a script uploaded for a detached run: base64 only, never a quote.
-_BASE64_VALUE = re.compile(r"^[A-Za-z0-9+/]{1,2400}={0,2}$")
+_BASE64_VALUE = re.compile(r"[A-Za-z0-9+/]{1,2400}={0,2}")
 _BASE64_PARAMS = {"Chunk"}
 _PLACEHOLDER = re.compile(r"'\{\{(\w+)\}\}'")
 _SECRETISH = re.compile(
@@ -44,9 +44,15 @@ def render(name: str, **params: str) -> str:
         if key not in wanted:
             raise BadInput(f"script {name} has no parameter {key}")
         pattern = _BASE64_VALUE if key in _BASE64_PARAMS else _SAFE_VALUE
-        if not pattern.match(value):
+        # fullmatch: `$` in a pattern also matches before a trailing newline
+        if not pattern.fullmatch(value):
             raise BadInput(f"unsafe value for {name} parameter {key}: {value[:40]!r}")
-    return _PLACEHOLDER.sub(lambda m: "'" + params[m.group(1)].replace("'", "''") + "'", text)
+    return _PLACEHOLDER.sub(lambda m: single_quoted(params[m.group(1)]), text)
+
+
+def single_quoted(value: str) -> str:
+    """A PowerShell single-quoted string: nothing inside is expanded; a quote is doubled."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def script_name_of(text: str) -> str:

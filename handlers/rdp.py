@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from config.addresses import plain_host
 from config.settings import Settings, format_duration, parse_duration
 from handlers import names
-from handlers.context import node_facts
-from handlers.errors import BadInput, NotFound, WinpodError
+from handlers.context import IP_ADDRESS_TYPES, node_address, node_facts
+from handlers.errors import BadInput, NotFound
 from handlers.transports import Cluster, KubeObject
 
 PORT = 3389
@@ -29,6 +30,14 @@ NODE = "winpod.io/node"
 LABELS = {"app.kubernetes.io/managed-by": "winpod", "winpod.io/rdp": "true"}
 SELECTOR = "app.kubernetes.io/managed-by=winpod,winpod.io/rdp=true"
 OPEN_WORLD = {"0.0.0.0/0", "::/0"}
+# Private blocks: a range that reaches past one of them into public addresses is a typo of one
+# or the other (`10.0.0.0/7` holds the public 11.0.0.0/8), never what someone meant to allow.
+PRIVATE_BLOCKS = tuple(
+    ipaddress.ip_network(block)
+    for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+)
+IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,11 @@ def service_name(node: str) -> str:
 
 def parse_ttl(text: str | None, settings: Settings) -> timedelta:
     ttl = settings.rdp.default_ttl if not text else _duration(text)
+    if ttl < settings.rdp.min_ttl:  # sub-second TTLs showed as "0s" and failed once approved
+        shortest = format_duration(settings.rdp.min_ttl)
+        raise BadInput(
+            f"ttl {text or format_duration(ttl)} is shorter than {shortest} (rdp.min_ttl)"
+        )
     if ttl > settings.rdp.max_ttl:
         maximum = format_duration(settings.rdp.max_ttl)
         raise BadInput(f"ttl {text or format_duration(ttl)} is longer than rdp.max_ttl ({maximum})")
@@ -69,26 +83,83 @@ def _duration(text: str) -> timedelta:
 
 
 def source_ranges(requested: str | None, settings: Settings) -> list[str]:
-    """The CIDRs allowed to connect: the request's, else rdp.source_ranges; never the whole
-    internet unless rdp.source_ranges says so explicitly."""
-    raw = (
-        [r.strip() for r in requested.split(",")] if requested else list(settings.rdp.source_ranges)
-    )
+    """The CIDRs allowed to connect: the request's, else rdp.source_ranges. A request may not
+    reach more than rdp.max_addresses addresses in all (`0.0.0.0/1,128.0.0.0/1` is the whole
+    internet in two pieces) unless each of its ranges is listed in rdp.source_ranges."""
+    configured = list(settings.rdp.source_ranges)
+    raw = [r.strip() for r in requested.split(",")] if requested else configured
     if not raw:
         raise BadInput("no source range: give from=CIDR or configure rdp.source_ranges")
-    ranges = []
-    for value in raw:
-        try:
-            network = ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            raise BadInput(f"{value[:60]!r} is not a CIDR such as 198.51.100.0/24") from None
-        if str(network) in OPEN_WORLD and str(network) not in settings.rdp.source_ranges:
+    networks = [_network(value, settings) for value in raw]
+    ranges = [str(network) for network in networks]
+    if requested and not set(ranges) <= {_listed(value) for value in configured}:
+        covered = _addresses(networks)
+        if covered > settings.rdp.max_addresses:
             raise BadInput(
-                f"refusing to open RDP to the whole internet ({network}); list it in "
-                "rdp.source_ranges explicitly if you really mean it"
+                f"refusing to open RDP to {covered:,} addresses (more than rdp.max_addresses, "
+                f"{settings.rdp.max_addresses:,}); give narrower ranges, or list them in "
+                "rdp.source_ranges if you really mean it"
             )
-        ranges.append(str(network))
+        for network in networks:
+            _refuse_mixed(network)
     return ranges
+
+
+def _network(value: str, settings: Settings) -> Network:
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise BadInput(f"{value[:60]!r} is not a CIDR such as 198.51.100.0/24") from None
+    listed = str(network) in settings.rdp.source_ranges
+    if str(network) in OPEN_WORLD and not listed:
+        raise BadInput(
+            f"refusing to open RDP to the whole internet ({network}); list it in "
+            "rdp.source_ranges explicitly if you really mean it"
+        )
+    if network.network_address != ipaddress.ip_address(value.partition("/")[0]) and not listed:
+        raise BadInput(
+            f"{value[:60]} has bits set past its /{network.prefixlen}: it would allow all of "
+            f"{network}; write {network} if you mean that, or /{network.max_prefixlen} for "
+            "one address"
+        )
+    if network == IPV4_MAPPED or _holds(IPV4_MAPPED, network):
+        raise BadInput(f"{network} is IPv4 written as IPv6; write the IPv4 range itself")
+    return network
+
+
+def _refuse_mixed(network: Network) -> None:
+    for block in PRIVATE_BLOCKS:
+        if _holds(network, block):
+            raise BadInput(
+                f"{network} holds the private range {block} and public addresses around it; "
+                "give the private or the public range, not both in one"
+            )
+
+
+def _listed(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        return value
+
+
+def _holds(outer: Network, inner: Network) -> bool:
+    """`outer` is wider than `inner` and contains all of it."""
+    return (
+        outer.version == inner.version
+        and outer.prefixlen < inner.prefixlen
+        and int(outer.network_address) <= int(inner.network_address)
+        and int(inner.broadcast_address) <= int(outer.broadcast_address)
+    )
+
+
+def _addresses(networks: list[Network]) -> int:
+    """How many addresses the ranges reach together, overlaps counted once."""
+    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
+    return sum(n.num_addresses for n in ipaddress.collapse_addresses(v4)) + sum(
+        n.num_addresses for n in ipaddress.collapse_addresses(v6)
+    )
 
 
 def check_node(cluster: Cluster, node_name: str, settings: Settings) -> tuple[KubeObject, str]:
@@ -103,11 +174,13 @@ def check_node(cluster: Cluster, node_name: str, settings: Settings) -> tuple[Ku
     conditions = (node.get("status") or {}).get("conditions") or []
     if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
         raise BadInput(f"node {name} is not Ready; RDP would not reach it")
-    wanted = settings.winrm.address_type
-    for address in (node.get("status") or {}).get("addresses") or []:
-        if address.get("type") == wanted and address.get("address"):
-            return node, str(address["address"])
-    raise WinpodError(f"node {name} has no {wanted} address")
+    # an EndpointSlice holds IP addresses only, whatever winrm.address_type says
+    wanted = (
+        settings.winrm.address_type
+        if settings.winrm.address_type in IP_ADDRESS_TYPES
+        else "InternalIP"
+    )
+    return node, node_address(node, wanted, "for RDP")
 
 
 def _stamp(moment: datetime) -> str:
@@ -241,14 +314,24 @@ def wait_for_address(
 ) -> str | None:
     deadline = time.monotonic() + timeout.total_seconds()
     while True:
-        service = cluster.get("Service", name, namespace)
-        ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-        for entry in ingress:
-            if entry.get("ip") or entry.get("hostname"):
-                return str(entry.get("ip") or entry.get("hostname"))
+        address = _ingress_address(cluster.get("Service", name, namespace))
+        if address is not None:
+            return address
         if time.monotonic() >= deadline:
             return None
         time.sleep(poll_s)
+
+
+def _ingress_address(service: KubeObject) -> str | None:
+    """The load balancer's first address that is a plain IP or host name: it is shown to people
+    as `mstsc.exe /v:ADDRESS`, so a status written by anyone else cannot put more there."""
+    ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    for entry in ingress:
+        for value in (entry.get("ip"), entry.get("hostname")):
+            address = plain_host(str(value)) if value else None
+            if address is not None:
+                return address
+    return None
 
 
 def close_access(cluster: Cluster, namespace: str, node: str) -> bool:
@@ -274,15 +357,7 @@ def sessions(cluster: Cluster, namespace: str) -> list[Session]:
         if not _ours(service):
             continue
         meta = service.get("metadata") or {}
-        ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-        address = next(
-            (
-                str(i.get("ip") or i.get("hostname"))
-                for i in ingress
-                if i.get("ip") or i.get("hostname")
-            ),
-            None,
-        )
+        address = _ingress_address(service)
         found.append(
             Session(
                 node=_node_of(service),

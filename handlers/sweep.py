@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from config.addresses import plain_ip
 from config.settings import Settings
 from handlers import probes
 from handlers.checks.dns_after_reboot import DOCS, SUMMARY, node_remediations
@@ -134,11 +135,13 @@ def _gather(transports: Transports) -> _Facts:
         {name: probe_pods.get(name, []) for name in names},
         {name: running_pods.get(name, 0) for name in names},
         reboots,
-        str((dns.get("spec") or {}).get("clusterIP") or ""),
+        # addresses that go into probe commands: plain IPs only (config/addresses.py)
+        plain_ip(str((dns.get("spec") or {}).get("clusterIP") or "")) or "",
         [
-            str(p["status"]["podIP"])
+            ip
             for p in dns_pods
-            if (p.get("status") or {}).get("phase") == "Running" and p["status"].get("podIP")
+            if (p.get("status") or {}).get("phase") == "Running"
+            and (ip := plain_ip(str(p["status"].get("podIP") or "")))
         ],
     )
 

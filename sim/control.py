@@ -21,7 +21,7 @@ from sim.slack_api import (
     SlackState,
     SocketModeUnavailable,
 )
-from sim.world import ApiError, Obj, WindowsHost
+from sim.world import RESOURCES, ApiError, Obj, WindowsHost
 
 if TYPE_CHECKING:
     from sim.server import Simulator
@@ -421,6 +421,24 @@ def build_app(simulator: Simulator) -> web.Application:
         enabled = _bool("enabled", body["enabled"]) if "enabled" in body else world.lb_enabled
         world.lb_delay_ms, world.lb_enabled = float(delay), enabled
         return web.json_response(lb_state())
+
+    # --- which API group versions the API server serves ------------------------------------
+    @routes.get(PREFIX + "/apis")
+    async def get_apis(request: web.Request) -> web.Response:
+        return web.json_response({"unserved": sorted(world.unserved)})
+
+    @routes.post(PREFIX + "/apis")
+    async def set_apis(request: web.Request) -> web.Response:
+        body = await _object_body(request)
+        unknown = sorted(set(body) - {"unserved"})
+        if unknown:
+            raise BadRequest(f"unknown field(s) {', '.join(unknown)}; only unserved")
+        unserved = body.get("unserved", [])
+        known = {f"{r.group}/{r.version}" for r in RESOURCES if r.group}
+        if not isinstance(unserved, list) or not set(unserved) <= known:
+            raise BadRequest(f"unserved must be a list of group versions from: {sorted(known)}")
+        world.unserved = set(unserved)
+        return web.json_response({"unserved": sorted(world.unserved)})
 
     # --- faults and counters ---------------------------------------------------------------
     @routes.get(PREFIX + "/faults")

@@ -507,7 +507,13 @@ class KubeApi:
         )
 
     async def groups(self, _: web.Request) -> web.Response:
-        return _json(api_group_list(self._absent_groups()))
+        listed = api_group_list(self._absent_groups())
+        for group in listed["groups"]:
+            group["versions"] = [
+                v for v in group["versions"] if v["groupVersion"] not in self.world.unserved
+            ]
+        listed["groups"] = [g for g in listed["groups"] if g["versions"]]
+        return _json(listed)
 
     def _absent_groups(self) -> frozenset[str]:
         """API groups that only uninstalled CRDs would serve."""
@@ -541,11 +547,20 @@ class KubeApi:
     # --- resources ----------------------------------------------------------------------
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         target = parse_target(request.path)
-        group = target if isinstance(target, str) else target.group
-        if group in self._absent_groups():
+        group_name = target if isinstance(target, str) else target.group
+        if group_name in self._absent_groups():
             raise _unknown_path()  # as a cluster without the CRD answers
         if isinstance(target, str):
-            return _json(_api_group(target))
+            group = _api_group(target)
+            group["versions"] = [
+                v for v in group["versions"] if v["groupVersion"] not in self.world.unserved
+            ]
+            if not group["versions"]:
+                raise _unknown_path()
+            group["preferredVersion"] = group["versions"][0]
+            return _json(group)
+        if f"{target.group}/{target.version}".lstrip("/") in self.world.unserved:
+            raise _unknown_path()
         if target.resource is None:
             if request.method != "GET":
                 raise ApiError(405, "MethodNotAllowed", "discovery documents are read-only")

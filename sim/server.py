@@ -201,7 +201,7 @@ class Simulator:
                 "operation_timeout_s": 20,
                 "read_timeout_s": 30,
             },
-            "hyperv": {"host_annotation": "winpod.io/hyperv-host", "host_addresses": hyperv},
+            "hyperv": {"host_annotation": "winpod.io/hyperv-host", "hosts": hyperv},
             "approvals": {
                 "approvers": ["U0APPROVER1", "U0APPROVER2"],
                 "two_person": ["high"],

@@ -457,6 +457,9 @@ class World:
         self.installed_crds: set[str] = set()
         # What `/version` reports (the scenario may set it; see sim/scenario.py).
         self.kubernetes_version: str = "v1.30.4"
+        # Group versions this API server does not serve ("discovery.k8s.io/v1"): an older or
+        # trimmed cluster; the control API sets them.
+        self.unserved: set[str] = set()
 
     # --- bookkeeping --------------------------------------------------------------------
     def _next_rv(self) -> str:

@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from bot import render_slack, render_text
 from bot.commands import Parsed, UsageError
 from bot.services import BotServices
+from bot.slack_text import Mrkdwn, code, code_block, escape, mention
 from bot.sweeper import ProgressMessage, Sweeper, sweep_text
 from handlers import engine, rdp, remediations
 from handlers.errors import BadInput, WinpodError
@@ -77,7 +78,7 @@ def _explain(
             )
         )
         return "usage-error"
-    ack(text=f"```{render_text.explain_text(spec)}```")
+    ack(text=code_block(render_text.explain_text(spec)))
     return "ok"
 
 
@@ -120,7 +121,8 @@ def _audit(
     services: BotServices, ack: Ack, client: WebClient, command: dict[str, Any], args: Parsed
 ) -> str:
     entries = services.store.audit_log(int(args["last"]))
-    ack(text=f"```{render_text.audit_text(entries)[-2900:]}```")
+    # audit entries hold what people typed and what nodes said: inside a block they cannot close
+    ack(text=code_block(render_text.audit_text(entries)[-2900:]))
     return "ok"
 
 
@@ -153,9 +155,9 @@ def run_sweep(services: BotServices, client: WebClient, channel: str, user: str)
                 "arrive in the alert channel.",
             )
             return
-        client.chat_update(channel=channel, ts=ts, text=sweep_text(report))
+        client.chat_update(channel=channel, ts=ts, text=escape(sweep_text(report)))
     except WinpodError as exc:
-        _tell_user(services, client, channel, user, f":x: the sweep stopped: {exc}")
+        _tell_user(services, client, channel, user, Mrkdwn(":x: the sweep stopped: {}").format(exc))
     except SlackApiError as exc:
         _log_slack_error(services, "posting the sweep", exc, None)
 
@@ -167,11 +169,12 @@ def _rdp(
     if args["action"] == "list":
         found = rdp.sessions(services.transports.cluster, services.settings.kubernetes.namespace)
         lines = [
-            f"• `{s.node}` until {s.expires_at:%H:%M} UTC from "
-            f"{', '.join(s.source_ranges)} — {s.connect}"
+            Mrkdwn("• {} until {} UTC from {} — {}").format(
+                code(s.node), f"{s.expires_at:%H:%M}", ", ".join(s.source_ranges), s.connect
+            )
             for s in found
         ]
-        ack(text="\n".join(lines) or "No RDP session is open.")
+        ack(text=Mrkdwn("\n").join(lines) or "No RDP session is open.")
         return "ok"
     services.store.audit(
         user,
@@ -208,7 +211,8 @@ def request_rdp(
             services.transports, services.settings, "rdp-open", node, params, registry
         )
     except WinpodError as exc:
-        _tell_user(services, client, channel, user, f":no_entry: RDP to `{node}` refused: {exc}")
+        refusal = Mrkdwn(":no_entry: RDP to {} refused: {}").format(code(node), exc)
+        _tell_user(services, client, channel, user, refusal)
         return
     offer = services.store.save_offer("rdp-open", plan.target, params, "rdp", "high")
     text, blocks = render_slack.rdp_request_message(
@@ -231,21 +235,25 @@ def close_rdp(services: BotServices, client: WebClient, channel: str, user: str,
         service.approve_as_operator(action, user)
         reply = service.start(action.id, inline=True)
     except WinpodError as exc:
-        _tell_user(services, client, channel, user, f":x: closing RDP to `{node}` failed: {exc}")
+        failure = Mrkdwn(":x: closing RDP to {} failed: {}").format(code(node), exc)
+        _tell_user(services, client, channel, user, failure)
         return
     result = (reply.action.result if reply.action else None) or {}
     if not result.get("ok"):
         why = result.get("error") or result.get("summary") or reply.kind
-        _tell_user(services, client, channel, user, f":x: closing RDP to `{node}` failed: {why}")
+        failure = Mrkdwn(":x: closing RDP to {} failed: {}").format(code(node), str(why))
+        _tell_user(services, client, channel, user, failure)
         return
     summary = str(result.get("summary"))
     try:
-        client.chat_postMessage(channel=channel, text=f":lock: <@{user}>: {summary}")
+        client.chat_postMessage(
+            channel=channel, text=Mrkdwn(":lock: {}: {}").format(mention(user), summary)
+        )
         if session is not None and session.channel and session.thread_ts:
             client.chat_postMessage(
                 channel=session.channel,
                 thread_ts=session.thread_ts,
-                text=f":lock: <@{user}> closed RDP to `{node}`.",
+                text=Mrkdwn(":lock: {} closed RDP to {}.").format(mention(user), code(node)),
             )
     except SlackApiError as exc:
         _log_slack_error(services, "announcing the RDP close", exc, None)
@@ -286,14 +294,14 @@ def run_diagnosis(
         else:
             diagnosis = engine.diagnose_node(transports, settings, reference, on_target=on_target)
     except BadInput as exc:
-        _tell_user(services, client, channel, user, f":x: {exc}")
+        _tell_user(services, client, channel, user, Mrkdwn(":x: {}").format(exc))
         return
     except WinpodError as exc:
         text, blocks = render_slack.error_message(str(exc))  # the transports counted it
         if "ts" in posted:
             client.chat_update(channel=channel, ts=posted["ts"], text=text, blocks=blocks)
         else:
-            _tell_user(services, client, channel, user, text)
+            _tell_user(services, client, channel, user, Mrkdwn(text))  # escaped by the renderer
         return
     except (SlackApiError, OSError) as exc:
         _log_slack_error(services, "posting progress", exc, request_id)
@@ -344,7 +352,7 @@ def diagnosed_ref(diagnosis: Diagnosis) -> TargetRef:
 
 
 def _tell_user(
-    services: BotServices, client: WebClient, channel: str, user: str, text: str
+    services: BotServices, client: WebClient, channel: str, user: str, text: Mrkdwn
 ) -> None:
     try:
         client.chat_postEphemeral(channel=channel, user=user, text=text)

@@ -29,11 +29,14 @@ def plan_script(
 ) -> Plan:
     text = node_scripts.render(script, **params)
     host = address or context.node_address()
+    winrm = context.settings.winrm
+    # the approvers see where the script and the WinRM credentials will go
+    receiver = f"{what}; sent over WinRM to {host}:{winrm.port}" if what else what
     return Plan(
         remediation_id,
         target,
         "node-script",
-        what,
+        receiver,
         text,
         {"script": script, "address": host, "params": params},
     )

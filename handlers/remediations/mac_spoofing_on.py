@@ -70,7 +70,7 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
     except BadInput as exc:
         raise BadInput(
             f"cannot enable MAC spoofing for {target}: {exc}; set the annotation to the Hyper-V "
-            "host's name (and hyperv.host_addresses if that name does not resolve)"
+            "host's name (and list it in hyperv.hosts with its address)"
         ) from None
     return plan_script(
         context,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 
 from handlers import probes
@@ -50,11 +49,9 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
             f"{target} runs Nano Server, which has no PowerShell to set DNS with; "
             "use hns-reset or dns-keeper instead"
         )
-    servers = context.kube_dns_pod_ips()
+    servers = context.kube_dns_pod_ips()  # plain IP addresses only: they reach a command line
     if not servers:
-        raise WinpodError("no running kube-dns pods found in kube-system")
-    for server in servers:
-        ipaddress.ip_address(server)  # only addresses reach the command line
+        raise WinpodError("no running kube-dns pods with an IP address found in kube-system")
     namespace = str(context.pod["metadata"]["namespace"])
     suffix = f"{namespace}.svc.cluster.local"
     quoted = ",".join(f"'{s}'" for s in servers)

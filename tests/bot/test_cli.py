@@ -393,3 +393,22 @@ def test_no_case_prints_a_traceback(runs: dict[str, Run]) -> None:
     for run in runs.values():
         assert "Traceback" not in run.stdout + run.stderr
         assert run.returncode in (0, 1, 2, 3)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("audit", "--last", "99999999999999999999999"),
+        ("audit", "--last", "0"),
+        ("audit", "--last", "-5"),
+        ("audit", "--last", "1e9"),
+        ("serve", "--port", "70000"),
+        ("serve", "--metrics-port", "99999999999999999999"),
+        ("sim", "--scenario", "x", "--out", "y", "--winrm-port", "-1"),
+    ],
+)
+def test_a_number_out_of_range_is_a_usage_error_without_a_traceback(argv: tuple[str, ...]) -> None:
+    run = winpod(*argv)
+    assert run.returncode == 2, run
+    assert "expected a whole number from" in run.stderr
+    assert "Traceback" not in run.stderr + run.stdout

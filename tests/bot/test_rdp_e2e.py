@@ -33,6 +33,7 @@ BOT_ENV = {
     "WINPOD_KUBERNETES__LEADER_ELECTION": "false",
     "WINPOD_HOUSEKEEPING_INTERVAL": "1s",
     "WINPOD_RDP__LB_TIMEOUT": "2s",
+    "WINPOD_RDP__MIN_TTL": "10s",  # sessions that expire within a test
 }
 # Generous: a busy machine takes seconds just to start Python with the kubernetes client.
 CLI_TIMEOUT_S = 120.0
@@ -342,6 +343,39 @@ def test_a_session_opened_from_the_cli_is_closed_by_the_running_bot_at_expiry(
     assert "closed at expiry" in expired
 
 
+@pytest.fixture
+def no_endpoint_slices(sim: RunningSim) -> Iterator[None]:
+    """An API server that serves no discovery.k8s.io/v1, for the length of a test."""
+    sim.control("POST", "/sim/v1/apis", {"unserved": ["discovery.k8s.io/v1"]})
+    yield
+    sim.control("POST", "/sim/v1/apis", {"unserved": []})
+
+
+@pytest.mark.usefixtures("no_endpoint_slices")
+def test_without_endpoint_slices_rdp_falls_back_to_v1_endpoints(
+    sim: RunningSim, kube: client.ApiClient
+) -> None:
+    name = "winpod-rdp-akswin000006"
+    served = kubectl(sim, "api-versions")
+    assert served.returncode == 0, served.stderr
+    assert "discovery.k8s.io/v1" not in served.stdout.split()  # what kubectl sees of it
+    assert "apps/v1" in served.stdout.split()
+    opened = winpod(sim, "rdp", "open", "akswin000006", "--ttl", "10m", "--yes")
+    assert opened.returncode == 0, opened.stderr
+    endpoints = client.CoreV1Api(kube).read_namespaced_endpoints(name, NAMESPACE)
+    [subset] = endpoints.subsets
+    assert [a.ip for a in subset.addresses] == [internal_ip(kube, "akswin000006")]
+    assert [p.port for p in subset.ports] == [3389]
+    assert MSTSC.search(opened.stdout)
+
+    closed = winpod(sim, "rdp", "close", "akswin000006")
+    assert closed.returncode == 0, closed.stderr
+    assert service(kube, name) is None
+    with pytest.raises(ApiException) as gone:
+        client.CoreV1Api(kube).read_namespaced_endpoints(name, NAMESPACE)
+    assert gone.value.status == 404
+
+
 def test_services_that_are_not_winpods_are_never_deleted(
     bot: RunningBot, sim: RunningSim, kube: client.ApiClient
 ) -> None:
@@ -388,6 +422,10 @@ REFUSALS = {
     "aks-linux-0": "node aks-linux-0 is not a Windows node",
     "nosuch-node": "node nosuch-node not found",
     "akswin000001 from=0.0.0.0/0": "refusing to open RDP to the whole internet (0.0.0.0/0)",
+    "akswin000001 from=0.0.0.0/1,128.0.0.0/1": "refusing to open RDP to 4,294,967,296 addresses",
+    "akswin000001 from=198.51.100.7/8": "198.51.100.7/8 has bits set past its /8",
+    "akswin000001 ttl=0.5s": "ttl 0.5s is shorter than 10s",
+    "akswin000001 ttl=25h": "ttl 25h is longer than rdp.max_ttl (4h)",
     "akswin000009": "node akswin000009 is not Ready",
 }
 

@@ -60,3 +60,57 @@ def test_socket_mode_usage_errors_are_answered_in_the_ack(
     assert sent["acked"] is True
     assert "unknown subcommand 'frobnicate'" in sent["ack_payload"]["text"]
     assert bot.messages() == []
+
+
+def test_socket_mode_drops_an_oversized_frame_unparsed_and_keeps_serving(
+    sim_factory: Callable[..., RunningSim], bot_factory: Callable[..., RunningBot]
+) -> None:
+    sim = sim_factory()
+    bot = bot_factory(sim, {"WINPOD_SLACK__APP_TOKEN": sim.urls["slack_app_token"]})
+    bot.wait_for(
+        lambda: sim.control("GET", "/sim/v1/slack/socket_mode")["connected"],
+        what="the bot to connect over Socket Mode",
+    )
+    huge = sim.control(
+        "POST",
+        "/sim/v1/slack/socket_mode/envelopes",
+        {
+            "type": "slash_commands",
+            "payload": {"text": "help " + "a" * 600_000, "channel_id": "C0OPS"},
+            "timeout_s": 3,
+        },
+    )
+    assert huge["acked"] is False  # over 512 KiB: never parsed, so never answered
+    assert "dropped a Socket Mode frame" in bot.log
+    sent = sim.control(
+        "POST",
+        "/sim/v1/slack/socket_mode/envelopes",
+        {"type": "slash_commands", "payload": {"text": "frobnicate", "channel_id": "C0OPS"}},
+    )
+    assert sent["acked"] is True and sent["in_time"] is True
+    assert "Traceback" not in bot.log
+
+
+def test_socket_mode_acknowledges_a_malformed_click_without_acting_on_it(
+    sim_factory: Callable[..., RunningSim], bot_factory: Callable[..., RunningBot]
+) -> None:
+    sim = sim_factory()
+    bot = bot_factory(sim, {"WINPOD_SLACK__APP_TOKEN": sim.urls["slack_app_token"]})
+    bot.wait_for(
+        lambda: sim.control("GET", "/sim/v1/slack/socket_mode")["connected"],
+        what="the bot to connect over Socket Mode",
+    )
+    for wrong in (
+        {"message": "not an object"},
+        {"actions": [{"action_id": "remediate:hns-reset", "value": 7}]},
+        {"actions": [{"action_id": "remediate:hns-reset", "value": "x"}], "state": [1]},
+    ):
+        sent = sim.control(
+            "POST",
+            "/sim/v1/slack/socket_mode/envelopes",
+            {"type": "interactive", "payload": {"type": "block_actions", **wrong}},
+        )
+        assert sent["acked"] is True, (wrong, sent)
+    bot.wait_for(lambda: bot.log.count("dropped a malformed Socket Mode") == 3, what="3 drops")
+    assert "Traceback" not in bot.log
+    assert bot.ephemeral() == [] and bot.messages() == []  # no listener ran

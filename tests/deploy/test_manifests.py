@@ -56,6 +56,15 @@ def _container() -> dict[str, Any]:
     return container
 
 
+def _settings_of_the_config_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    config = tmp_path / "winpod.yaml"
+    config.write_text(_one("ConfigMap")["data"]["winpod.yaml"])
+    (secret,) = _documents(DEPLOY / "examples" / "secret.example.yaml")
+    for key, value in secret["stringData"].items():
+        monkeypatch.setenv(key, value)
+    return load_settings(config)
+
+
 @pytest.mark.parametrize("path", _manifest_files(), ids=lambda p: str(p.relative_to(DEPLOY)))
 def test_every_manifest_validates_strictly_against_kubernetes_1_30(path: Path) -> None:
     documents = _documents(path)
@@ -189,12 +198,7 @@ def test_config_map_and_secret_template_make_valid_settings_for_two_replicas(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What a replica would load: the ConfigMap's winpod.yaml plus the Secret's variables."""
-    config = tmp_path / "winpod.yaml"
-    config.write_text(_one("ConfigMap")["data"]["winpod.yaml"])
-    (secret,) = _documents(DEPLOY / "examples" / "secret.example.yaml")
-    for key, value in secret["stringData"].items():
-        monkeypatch.setenv(key, value)
-    settings = load_settings(config)
+    settings = _settings_of_the_config_map(tmp_path, monkeypatch)
     assert settings.kubernetes.namespace == _one("Role")["metadata"]["namespace"]
     assert settings.kubernetes.kubeconfig is None  # in-cluster
     assert settings.kubernetes.leader_election is True
@@ -209,3 +213,52 @@ def test_the_service_reaches_the_deployments_named_ports() -> None:
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     ports = {p["name"] for p in _container()["ports"]}
     assert {p["targetPort"] for p in service["spec"]["ports"]} <= ports
+
+
+def test_the_network_policy_lets_in_only_the_slack_and_metrics_ports() -> None:
+    policy = _one("NetworkPolicy")
+    pod = _one("Deployment")["spec"]["template"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    [ingress] = policy["spec"]["ingress"]
+    named = {p["name"]: p["containerPort"] for p in _container()["ports"]}
+    assert {p["port"] for p in ingress["ports"]} == set(named) == {"slack", "metrics"}
+
+
+def test_the_network_policy_lets_out_dns_the_api_slack_winrm_and_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings_of_the_config_map(tmp_path, monkeypatch)
+    egress = _one("NetworkPolicy")["spec"]["egress"]
+    dns = [rule for rule in egress if rule.get("to")]
+    assert [(p["port"], p["protocol"]) for rule in dns for p in rule["ports"]] == [
+        (53, "UDP"),
+        (53, "TCP"),
+    ]
+    anywhere = {
+        (p["port"], p["protocol"]) for rule in egress if not rule.get("to") for p in rule["ports"]
+    }
+    store_port = int(settings.store.url.rsplit(":", 1)[1].split("/", 1)[0])
+    assert anywhere == {
+        (443, "TCP"),  # the API server's Service port and Slack (slack.api_url is https)
+        (6443, "TCP"),
+        (settings.winrm.port, "TCP"),
+        (store_port, "TCP"),
+    }
+    assert settings.slack.api_url.startswith("https://")
+
+
+def test_the_config_map_validates_winrm_certificates_against_a_mounted_ca(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings_of_the_config_map(tmp_path, monkeypatch)
+    assert settings.winrm.verify is True and settings.winrm.allow_unverified is False
+    assert settings.winrm.ca_bundle is not None
+    bundle = Path(settings.winrm.ca_bundle)
+    mounts = {m["mountPath"]: m for m in _container()["volumeMounts"]}
+    volumes = {v["name"]: v for v in _one("Deployment")["spec"]["template"]["spec"]["volumes"]}
+    mount = mounts[str(bundle.parent)]
+    assert mount["readOnly"] is True
+    source = volumes[mount["name"]]["configMap"]
+    assert source["name"] == "winpod-winrm-ca"
+    assert source.get("optional", False) is False  # no CA, no start: never unverified by accident

@@ -28,12 +28,7 @@ DEPLOY = ROOT / "deploy"
 DISCOVERY_PATHS = ("/version", "/api", "/apis", "/openapi/", "/healthz", "/livez", "/readyz")
 # (namespace, API group, resource, verb) granted on purpose although no recorded request uses
 # it; each says why. deploy/README.md lists the same.
-UNUSED_ON_PURPOSE = {
-    ("winpod", "", "endpoints", "create"): (
-        "the v1 Endpoints fallback of `rdp open` for API servers without discovery.k8s.io/v1; "
-        "the simulator serves EndpointSlices, so the fallback never runs here"
-    ),
-}
+UNUSED_ON_PURPOSE: dict[tuple[str, str, str, str], str] = {}
 NAMESPACE_SUBRESOURCES = ("status", "finalize")
 COMMAND_TIMEOUT_S = 240  # one batch of commands
 
@@ -234,7 +229,8 @@ def _seed(kind: str) -> list[dict[str, Any]]:
 
 def _diagnose_everything_then_rdp(sim: RunningSim) -> None:
     """Every seed pod, every Windows node and a sweep while the seed's problems are all there
-    (exit 1: error findings, as expected); then RDP open, extend, list and close."""
+    (exit 1: error findings, as expected); then RDP open, extend, list and close, and once more
+    where the API serves no EndpointSlices."""
     pods = [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in _seed("Pod")]
     nodes = [
         n["metadata"]["name"]
@@ -255,6 +251,12 @@ def _diagnose_everything_then_rdp(sim: RunningSim) -> None:
             (["rdp", "close", "akswin000001"], (0,)),
         ],
     )
+    # an API server without discovery.k8s.io/v1: the session's endpoint is a v1 Endpoints
+    sim.control("POST", "/sim/v1/apis", {"unserved": ["discovery.k8s.io/v1"]})
+    try:
+        _winpod(sim, [(rdp_open, (0,)), (["rdp", "close", "akswin000001"], (0,))])
+    finally:
+        sim.control("POST", "/sim/v1/apis", {"unserved": []})
 
 
 def _remediate_everything(sim: RunningSim) -> None:

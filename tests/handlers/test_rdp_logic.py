@@ -79,7 +79,7 @@ def test_ttl_defaults_to_rdp_default_ttl() -> None:
     assert rdp.parse_ttl(None, settings(default_ttl="45m")) == timedelta(minutes=45)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("2m", 120), ("5s", 5), ("4h", 14400)])
+@pytest.mark.parametrize(("text", "seconds"), [("2m", 120), ("1m", 60), ("4h", 14400)])
 def test_ttl_up_to_the_maximum_is_accepted(text: str, seconds: int) -> None:
     assert rdp.parse_ttl(text, settings()) == timedelta(seconds=seconds)
 
@@ -93,7 +93,20 @@ def test_ttl_over_the_maximum_is_refused_naming_the_maximum() -> None:
         rdp.parse_ttl(None, settings(default_ttl="5h"))
 
 
-@pytest.mark.parametrize("text", ["soon", "-5m", "0", "5 parsecs"])
+@pytest.mark.parametrize("text", ["25h", "1d", "2d", "241m", "28h"])
+def test_ttl_over_the_maximum_counts_whole_days(text: str) -> None:
+    # timedelta.seconds drops the days: 25 h would pass as 1 h
+    with pytest.raises(BadInput, match=r"longer than rdp.max_ttl \(4h\)"):
+        rdp.parse_ttl(text, settings())
+
+
+@pytest.mark.parametrize("text", ["0.5s", "5s", "59s", "250ms"])
+def test_a_ttl_under_a_minute_is_refused_when_asked(text: str) -> None:
+    with pytest.raises(BadInput, match=r"shorter than 1m"):
+        rdp.parse_ttl(text, settings())
+
+
+@pytest.mark.parametrize("text", ["soon", "-5m", "0", "5 parsecs", "9" * 30 + "d"])
 def test_a_ttl_that_is_not_a_duration_is_refused(text: str) -> None:
     with pytest.raises(BadInput, match="ttl"):
         rdp.parse_ttl(text, settings())
@@ -108,8 +121,71 @@ def test_source_ranges_default_to_the_configured_ones() -> None:
 
 
 def test_requested_ranges_are_normalised_and_may_be_several() -> None:
-    ranges = rdp.source_ranges("192.0.2.9/24, 2001:db8::1/64", settings())
-    assert ranges == ["192.0.2.0/24", "2001:db8::/64"]
+    ranges = rdp.source_ranges("192.0.2.0/24, 2001:DB8::/120, 203.0.113.9", settings())
+    assert ranges == ["192.0.2.0/24", "2001:db8::/120", "203.0.113.9/32"]
+
+
+@pytest.mark.parametrize("cidr", ["192.0.2.9/24", "198.51.100.7/16", "2001:db8::1/64"])
+def test_a_range_with_host_bits_is_refused_rather_than_widened(cidr: str) -> None:
+    with pytest.raises(BadInput, match="bits set past"):
+        rdp.source_ranges(cidr, settings())
+
+
+@pytest.mark.parametrize(
+    "cidrs",
+    [
+        "0.0.0.0/1,128.0.0.0/1",  # the whole internet in two pieces
+        ",".join(f"{i}.0.0.0/8" for i in range(1, 9)),
+        "198.51.0.0/16,198.52.0.0/16",
+        "2001:db8::/64",
+        "198.18.0.0/15",
+    ],
+)
+def test_ranges_reaching_more_than_rdp_max_addresses_together_are_refused(cidrs: str) -> None:
+    with pytest.raises(BadInput, match=r"rdp.max_addresses"):
+        rdp.source_ranges(cidrs, settings())
+
+
+def test_ranges_at_rdp_max_addresses_pass_and_overlaps_count_once() -> None:
+    assert rdp.source_ranges("198.51.0.0/16", settings()) == ["198.51.0.0/16"]
+    twice = rdp.source_ranges("198.51.0.0/16,198.51.100.0/24", settings())
+    assert twice == ["198.51.0.0/16", "198.51.100.0/24"]
+    with pytest.raises(BadInput, match=r"rdp.max_addresses"):
+        rdp.source_ranges("198.51.0.0/16,203.0.113.0/24", settings())
+    assert rdp.source_ranges("203.0.113.0/24", settings(max_addresses=256))
+    with pytest.raises(BadInput, match=r"257 addresses"):
+        rdp.source_ranges("203.0.113.0/24,192.0.2.1", settings(max_addresses=256))
+
+
+def test_wide_ranges_listed_in_rdp_source_ranges_may_be_requested() -> None:
+    wide = settings(source_ranges=["0.0.0.0/1", "128.0.0.0/1"])
+    assert rdp.source_ranges("0.0.0.0/1,128.0.0.0/1", wide) == ["0.0.0.0/1", "128.0.0.0/1"]
+    with pytest.raises(BadInput, match=r"rdp.max_addresses"):  # listed and unlisted together
+        rdp.source_ranges("0.0.0.0/1,64.0.0.0/2", settings(source_ranges=["0.0.0.0/1"]))
+
+
+@pytest.mark.parametrize(
+    ("cidr", "private"),
+    [("10.0.0.0/7", "10.0.0.0/8"), ("172.0.0.0/8", "172.16.0.0/12"), ("192.168.0.0/15", "")],
+)
+def test_a_range_mixing_a_private_block_with_public_addresses_is_refused(
+    cidr: str, private: str
+) -> None:
+    with pytest.raises(BadInput, match=f"private range {private}"):
+        rdp.source_ranges(cidr, settings(max_addresses=2**40))
+
+
+@pytest.mark.parametrize("cidr", ["::ffff:0:0/96", "::ffff:198.51.100.0/120"])
+def test_ipv4_written_as_ipv6_is_refused(cidr: str) -> None:
+    with pytest.raises(BadInput, match="IPv4 written as IPv6"):
+        rdp.source_ranges(cidr, settings(max_addresses=2**40))
+
+
+def test_private_ranges_themselves_pass() -> None:
+    assert rdp.source_ranges("10.0.0.0/17,192.168.1.0/24", settings()) == [
+        "10.0.0.0/17",
+        "192.168.1.0/24",
+    ]
 
 
 def test_no_range_anywhere_is_refused_with_the_fix() -> None:
@@ -377,3 +453,28 @@ def test_a_session_lists_its_node_expiry_ranges_and_the_command_to_connect() -> 
         "sourceRanges": ["198.51.100.0/24"],
         "address": "203.0.113.7",
     }
+
+
+@pytest.mark.parametrize(
+    ("ingress", "shown"),
+    [
+        ([{"ip": "<!channel> <https://evil.example|connect here>"}], "(no address yet)"),
+        ([{"hostname": "lb.example.com/evil?x="}], "(no address yet)"),
+        (
+            [{"ip": "203.0.113.7:3389"}, {"hostname": "rdp.example.com"}],
+            "mstsc.exe /v:rdp.example.com",
+        ),
+        ([{"hostname": "RDP.Example.com"}], "mstsc.exe /v:rdp.example.com"),
+    ],
+)
+def test_only_a_plain_load_balancer_address_is_shown(
+    ingress: list[dict[str, str]], shown: str
+) -> None:
+    cluster = FakeCluster()
+    open_for(cluster, "akswin000001", NOW)
+    name = rdp.service_name("akswin000001")
+    cluster.objects[("Service", NAMESPACE, name)]["status"] = {"loadBalancer": {"ingress": ingress}}
+    [session] = rdp.sessions(cluster, NAMESPACE)
+    assert session.connect == shown
+    expected = None if shown.startswith("(") else shown.split(":", 1)[1]
+    assert rdp.wait_for_address(cluster, NAMESPACE, name, timedelta(0)) == expected

@@ -3,9 +3,13 @@ recorded Slack call is scanned for the configured secrets, plus the simulator's 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -54,6 +58,43 @@ def env_secrets(env: dict[str, str] | None) -> set[str]:
     return {v for k, v in (env or {}).items() if SECRET_ENV.search(k) and len(v) >= 8}
 
 
+# Slack markup winpod itself writes: mentions of user ids and of the configured approver groups,
+# and its docs links. Anything else that Slack would act on (`<!channel>`, a link with another
+# label, a mention of something that is no id) came from outside data unescaped. Planted
+# canaries carry EVIL in their ids.
+OWN_MENTION = re.compile(r"<(?:@[UW]|!subteam\^S)(?![A-Z0-9]*EVIL)[A-Z0-9]+>")
+OWN_LINK = re.compile(r"<https?://[^|<>\s]+\|docs(?: \d+)?>")
+LIVE_MARKUP = re.compile(r"<(?:!|@|https?:)[^<>]*>?")
+
+
+def live_markup(text: str) -> list[str]:
+    """Every piece of `text` that Slack would turn into a mention, broadcast or link and that
+    winpod did not write itself."""
+    return [
+        m.group(0)[:120]
+        for m in LIVE_MARKUP.finditer(text)
+        if not (OWN_MENTION.fullmatch(m.group(0)) or OWN_LINK.fullmatch(m.group(0)))
+    ]
+
+
+def slack_texts(value: Any) -> Iterable[str]:
+    """Every `text` in a recorded Slack call's parameters, blocks (a list or JSON) included."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "text" and isinstance(item, str):
+                yield item
+            elif key in ("blocks", "attachments") and isinstance(item, str):
+                try:
+                    yield from slack_texts(json.loads(item))
+                except ValueError:
+                    yield item
+            else:
+                yield from slack_texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from slack_texts(item)
+
+
 @dataclass
 class SecretScan:
     """Everything scanned during the session, and what was found where it must not be."""
@@ -62,7 +103,18 @@ class SecretScan:
     hits: list[str] = field(default_factory=list)
     bad_paths: list[str] = field(default_factory=list)
     tracebacks: list[str] = field(default_factory=list)
+    markup: list[str] = field(default_factory=list)
     labs_closed: int = 0
+
+    def scan_markup(self, source: str, calls: list[dict[str, Any]]) -> list[str]:
+        """Record live markup from outside data in any text of `calls`; returns the findings."""
+        found = []
+        for call in calls:
+            for text in slack_texts(call.get("params") or {}):
+                self.scanned["Slack texts for markup"] += 1
+                found += [f"{source}: {call['method']} posted {m!r}" for m in live_markup(text)]
+        self.markup.extend(found)
+        return found
 
     def scan(self, kind: str, source: str, text: str, secrets: Iterable[str]) -> list[str]:
         """Record one text of `kind` (bot log, CLI output, Slack calls); returns the hits."""
@@ -130,6 +182,27 @@ def click_body(
         "actions": [{"type": "button", "block_id": "b", "action_id": action_id, "value": value}],
     }
     return urllib.parse.urlencode({"payload": json.dumps(payload)})
+
+
+def post_oversized(bot: RunningBot, body: str, content_type: str) -> int:
+    """POST a signed body the bot refuses before reading all of it; its status. urllib would
+    fail with a broken pipe when the bot answers 413 and closes while the body is still going
+    out, so this sends on a plain socket and reads whatever answer came back."""
+    stamp = str(int(time.time()))
+    digest = hmac.new(
+        bot.signing_secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256
+    ).hexdigest()
+    data = body.encode()
+    head = (
+        f"POST /slack/events HTTP/1.1\r\nHost: winpod\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(data)}\r\nX-Slack-Request-Timestamp: {stamp}\r\n"
+        f"X-Slack-Signature: v0={digest}\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", bot.port), timeout=30) as connection:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            connection.sendall(head.encode() + data)
+        answer = connection.recv(64).decode("latin-1")
+    return int(answer.split(" ", 2)[1])
 
 
 def button(message: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -228,6 +301,21 @@ class Lab:
         self.bots.append((bot, self._secrets[sim.out] | env_secrets(env)))
         return bot
 
+    def quiet_bot(
+        self, sim: RunningSim, name: str, env: dict[str, str] | None = None
+    ) -> RunningBot:
+        """One replica with no timed work after its first sweep (no Lease, sweeps and
+        housekeeping an hour apart): from then on, what reaches the cluster or Slack is what a
+        test caused."""
+        quiet = {
+            "WINPOD_KUBERNETES__LEADER_ELECTION": "false",
+            "WINPOD_SWEEP__INTERVAL": "1h",
+            "WINPOD_HOUSEKEEPING_INTERVAL": "1h",
+        }
+        running = self.bot(sim, {**quiet, **(env or {})}, name=name)
+        until(lambda: metric(running, "winpod_sweep_seconds_count") >= 1, 60, "the first sweep")
+        return running
+
     def cli(self, sim: RunningSim, *argv: str, env: dict[str, str] | None = None) -> Run:
         """`winpod ARGV --config <the simulator's>` as a person runs it; its output is scanned
         here and then, and a traceback fails the test at once."""
@@ -268,9 +356,11 @@ class Lab:
             problems += found
         for sim in self.sims:
             if sim.process.poll() is None:
-                calls = json.dumps(sim.control("GET", "/sim/v1/slack/calls")["calls"])
+                recorded = sim.control("GET", "/sim/v1/slack/calls")["calls"]
+                calls = json.dumps(recorded)
                 source = f"Slack calls recorded by {sim.out.name}"
                 problems += self.scan.scan("Slack calls", source, calls, self._secrets[sim.out])
+                problems += self.scan.scan_markup(source, recorded)
                 for server in ("kube", "exec"):
                     for request in requests_since(sim, 0, server):
                         if invalid_segments(request):

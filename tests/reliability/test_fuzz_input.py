@@ -4,8 +4,11 @@ cluster with an invalid name. Every property counts the cases it ran (README: th
 
 from __future__ import annotations
 
+import json
 import os
 import string
+import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ from reliability_kit import (
     Lab,
     ack_text,
     click_body,
-    metric,
+    post_oversized,
     request_mark,
     requests_since,
     tracebacks,
@@ -28,6 +31,7 @@ from reliability_kit import (
 from sim_process import SEED, RunningSim
 
 from bot.commands import UsageError, default_commands
+from bot.serve import MAX_BODY_BYTES
 from config.settings import ConfigError, Settings, load_settings
 from handlers import names
 from handlers.errors import BadInput
@@ -36,7 +40,7 @@ APPROVERS = ("U0APPROVER1", "U0APPROVER2")  # the simulator's winpod.yaml: never
 CHANNEL = "C0FUZZ"
 MAX_PROBLEM = 300  # a usage error is one short line, whatever was typed
 IN_PROCESS = {"parse": 800, "names": 500, "pod refs": 500, "config": 250, "garbage": 250}
-OVER_THE_WIRE = {"buttons": 50, "slash": 30}
+OVER_THE_WIRE = {"buttons": 50, "slash": 30, "signed payloads": 120}
 
 
 def fuzz(examples: int) -> Any:
@@ -343,17 +347,7 @@ def sim(lab: Lab) -> RunningSim:
 def bot(lab: Lab, sim: RunningSim) -> RunningBot:
     """One replica with no timed work after its first sweep: from then on, any request to the
     cluster is one that a fuzzed click or command caused."""
-    running = lab.bot(
-        sim,
-        {
-            "WINPOD_KUBERNETES__LEADER_ELECTION": "false",
-            "WINPOD_SWEEP__INTERVAL": "1h",
-            "WINPOD_HOUSEKEEPING_INTERVAL": "1h",
-        },
-        name="fuzz",
-    )
-    until(lambda: metric(running, "winpod_sweep_seconds_count") >= 1, 60, "the first sweep")
-    return running
+    return lab.quiet_bot(sim, "fuzz")
 
 
 @pytest.fixture(scope="module")
@@ -490,3 +484,182 @@ def test_fuzzed_slash_commands_that_do_not_parse_are_answered_in_place(
 
     prop()
     assert len(sent) == OVER_THE_WIRE["slash"]
+
+
+# --- 5. signed payloads of Slack's shapes with wrong types, huge and nested values ------------
+
+# Placeholders written out in the body text: JSON nested this deep (json.dumps recurses), and
+# strings this long (so that hypothesis never has to show a megabyte of example)
+DEEP, HUGE = "__DEEP__", "__HUGE__"
+HUGE_SIZES = (5_000, 900_000, 1_200_000)
+scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+)
+hostile = st.one_of(
+    st.recursive(
+        scalar,
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+        ),
+        max_leaves=8,
+    ),
+    st.sampled_from(HUGE_SIZES).map(lambda size: f"{HUGE}{size}"),  # up to past 1 MiB
+    st.sampled_from([40, 900, 20_000]).map(lambda depth: f"{DEEP}{depth}"),
+)
+# (kind, the payload as Slack sends it, the paths of its fields a case may replace)
+SHAPES: dict[str, tuple[dict[str, Any], list[tuple[str, ...]]]] = {
+    "block_actions": (
+        json.loads(
+            urllib.parse.parse_qs(click_body("remediate:x", "1", user="U0FUZZ", channel=CHANNEL))[
+                "payload"
+            ][0]
+        ),
+        [
+            ("type",),
+            ("user",),
+            ("user", "id"),
+            ("team",),
+            ("api_app_id",),
+            ("container",),
+            ("container", "channel_id"),
+            ("container", "message_ts"),
+            ("channel",),
+            ("channel", "id"),
+            ("message",),
+            ("message", "ts"),
+            ("message", "blocks"),
+            ("actions",),
+            ("actions", 0),
+            ("actions", 0, "action_id"),
+            ("actions", 0, "value"),
+            ("state",),
+        ],
+    ),
+    "view_submission": (
+        {
+            "type": "view_submission",
+            "user": {"id": "U0FUZZ"},
+            "team": {"id": "T0WINPODSIM"},
+            "api_app_id": "A0WINPOD",
+            "view": {"type": "modal", "callback_id": "x", "state": {"values": {}}},
+        },
+        [
+            ("type",),
+            ("user",),
+            ("view",),
+            ("view", "type"),
+            ("view", "callback_id"),
+            ("view", "state"),
+            ("view", "state", "values"),
+        ],
+    ),
+    "slash_command": (
+        {
+            "command": "/winpod",
+            "text": "help",
+            "channel_id": CHANNEL,
+            "user_id": "U0FUZZ",
+            "team_id": "T0WINPODSIM",
+            "api_app_id": "A0WINPOD",
+            "trigger_id": "1.2.3",
+        },
+        [("command",), ("text",), ("channel_id",), ("user_id",), ("team_id",), ("api_app_id",)],
+    ),
+    "event_callback": (
+        {
+            "type": "event_callback",
+            "team_id": "T0WINPODSIM",
+            "api_app_id": "A0WINPOD",
+            "event": {"type": "app_mention", "user": "U0FUZZ", "text": "hi", "channel": CHANNEL},
+        },
+        [
+            ("type",),
+            ("team_id",),
+            ("event",),
+            ("event", "type"),
+            ("event", "text"),
+            ("event", "user"),
+        ],
+    ),
+}
+
+
+def _replaced(payload: Any, path: tuple[Any, ...], value: Any) -> Any:
+    """`payload` with the field at `path` set to `value` (a missing parent becomes `value`)."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(payload, dict):
+        return {**payload, head: _replaced(payload.get(head), rest, value)}
+    if isinstance(payload, list) and isinstance(head, int) and head < len(payload):
+        return [_replaced(p, rest, value) if i == head else p for i, p in enumerate(payload)]
+    return value
+
+
+def _written_out(text: str) -> str:
+    """Write out every DEEP placeholder as JSON nested that deep, every HUGE one as a string
+    that long."""
+    for depth in (40, 900, 20_000):
+        text = text.replace(json.dumps(f"{DEEP}{depth}"), '{"a": [' * depth + "1" + "]}" * depth)
+    for size in HUGE_SIZES:
+        text = text.replace(f"{HUGE}{size}", "a" * size)
+    return text
+
+
+def _body(kind: str, payload: dict[str, Any]) -> tuple[str, str]:
+    """The request body and content type Slack would use for `kind`."""
+    if kind == "event_callback":
+        return _written_out(json.dumps(payload)), "application/json"
+    if kind == "slash_command":
+        # a form holds strings: a wrong type arrives as its text, a list as repeated fields
+        fields = [
+            (key, _written_out(item if isinstance(item, str) else json.dumps(item)))
+            for key, value in payload.items()
+            for item in (value if isinstance(value, list) else [value])
+        ]
+        return urllib.parse.urlencode(fields), "application/x-www-form-urlencoded"
+    form = urllib.parse.urlencode({"payload": _written_out(json.dumps(payload))})
+    return form, "application/x-www-form-urlencoded"
+
+
+@pytest.mark.wire
+@pytest.mark.usefixtures("quiet_cluster")
+def test_fuzzed_signed_payloads_of_every_shape_never_get_a_500(bot: RunningBot) -> None:
+    kinds: list[str] = []
+    statuses: list[int] = []
+    shape = st.sampled_from(sorted(SHAPES)).flatmap(
+        lambda kind: st.tuples(
+            st.just(kind),
+            st.lists(st.tuples(st.sampled_from(SHAPES[kind][1]), hostile), min_size=1, max_size=3),
+        )
+    )
+
+    @fuzz(OVER_THE_WIRE["signed payloads"])
+    @given(shape)
+    def prop(case: tuple[str, list[tuple[tuple[Any, ...], Any]]]) -> None:
+        kind, replacements = case
+        payload = SHAPES[kind][0]
+        for path, value in replacements:
+            payload = _replaced(payload, path, value)
+        body, content_type = _body(kind, payload)
+        started = time.monotonic()
+        if len(body.encode()) > MAX_BODY_BYTES:
+            status = post_oversized(bot, body, content_type)
+            assert status == 413, (kind, replacements, status)
+        else:
+            response = bot.post(body, content_type=content_type)
+            status = response.status
+            assert status < 500, (kind, replacements, status, response.body[:200])
+        kinds.append(kind)
+        statuses.append(status)
+        assert time.monotonic() - started < 10, kind
+
+    prop()
+    assert len(statuses) == OVER_THE_WIRE["signed payloads"]
+    assert set(kinds) == set(SHAPES)  # every shape was tried
+    assert 413 in statuses and 400 in statuses  # huge and malformed cases were among them
+    assert bot.get("/healthz")[0] == 200

@@ -8,7 +8,7 @@ import json
 import urllib.parse
 
 import pytest
-from reliability_kit import SecretScan, invalid_segments, secret_forms
+from reliability_kit import SecretScan, invalid_segments, live_markup, secret_forms
 
 SECRET = "xoxb-sim-0123456789abcdef01234567"
 PASSWORD = "Pw-s3cr3t/with+odd&chars"
@@ -52,6 +52,30 @@ def test_an_invalid_name_in_a_cluster_request_is_spotted(path: str, bad: list[st
     assert invalid_segments({"method": "GET", "path": path}) == bad
 
 
+@pytest.mark.parametrize(
+    ("text", "live"),
+    [
+        ("fine &lt;!channel&gt; &lt;@U0EVIL&gt;", []),
+        (":lock: <@U0APPROVER1> closed RDP", []),
+        ("Approvers: <!subteam^S0OPS>, <@U0APPROVER2>", []),
+        ("<!subteam^S0EVIL>", ["<!subteam^S0EVIL>"]),
+        ("<https://kubernetes.io/docs/x|docs 2> · <https://github.com/k/k/issues/1|docs>", []),
+        ("event: <!channel> now", ["<!channel>"]),
+        ("<!here|here>", ["<!here|here>"]),
+        ("ask <@U0EVIL> to approve", ["<@U0EVIL>"]),
+        (
+            "<https://evil.example/approve|Re-approve here>",
+            ["<https://evil.example/approve|Re-approve here>"],
+        ),
+        ("<http://x", ["<http://x"]),
+    ],
+)
+def test_live_markup_from_outside_is_spotted_and_winpods_own_is_not(
+    text: str, live: list[str]
+) -> None:
+    assert live_markup(text) == live
+
+
 def test_no_secret_invalid_name_or_traceback_anywhere_in_the_run(secret_scan: SecretScan) -> None:
     """Moved to the very end of the run by conftest.py, after every lab has been closed."""
     if secret_scan.labs_closed == 0:
@@ -59,6 +83,7 @@ def test_no_secret_invalid_name_or_traceback_anywhere_in_the_run(secret_scan: Se
     assert secret_scan.hits == []
     assert secret_scan.bad_paths == []
     assert secret_scan.tracebacks == []
+    assert secret_scan.markup == []  # no outside text became a mention, broadcast or link
     # Every kind of output was looked at, not just some.
     assert {"bot log", "Slack calls"} <= set(secret_scan.scanned), secret_scan.scanned
     print(f"scanned for secrets: {dict(secret_scan.scanned)}")  # shown with -s / -rP

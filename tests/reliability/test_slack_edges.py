@@ -3,16 +3,21 @@ Slack answering 500 — every request answered with 2xx/4xx, nothing promised lo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import itertools
 import json
+import os
+import socket
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,16 +55,7 @@ def sim(lab: Lab) -> RunningSim:
 def bot(lab: Lab, sim: RunningSim) -> RunningBot:
     """One replica; no timed work after its first sweep, so the Slack calls and cluster requests
     a test sees are the ones it caused."""
-    running = lab.bot(
-        sim,
-        {
-            "WINPOD_KUBERNETES__LEADER_ELECTION": "false",
-            "WINPOD_SWEEP__INTERVAL": "1h",
-            "WINPOD_HOUSEKEEPING_INTERVAL": "1h",
-        },
-        name="edges",
-    )
-    until(lambda: metric(running, "winpod_sweep_seconds_count") >= 1, 60, "the first sweep")
+    running = lab.quiet_bot(sim, "edges")
     # Bolt calls auth.test once, on the first request, before acknowledging it: done here, so
     # that no Slack fault of a test lands on it.
     assert running.command("help", channel="C0WARMUP").status == 200
@@ -379,3 +375,227 @@ def test_slack_failing_for_good_is_logged_as_an_error_and_counted_in_metrics(
     # tried, and retried twice (a reset is recorded as the 500 it never got to send)
     assert [c["status"] for c in calls(sim, channel)] == [500, 500, 500]
     assert not tracebacks(bot.log)
+
+
+# --- bounded bodies and wrong types --------------------------------------------------------------
+
+
+def _raw_post(bot: RunningBot, head: str, body: bytes) -> tuple[int, float]:
+    """Send a request head and the start of a body on a raw socket; the status line that comes
+    back, and how long it took. The rest of a huge body is never sent."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", bot.port), timeout=10) as connection:
+        connection.sendall(head.encode() + body)
+        answer = connection.recv(4096).decode("latin-1")
+    return int(answer.split(" ", 2)[1]), time.monotonic() - started
+
+
+@pytest.mark.usefixtures("untouched")
+def test_an_unsigned_huge_body_gets_413_before_it_is_read(bot: RunningBot) -> None:
+    head = (
+        "POST /slack/events HTTP/1.1\r\nHost: winpod\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {400 * 1024 * 1024}\r\n\r\n"
+    )
+    status, seconds = _raw_post(bot, head, b"payload=" + b"a" * 4096)
+    assert status == 413
+    assert seconds < 5  # answered from the head, not after 400 MB
+    assert bot.get("/healthz")[0] == 200
+
+
+@pytest.mark.usefixtures("untouched")
+def test_a_chunked_body_over_the_limit_gets_413(bot: RunningBot) -> None:
+    head = (
+        "POST /slack/events HTTP/1.1\r\nHost: winpod\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"a" * (256 * 1024)
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(5)) + b"0\r\n\r\n"
+    status, _ = _raw_post(bot, head, body)
+    assert status == 413
+
+
+@pytest.mark.usefixtures("untouched")
+def test_a_signed_body_over_a_mebibyte_gets_413(bot: RunningBot) -> None:
+    response = bot.post("payload=" + "a" * (1 << 20))
+    assert response.status == 413, response.status
+
+
+@pytest.mark.usefixtures("untouched")
+def test_a_health_request_with_a_body_gets_413(bot: RunningBot) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{bot.metrics_port}/healthz", data=b"x" * 4096, method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    refused.value.close()
+    assert refused.value.code == 413
+
+
+def _nested(depth: int) -> object:
+    return json.loads(_nested_text(depth))
+
+
+def _nested_text(depth: int) -> str:
+    """JSON `depth` levels deep, written out (json.dumps itself recurses)."""
+    return '{"a": [' * depth + '"x"' + "]}" * depth
+
+
+WRONG_TYPES = {
+    "container a string": {"container": "C0WRONG"},
+    "container a list": {"container": ["C0WRONG"]},
+    "channel a number": {"channel": 7},
+    "channel id an object": {"channel": {"id": {"x": 1}}},
+    "message a string": {"message": "hello"},
+    "message blocks a string": {"message": {"ts": "1.2", "blocks": "x"}},
+    "message ts a number": {"message": {"ts": 1.2, "blocks": []}},
+    "message_ts a list": {"container": {"channel_id": "C0WRONG", "message_ts": [1]}},
+    "action value a number": {"actions": [{"action_id": "remediate:x", "value": 7}]},
+    "team a string": {"team": "T0WINPODSIM"},
+    "api_app_id a number": {"api_app_id": 5},
+    "nested 40 deep": {"state": _nested(40)},
+    "view state nested 40 deep": {"view": {"type": "modal", "state": _nested(40)}},
+}
+
+
+@pytest.mark.usefixtures("untouched")
+@pytest.mark.parametrize("name", list(WRONG_TYPES))
+def test_a_signed_click_with_wrong_types_gets_400(bot: RunningBot, name: str) -> None:
+    payload = {**PAYLOAD, **WRONG_TYPES[name]}
+    response = bot.post(_form(payload))
+    assert response.status == 400, (response.status, response.body[:200])
+
+
+@pytest.mark.usefixtures("untouched")
+@pytest.mark.parametrize("depth", [40, 900, 5000, 100_000])
+def test_deeply_nested_signed_json_gets_400(bot: RunningBot, depth: int) -> None:
+    payload = json.dumps({**PAYLOAD, "message": "NESTED"}).replace('"NESTED"', _nested_text(depth))
+    for body, content_type in [
+        ('{"type": "event_callback", "event": ' + _nested_text(depth) + "}", "application/json"),
+        ("[" * depth + "]" * depth, "application/json"),
+        (urllib.parse.urlencode({"payload": payload}), "application/x-www-form-urlencoded"),
+    ]:
+        if len(body) > 1 << 20:
+            continue  # refused for its size before anything else
+        response = bot.post(body, content_type=content_type)
+        assert response.status == 400, (depth, response.status, response.body[:200])
+
+
+@pytest.mark.usefixtures("untouched")
+def test_a_forged_signature_on_a_json_body_is_refused_with_401(bot: RunningBot) -> None:
+    body = json.dumps({"type": "event_callback", "event": {"type": "app_mention", "text": "x"}})
+    response = bot.post(body, content_type="application/json", signature="v0=" + "0" * 64)
+    assert response.status == 401
+
+
+@pytest.mark.parametrize("size", [5_000, 200_000, 900_000])
+def test_a_long_command_text_is_a_usage_error_at_once(bot: RunningBot, size: int) -> None:
+    response = bot.command("diagnose " + "a b " * (size // 4), channel="C0LONGTEXT")
+    assert response.status == 200
+    assert "at most 4000 are read" in ack_text(response)
+    assert response.seconds < 2
+
+
+def test_a_command_of_normal_length_is_still_parsed(bot: RunningBot) -> None:
+    response = bot.command("explain " + "x" * 65, channel="C0LONGTEXT")
+    assert "is not a check id" in ack_text(response)
+
+
+# --- who may click: channels, workspace and app --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gated(lab: Lab, sim: RunningSim) -> RunningBot:
+    """A replica that knows its workspace and app and serves one channel only."""
+    return lab.quiet_bot(
+        sim,
+        "gated",
+        {
+            "WINPOD_SLACK__ALLOWED_CHANNELS": '["C0GATEOK"]',
+            "WINPOD_SLACK__TEAM_ID": "T0WINPODSIM",
+            "WINPOD_SLACK__API_APP_ID": "A0WINPOD",
+        },
+    )
+
+
+def test_a_button_click_outside_allowed_channels_is_refused_and_changes_nothing(
+    gated: RunningBot, sim: RunningSim, store: Store
+) -> None:
+    actions_before = len(store.list_actions(limit=500))
+    body = click_body("remediate:kube-proxy-restart", "any", user=APPROVER, channel="C0GATENO")
+    assert gated.post(body).status == 200
+    told = until(
+        lambda: [e["text"] for e in gated.ephemeral("C0GATENO") if e["user"] == APPROVER],
+        30,
+        "the refusal",
+    )
+    assert "not enabled in this channel" in told[0]
+    assert "slack.allowed_channels" in told[0]
+    assert len(store.list_actions(limit=500)) == actions_before
+
+
+def test_a_button_click_in_an_allowed_channel_reaches_the_listener(gated: RunningBot) -> None:
+    body = click_body(
+        "remediate:kube-proxy-restart", "nosuchoffer", user=APPROVER, channel="C0GATEOK"
+    )
+    assert gated.post(body).status == 200
+    told = until(
+        lambda: [e["text"] for e in gated.ephemeral("C0GATEOK") if e["user"] == APPROVER],
+        30,
+        "the listener's answer",
+    )
+    assert "not enabled in this channel" not in told[0]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("team", {"id": "T0ELSEWHERE"}), ("api_app_id", "A0OTHERAPP")]
+)
+def test_a_click_from_another_workspace_or_app_is_refused(
+    gated: RunningBot, sim: RunningSim, field: str, value: object
+) -> None:
+    told_before = len(calls(sim, "C0GATEOK", "chat.postEphemeral"))
+    payload = json.loads(
+        urllib.parse.parse_qs(
+            click_body("remediate:kube-proxy-restart", "any", user=APPROVER, channel="C0GATEOK")
+        )["payload"][0]
+    )
+    response = gated.post(_form({**payload, field: value}))
+    assert response.status == 403
+    time.sleep(0.5)
+    assert len(calls(sim, "C0GATEOK", "chat.postEphemeral")) == told_before  # nobody answered
+
+
+def test_a_command_from_another_workspace_is_refused(gated: RunningBot) -> None:
+    body = command_body("help", "C0GATEOK").replace("T0WINPODSIM", "T0ELSEWHERE")
+    assert gated.post(body).status == 403
+    assert gated.post(command_body("help", "C0GATEOK")).status == 200
+
+
+def _spilled_files(pid: int) -> list[str]:
+    """Unlinked files the process holds open in the temporary directory: how waitress keeps a
+    request body it spilled to disk."""
+    found = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith(tempfile.gettempdir()) and target.endswith(" (deleted)"):
+                found.append(target)
+    return found
+
+
+@pytest.mark.usefixtures("untouched")
+def test_unfinished_uploads_under_the_limit_stay_in_memory_not_in_tmp(bot: RunningBot) -> None:
+    head = (
+        b"POST /slack/events HTTP/1.1\r\nHost: winpod\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000\r\n\r\n"
+    )
+    uploads = [socket.create_connection(("127.0.0.1", bot.port), timeout=10) for _ in range(8)]
+    try:
+        for upload in uploads:
+            upload.sendall(head + b"a" * 900_000)  # 0.9 of 1 MB: waited for, never finished
+        time.sleep(1)
+        assert _spilled_files(bot.process.pid) == []
+    finally:
+        for upload in uploads:
+            upload.close()
+    assert bot.get("/healthz")[0] == 200

@@ -55,7 +55,7 @@ class Endpoints:
         return self.addresses[host]
 
     def _read_address(self, host: str) -> str:
-        hyperv = yaml.safe_load(self.sim.config.read_text())["hyperv"]["host_addresses"]
+        hyperv = yaml.safe_load(self.sim.config.read_text())["hyperv"]["hosts"]
         if host in hyperv:
             return str(hyperv[host])
         with config.new_client_from_config(str(self.sim.kubeconfig)) as api_client:

@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from handlers import remediations
+from handlers.errors import BadInput
+
 if TYPE_CHECKING:
     from conftest import CheckCluster
 
@@ -102,3 +105,44 @@ def test_nano_server_without_test_netconnection_is_probed_through_kube_dns(
         "probe `nslookup kubernetes.default.svc.cluster.local 10.244.0.2` failed"
     )
     assert cluster.offered(finding) == [("mac-spoofing-on", "hvwin-a", "high")]
+
+
+def test_an_annotation_that_is_no_plain_host_is_never_connected_to(cluster: CheckCluster) -> None:
+    finding = cluster.pod_finding("jobs/worker-4", CHECK)
+
+    assert finding.severity == "error"
+    assert (
+        "'127.0.0.1:18080/evil?x=' is not a plain host name or IP address" in (finding.evidence[2])
+    )
+    # refused before any connection: the old code said "cannot connect to WinRM on 127.0.0.1:…"
+    assert "cannot connect" not in finding.evidence[2]
+    with pytest.raises(BadInput, match="is not a plain host name or IP address"):
+        remediations.plan(cluster.transports, cluster.settings, "mac-spoofing-on", "hvwin-e", {})
+
+
+def test_a_host_not_listed_in_hyperv_hosts_is_refused(cluster: CheckCluster) -> None:
+    finding = cluster.pod_finding("jobs/worker-5", CHECK)
+
+    assert "Hyper-V host 127.0.0.1 is not listed in hyperv.hosts" in finding.evidence[2]
+    with pytest.raises(BadInput, match=r"not listed in hyperv\.hosts"):
+        remediations.plan(cluster.transports, cluster.settings, "mac-spoofing-on", "hvwin-f", {})
+
+
+def test_the_plan_names_the_hyperv_host_and_the_address_that_receives_the_script(
+    cluster: CheckCluster,
+) -> None:
+    address = cluster.settings.hyperv.hosts["hv01"]
+    plan = remediations.plan(cluster.transports, cluster.settings, "mac-spoofing-on", "hvwin-a", {})
+    assert "Hyper-V host hv01" in plan.what
+    assert f"sent over WinRM to {address}:{cluster.settings.winrm.port}" in plan.what
+    assert plan.data["address"] == address
+
+
+def test_without_hyperv_hosts_a_plain_annotated_host_is_its_own_address(
+    cluster: CheckCluster,
+) -> None:
+    hyperv = cluster.settings.hyperv.model_copy(update={"hosts": {}})
+    open_settings = cluster.settings.model_copy(update={"hyperv": hyperv})
+    plan = remediations.plan(cluster.transports, open_settings, "mac-spoofing-on", "hvwin-f", {})
+    assert plan.data["address"] == "127.0.0.1"
+    assert "sent over WinRM to 127.0.0.1:" in plan.what
