@@ -21,6 +21,7 @@ from bot import render_actions
 from bot.remediation import MessageRef, Origin, RemediationService, Reply, RunReport
 from bot.render_actions import Block
 from bot.services import BotServices
+from bot.slack_text import Mrkdwn, mention
 from bot.store import PendingAction
 from config.settings import format_duration
 from handlers.errors import Unreachable, WinpodError
@@ -55,12 +56,11 @@ class Approvers:
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._lock = threading.Lock()
 
-    def describe(self) -> str:
+    def describe(self) -> Mrkdwn:
+        """The approvers as Slack shows them: configured ids only (validated), never text."""
         if not self._configured:
-            return "none configured (approvals.approvers)"
-        return ", ".join(
-            f"<!subteam^{a}>" if a.startswith("S") else f"<@{a}>" for a in self._configured
-        )
+            return Mrkdwn("none configured (approvals.approvers)")
+        return Mrkdwn(", ").join(_approver(a) for a in self._configured)
 
     def __call__(self, user: str) -> bool:
         if user in self._configured:
@@ -85,6 +85,12 @@ class Approvers:
         with self._lock:
             self._groups[group] = (time.monotonic(), members)
         return members
+
+
+def _approver(configured: str) -> Mrkdwn:
+    if configured.startswith("S") and configured.isascii() and configured.isalnum():
+        return Mrkdwn(f"<!subteam^{configured}>")
+    return mention(configured)
 
 
 class SlackNotifier:
@@ -149,7 +155,7 @@ class SlackNotifier:
         self.edit_bound(action)
 
     # --- Slack I/O ----------------------------------------------------------------------
-    def post(self, action: PendingAction, text: str) -> None:
+    def post(self, action: PendingAction, text: Mrkdwn) -> None:
         if action.channel and action.thread_ts:
             channel, thread = action.channel, action.thread_ts
             self._safely(
@@ -272,8 +278,7 @@ class ApprovalFlow:
             )
             self._tell(
                 click,
-                f":no_entry: Only approvers can approve *{offer.remediation}*. "
-                f"Approvers: {self.approvers.describe()}.",
+                render_actions.not_approver_text(offer.remediation, self.approvers.describe()),
             )
             return
         action = store.find_open_action(offer.remediation, offer.target)
@@ -345,7 +350,7 @@ class ApprovalFlow:
         if text:
             self._tell(click, text)
 
-    def _tell(self, click: Click, text: str) -> None:
+    def _tell(self, click: Click, text: Mrkdwn) -> None:
         self.notifier._safely(
             lambda: self.client.chat_postEphemeral(
                 channel=click.channel, user=click.user, text=text

@@ -1,4 +1,7 @@
-"""Pending actions in Slack: status lines, thread posts, and editing the original message."""
+"""Pending actions in Slack: status lines, thread posts, and editing the original message.
+
+Every text here is `Mrkdwn`: templates winpod wrote, with every value from outside (targets,
+summaries, evidence, script output, error texts) entering escaped or inside a code block."""
 
 from __future__ import annotations
 
@@ -6,7 +9,9 @@ import copy
 from typing import Any
 
 from bot.remediation import Reply, RunReport
-from bot.render_slack import cut, escape
+from bot.render_slack import cut
+from bot.slack_text import Mrkdwn, code_block, mention
+from bot.slack_text import code as inline
 from bot.store import PendingAction
 from handlers.registry import Plan, RemediationSpec
 
@@ -24,33 +29,43 @@ _STATUS_ICON = {
 }
 
 
-def people(users: tuple[str, ...] | list[str]) -> str:
-    return ", ".join(f"<@{u}>" for u in users) or "nobody"
+def people(users: tuple[str, ...] | list[str]) -> Mrkdwn:
+    return Mrkdwn(", ").join(mention(u) for u in users) or Mrkdwn("nobody")
 
 
-def code(text: str) -> str:
-    """A Slack code block, cut to fit, with backticks that would end it defused."""
-    return "```" + cut(escape(text.replace("```", "'''")), MAX_CODE) + "```"
+def code(text: str) -> Mrkdwn:
+    """A Slack code block, cut to fit, that nothing inside can close."""
+    return code_block(cut(text, MAX_CODE))
 
 
-def status_line(action: PendingAction, needed: int) -> str:
+def status_line(action: PendingAction, needed: int) -> Mrkdwn:
     icon = _STATUS_ICON.get(action.status, ":grey_question:")
     if (action.result or {}).get("outcome") == "unknown":
         icon = ":grey_question:"
-    head = f"{icon} *{action.remediation}* on `{escape(action.target)}`: {action.status}"
+    head = Mrkdwn(icon + " *{}* on {}: {}").format(
+        action.remediation, inline(action.target), action.status
+    )
     if action.status in ("pending", "approved"):
-        head += f" · approvals {len(action.approvals)}/{needed} ({people(action.approvals)})"
+        head += Mrkdwn(" · approvals {}/{} ({})").format(
+            len(action.approvals), needed, people(action.approvals)
+        )
         if len(action.approvals) < needed:
-            head += (
+            head += Mrkdwn(
                 " · needs a second approver"
                 if needed - len(action.approvals) == 1 and (needed > 1)
                 else " · needs an approver"
             )
     elif action.status == "rejected":
-        head += f" by <@{action.rejected_by}>"
+        head += Mrkdwn(" by {}").format(mention(action.rejected_by or "someone"))
     elif action.result and action.result.get("summary"):
-        head += f" · {escape(str(action.result['summary']))}"
-    return cut(head, 2900)
+        head += Mrkdwn(" · {}").format(str(action.result["summary"]))
+    return _fit(head, 2900)
+
+
+def _fit(text: Mrkdwn, limit: int) -> Mrkdwn:
+    """`text` within `limit` characters; the cut is made on the escaped text, so it may only
+    drop whole entities (cut() stops before a partial one)."""
+    return Mrkdwn(cut(str(text), limit))
 
 
 def with_action_status(
@@ -116,140 +131,169 @@ def with_action_status(
 # (bot.remediation decides; these word it. Outside text is escaped or in code blocks.)
 
 
-def _on(action: PendingAction) -> str:
-    return f"*{action.remediation}* on `{escape(action.target)}`"
+def _on(action: PendingAction) -> Mrkdwn:
+    return Mrkdwn("*{}* on {}").format(action.remediation, inline(action.target))
 
 
 def request_text(
     action: PendingAction, plan: Plan, spec: RemediationSpec, needed: int, expires_in: str
-) -> str:
-    return (
-        f":memo: <@{action.requester}> asked for {_on(action)} ({action.risk} risk): "
-        f"{escape(spec.does(action.target))}.\n*What:* {escape(plan.what)}\n"
-        f"It needs {needed} approver(s); it expires in "
-        f"{expires_in}.\nExactly what will run:\n{code(plan.preview)}"
+) -> Mrkdwn:
+    return Mrkdwn(
+        ":memo: {} asked for {} ({} risk): {}.\n*What:* {}\n"
+        "It needs {} approver(s); it expires in {}.\nExactly what will run:\n{}"
+    ).format(
+        mention(action.requester),
+        _on(action),
+        action.risk,
+        spec.does(action.target),
+        plan.what,
+        needed,
+        expires_in,
+        code(plan.preview),
     )
 
 
-def approved_text(action: PendingAction, by: str, needed: int) -> str:
+def approved_text(action: PendingAction, by: str, needed: int) -> Mrkdwn:
     if len(set(action.approvals)) < needed:
-        return (
-            f":ballot_box_with_check: <@{by}> approved ({len(action.approvals)}/{needed}); "
-            "it needs a second approver."
-        )
-    return f":white_check_mark: <@{by}> approved {_on(action)}."
+        return Mrkdwn(
+            ":ballot_box_with_check: {} approved ({}/{}); it needs a second approver."
+        ).format(mention(by), len(action.approvals), needed)
+    return Mrkdwn(":white_check_mark: {} approved {}.").format(mention(by), _on(action))
 
 
-def started_text(action: PendingAction) -> str:
-    return f":gear: Approved by {people(action.approvals)}; running {_on(action)}…"
+def started_text(action: PendingAction) -> Mrkdwn:
+    return Mrkdwn(":gear: Approved by {}; running {}…").format(
+        people(action.approvals), _on(action)
+    )
 
 
-def queued_text(action: PendingAction, holder: str | None, busy: bool) -> str:
+def queued_text(action: PendingAction, holder: str | None, busy: bool) -> Mrkdwn:
     if busy:
-        return (
-            f":hourglass: {_on(action)} is approved; winpod is busy, so it starts as soon as "
-            "there is room. Nothing to do."
-        )
-    return (
-        f":hourglass: {_on(action)} is approved and waits: another remediation "
-        f"({escape(holder or 'unknown')}) is running there. It starts by itself when that ends."
+        return Mrkdwn(
+            ":hourglass: {} is approved; winpod is busy, so it starts as soon as there is room. "
+            "Nothing to do."
+        ).format(_on(action))
+    return Mrkdwn(
+        ":hourglass: {} is approved and waits: another remediation ({}) is running there. "
+        "It starts by itself when that ends."
+    ).format(_on(action), holder or "unknown")
+
+
+def rejected_text(action: PendingAction, by: str) -> Mrkdwn:
+    return Mrkdwn(":no_entry_sign: {} rejected {}; nothing ran.").format(mention(by), _on(action))
+
+
+def changed_text(action: PendingAction, changes: list[str], fresh_offer: bool) -> Mrkdwn:
+    return Mrkdwn(
+        ":warning: {} did not run: the target changed since it was approved ({}), so what was "
+        "approved is no longer what would run. {}"
+    ).format(
+        _on(action),
+        ", ".join(changes),
+        "Use the new button to request it again." if fresh_offer else "Request it again.",
     )
 
 
-def rejected_text(action: PendingAction, by: str) -> str:
-    return f":no_entry_sign: <@{by}> rejected {_on(action)}; nothing ran."
-
-
-def changed_text(action: PendingAction, changes: list[str], fresh_offer: bool) -> str:
-    return (
-        f":warning: {_on(action)} did not run: the target changed since it was approved "
-        f"({escape(', '.join(changes))}), so what was approved is no longer what would run."
-        + (" Use the new button to request it again." if fresh_offer else " Request it again.")
-    )
-
-
-def finished_text(report: RunReport) -> str:
+def finished_text(report: RunReport) -> Mrkdwn:
     action = report.action
     if report.dry_run:
-        return (
+        return Mrkdwn(
             ":test_tube: *Dry run* (dry_run: true): this is exactly what would run, and "
-            f"nothing did:\n{code(report.output)}"
-        )
+            "nothing did:\n{}"
+        ).format(code(report.output))
     if report.unknown:
-        return (
-            f":grey_question: {_on(action)}: outcome unknown — it started, and its result could "
-            f"not be read: {escape(report.summary)}\nLook at the target before running it again."
-        )
+        return Mrkdwn(
+            ":grey_question: {}: outcome unknown — it started, and its result could not be "
+            "read: {}\nLook at the target before running it again."
+        ).format(_on(action), report.summary)
     if report.verification is None:
         retry = (
             " It may work when tried again (a network or API problem, not the fix itself)."
             if report.failure is not None and report.failure.retryable
             else ""
         )
-        return f":red_circle: {_on(action)}: {escape(report.summary)}{retry}"
+        return Mrkdwn(":red_circle: {}: {}{}").format(_on(action), report.summary, retry)
     verification = report.verification
     fixed = {True: "fixed", False: "still failing", None: "not verified"}[verification.fixed]
-    evidence = "\n".join(f"• {escape(line)}" for line in verification.evidence[:5])
-    return (
-        f"{':large_green_circle:' if report.ok else ':red_circle:'} {_on(action)}: "
-        f"{escape(report.summary)}\n"
-        + (f"{code(report.output)}\n" if report.output else "")
-        + f"*Verification — {fixed}:* {escape(verification.summary)}"
-        + (f"\n{evidence}" if evidence else "")
+    text = Mrkdwn("{} {}: {}\n").format(
+        Mrkdwn(":large_green_circle:" if report.ok else ":red_circle:"),
+        _on(action),
+        report.summary,
+    )
+    if report.output:
+        text += code(report.output) + Mrkdwn("\n")
+    text += Mrkdwn("*Verification — {}:* {}").format(fixed, verification.summary)
+    for line in verification.evidence[:5]:
+        text += Mrkdwn("\n• {}").format(line)
+    return text
+
+
+def expired_text(action: PendingAction) -> Mrkdwn:
+    return Mrkdwn(":alarm_clock: {} expired before it was approved; nothing ran.").format(
+        _on(action)
     )
 
 
-def expired_text(action: PendingAction) -> str:
-    return f":alarm_clock: {_on(action)} expired before it was approved; nothing ran."
+def cut_off_text(action: PendingAction) -> Mrkdwn:
+    return Mrkdwn(
+        ":red_circle: {}: outcome unknown: winpod stopped while it ran; check the target and "
+        "diagnose again."
+    ).format(_on(action))
 
 
-def cut_off_text(action: PendingAction) -> str:
-    return (
-        f":red_circle: {_on(action)}: outcome unknown: winpod stopped while it ran; check the "
-        "target and diagnose again."
-    )
-
-
-def why_not(action: PendingAction) -> str:
+def why_not(action: PendingAction) -> Mrkdwn:
     """Why a click on an action changes nothing."""
-    name = f"*{action.remediation}*"
-    return {
-        "approved": f":hourglass: {name} is already approved; it runs as soon as its target "
-        "is free. Nothing to do.",
-        "running": f":gear: {name} is already running.",
-        "succeeded": f"{name} already ran (succeeded); nothing to do.",
-        "failed": f"{name} already ran and failed; diagnose again to retry.",
-        "rejected": f"{name} was rejected by <@{action.rejected_by}>.",
-        "expired": f":alarm_clock: {name} expired before it was approved; "
-        "diagnose again to ask anew.",
-    }.get(action.status, f"{name} is {action.status}.")
+    name = Mrkdwn("*{}*").format(action.remediation)
+    templates = {
+        "approved": ":hourglass: {} is already approved; it runs as soon as its target is free. "
+        "Nothing to do.",
+        "running": ":gear: {} is already running.",
+        "succeeded": "{} already ran (succeeded); nothing to do.",
+        "failed": "{} already ran and failed; diagnose again to retry.",
+        "expired": ":alarm_clock: {} expired before it was approved; diagnose again to ask anew.",
+    }
+    if action.status == "rejected":
+        return Mrkdwn("{} was rejected by {}.").format(name, mention(action.rejected_by or ""))
+    return Mrkdwn(templates.get(action.status, "{} is " + action.status + ".")).format(name)
 
 
-def reply_text(reply: Reply, approvers: str, needed: int) -> str | None:
+def reply_text(reply: Reply, approvers: Mrkdwn, needed: int) -> Mrkdwn | None:
     """The ephemeral answer to the person who clicked; None when the thread says it all."""
     action = reply.action
     if reply.kind == "approvers-unknown":
-        return (
-            ":warning: winpod could not check who may approve right now "
-            f"({escape(reply.detail)}); nothing changed. Try again in a minute."
-        )
+        return Mrkdwn(
+            ":warning: winpod could not check who may approve right now ({}); nothing "
+            "changed. Try again in a minute."
+        ).format(reply.detail)
     if reply.kind == "unknown" or action is None:
-        return ":warning: This button no longer works; run the diagnosis again."
-    name = f"*{action.remediation}*"
-    texts = {
-        "not-approver": f":no_entry: Only approvers can approve or reject {name}. "
-        f"Approvers: {approvers}.",
-        "already-approved": f":raised_hand: You already approved {name}; "
-        + ("it needs a second, different approver." if needed > 1 else "it is on its way."),
-        "needs-more": f"Approved. {name} needs a second approver.",
-        "queued": queued_text(action, reply.detail or None, reply.detail == "busy"),
-        "ended": why_not(action),
-    }
-    return texts.get(reply.kind)
+        return Mrkdwn(":warning: This button no longer works; run the diagnosis again.")
+    name = Mrkdwn("*{}*").format(action.remediation)
+    if reply.kind == "not-approver":
+        return Mrkdwn(":no_entry: Only approvers can approve or reject {}. Approvers: {}.").format(
+            name, approvers
+        )
+    if reply.kind == "already-approved":
+        return Mrkdwn(":raised_hand: You already approved {}; {}").format(
+            name,
+            "it needs a second, different approver." if needed > 1 else "it is on its way.",
+        )
+    if reply.kind == "needs-more":
+        return Mrkdwn("Approved. {} needs a second approver.").format(name)
+    if reply.kind == "queued":
+        return queued_text(action, reply.detail or None, reply.detail == "busy")
+    if reply.kind == "ended":
+        return why_not(action)
+    return None
 
 
-def cannot_run_text(remediation: str, target: str, why: str) -> str:
-    return f":no_entry: *{remediation}* on `{escape(target)}` cannot run: {escape(why)}"
+def cannot_run_text(remediation: str, target: str, why: str) -> Mrkdwn:
+    return Mrkdwn(":no_entry: *{}* on {} cannot run: {}").format(remediation, inline(target), why)
+
+
+def not_approver_text(remediation: str, approvers: Mrkdwn) -> Mrkdwn:
+    return Mrkdwn(":no_entry: Only approvers can approve *{}*. Approvers: {}.").format(
+        remediation, approvers
+    )
 
 
 def fresh_request_blocks(action: PendingAction, offer_id: str) -> list[Block]:
@@ -272,5 +316,5 @@ def fresh_request_blocks(action: PendingAction, offer_id: str) -> list[Block]:
     ]
 
 
-def rdp_expired_text(node: str) -> str:
-    return f":lock: RDP to `{escape(node)}` expired and was closed."
+def rdp_expired_text(node: str) -> Mrkdwn:
+    return Mrkdwn(":lock: RDP to {} expired and was closed.").format(inline(node))
