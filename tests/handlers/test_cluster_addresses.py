@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from handlers import remediations, sweep
+from handlers import sweep
 from handlers.context import Context, Transports
 from handlers.errors import WinpodError
+from handlers.registry import default_registry
 
 HOSTILE_IPS = ["fe80::1%x');Stop-Computer;('", "10.244.0.2 ; calc", "10.244.0.2\n", "kube-dns-0"]
 
@@ -63,7 +64,7 @@ def test_a_cluster_ip_that_is_no_plain_ip_is_read_as_none(hostile: str) -> None:
 def test_pod_dns_override_never_puts_a_hostile_pod_ip_on_the_command_line() -> None:
     only_hostile = context(Cluster(HOSTILE_IPS))
     with pytest.raises(WinpodError, match="no running kube-dns pods with an IP address"):
-        remediations.get_spec("pod-dns-override").plan(only_hostile, "web/iis-0", {})
+        default_registry().remediation_spec("pod-dns-override").plan(only_hostile, "web/iis-0", {})
 
 
 def test_the_sweep_probes_only_plain_kube_dns_addresses() -> None:
