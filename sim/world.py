@@ -12,6 +12,7 @@ import itertools
 import json
 import re
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -357,6 +358,24 @@ class WindowsHost:
         }
 
 
+# --- watch history ---------------------------------------------------------------------------
+
+# How many changes the API server remembers for watches, as etcd keeps history until it is
+# compacted: a watch from a resourceVersion older than that gets 410 Gone.
+WATCH_HISTORY = 50_000
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write as a watch reports it: ADDED, MODIFIED or DELETED, with the object before."""
+
+    resource_version: int
+    type: str
+    plural: str
+    obj: Obj
+    before: Obj | None = None
+
+
 # --- the world -------------------------------------------------------------------------------
 
 
@@ -383,6 +402,10 @@ class World:
         self.lb_delay_ms: float = 300.0
         # False: the cloud behind the load balancer does not answer, Services stay <pending>.
         self.lb_enabled: bool = True
+        # Recent changes for watches; resourceVersions at or below `compacted_rv` are gone.
+        self.history: deque[Change] = deque(maxlen=WATCH_HISTORY)
+        self.compacted_rv = 0
+        self.watchers: set[Callable[[Change | None], None]] = set()  # None: stop watching
 
     # --- bookkeeping --------------------------------------------------------------------
     def _next_rv(self) -> str:
@@ -459,6 +482,7 @@ class World:
         meta.setdefault("generation", 1)
         self._bucket(resource)[key] = obj
         self._keys_by_namespace[resource.plural].setdefault(key[0], {})[key] = None
+        self._changed("ADDED", resource, obj)
         self._notify(resource, obj)
         return copy.deepcopy(obj)
 
@@ -496,9 +520,19 @@ class World:
     ) -> list[Obj]:
         labels_ok = label_matcher(label_selector)
         fields_ok = field_matcher(field_selector)
+        candidates = self.iter(plural, namespace)
+        node_name = _node_name_wanted(plural, field_selector)
+        if node_name is not None:
+            # kubelets and sweeps ask for one node's pods: an index instead of every pod
+            by_node = self.derived("pods-by-node", _pods_by_node)
+            candidates = [
+                p
+                for p in by_node.get(node_name, ())
+                if namespace is None or p["metadata"].get("namespace") == namespace
+            ]
         return [
             obj
-            for obj in self.iter(plural, namespace)
+            for obj in candidates
             if labels_ok(obj["metadata"].get("labels") or {}) and fields_ok(obj)
         ]
 
@@ -546,15 +580,22 @@ class World:
         key = self._key(resource, namespace, name)
         del self._bucket(resource)[key]
         self._keys_by_namespace[resource.plural].get(key[0], {}).pop(key, None)
-        self._next_rv()
+        self._deleted(resource, obj)
         if resource.plural == "namespaces":
             for other in RESOURCES:
                 if other.namespaced:
                     bucket = self._objects[other.plural]
                     for key in [k for k in bucket if k[0] == name]:
-                        del bucket[key]
+                        self._deleted(other, bucket.pop(key))
                     self._keys_by_namespace[other.plural].pop(name, None)
         return copy.deepcopy(obj)
+
+    def _deleted(self, resource: Resource, obj: Obj) -> None:
+        """A DELETED change carries the object at the resourceVersion of its deletion."""
+        self._next_rv()
+        meta = {**obj["metadata"], "resourceVersion": str(self.resource_version)}
+        gone = {**obj, "metadata": meta}
+        self._changed("DELETED", resource, gone)
 
     def _conflict(self, resource: Resource, name: str) -> ApiError:
         group = f".{resource.group}" if resource.group else ""
@@ -577,12 +618,33 @@ class World:
         meta["resourceVersion"] = self._next_rv()
         key = self._key(resource, meta.get("namespace"), meta["name"])
         self._bucket(resource)[key] = obj
+        self._changed("MODIFIED", resource, obj, current)
         self._notify(resource, obj)
         return copy.deepcopy(obj)
 
     def _notify(self, resource: Resource, obj: Obj) -> None:
         for hook in self.after_write:
             hook(resource, obj)
+
+    def _changed(self, kind: str, resource: Resource, obj: Obj, before: Obj | None = None) -> None:
+        if len(self.history) == self.history.maxlen:
+            self.compacted_rv = self.history[0].resource_version
+        change = Change(self.resource_version, kind, resource.plural, obj, before)
+        self.history.append(change)
+        for watcher in list(self.watchers):
+            watcher(change)
+
+    def compact(self) -> int:
+        """Forget the watch history, as etcd compaction does: older resourceVersions get 410."""
+        self.history.clear()
+        self.compacted_rv = self.resource_version
+        return self.compacted_rv
+
+    def changes_since(self, resource_version: int) -> builtins.list[Change] | None:
+        """The changes after `resource_version`, or None when history no longer reaches back."""
+        if resource_version < self.compacted_rv:
+            return None
+        return [c for c in self.history if c.resource_version > resource_version]
 
     # --- cluster facts the behaviour model uses -----------------------------------------
     def node_of_pod(self, pod: Obj) -> Obj | None:
@@ -681,6 +743,23 @@ class World:
             )
             result["bootID"] = boot_id
         return result
+
+
+def _node_name_wanted(plural: str, field_selector: str | None) -> str | None:
+    if plural != "pods" or not field_selector:
+        return None
+    for raw in field_selector.split(","):
+        term = raw.strip().replace("==", "=")
+        if term.startswith("spec.nodeName=") and "!=" not in term:
+            return term.split("=", 1)[1].strip()
+    return None
+
+
+def _pods_by_node(world: World) -> dict[str, list[Obj]]:
+    by_node: dict[str, list[Obj]] = {}
+    for pod in world.iter("pods"):
+        by_node.setdefault(str((pod.get("spec") or {}).get("nodeName") or ""), []).append(pod)
+    return by_node
 
 
 def _running_pods_by_node(world: World) -> dict[str, list[Obj]]:

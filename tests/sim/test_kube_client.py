@@ -115,13 +115,6 @@ def test_wrong_token_is_refused(seed_sim: RunningSim) -> None:
     assert json.loads(caught.value.body)["reason"] == "Unauthorized"
 
 
-def test_watch_is_refused_clearly(core: client.CoreV1Api) -> None:
-    with pytest.raises(ApiException) as caught:
-        core.list_namespaced_pod("web", watch=True, _preload_content=False)
-    assert caught.value.status == 405
-    assert "watch is not simulated" in caught.value.body
-
-
 # --- writes -----------------------------------------------------------------------------------
 
 
