@@ -11,7 +11,14 @@ from config.settings import Settings
 from handlers import node_scripts, windows
 from handlers.errors import BadInput, WinpodError
 from handlers.model import NodeFacts, Target
-from handlers.transports import Cluster, CommandResult, KubeObject, NodeShell, PodExec
+from handlers.transports import (
+    Cluster,
+    CommandResult,
+    KubeObject,
+    NodeShell,
+    PodExec,
+    WatchableCluster,
+)
 
 T = TypeVar("T")
 KUBE_DNS_SELECTOR = "k8s-app=kube-dns"
@@ -24,6 +31,8 @@ class Transports:
     cluster: Cluster
     pod_exec: PodExec | None
     node_shell: NodeShell | None
+    # The same cluster, for paged lists and watches (None where a fake has neither).
+    watchable: WatchableCluster | None = None
 
 
 class _Failed:
@@ -66,6 +75,12 @@ class Context:
         if isinstance(value, _Failed):
             raise value.error
         return value  # type: ignore[no-any-return]
+
+    def provide(self, key: Any, value: Any) -> None:
+        """Hand in a fact gathered elsewhere (a sweep's reads and probes) as if fetched here:
+        the checks then decide on exactly what the sweep saw."""
+        with self._guard:
+            self._memo[key] = value
 
     # --- target and node --------------------------------------------------------------
     @property
@@ -138,12 +153,17 @@ class Context:
             ),
         )
 
+    KUBE_DNS_IP = ("service-ip", "kube-system", "kube-dns")
+
     def service_ip(self, namespace: str, name: str) -> str:
         def fetch() -> str:
             service = self.transports.cluster.get("Service", name, namespace)
             return str((service.get("spec") or {}).get("clusterIP") or "")
 
         return self.once(("service-ip", namespace, name), fetch)
+
+    KUBE_DNS_POD_IPS = "kube-dns-pod-ips"
+    NODE_PODS = "node-pods"
 
     def kube_dns_pod_ips(self) -> list[str]:
         def fetch() -> list[str]:
@@ -157,14 +177,14 @@ class Context:
                 and (p.get("status") or {}).get("podIP")
             ]
 
-        return self.once("kube-dns-pod-ips", fetch)
+        return self.once(self.KUBE_DNS_POD_IPS, fetch)
 
     def running_pods_on_node(self) -> list[KubeObject]:
         name = self.node_name
         if name is None:
             return []
         return self.once(
-            "node-pods",
+            self.NODE_PODS,
             lambda: self.transports.cluster.list(
                 "Pod", field_selector=f"spec.nodeName={name},status.phase=Running"
             ),

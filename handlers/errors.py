@@ -38,3 +38,9 @@ class Conflict(WinpodError):
     """Someone else changed the object first (a stale resourceVersion): re-read and retry."""
 
     retryable = True
+
+
+class Expired(WinpodError):
+    """The API server no longer has the history asked for (410 Gone): list again."""
+
+    retryable = True
