@@ -759,14 +759,36 @@ class KubeApi:
         token = query.get("continue")
         if not limit and not token:
             return self._render(request, resource, objects, single=False)
-        return self._page(resource, objects, limit, token)
+        page, meta = self._page(objects, limit, token)
+        table_version = tables.table_version(request.headers.get("Accept", ""))
+        if table_version is not None:
+            table = tables.build_table(
+                resource,
+                page,
+                version=table_version,
+                include_object=request.query.get("includeObject", "Metadata"),
+                resource_version=meta["resourceVersion"],
+            )
+            table.setdefault("metadata", {}).update(meta)
+            return _json(table)
+        head = encode({"kind": f"{resource.kind}List", "apiVersion": resource.api_version})
+        body = (
+            head[:-1]
+            + b',"metadata":'
+            + encode(meta)
+            + b',"items":'
+            + self.encoded.encode_list(resource.plural, page)
+            + b"}"
+        )
+        return web.Response(body=body, content_type="application/json")
 
     def _page(
-        self, resource: Resource, objects: builtins.list[Obj], limit: int, token: str | None
-    ) -> web.Response:
-        """One page of a list in key order (namespace, name), as etcd returns it. A continue
-        token names the list's resourceVersion and the last key served; later pages show
-        the objects as they are now (the real server keeps a snapshot until compaction)."""
+        self, objects: builtins.list[Obj], limit: int, token: str | None
+    ) -> tuple[builtins.list[Obj], Obj]:
+        """One page of a list in key order (namespace, name), as etcd returns it, and the
+        list's metadata. A continue token names the list's resourceVersion and the last key
+        served; later pages show the objects as they are now (the real server keeps a
+        snapshot until compaction)."""
         list_rv, after = self.world.resource_version, ""
         if token:
             list_rv, after = _decode_continue(token)
@@ -784,16 +806,7 @@ class KubeApi:
         if limit and len(remaining) > limit:
             meta["continue"] = _encode_continue(list_rv, _object_key(page[-1]))
             meta["remainingItemCount"] = len(remaining) - limit
-        head = encode({"kind": f"{resource.kind}List", "apiVersion": resource.api_version})
-        body = (
-            head[:-1]
-            + b',"metadata":'
-            + encode(meta)
-            + b',"items":'
-            + self.encoded.encode_list(resource.plural, page)
-            + b"}"
-        )
-        return web.Response(body=body, content_type="application/json")
+        return page, meta
 
     async def create(
         self, request: web.Request, resource: Resource, namespace: str | None

@@ -30,7 +30,7 @@ class SessionCache:
     def __init__(
         self,
         hosts: int = 64,
-        per_host: int = 2,
+        per_host: int = 4,
         idle_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
