@@ -33,10 +33,10 @@ TARGETS = {
 }
 
 
-def bound_ms(probes: int, concurrency: int) -> float:
-    """`ceil(probes / concurrency)` waves of exec latency (never fewer than the two lookups a
+def bound_ms(execs: int, concurrency: int) -> float:
+    """`ceil(execs / concurrency)` waves of exec latency (never fewer than the two lookups a
     failing node makes one after the other), plus the kube reads on one node's path."""
-    waves = max(math.ceil(probes / concurrency), PROBES_IN_SEQUENCE if probes else 0)
+    waves = max(math.ceil(execs / concurrency), PROBES_IN_SEQUENCE if execs else 0)
     return waves * LATENCY_MS["exec"] + KUBE_READS_IN_SEQUENCE * LATENCY_MS["kube"]
 
 
@@ -69,7 +69,7 @@ def run_size(nodes: int, workdir: Path) -> dict[str, Any]:
     driven: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     runs = sorted(driven["runs"], key=lambda run: float(run["wall_ms"]))
     median = runs[len(runs) // 2]
-    bound = bound_ms(median["probes"], driven["concurrency"])
+    bound = bound_ms(median["exec"], driven["concurrency"])
     return {
         "benchmark": "sweep",
         "nodes": nodes,
@@ -83,7 +83,8 @@ def run_size(nodes: int, workdir: Path) -> dict[str, Any]:
         "api_bytes": median["api_bytes"],
         "api_bytes_all": [run["api_bytes"] for run in driven["runs"]],
         "by_resource": median["by_resource"],
-        "probes": median["probes"],
+        "pods_probed": median["probes"],
+        "execs": median["exec"],
         "node_states": median["states"],
         "findings": median["findings"],
         "concurrency": driven["concurrency"],
@@ -99,7 +100,7 @@ def run_size(nodes: int, workdir: Path) -> dict[str, Any]:
         "latency_ms": LATENCY_MS,
         "bound_ms": bound,
         "bound": (
-            f"max(ceil({median['probes']} probes / {driven['concurrency']}),"
+            f"max(ceil({median['exec']} execs / {driven['concurrency']}),"
             f" {PROBES_IN_SEQUENCE} in sequence) x {LATENCY_MS['exec']:g} ms exec"
             f" + {KUBE_READS_IN_SEQUENCE} x {LATENCY_MS['kube']:g} ms reads"
         ),
