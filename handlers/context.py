@@ -153,6 +153,20 @@ class Context:
             ),
         )
 
+    def node_reboots(self) -> list[KubeObject]:
+        """The node's `Rebooted` events only: a node's other events can be many."""
+        name = self.node_name
+        if name is None:
+            return []
+        return self.once(
+            "node-reboots",
+            lambda: self.transports.cluster.list(
+                "Event",
+                field_selector=f"involvedObject.kind=Node,involvedObject.name={name},"
+                "reason=Rebooted",
+            ),
+        )
+
     KUBE_DNS_IP = ("service-ip", "kube-system", "kube-dns")
 
     def service_ip(self, namespace: str, name: str) -> str:

@@ -104,7 +104,7 @@ def node_remediations(node: str, pod_ref: str | None) -> tuple[RemediationRef, .
 def _reboot_evidence(context: Context) -> list[str]:
     facts = context.node_facts
     evidence = [f"node {context.node_name} boot ID {facts.boot_id}"] if facts else []
-    reboots = [e for e in context.node_events() if e.get("reason") == "Rebooted"]
+    reboots = context.node_reboots()
     for event in reboots[-1:]:
         when = event.get("lastTimestamp") or event.get("eventTime") or ""
         evidence.append(f"event Rebooted {when}: {event.get('message')}")

@@ -110,7 +110,7 @@ class FakeCluster:
             return self.events
         if kind == "Event":
             assert field_selector is not None
-            on = field_selector.split("involvedObject.name=")[1]
+            on = field_selector.split("involvedObject.name=")[1].split(",")[0]
             return [e for e in self.events if e["involvedObject"]["name"] == on]
         raise AssertionError(f"the sweep should not list {kind}")
 
