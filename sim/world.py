@@ -391,6 +391,7 @@ class World:
         }
         # Lookups built from all objects, kept until the next write (see `derived`).
         self._derived: dict[str, tuple[int, Any]] = {}
+        self._revisions: dict[str, int] = {}  # resource plural -> resourceVersion of its last write
         self._revision = itertools.count(1)
         self.resource_version = 0
         self.hosts: dict[str, WindowsHost] = {}
@@ -524,7 +525,7 @@ class World:
         node_name = _node_name_wanted(plural, field_selector)
         if node_name is not None:
             # kubelets and sweeps ask for one node's pods: an index instead of every pod
-            by_node = self.derived("pods-by-node", _pods_by_node)
+            by_node = self.derived("pods-by-node", _pods_by_node, of="pods")
             candidates = [
                 p
                 for p in by_node.get(node_name, ())
@@ -629,6 +630,7 @@ class World:
     def _changed(self, kind: str, resource: Resource, obj: Obj, before: Obj | None = None) -> None:
         if len(self.history) == self.history.maxlen:
             self.compacted_rv = self.history[0].resource_version
+        self._revisions[resource.plural] = self.resource_version
         change = Change(self.resource_version, kind, resource.plural, obj, before)
         self.history.append(change)
         for watcher in list(self.watchers):
@@ -660,18 +662,21 @@ class World:
                 return host
         return None
 
-    def derived(self, name: str, build: Callable[[World], T]) -> T:
-        """`build(self)`, built again only after a write (every write changes
-        `resource_version`): the network model asks per packet, and a fleet has many pods."""
+    def derived(self, name: str, build: Callable[[World], T], of: str | None = None) -> T:
+        """`build(self)`, built again only after a write (to resource `of` when given, else to
+        anything): the network model asks per packet, and a fleet has many pods, so a lookup
+        built from pods survives writes to nodes and events (a reboot)."""
+        version = self._revisions.get(of, 0) if of else self.resource_version
         cached = self._derived.get(name)
-        if cached is None or cached[0] != self.resource_version:
-            cached = (self.resource_version, build(self))
+        if cached is None or cached[0] != version:
+            cached = (version, build(self))
             self._derived[name] = cached
         value: T = cached[1]
         return value
 
     def running_pods_on(self, node_name: str) -> builtins.list[Obj]:
-        return list(self.derived("running-pods-by-node", _running_pods_by_node).get(node_name, ()))
+        by_node = self.derived("running-pods-by-node", _running_pods_by_node, of="pods")
+        return list(by_node.get(node_name, ()))
 
     def record_event(
         self,
