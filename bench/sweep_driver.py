@@ -86,7 +86,9 @@ def main(config: str, control: str, sim_pid: int, nodes: list[str], runs: int) -
             time.sleep(0.01)
         cpu, sim_cpu, machine_cpu = _cpu_s(), process_cpu_seconds(sim_pid), machine_cpu_seconds()
         began = time.monotonic()
-        report = sweep(transports, settings, known, boots=watch.boots(1))
+        report = sweep(
+            transports, settings, known, boots=watch.boots(1), nodes=watch.rebooted_nodes
+        )
         wall_ms = (time.monotonic() - began) * 1000
         figures = {
             "wall_ms": round(wall_ms, 1),

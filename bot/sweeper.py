@@ -59,6 +59,7 @@ class Sweeper:
             set(open_alerts),
             progress,
             boots,
+            None if watch is None else watch.rebooted_nodes,
         )
         if commit:
             unsent: set[str] = set()

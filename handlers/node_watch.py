@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 
 from handlers.errors import Expired, Unreachable, WinpodError
 from handlers.transports import KubeObject, WatchableCluster, WatchEvent
 
 WINDOWS_NODES = "kubernetes.io/os=windows"
+# Nodes whose boot id changed while watched are kept whole (a sweep then needs no read of
+# them), the most recent this many: memory follows reboots, never the fleet.
+KEPT_REBOOTED = 1024
 log = logging.getLogger(__name__)
 
 
@@ -51,6 +55,7 @@ class NodeWatch:
         self._backoff_s = backoff_s
         self._on_list = on_list
         self._boots: dict[str, str] = {}
+        self._rebooted: OrderedDict[str, KubeObject] = OrderedDict()
         self._resource_version: str | None = None  # never persisted: see the module docstring
         self._lock = threading.Lock()
         self._listed = threading.Event()
@@ -76,6 +81,12 @@ class NodeWatch:
         with self._lock:
             return dict(self._boots)
 
+    def rebooted_nodes(self, names: Iterable[str]) -> dict[str, KubeObject]:
+        """The latest Node object of each of these that rebooted while watched (as the watch
+        delivered it); others are not kept and must be read."""
+        with self._lock:
+            return {name: self._rebooted[name] for name in names if name in self._rebooted}
+
     def _run(self) -> None:
         delay = self._backoff_s[0]
         while not self._stopping.is_set():
@@ -96,6 +107,7 @@ class NodeWatch:
         boots, resource_version = list_boots(self._cluster)
         with self._lock:
             self._boots = boots
+            self._rebooted.clear()
             self._resource_version = resource_version
             self.lists += 1
         self._listed.set()
@@ -112,10 +124,18 @@ class NodeWatch:
                 return
 
     def _apply(self, event: WatchEvent) -> None:
+        name = str((event.object.get("metadata") or {}).get("name") or "")
         with self._lock:
             if event.type in ("ADDED", "MODIFIED"):
-                self._boots[str(event.object["metadata"]["name"])] = boot_id(event.object)
+                boot = boot_id(event.object)
+                if name in self._rebooted or self._boots.get(name, boot) != boot:
+                    self._rebooted[name] = event.object
+                    self._rebooted.move_to_end(name)
+                    while len(self._rebooted) > KEPT_REBOOTED:
+                        self._rebooted.popitem(last=False)
+                self._boots[name] = boot
             elif event.type == "DELETED":
-                self._boots.pop(str(event.object["metadata"]["name"]), None)
+                self._boots.pop(name, None)
+                self._rebooted.pop(name, None)
             if event.resource_version:
                 self._resource_version = event.resource_version

@@ -161,10 +161,12 @@ def sweep(
     also_probe: set[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     boots: Mapping[str, str] | None = None,
+    nodes: Callable[[list[str]], Mapping[str, KubeObject]] | None = None,
 ) -> SweepReport:
     """Decide which Windows nodes rebooted (`boots`, node → current boot id, against
     `known_boots`, node → last seen; `boots` is listed when not given) and probe DNS on those,
-    plus the nodes in `also_probe` (open alerts awaiting recovery)."""
+    plus the nodes in `also_probe` (open alerts awaiting recovery). `nodes` may hand over the
+    Node objects it already has (a watch's); the others are read."""
     started = time.monotonic()
     reads = _Counter()
     current = dict(boots) if boots is not None else _current_boots(transports, reads)
@@ -175,7 +177,10 @@ def sweep(
         for name, boot in current.items()
     }
     to_probe = sorted(n for n in current if rebooted[n] or n in (also_probe or ()))
-    probed = _probe_nodes(transports, settings, to_probe, progress, reads) if to_probe else {}
+    given = nodes(to_probe) if nodes is not None and to_probe else {}
+    probed = (
+        _probe_nodes(transports, settings, to_probe, given, progress, reads) if to_probe else {}
+    )
     reports = tuple(
         _report(name, current[name], rebooted[name], probed.get(name)) for name in sorted(current)
     )
@@ -191,6 +196,7 @@ def _probe_nodes(
     transports: Transports,
     settings: Settings,
     names: list[str],
+    given: Mapping[str, KubeObject],
     progress: Callable[[int, int], None] | None,
     reads: _Counter,
 ) -> dict[str, _Node]:
@@ -211,11 +217,13 @@ def _probe_nodes(
     decided: list[str] = []
 
     def read(node: _Node) -> list[Step]:
-        reads.add(2)
         try:
-            node.context = Context(
-                transports, settings, "Node", None, cluster.get("Node", node.name)
-            )
+            known = given.get(node.name)
+            if known is None:
+                reads.add()
+                known = cluster.get("Node", node.name)
+            reads.add()
+            node.context = Context(transports, settings, "Node", None, known)
             node.context.provide(Context.KUBE_DNS_IP, dns_ip)
             node.context.provide(Context.KUBE_DNS_POD_IPS, dns_pod_ips)
             node.running = node.context.running_pods_on_node()

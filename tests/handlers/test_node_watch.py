@@ -66,8 +66,13 @@ def test_the_first_list_holds_every_windows_node_and_a_reboot_arrives_by_watch(
     watch = watches()
     assert set(watch.boots(1)) == WINDOWS  # the Linux node is not watched
 
-    eventually_boot(watch, NODE, reboot(sim))
+    boot = reboot(sim)
+    eventually_boot(watch, NODE, boot)
     assert watch.lists == 1  # seen through the watch, not by listing again
+    # the rebooted node is kept whole for the sweep (no read needed); the others are not
+    kept = watch.rebooted_nodes(WINDOWS)
+    assert list(kept) == [NODE]
+    assert kept[NODE]["status"]["nodeInfo"]["bootID"] == boot
 
 
 def test_a_reboot_during_a_watch_gap_is_caught_up_from_the_resource_version(

@@ -397,6 +397,28 @@ def test_given_boot_ids_no_node_list_is_read() -> None:
     assert ("list", "Node", None) not in cluster.calls
 
 
+def test_nodes_handed_over_are_not_read_again() -> None:
+    rebooted = node("win1", "8")
+    cluster = FakeCluster([rebooted, node("win2", "8")], [pod("a", "win1"), pod("b", "win2")], [])
+    pod_exec = FakeExec({}, [pod("a", "win1"), pod("b", "win2")])
+    asked: list[list[str]] = []
+
+    def known_nodes(names: list[str]) -> dict[str, KubeObject]:
+        asked.append(names)
+        return {"win1": rebooted}
+
+    report = sweep.sweep(
+        Transports(cluster, pod_exec, None),
+        Settings(),
+        {"win1": "7", "win2": "7"},
+        boots={"win1": "8", "win2": "8"},
+        nodes=known_nodes,
+    )
+    assert asked == [["win1", "win2"]]
+    assert [n.state for n in report.nodes] == ["ok", "ok"]
+    assert Counter(c for c in cluster.calls if c[1] == "Node") == {("get", "Node", None): 1}
+
+
 def test_probes_run_concurrently_up_to_the_setting_and_report_progress() -> None:
     names = [f"win{i}" for i in range(8)]
     progress: list[tuple[int, int]] = []
