@@ -24,8 +24,9 @@ RUNS = 3  # measured sweeps per size (after one that warms the simulator); the m
 DRIVER_TIMEOUT_S = 1800
 PROBES_IN_SEQUENCE = 2  # a failing node: through the Service, then straight to kube-dns
 # The reads on a failing node's path, one after another: the kube-dns Service and its pods
-# (before any node), the node and its pods, then (deciding) its events.
-KUBE_READS_IN_SEQUENCE = 5
+# (before any node), its pods (the Node itself comes from the watch), then (deciding) its
+# Rebooted events.
+KUBE_READS_IN_SEQUENCE = 4
 TARGETS = {
     "bytes_vs_smallest_max": 1.5,  # API bytes per sweep at the largest size / the smallest
     "wall_vs_bound_max": 1.2,
