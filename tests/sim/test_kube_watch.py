@@ -178,3 +178,18 @@ def test_stats_count_bytes_per_resource_as_spec_15_says(
 
     zeroed = seed_sim.control("POST", "/sim/v1/stats/reset")
     assert zeroed["kube"] == {"requests": 0, "bytes_out": 0, "by_resource": {}}
+
+
+def test_an_object_leaving_the_selector_is_deleted_from_the_watch(
+    core: client.CoreV1Api,
+) -> None:
+    rv = core.list_node(label_selector="agentpool=legacy").metadata.resource_version
+    core.patch_node("akswin000003", {"metadata": {"labels": {"agentpool": "retired"}}})
+    core.patch_node("akswin000003", {"metadata": {"labels": {"agentpool": "legacy"}}})
+
+    seen = events(core, label_selector="agentpool=legacy", resource_version=rv)
+
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in seen] == [
+        ("DELETED", "akswin000003"),
+        ("ADDED", "akswin000003"),
+    ]
