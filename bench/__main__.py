@@ -1,4 +1,4 @@
-"""`python -m bench [sweep] [diagnose] [ack] [hostile] [--sizes 100,1000,2000]`: prints one JSON
+"""`python -m bench [sweep] [diagnose] [ack] [hostile] [--sizes 1000,5000,10000]`: prints one JSON
 object per benchmark (per fleet size for the sweep) on stdout."""
 
 from __future__ import annotations

@@ -31,16 +31,20 @@ WORKERS = WorkSettings().workers  # the bot's default pool size
 
 DIAGNOSES = 200
 COPIES = 34  # 6 problem pods a copy: 204 pods, of which the first 200 are diagnosed
-TARGET_RATIO = 1.5
-# A node script over WinRM (pywinrm, NTLM) needs one NTLM round trip (negotiate → challenge)
-# and the five WS-Management messages (Create shell, Command, Receive, Signal, Delete), each
-# waiting for the one before. requests-ntlm also sends the first message once without
-# credentials to learn the scheme (a 401): a client's habit, not a necessity, so not counted.
+TARGET_RATIO = 1.2
+# A node script over WinRM (pywinrm, NTLM) on a host winpod has no session with yet needs one
+# NTLM round trip (negotiate → challenge) and the five WS-Management messages (Create shell,
+# Command, Receive, Signal, Delete), each waiting for the one before. requests-ntlm also sends
+# the first message once without credentials to learn the scheme (a 401): a client's habit,
+# not a necessity, so not counted. On a host with a session in the cache
+# (handlers.transports.winrm.SessionCache) the connection is authenticated already: 5 calls.
 WINRM_CALLS_PER_SCRIPT = 6
+WINRM_CALLS_REUSED = 5
 STEP_MS = {
     "kube": LATENCY_MS["kube"],
     "exec": LATENCY_MS["exec"],
     "winrm-script": WINRM_CALLS_PER_SCRIPT * LATENCY_MS["winrm"],
+    "winrm-script-reused": WINRM_CALLS_REUSED * LATENCY_MS["winrm"],
 }
 # Per seed problem, the calls that cannot overlap: each needs the answer of the one before.
 # Every pod diagnosis reads node-status over WinRM from the start (node-services wants the
@@ -51,8 +55,12 @@ CHAINS: dict[str, tuple[str, tuple[str, ...]]] = {
     "iis-0": ("image-os-mismatch", ("kube", "kube", "winrm-script")),
     "api-0": ("dns-after-reboot", ("kube", "kube", "winrm-script")),
     "legacy-0": ("serviceaccount-token", ("kube", "kube", "winrm-script")),
-    # node-status says "Virtual Machine"; only then is MAC spoofing read on the Hyper-V host
-    "worker-0": ("apiserver-unreachable", ("kube", "kube", "winrm-script", "winrm-script")),
+    # node-status says "Virtual Machine"; only then is MAC spoofing read on the Hyper-V host,
+    # which every copy shares: its sessions are reused from the calibration run on
+    "worker-0": (
+        "apiserver-unreachable",
+        ("kube", "kube", "winrm-script", "winrm-script-reused"),
+    ),
     "nginx-7c5d": ("linux-pod-on-windows", ("kube", "kube", "winrm-script")),
     "report-0": ("pause-image", ("kube", "kube", "winrm-script")),
 }
@@ -141,7 +149,10 @@ def run(workdir: Path) -> dict[str, Any]:
         },
         "per_problem": per_problem,
         "latency_ms": LATENCY_MS,
-        "winrm_calls_per_script": WINRM_CALLS_PER_SCRIPT,
+        "winrm_calls_per_script": {
+            "new_session": WINRM_CALLS_PER_SCRIPT,
+            "reused": WINRM_CALLS_REUSED,
+        },
         "bound_ms": bound,
         "bound": f"{longest[0]}: " + " -> ".join(longest[1]),
         "ratio": round(p95 / bound, 2),

@@ -22,36 +22,27 @@ def node_name(index: int) -> str:
     return f"akswin{index:06d}"
 
 
-def fleet(nodes: int, broken_every: int = 10) -> Iterator[dict[str, Any]]:
-    """`nodes` Windows nodes; every `broken_every`-th one rebooted with stale DNS policies."""
+def rebooted_nodes(nodes: int, rebooted: int) -> list[str]:
+    """The nodes the sweep benchmark reboots, spread over the fleet."""
+    step = max(1, nodes // rebooted)
+    return [node_name(index) for index in range(0, nodes, step)][:rebooted]
+
+
+def fleet(nodes: int, rebooted: int) -> Iterator[dict[str, Any]]:
+    """`nodes` healthy Windows nodes, never rebooted (the benchmark reboots `rebooted` of
+    them through the control API); those carry one pod, the others PODS_PER_NODE."""
     yield {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "aks-linux-0"}}
     yield {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fleet"}}
+    to_reboot = set(rebooted_nodes(nodes, rebooted))
     for index in range(nodes):
         name = node_name(index)
-        broken = index % broken_every == 0
         yield {
             "apiVersion": "v1",
             "kind": "Node",
             "metadata": {"name": name, "labels": {"kubernetes.io/os": "windows"}},
-            "status": {"nodeInfo": {"bootID": "2" if broken else "1"}},
+            "status": {"nodeInfo": {"bootID": "1"}},
         }
-        if broken:
-            yield {
-                "apiVersion": "sim.winpod.io/v1",
-                "kind": "WindowsHost",
-                "metadata": {"name": name},
-                "spec": {"dns": "stale-policies"},
-            }
-            yield {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"name": f"{name}.reboot", "namespace": "default"},
-                "involvedObject": {"kind": "Node", "name": name},
-                "reason": "Rebooted",
-                "type": "Warning",
-                "message": f"Node {name} has been rebooted, boot id: 2",
-            }
-        for pod in range(PODS_PER_BROKEN_NODE if broken else PODS_PER_NODE):
+        for pod in range(PODS_PER_BROKEN_NODE if name in to_reboot else PODS_PER_NODE):
             yield {
                 "apiVersion": "v1",
                 "kind": "Pod",

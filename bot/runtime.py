@@ -61,6 +61,7 @@ class Runtime:
         if self.elector is not None:
             self.elector.stop()
         self.jobs.stop()
+        self.sweeper.close()
 
     def _lead(self) -> None:
         self.services.metrics.leader.set(1)

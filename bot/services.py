@@ -12,6 +12,7 @@ from bot.store import Store
 from bot.work import WorkPool
 from config.settings import Settings
 from handlers.context import Transports
+from handlers.node_watch import NodeWatch
 from handlers.registry import Registry
 
 if TYPE_CHECKING:
@@ -30,3 +31,9 @@ class BotServices:
     sweep_lock: threading.Lock = field(default_factory=threading.Lock)  # one sweep at a time
     # The remediation service and its Slack side, set once the Slack app (its client) exists.
     approvals: ApprovalFlow | None = None
+    # Windows nodes' boot ids for sweeps, watched from the first sweep on (one per process).
+    node_watch: NodeWatch | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.transports.watchable is not None:
+            self.node_watch = NodeWatch(self.transports.watchable)

@@ -1,5 +1,6 @@
 """The sweep with its memory and its voice: stored boot ids, one alert per node per boot, a
-follow-up in the alert's thread when DNS works again, metrics and a log summary."""
+follow-up in the alert's thread when DNS works again, metrics and a log summary. Boot ids come
+from a watch on Nodes, started with the first sweep and kept while the process lives."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from bot import render_slack
 from bot.services import BotServices
 from bot.slack_text import Mrkdwn, code
 from handlers import sweep
-from handlers.errors import WinpodError
 from handlers.model import Diagnosis, Target
 from handlers.registry import TargetKind, TargetRef
 from handlers.remediations import impact_texts
@@ -28,9 +28,15 @@ class Sweeper:
     """One sweep at a time per process (`services.sweep_lock`); `client` is None where nobody
     is to be told (the CLI)."""
 
+    FIRST_LIST_WAIT_S = 60.0  # how long a sweep waits for the watch's first list of nodes
+
     def __init__(self, services: BotServices, client: WebClient | None) -> None:
         self.services = services
         self.client = client
+
+    def close(self) -> None:
+        if self.services.node_watch is not None:
+            self.services.node_watch.stop()
 
     def run(
         self, commit: bool = True, progress: Callable[[int, int], None] | None = None
@@ -46,12 +52,16 @@ class Sweeper:
     def _run(self, commit: bool, progress: Callable[[int, int], None] | None) -> sweep.SweepReport:
         store, metrics = self.services.store, self.services.metrics
         open_alerts = {a.node: a for a in store.open_alerts()} if commit else {}
+        watch = self.services.node_watch
+        boots = None if watch is None else watch.boots(self.FIRST_LIST_WAIT_S)
         report = sweep.sweep(
             self.services.transports,
             self.services.settings,
             store.known_boots(),
             set(open_alerts),
             progress,
+            boots,
+            None if watch is None else watch.rebooted_nodes,
         )
         if commit:
             unsent: set[str] = set()
@@ -193,7 +203,3 @@ def sweep_text(report: sweep.SweepReport) -> str:
                 + (f" — {node.evidence[-1]}" if node.evidence else "")
             )
     return "\n".join(lines)
-
-
-def describe_error(exc: WinpodError) -> str:
-    return f"the sweep stopped: {exc}; the next one runs as scheduled"

@@ -22,12 +22,11 @@ def build_transports(settings: Settings, on_error: ErrorHook | None = None) -> T
     pod_exec: PodExec = KubePodExec(configuration)
     node_shell: NodeShell | None = WinRMShell(settings.winrm) if has_winrm else None
     if on_error is None:
-        return Transports(cluster, pod_exec, node_shell)
+        return Transports(cluster, pod_exec, node_shell, cluster)
     counted_shell = None if node_shell is None else _Counted(node_shell, "winrm", on_error)
+    counted_cluster = _Counted(cluster, "kubernetes", on_error)
     return Transports(
-        _Counted(cluster, "kubernetes", on_error),
-        _Counted(pod_exec, "exec", on_error),
-        counted_shell,
+        counted_cluster, _Counted(pod_exec, "exec", on_error), counted_shell, counted_cluster
     )
 
 

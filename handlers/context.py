@@ -12,7 +12,14 @@ from config.settings import Settings
 from handlers import node_scripts, windows
 from handlers.errors import BadInput, NotFound, WinpodError
 from handlers.model import NodeFacts, Target
-from handlers.transports import Cluster, CommandResult, KubeObject, NodeShell, PodExec
+from handlers.transports import (
+    Cluster,
+    CommandResult,
+    KubeObject,
+    NodeShell,
+    PodExec,
+    WatchableCluster,
+)
 
 T = TypeVar("T")
 KUBE_DNS_SELECTOR = "k8s-app=kube-dns"
@@ -25,6 +32,8 @@ class Transports:
     cluster: Cluster
     pod_exec: PodExec | None
     node_shell: NodeShell | None
+    # The same cluster, for paged lists and watches (None where a fake has neither).
+    watchable: WatchableCluster | None = None
 
 
 class _Failed:
@@ -67,6 +76,12 @@ class Context:
         if isinstance(value, _Failed):
             raise value.error
         return value  # type: ignore[no-any-return]
+
+    def provide(self, key: Any, value: Any) -> None:
+        """Hand in a fact gathered elsewhere (a sweep's reads and probes) as if fetched here:
+        the checks then decide on exactly what the sweep saw."""
+        with self._guard:
+            self._memo[key] = value
 
     # --- target and node --------------------------------------------------------------
     @property
@@ -179,6 +194,22 @@ class Context:
 
         return self.once("node-pod-warnings", fetch)
 
+    def node_reboots(self) -> list[KubeObject]:
+        """The node's `Rebooted` events only: a node's other events can be many."""
+        name = self.node_name
+        if name is None:
+            return []
+        return self.once(
+            "node-reboots",
+            lambda: self.transports.cluster.list(
+                "Event",
+                field_selector=f"involvedObject.kind=Node,involvedObject.name={name},"
+                "reason=Rebooted",
+            ),
+        )
+
+    KUBE_DNS_IP = ("service-ip", "kube-system", "kube-dns")
+
     def service_ip(self, namespace: str, name: str) -> str:
         """The Service's ClusterIP; "" when it has none, or when its value is no plain IP
         address (the value goes into probe commands and node-script parameters)."""
@@ -188,6 +219,9 @@ class Context:
             return plain_ip(str((service.get("spec") or {}).get("clusterIP") or "")) or ""
 
         return self.once(("service-ip", namespace, name), fetch)
+
+    KUBE_DNS_POD_IPS = "kube-dns-pod-ips"
+    NODE_PODS = "node-pods"
 
     def kube_dns_pod_ips(self) -> list[str]:
         def fetch() -> list[str]:
@@ -202,14 +236,14 @@ class Context:
             )
             return [ip for ip in found if ip]
 
-        return self.once("kube-dns-pod-ips", fetch)
+        return self.once(self.KUBE_DNS_POD_IPS, fetch)
 
     def running_pods_on_node(self) -> list[KubeObject]:
         name = self.node_name
         if name is None:
             return []
         return self.once(
-            "node-pods",
+            self.NODE_PODS,
             lambda: self.transports.cluster.list(
                 "Pod", field_selector=f"spec.nodeName={name},status.phase=Running"
             ),

@@ -47,3 +47,9 @@ class ChannelLost(Unreachable):
 class OutcomeUnknown(WinpodError):
     """A remediation started on the node, and its result could not be read: it may have
     succeeded or failed. The message says what is known; look at the node before retrying."""
+
+
+class Expired(WinpodError):
+    """The API server no longer has the history asked for (410 Gone): list again."""
+
+    retryable = True

@@ -1,32 +1,41 @@
 """The post-reboot DNS sweep's Windows side: find rebooted nodes, probe DNS in their pods.
 
-One list of Windows nodes, one list of running pods, one list of `Rebooted` events and the
-kube-dns facts per sweep — never one call per node; then at most two DNS probes per node,
-`sweep.concurrency` at a time. Persistence (which boot was seen, which alert was sent) belongs to
-the caller, which passes what it knows in and records what comes out.
+Boot ids come from the caller (a watch on Nodes in the bot, see `handlers.node_watch`) or
+from one paged list; pods are read only for the nodes to probe (`spec.nodeName=`), so what a
+sweep reads follows the reboots, not the fleet. Up to two DNS probes per node run
+`sweep.concurrency` at a time, and each node's finding is the `dns-after-reboot` check's own,
+decided on the probes made here. Persistence (which boot was seen, which alert was sent)
+belongs to the caller, which passes what it knows in and records what comes out.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from config.addresses import plain_ip
 from config.settings import Settings
-from handlers import probes
-from handlers.checks.dns_after_reboot import DOCS, SUMMARY, node_remediations
-from handlers.context import Context, Transports, node_facts
+from handlers.checks import default_registry
+from handlers.checks.dns_after_reboot import (
+    CHECK_ID,
+    LOOKUPS,
+    PodLookup,
+    lookup_direct,
+    lookup_through_service,
+    probe_pods,
+)
+from handlers.context import Context, Transports
 from handlers.errors import WinpodError
 from handlers.model import Finding
+from handlers.node_watch import WINDOWS_NODES, boot_id, list_boots
 from handlers.transports import KubeObject
 
-WINDOWS_NODES = "kubernetes.io/os=windows"
 RECENT_REBOOT = timedelta(hours=1)  # a first-seen node alerts only for a reboot this recent
-PROBES_PER_NODE = 2
 NodeState = Literal["ok", "failing", "no-network", "unreachable", "no-pods", "not-probed"]
 
 
@@ -36,7 +45,7 @@ class NodeReport:
     boot_id: str
     rebooted: bool
     state: NodeState
-    running_pods: int
+    running_pods: int | None  # None: the node's pods were not read (it was not probed)
     probed: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()
     finding: Finding | None = None
@@ -84,66 +93,34 @@ class SweepReport:
         }
 
 
-@dataclass
-class _Facts:
-    nodes: list[KubeObject]
-    # The pods a probe may use (the first PROBES_PER_NODE) and how many run, per node: the
-    # list of every running pod is dropped after counting, it is the sweep's biggest object.
-    probe_pods: dict[str, list[KubeObject]]
-    running_pods: dict[str, int]
-    reboots: dict[str, KubeObject]
-    dns_ip: str
-    dns_pod_ips: list[str]
-    requests: int = 5
+class _Counter:
+    """API reads a sweep made (reads run on many threads)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int = 1) -> None:
+        with self._lock:
+            self.value += n
 
 
 @dataclass
-class _Probe:
-    node: str
-    pod: KubeObject
-    ok: bool = False
-    direct_ok: bool = False
-    direct_tried: bool = False
+class _Node:
+    """One node to probe: its Context (which the check then decides on), pods, probes."""
+
+    name: str
+    context: Context | None = None
+    running: list[KubeObject] = field(default_factory=list)
+    lookups: list[PodLookup] = field(default_factory=list)
+    waiting: int = 0
+    finding: Finding | None = None
     error: str | None = None
-    evidence: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-
-def _gather(transports: Transports) -> _Facts:
-    cluster = transports.cluster
-    # Pods first: the list of every running pod is the sweep's biggest object, and it is gone
-    # (counted, the first PROBES_PER_NODE kept per node) before anything else is parsed.
-    probe_pods: dict[str, list[KubeObject]] = {}
-    running_pods: dict[str, int] = {}
-    for pod in cluster.list("Pod", field_selector="status.phase=Running"):
-        host = str((pod.get("spec") or {}).get("nodeName") or "")
-        if host and (pod.get("status") or {}).get("podIP"):
-            running_pods[host] = running_pods.get(host, 0) + 1
-            kept = probe_pods.setdefault(host, [])
-            if len(kept) < PROBES_PER_NODE:
-                kept.append(pod)
-    nodes = cluster.list("Node", label_selector=WINDOWS_NODES)
-    names = {n["metadata"]["name"] for n in nodes}
-    reboots: dict[str, KubeObject] = {}
-    for event in cluster.list("Event", field_selector="reason=Rebooted"):
-        involved = str((event.get("involvedObject") or {}).get("name") or "")
-        if involved in names and _event_time(event) >= _event_time(reboots.get(involved)):
-            reboots[involved] = event
-    dns = cluster.get("Service", "kube-dns", "kube-system")
-    dns_pods = cluster.list("Pod", namespace="kube-system", label_selector="k8s-app=kube-dns")
-    return _Facts(
-        nodes,
-        {name: probe_pods.get(name, []) for name in names},
-        {name: running_pods.get(name, 0) for name in names},
-        reboots,
-        # addresses that go into probe commands: plain IPs only (config/addresses.py)
-        plain_ip(str((dns.get("spec") or {}).get("clusterIP") or "")) or "",
-        [
-            ip
-            for p in dns_pods
-            if (p.get("status") or {}).get("phase") == "Running"
-            and (ip := plain_ip(str(p["status"].get("podIP") or "")))
-        ],
-    )
+    @property
+    def context_node(self) -> KubeObject | None:
+        return None if self.context is None else self.context.node
 
 
 def _event_time(event: KubeObject | None) -> datetime:
@@ -156,198 +133,206 @@ def _event_time(event: KubeObject | None) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
 
 
+def _current_boots(transports: Transports, reads: _Counter) -> dict[str, str]:
+    if transports.watchable is not None:
+        boots, _ = list_boots(transports.watchable)
+    else:
+        nodes = transports.cluster.list("Node", label_selector=WINDOWS_NODES)
+        boots = {str(n["metadata"]["name"]): boot_id(n) for n in nodes}
+    reads.add()
+    return boots
+
+
+def _recent_reboots(transports: Transports, names: set[str], reads: _Counter) -> set[str]:
+    """Which of these first-seen nodes have a `Rebooted` event under RECENT_REBOOT old."""
+    reads.add()
+    latest: dict[str, datetime] = {}
+    for event in transports.cluster.list("Event", field_selector="reason=Rebooted"):
+        involved = str((event.get("involvedObject") or {}).get("name") or "")
+        if involved in names:
+            latest[involved] = max(latest.get(involved, _event_time(None)), _event_time(event))
+    now = datetime.now(UTC)
+    return {name for name, when in latest.items() if now - when <= RECENT_REBOOT}
+
+
 def sweep(
     transports: Transports,
     settings: Settings,
     known_boots: Mapping[str, str],
     also_probe: set[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    boots: Mapping[str, str] | None = None,
+    nodes: Callable[[list[str]], Mapping[str, KubeObject]] | None = None,
 ) -> SweepReport:
-    """Decide which Windows nodes rebooted (against `known_boots`: node → last seen boot id)
-    and probe DNS on those, plus the nodes in `also_probe` (open alerts awaiting recovery)."""
+    """Decide which Windows nodes rebooted (`boots`, node → current boot id, against
+    `known_boots`, node → last seen; `boots` is listed when not given) and probe DNS on those,
+    plus the nodes in `also_probe` (open alerts awaiting recovery). `nodes` may hand over the
+    Node objects it already has (a watch's); the others are read."""
     started = time.monotonic()
-    facts = _gather(transports)
-    now = datetime.now(UTC)
-    rebooted: dict[str, bool] = {}
-    for node in facts.nodes:
-        name, boot = node["metadata"]["name"], node_facts(node).boot_id
-        previous = known_boots.get(name)
-        if previous is None:
-            event = facts.reboots.get(name)
-            rebooted[name] = event is not None and now - _event_time(event) <= RECENT_REBOOT
-        else:
-            rebooted[name] = previous != boot
-    to_probe = [
-        n
-        for n in facts.nodes
-        if rebooted[n["metadata"]["name"]] or n["metadata"]["name"] in (also_probe or ())
-    ]
-    probes_run = _probe_all(transports, settings, facts, to_probe, progress)
-    reports = []
-    for node in facts.nodes:
-        name = node["metadata"]["name"]
-        reports.append(_report(node, rebooted[name], facts, probes_run.get(name)))
+    reads = _Counter()
+    current = dict(boots) if boots is not None else _current_boots(transports, reads)
+    first_seen = {name for name in current if name not in known_boots}
+    recent = _recent_reboots(transports, first_seen, reads) if first_seen else set()
+    rebooted = {
+        name: (name in recent) if name in first_seen else known_boots[name] != boot
+        for name, boot in current.items()
+    }
+    to_probe = sorted(n for n in current if rebooted[n] or n in (also_probe or ()))
+    given = nodes(to_probe) if nodes is not None and to_probe else {}
+    probed = (
+        _probe_nodes(transports, settings, to_probe, given, progress, reads) if to_probe else {}
+    )
+    reports = tuple(
+        _report(name, current[name], rebooted[name], probed.get(name)) for name in sorted(current)
+    )
     return SweepReport(
-        tuple(reports),
+        reports,
         int((time.monotonic() - started) * 1000),
-        facts.requests,
-        sum(len(p) for p in probes_run.values()),
+        reads.value,
+        sum(len(node.lookups) for node in probed.values()),
     )
 
 
-def _probe_all(
+def kube_dns(transports: Transports) -> tuple[str, list[str]]:
+    """The cluster DNS Service IP and the running kube-dns pods' IPs, as they go into probe
+    commands: plain IPs only (config/addresses.py); anything else is left out."""
+    cluster = transports.cluster
+    service = cluster.get("Service", "kube-dns", "kube-system")
+    dns_ip = plain_ip(str((service.get("spec") or {}).get("clusterIP") or "")) or ""
+    dns_pod_ips = [
+        ip
+        for p in cluster.list("Pod", namespace="kube-system", label_selector="k8s-app=kube-dns")
+        if (p.get("status") or {}).get("phase") == "Running"
+        and (ip := plain_ip(str(p["status"].get("podIP") or "")))
+    ]
+    return dns_ip, dns_pod_ips
+
+
+def _probe_nodes(
     transports: Transports,
     settings: Settings,
-    facts: _Facts,
-    nodes: list[KubeObject],
+    names: list[str],
+    given: Mapping[str, KubeObject],
     progress: Callable[[int, int], None] | None,
-) -> dict[str, list[_Probe]]:
-    planned = [
-        (n["metadata"]["name"], pod)
-        for n in nodes
-        for pod in facts.probe_pods[n["metadata"]["name"]]
-    ]
-    results: dict[str, list[_Probe]] = {n["metadata"]["name"]: [] for n in nodes}
-    if not planned:
-        return results
-    remaining = {name: sum(1 for n, _ in planned if n == name) for name in results}
-    # A node without a pod to probe is done from the start, so the count reaches the total.
-    done_nodes = {name for name, left in remaining.items() if left == 0}
+    reads: _Counter,
+) -> dict[str, _Node]:
+    """Every node read, probed and decided in one pool; each read, lookup and decision is a
+    task of its own, queued as soon as its input is there, so no worker waits on a node."""
+    cluster = transports.cluster
+    reads.add(2)
+    dns_ip, dns_pod_ips = kube_dns(transports)
+    check = default_registry().get(CHECK_ID)
+    assert check is not None
+    nodes = {name: _Node(name) for name in names}
+    decided: list[str] = []
+
+    def read(node: _Node) -> list[Step]:
+        try:
+            known = given.get(node.name)
+            if known is None:
+                reads.add()
+                known = cluster.get("Node", node.name)
+            reads.add()
+            node.context = Context(transports, settings, "Node", None, known)
+            node.context.provide(Context.KUBE_DNS_IP, dns_ip)
+            node.context.provide(Context.KUBE_DNS_POD_IPS, dns_pod_ips)
+            node.running = node.context.running_pods_on_node()
+        except WinpodError as exc:
+            node.error = f"could not read {node.name} or its pods: {exc}"
+            return [Step(finish, node)]
+        node.waiting = len(probe_pods(node.running))
+        if not node.waiting:
+            return [Step(decide, node)]
+        return [Step(probe, node, pod) for pod in probe_pods(node.running)]
+
+    def probe(node: _Node, pod: KubeObject) -> list[Step]:
+        pod_context = Context(transports, settings, "Pod", pod, node.context_node)
+        lookup = lookup_through_service(pod_context)
+        if lookup.needs_direct and dns_pod_ips:
+            return [Step(direct, node, (pod_context, lookup))]
+        return looked_up(node, lookup)
+
+    def direct(node: _Node, probed: tuple[Context, PodLookup]) -> list[Step]:
+        pod_context, lookup = probed
+        return looked_up(node, lookup_direct(pod_context, lookup, dns_pod_ips[0]))
+
+    def looked_up(node: _Node, lookup: PodLookup) -> list[Step]:
+        with node.lock:
+            node.lookups.append(lookup)
+            node.waiting -= 1
+            last = node.waiting == 0
+        return [Step(decide, node)] if last else []
+
+    def decide(node: _Node) -> list[Step]:
+        """The check's own decision on what this sweep read and probed."""
+        assert node.context is not None
+        node.context.provide(LOOKUPS, tuple(node.lookups))
+        findings = check.run(node.context)
+        node.finding = findings[0] if findings else None
+        return [Step(finish, node)]
+
+    def finish(node: _Node) -> list[Step]:
+        decided.append(node.name)
+        if progress is not None:
+            progress(len(decided), len(names))
+        return []
+
     with ThreadPoolExecutor(
         max_workers=settings.sweep.concurrency, thread_name_prefix="probe"
     ) as pool:
-        pending = {
-            pool.submit(_probe, transports, settings, facts, node, pod) for node, pod in planned
-        }
+        pending: set[Future[list[Step]]] = {pool.submit(read, node) for node in nodes.values()}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                probe = future.result()
-                if _needs_direct_lookup(probe, facts):
-                    # Queued behind the first lookups still waiting: every exec is its own
-                    # task, so the pool never idles while a node waits for its second one.
-                    pending.add(pool.submit(_probe_direct, transports, settings, facts, probe))
-                    continue
-                _record(probe, results, remaining, done_nodes, len(nodes), progress)
-    return results
+                pending |= {pool.submit(step.run) for step in future.result()}
+    return nodes
 
 
-def _record(
-    probe: _Probe,
-    results: dict[str, list[_Probe]],
-    remaining: dict[str, int],
-    done_nodes: set[str],
-    total: int,
-    progress: Callable[[int, int], None] | None,
-) -> None:
-    results[probe.node].append(probe)
-    remaining[probe.node] -= 1
-    if remaining[probe.node] == 0:
-        done_nodes.add(probe.node)
-        if progress is not None:
-            progress(len(done_nodes), total)
+@dataclass(frozen=True)
+class Step:
+    """One task of the sweep's pool: a function and its arguments."""
+
+    function: Callable[..., list[Step]]
+    node: _Node
+    argument: Any = None
+
+    def run(self) -> list[Step]:
+        if self.argument is None:
+            return self.function(self.node)
+        return self.function(self.node, self.argument)
 
 
-def _probe(
-    transports: Transports, settings: Settings, facts: _Facts, node: str, pod: KubeObject
-) -> _Probe:
-    """The lookup through the cluster DNS Service."""
-    result = _Probe(node, pod)
-    context = Context(transports, settings, "Pod", pod, None)
-    try:
-        through_service = probes.nslookup(context)
-        result.ok = through_service.ok
-        result.evidence.append(f"{_ref(pod)}: {through_service.evidence()}")
-    except WinpodError as exc:
-        result.error = str(exc)
-        result.evidence.append(f"{_ref(pod)}: could not probe: {exc}")
-    return result
-
-
-def _needs_direct_lookup(result: _Probe, facts: _Facts) -> bool:
-    return (
-        result.error is None
-        and not result.ok
-        and not result.direct_tried
-        and bool(facts.dns_pod_ips)
-    )
-
-
-def _probe_direct(
-    transports: Transports, settings: Settings, facts: _Facts, result: _Probe
-) -> _Probe:
-    """The same lookup sent straight to a kube-dns pod, after the Service failed."""
-    result.direct_tried = True
-    context = Context(transports, settings, "Pod", result.pod, None)
-    try:
-        direct = probes.nslookup(context, server=facts.dns_pod_ips[0])
-        result.direct_ok = direct.ok
-        result.evidence.append(f"{_ref(result.pod)}: {direct.evidence()}")
-    except WinpodError as exc:
-        result.error = str(exc)
-        result.evidence.append(f"{_ref(result.pod)}: could not probe: {exc}")
-    return result
-
-
-def _ref(pod: KubeObject) -> str:
-    return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
-
-
-def _report(
-    node: KubeObject, rebooted: bool, facts: _Facts, node_probes: list[_Probe] | None
-) -> NodeReport:
-    name = node["metadata"]["name"]
-    boot = node_facts(node).boot_id
-    running = facts.running_pods[name]
-    if node_probes is None:
-        return NodeReport(name, boot, rebooted, "not-probed", running)
-    if not node_probes:
+def _report(name: str, boot: str, rebooted: bool, node: _Node | None) -> NodeReport:
+    if node is None:
+        return NodeReport(name, boot, rebooted, "not-probed", None)
+    if node.error is not None:
+        return NodeReport(name, boot, rebooted, "unreachable", None, (), (node.error,))
+    running = sum(1 for pod in node.running if (pod.get("status") or {}).get("podIP"))
+    probed = tuple(lookup.pod for lookup in node.lookups)
+    evidence = tuple(line for lookup in node.lookups for line in lookup.evidence)
+    finding = node.finding
+    if finding is not None and finding.severity == "error":
+        evidence = finding.evidence
+    answered = [lookup for lookup in node.lookups if lookup.error is None]
+    state: NodeState
+    if finding is not None and finding.severity == "error":
+        state = "failing"
+    elif not node.lookups:
+        state = "no-pods"
         note = f"{name} has no running pod to probe DNS from" + (
             ""
             if running
             else "; with fewer than two running pods, stale HNS policies "
             "break DNS for the next pod (dns-keeper keeps two on every node)"
         )
-        return NodeReport(name, boot, rebooted, "no-pods", running, (), (note,))
-    probed = tuple(
-        f"{p.pod['metadata']['namespace']}/{p.pod['metadata']['name']}" for p in node_probes
+        evidence = (*evidence, note)
+    elif not answered:
+        state = "unreachable"
+    elif any(lookup.ok for lookup in answered):
+        state = "ok"
+    else:
+        state = "no-network"
+    alertable = (
+        finding if finding is not None and finding.severity in ("error", "warning") else None
     )
-    evidence = [line for p in node_probes for line in p.evidence]
-    answered = [p for p in node_probes if p.error is None]
-    if not answered:
-        return NodeReport(name, boot, rebooted, "unreachable", running, probed, tuple(evidence))
-    if any(p.ok for p in answered):
-        return NodeReport(name, boot, rebooted, "ok", running, probed, tuple(evidence))
-    event = facts.reboots.get(name)
-    if event is not None:
-        evidence.append(
-            f"event Rebooted {event.get('lastTimestamp') or ''}: {event.get('message')}"
-        )
-    evidence.append(
-        f"node {name} boot ID {boot}; {running} running pod(s)"
-        + (" — fewer than two, so nothing masks the stale policies" if running < 2 else "")
-    )
-    if not any(p.direct_ok for p in answered):
-        finding = Finding(
-            "dns-after-reboot",
-            "warning",
-            f"DNS fails on {name}, and so does a direct query to kube-dns",
-            "The pods cannot reach a kube-dns pod either: the node has no working "
-            "pod network (see apiserver-unreachable), not stale DNS policies.",
-            tuple(evidence),
-            (),
-            DOCS,
-        )
-        return NodeReport(
-            name, boot, rebooted, "no-network", running, probed, tuple(evidence), finding
-        )
-    finding = Finding(
-        "dns-after-reboot",
-        "error",
-        f"DNS fails in pods on {name} after its reboot (stale HNS policies)",
-        SUMMARY.format(dns=facts.dns_ip),
-        tuple(evidence),
-        node_remediations(name, probed[0]),
-        DOCS,
-    )
-    return NodeReport(name, boot, rebooted, "failing", running, probed, tuple(evidence), finding)
+    return NodeReport(name, boot, rebooted, state, running, probed, evidence, alertable)

@@ -457,12 +457,26 @@ def build_app(simulator: Simulator) -> web.Application:
 
     @routes.get(PREFIX + "/stats")
     async def stats(request: web.Request) -> web.Response:
-        return web.json_response({"requests": {s: faults.requests[s] for s in SERVERS}})
+        return web.json_response(faults.stats())
 
     @routes.post(PREFIX + "/stats/reset")
     async def reset_stats(request: web.Request) -> web.Response:
-        faults.requests.clear()
-        return web.json_response({"requests": dict.fromkeys(SERVERS, 0)})
+        faults.reset_stats()
+        return web.json_response(faults.stats())
+
+    # --- watches ------------------------------------------------------------------------------
+    @routes.post(PREFIX + "/kube/compact")
+    async def compact(request: web.Request) -> web.Response:
+        """etcd compaction: watches and continue tokens from before now get 410 Gone."""
+        return web.json_response({"compactedResourceVersion": str(world.compact())})
+
+    @routes.post(PREFIX + "/kube/watches/close")
+    async def close_watches(request: web.Request) -> web.Response:
+        """Ends every open watch, as an API server restart or an idle proxy does."""
+        closed = len(world.watchers)
+        for watcher in list(world.watchers):
+            watcher(None)
+        return web.json_response({"closed": closed})
 
     @routes.get(PREFIX + "/requests")
     async def recorded_requests(request: web.Request) -> web.Response:

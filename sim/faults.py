@@ -63,9 +63,42 @@ class RecordedRequest:
 
 
 @dataclass
+class KubeTraffic:
+    """What the Kubernetes API served (SPEC §15): requests and body bytes, per resource too."""
+
+    requests: int = 0
+    bytes_out: int = 0
+    by_resource: dict[str, Counter[str]] = field(default_factory=dict)
+    hostprocess_pods: int = 0
+
+    def count(self, resource: str, sent: int, *, request: bool = True, watch: bool = False) -> None:
+        counts = self.by_resource.setdefault(resource, Counter())
+        if request:
+            self.requests += 1
+            counts["requests"] += 1
+        if watch:
+            counts["watches"] += 1
+        self.bytes_out += sent
+        counts["bytes_out"] += sent
+
+    def clear(self) -> None:
+        """Zero in place: open watches keep counting into this object."""
+        self.requests = self.bytes_out = self.hostprocess_pods = 0
+        self.by_resource.clear()
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "requests": self.requests,
+            "bytes_out": self.bytes_out,
+            "by_resource": {name: dict(c) for name, c in sorted(self.by_resource.items())},
+        }
+
+
+@dataclass
 class Faults:
     knobs: dict[str, Knobs] = field(default_factory=lambda: {s: Knobs() for s in SERVERS})
     requests: Counter[str] = field(default_factory=Counter)
+    kube: KubeTraffic = field(default_factory=KubeTraffic)
     log: deque[RecordedRequest] = field(default_factory=lambda: deque(maxlen=REQUEST_LOG_LIMIT))
     recorded: int = 0  # the last sequence number given out
     dropped_through: int = 0  # the newest sequence number the full log has had to drop
@@ -134,6 +167,20 @@ class Faults:
 
     def reset_log(self) -> None:
         self.log.clear()
+
+    def reset_stats(self) -> None:
+        self.requests.clear()
+        self.kube.clear()
+
+    def stats(self) -> dict[str, object]:
+        """SPEC §15's counters, plus every server's request count under `requests`."""
+        return {
+            "kube": self.kube.as_dict(),
+            "exec": self.requests["exec"],
+            "winrm": self.requests["winrm"],
+            "hostprocess_pods": self.kube.hostprocess_pods,
+            "requests": {s: self.requests[s] for s in SERVERS},
+        }
 
     def middleware(self, server: str) -> Middleware:
         @web.middleware

@@ -3,12 +3,17 @@
 Discovery (`/version`, `/api`, `/apis`, OpenAPI v3 and v2 path indexes), get/list/create/replace/
 patch/delete with label and field selectors and resourceVersion conflicts, the `/status`
 subresource, server-side printing (Table), pod exec over WebSocket (sim/exec_ws.py) and Service
-address allocation plus a load-balancer controller (sim/lb.py). Every request needs the bearer
-token; errors are `Status` bodies. Watches are not simulated (405).
+address allocation plus a load-balancer controller (sim/lb.py), watches (`?watch=1`: chunked
+JSON event lines, bookmarks, 410 Gone past the compacted history) and `limit`/`continue` paging.
+Every request needs the bearer token; errors are `Status` bodies.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import builtins
 import copy
 import hmac
 import json
@@ -24,17 +29,20 @@ from aiohttp.typedefs import Handler, Middleware
 
 from sim import cni, tables
 from sim.exec_ws import handle_exec
-from sim.faults import Faults
+from sim.faults import Faults, KubeTraffic
 from sim.lb import LoadBalancerController, admit_service
 from sim.world import (
     BY_PLURAL,
     CUSTOM_RESOURCES,
     RESOURCES,
     ApiError,
+    Change,
     Obj,
     Resource,
     World,
+    field_matcher,
     json_patch,
+    label_matcher,
     merge_patch,
     not_found,
     now_iso,
@@ -73,6 +81,10 @@ IN_CATEGORY_ALL = frozenset(
 VERBS = ["create", "delete", "get", "list", "patch", "update"]
 OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 MAX_BODY_BYTES = 16 * 1024 * 1024
+# A watch without timeoutSeconds ends after this long, as the API server's default
+# (--min-request-timeout 1800 s) does; bookmarks go out this often when asked for.
+WATCH_TIMEOUT_S = 1800.0
+BOOKMARK_INTERVAL_S = 1.0
 _EXEC_PATH = re.compile(r"^/api/v1/namespaces/[^/]+/pods/[^/]+/exec/?$")
 
 
@@ -450,6 +462,151 @@ def _is_watch(request: web.Request) -> bool:
     return request.query.get("watch", "").lower() in ("true", "1")
 
 
+def _int_query(request: web.Request, name: str) -> int:
+    raw = request.query.get(name, "")
+    if not raw:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "BadRequest", f"invalid {name} {raw!r}: must be an integer") from None
+    if value < 0:
+        raise ApiError(400, "BadRequest", f"invalid {name} {raw!r}: must not be negative")
+    return value
+
+
+def _object_key(obj: Obj) -> str:
+    meta = obj["metadata"]
+    return f"{meta.get('namespace') or ''}/{meta['name']}"
+
+
+def _encode_continue(resource_version: int, key: str) -> str:
+    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": resource_version, "start": key})
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_continue(token: str) -> tuple[int, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return int(data["rv"]), str(data["start"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise ApiError(400, "BadRequest", "continue key is not valid") from None
+
+
+class Watch:
+    """One watch request: chunked JSON lines `{"type": …, "object": …}` until timeoutSeconds.
+
+    Without a resourceVersion (or with "0") it starts with ADDED for every matching object;
+    with one it replays the changes after it, or sends an ERROR event with a 410 `Status`
+    when the history no longer reaches back (the client must list again). MODIFIED changes
+    that move an object into or out of the selectors are sent as ADDED or DELETED.
+    """
+
+    def __init__(
+        self, api: KubeApi, request: web.Request, resource: Resource, namespace: str | None
+    ) -> None:
+        self.api, self.request, self.resource, self.namespace = api, request, resource, namespace
+        query = request.query
+        self.labels_ok = label_matcher(query.get("labelSelector"))
+        self.fields_ok = field_matcher(query.get("fieldSelector"))
+        self.bookmarks = query.get("allowWatchBookmarks", "").lower() in ("true", "1")
+        self.timeout_s = float(_int_query(request, "timeoutSeconds") or WATCH_TIMEOUT_S)
+        self.queue: asyncio.Queue[Change | None] = asyncio.Queue()
+
+    def _matches(self, obj: Obj | None) -> bool:
+        if obj is None:
+            return False
+        meta = obj["metadata"]
+        if self.namespace is not None and meta.get("namespace") != self.namespace:
+            return False
+        return self.labels_ok(meta.get("labels") or {}) and self.fields_ok(obj)
+
+    def _event(self, change: Change) -> tuple[str, Obj] | None:
+        if change.plural != self.resource.plural:
+            return None
+        now, before = self._matches(change.obj), self._matches(change.before)
+        if change.type == "MODIFIED" and now != before:
+            return ("ADDED" if now else "DELETED"), change.obj
+        return (change.type, change.obj) if now else None
+
+    async def serve(self) -> web.StreamResponse:
+        world = self.api.world
+        start = self.request.query.get("resourceVersion", "")
+        if start not in ("", "0") and not start.isdigit():
+            raise ApiError(400, "BadRequest", f"invalid resourceVersion {start!r}")
+        # Subscribing and reading the state happen with no await between them: no change is
+        # missed or sent twice.
+        world.watchers.add(self.queue.put_nowait)
+        try:
+            replay: list[tuple[str, Obj]] | None
+            if start in ("", "0"):
+                replay = [
+                    ("ADDED", obj)
+                    for obj in world.list(self.resource.plural, self.namespace)
+                    if self._matches(obj)
+                ]
+            else:
+                changes = world.changes_since(int(start))
+                replay = (
+                    None
+                    if changes is None
+                    else [e for e in (self._event(c) for c in changes) if e is not None]
+                )
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            response.enable_chunked_encoding()
+            await response.prepare(self.request)
+            if replay is None:
+                await self._send(response, "ERROR", encode(self._gone(int(start))))
+                return response
+            for kind, obj in replay:
+                await self._send(response, kind, self._encoded(obj))
+            await self._follow(response)
+            return response
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        finally:
+            world.watchers.discard(self.queue.put_nowait)
+
+    async def _follow(self, response: web.StreamResponse) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        while (left := deadline - loop.time()) > 0:
+            wait = min(left, BOOKMARK_INTERVAL_S) if self.bookmarks else left
+            try:
+                change = await asyncio.wait_for(self.queue.get(), wait)
+            except TimeoutError:
+                if self.bookmarks and deadline - loop.time() > 0:
+                    await self._send(response, "BOOKMARK", encode(self._bookmark()))
+                continue
+            if change is None:  # closed through the control API
+                return
+            event = self._event(change)
+            if event is not None:
+                await self._send(response, event[0], self._encoded(event[1]))
+
+    def _bookmark(self) -> Obj:
+        return {
+            "kind": self.resource.kind,
+            "apiVersion": self.resource.api_version,
+            "metadata": {"resourceVersion": str(self.api.world.resource_version)},
+        }
+
+    def _gone(self, start: int) -> Obj:
+        return ApiError(
+            410,
+            "Expired",
+            f"too old resource version: {start} ({self.api.world.compacted_rv + 1})",
+        ).status()
+
+    async def _send(self, response: web.StreamResponse, kind: str, encoded: bytes) -> None:
+        line = b'{"type":"' + kind.encode() + b'","object":' + encoded + b"}\n"
+        self.api.traffic.count(self.resource.plural, len(line), request=False)
+        await response.write(line)
+
+    def _encoded(self, obj: Obj) -> bytes:
+        return self.api.encoded.encode_list(self.resource.plural, [obj])[1:-1]
+
+
 class EncodedObjects:
     """Each stored object's JSON, encoded once and reused until the object is replaced.
 
@@ -484,8 +641,9 @@ class EncodedObjects:
 class KubeApi:
     """Request handlers over one `World`."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, traffic: KubeTraffic) -> None:
         self.world = world
+        self.traffic = traffic
         self.encoded = EncodedObjects(world)
 
     # --- discovery ----------------------------------------------------------------------
@@ -573,7 +731,7 @@ class KubeApi:
             return await handle_exec(request, self.world, target.namespace, target.name)
         if target.name is None:
             if method == "GET":
-                return self.list(request, resource, target.namespace)
+                return await self.list(request, resource, target.namespace)
             if method == "POST" and (target.namespace is not None or not resource.namespaced):
                 return await self.create(request, resource, target.namespace)
         elif target.subresource == "status" and method in ("GET", "PUT", "PATCH"):
@@ -618,19 +776,67 @@ class KubeApi:
             )
         )
 
-    def list(self, request: web.Request, resource: Resource, namespace: str | None) -> web.Response:
+    async def list(
+        self, request: web.Request, resource: Resource, namespace: str | None
+    ) -> web.StreamResponse:
         if _is_watch(request):
-            raise ApiError(
-                405,
-                "MethodNotAllowed",
-                "watch is not simulated: list again instead (this simulator answers "
-                "list, get, create, update, patch and delete)",
-            )
+            return await Watch(self, request, resource, namespace).serve()
         query = request.query
         objects = self.world.list(
             resource.plural, namespace, query.get("labelSelector"), query.get("fieldSelector")
         )
-        return self._render(request, resource, objects, single=False)
+        limit = _int_query(request, "limit")
+        token = query.get("continue")
+        if not limit and not token:
+            return self._render(request, resource, objects, single=False)
+        page, meta = self._page(objects, limit, token)
+        table_version = tables.table_version(request.headers.get("Accept", ""))
+        if table_version is not None:
+            table = tables.build_table(
+                resource,
+                page,
+                version=table_version,
+                include_object=request.query.get("includeObject", "Metadata"),
+                resource_version=meta["resourceVersion"],
+            )
+            table.setdefault("metadata", {}).update(meta)
+            return _json(table)
+        head = encode({"kind": f"{resource.kind}List", "apiVersion": resource.api_version})
+        body = (
+            head[:-1]
+            + b',"metadata":'
+            + encode(meta)
+            + b',"items":'
+            + self.encoded.encode_list(resource.plural, page)
+            + b"}"
+        )
+        return web.Response(body=body, content_type="application/json")
+
+    def _page(
+        self, objects: builtins.list[Obj], limit: int, token: str | None
+    ) -> tuple[builtins.list[Obj], Obj]:
+        """One page of a list in key order (namespace, name), as etcd returns it, and the
+        list's metadata. A continue token names the list's resourceVersion and the last key
+        served; later pages show the objects as they are now (the real server keeps a
+        snapshot until compaction)."""
+        list_rv, after = self.world.resource_version, ""
+        if token:
+            list_rv, after = _decode_continue(token)
+            if list_rv < self.world.compacted_rv:
+                raise ApiError(
+                    410,
+                    "Expired",
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. You can start a new list without the continue parameter.",
+                )
+        ordered = sorted(objects, key=_object_key)
+        remaining = [o for o in ordered if _object_key(o) > after] if after else ordered
+        page = remaining[:limit] if limit else remaining
+        meta: Obj = {"resourceVersion": str(list_rv)}
+        if limit and len(remaining) > limit:
+            meta["continue"] = _encode_continue(list_rv, _object_key(page[-1]))
+            meta["remainingItemCount"] = len(remaining) - limit
+        return page, meta
 
     async def create(
         self, request: web.Request, resource: Resource, namespace: str | None
@@ -639,7 +845,10 @@ class KubeApi:
         self._admit(resource, body, None)
         if _is_dry_run(request):
             return _json(self._dry_run_create(resource, namespace, body), 201)
-        return _json(self.world.create(resource.plural, namespace, body), 201)
+        created = self.world.create(resource.plural, namespace, body)
+        if resource.plural == "pods" and _is_hostprocess(created):
+            self.traffic.hostprocess_pods += 1
+        return _json(created, 201)
 
     def _dry_run_create(self, resource: Resource, namespace: str | None, body: Obj) -> Obj:
         """What create would store, after the same checks, without storing it."""
@@ -826,7 +1035,15 @@ def _faults_middleware(faults: Faults) -> Middleware:
         server = "exec" if _EXEC_PATH.match(request.path) else "kube"
         failed = await faults.apply(server, request)
         if failed is None:
-            return await handler(request)
+            response = await handler(request)
+            if server == "kube":
+                body = response.body if isinstance(response, web.Response) else None
+                faults.kube.count(
+                    _resource_of(request.path),
+                    len(body) if isinstance(body, bytes) else 0,
+                    watch=_is_watch(request),
+                )
+            return response
         if failed.status == 429:  # a Kubernetes client expects a Status, not Slack's body
             error = ApiError(
                 429,
@@ -840,6 +1057,25 @@ def _faults_middleware(faults: Faults) -> Middleware:
         return failed
 
     return middleware
+
+
+def _is_hostprocess(pod: Obj) -> bool:
+    spec = pod.get("spec") or {}
+    contexts = [spec.get("securityContext") or {}] + [
+        c.get("securityContext") or {} for c in spec.get("containers") or []
+    ]
+    return any((c.get("windowsOptions") or {}).get("hostProcess") is True for c in contexts)
+
+
+def _resource_of(path: str) -> str:
+    """The resource plural a request is about, for the per-resource counters."""
+    try:
+        target = parse_target(path) if path.startswith(("/api/", "/apis/")) else None
+    except ApiError:
+        return "unknown"
+    if target is None or isinstance(target, str) or target.resource is None:
+        return "discovery"
+    return target.resource.plural
 
 
 def _auth_middleware(token: str) -> Middleware:
@@ -879,7 +1115,7 @@ async def _errors_middleware(request: web.Request, handler: Handler) -> web.Stre
 def build_app(world: World, faults: Faults, token: str) -> web.Application:
     """The API server's aiohttp app; also starts the load-balancer controller on `world`."""
     LoadBalancerController(world).install()
-    api = KubeApi(world)
+    api = KubeApi(world, faults.kube)
     app = web.Application(
         middlewares=[_faults_middleware(faults), _auth_middleware(token), _errors_middleware],
         client_max_size=MAX_BODY_BYTES,

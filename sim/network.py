@@ -221,7 +221,7 @@ def _service_by_ip(world: World, ip: str) -> Obj | None:
 
 
 def _pod_by_ip(world: World, ip: str) -> Obj | None:
-    return world.derived("pods-by-ip", _pods_by_ip).get(ip)
+    return world.derived("pods-by-ip", _pods_by_ip, of="pods").get(ip)
 
 
 def _pods_by_ip(world: World) -> dict[str, Obj]:

@@ -13,6 +13,7 @@ import json
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -426,6 +427,24 @@ class WindowsHost:
         }
 
 
+# --- watch history ---------------------------------------------------------------------------
+
+# How many changes the API server remembers for watches, as etcd keeps history until it is
+# compacted: a watch from a resourceVersion older than that gets 410 Gone.
+WATCH_HISTORY = 50_000
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write as a watch reports it: ADDED, MODIFIED or DELETED, with the object before."""
+
+    resource_version: int
+    type: str
+    plural: str
+    obj: Obj
+    before: Obj | None = None
+
+
 # --- the world -------------------------------------------------------------------------------
 
 
@@ -441,6 +460,7 @@ class World:
         }
         # Lookups built from all objects, kept until the next write (see `derived`).
         self._derived: dict[str, tuple[int, Any]] = {}
+        self._revisions: dict[str, int] = {}  # resource plural -> resourceVersion of its last write
         self._revision = itertools.count(1)
         self.resource_version = 0
         self.hosts: dict[str, WindowsHost] = {}
@@ -460,6 +480,10 @@ class World:
         # Group versions this API server does not serve ("discovery.k8s.io/v1"): an older or
         # trimmed cluster; the control API sets them.
         self.unserved: set[str] = set()
+        # Recent changes for watches; resourceVersions at or below `compacted_rv` are gone.
+        self.history: deque[Change] = deque(maxlen=WATCH_HISTORY)
+        self.compacted_rv = 0
+        self.watchers: set[Callable[[Change | None], None]] = set()  # None: stop watching
 
     # --- bookkeeping --------------------------------------------------------------------
     def _next_rv(self) -> str:
@@ -536,6 +560,7 @@ class World:
         meta.setdefault("generation", 1)
         self._bucket(resource)[key] = obj
         self._keys_by_namespace[resource.plural].setdefault(key[0], {})[key] = None
+        self._changed("ADDED", resource, obj)
         self._notify(resource, obj)
         return copy.deepcopy(obj)
 
@@ -573,9 +598,19 @@ class World:
     ) -> list[Obj]:
         labels_ok = label_matcher(label_selector)
         fields_ok = field_matcher(field_selector)
+        candidates = self.iter(plural, namespace)
+        node_name = _node_name_wanted(plural, field_selector)
+        if node_name is not None:
+            # kubelets and sweeps ask for one node's pods: an index instead of every pod
+            by_node = self.derived("pods-by-node", _pods_by_node, of="pods")
+            candidates = [
+                p
+                for p in by_node.get(node_name, ())
+                if namespace is None or p["metadata"].get("namespace") == namespace
+            ]
         return [
             obj
-            for obj in self.iter(plural, namespace)
+            for obj in candidates
             if labels_ok(obj["metadata"].get("labels") or {}) and fields_ok(obj)
         ]
 
@@ -623,17 +658,24 @@ class World:
         key = self._key(resource, namespace, name)
         del self._bucket(resource)[key]
         self._keys_by_namespace[resource.plural].get(key[0], {}).pop(key, None)
-        self._next_rv()
+        self._deleted(resource, obj)
         if resource.plural == "namespaces":
             for other in RESOURCES:
                 if other.namespaced:
                     bucket = self._objects[other.plural]
                     for key in [k for k in bucket if k[0] == name]:
-                        del bucket[key]
+                        self._deleted(other, bucket.pop(key))
                     self._keys_by_namespace[other.plural].pop(name, None)
         for hook in self.after_delete:
             hook(resource, obj)
         return copy.deepcopy(obj)
+
+    def _deleted(self, resource: Resource, obj: Obj) -> None:
+        """A DELETED change carries the object at the resourceVersion of its deletion."""
+        self._next_rv()
+        meta = {**obj["metadata"], "resourceVersion": str(self.resource_version)}
+        gone = {**obj, "metadata": meta}
+        self._changed("DELETED", resource, gone)
 
     def _conflict(self, resource: Resource, name: str) -> ApiError:
         group = f".{resource.group}" if resource.group else ""
@@ -656,12 +698,34 @@ class World:
         meta["resourceVersion"] = self._next_rv()
         key = self._key(resource, meta.get("namespace"), meta["name"])
         self._bucket(resource)[key] = obj
+        self._changed("MODIFIED", resource, obj, current)
         self._notify(resource, obj)
         return copy.deepcopy(obj)
 
     def _notify(self, resource: Resource, obj: Obj) -> None:
         for hook in self.after_write:
             hook(resource, obj)
+
+    def _changed(self, kind: str, resource: Resource, obj: Obj, before: Obj | None = None) -> None:
+        if len(self.history) == self.history.maxlen:
+            self.compacted_rv = self.history[0].resource_version
+        self._revisions[resource.plural] = self.resource_version
+        change = Change(self.resource_version, kind, resource.plural, obj, before)
+        self.history.append(change)
+        for watcher in list(self.watchers):
+            watcher(change)
+
+    def compact(self) -> int:
+        """Forget the watch history, as etcd compaction does: older resourceVersions get 410."""
+        self.history.clear()
+        self.compacted_rv = self.resource_version
+        return self.compacted_rv
+
+    def changes_since(self, resource_version: int) -> builtins.list[Change] | None:
+        """The changes after `resource_version`, or None when history no longer reaches back."""
+        if resource_version < self.compacted_rv:
+            return None
+        return [c for c in self.history if c.resource_version > resource_version]
 
     # --- cluster facts the behaviour model uses -----------------------------------------
     def node_of_pod(self, pod: Obj) -> Obj | None:
@@ -677,18 +741,21 @@ class World:
                 return host
         return None
 
-    def derived(self, name: str, build: Callable[[World], T]) -> T:
-        """`build(self)`, built again only after a write (every write changes
-        `resource_version`): the network model asks per packet, and a fleet has many pods."""
+    def derived(self, name: str, build: Callable[[World], T], of: str | None = None) -> T:
+        """`build(self)`, built again only after a write (to resource `of` when given, else to
+        anything): the network model asks per packet, and a fleet has many pods, so a lookup
+        built from pods survives writes to nodes and events (a reboot)."""
+        version = self._revisions.get(of, 0) if of else self.resource_version
         cached = self._derived.get(name)
-        if cached is None or cached[0] != self.resource_version:
-            cached = (self.resource_version, build(self))
+        if cached is None or cached[0] != version:
+            cached = (version, build(self))
             self._derived[name] = cached
         value: T = cached[1]
         return value
 
     def running_pods_on(self, node_name: str) -> builtins.list[Obj]:
-        return list(self.derived("running-pods-by-node", _running_pods_by_node).get(node_name, ()))
+        by_node = self.derived("running-pods-by-node", _running_pods_by_node, of="pods")
+        return list(by_node.get(node_name, ()))
 
     def record_event(
         self,
@@ -761,6 +828,23 @@ class World:
             )
             result["bootID"] = boot_id
         return result
+
+
+def _node_name_wanted(plural: str, field_selector: str | None) -> str | None:
+    if plural != "pods" or not field_selector:
+        return None
+    for raw in field_selector.split(","):
+        term = raw.strip().replace("==", "=")
+        if term.startswith("spec.nodeName=") and "!=" not in term:
+            return term.split("=", 1)[1].strip()
+    return None
+
+
+def _pods_by_node(world: World) -> dict[str, list[Obj]]:
+    by_node: dict[str, list[Obj]] = {}
+    for pod in world.iter("pods"):
+        by_node.setdefault(str((pod.get("spec") or {}).get("nodeName") or ""), []).append(pod)
+    return by_node
 
 
 def _running_pods_by_node(world: World) -> dict[str, list[Obj]]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 from handlers import hns, probes
 from handlers.context import Context
 from handlers.errors import WinpodError
 from handlers.model import Finding, RemediationRef
 from handlers.registry import Explanation, check, could_not_check, not_applicable, offer
+from handlers.transports import KubeObject
 
 CHECK_ID = "dns-after-reboot"
 DOCS = (
@@ -18,6 +21,76 @@ SUMMARY = (
     "through {dns} fail while a kube-dns pod answers directly. Reset the HNS policies (or "
     "restart kube-proxy), or work around it per pod or with a second pod on the node."
 )
+
+
+PROBES_PER_NODE = 2  # pods of a node whose DNS is probed: one may be an odd one out
+LOOKUPS = "dns-lookups"  # the Context key of a node's probe results (a sweep provides them)
+
+
+@dataclass(frozen=True)
+class PodLookup:
+    """DNS probed in one pod of a node: through the cluster DNS Service, then (when that
+    failed) straight to a kube-dns pod. `error` when the pod could not be probed at all."""
+
+    pod: str
+    ok: bool = False
+    direct_ok: bool = False
+    direct_tried: bool = False
+    error: str | None = None
+    evidence: tuple[str, ...] = ()
+
+    @property
+    def needs_direct(self) -> bool:
+        return self.error is None and not self.ok and not self.direct_tried
+
+
+def probe_pods(pods: list[KubeObject]) -> list[KubeObject]:
+    """The running pods, with an address, whose DNS a node diagnosis probes."""
+    return [p for p in pods if (p.get("status") or {}).get("podIP")][:PROBES_PER_NODE]
+
+
+def lookup_through_service(pod_context: Context) -> PodLookup:
+    ref = pod_context.target.ref
+    try:
+        result = probes.nslookup(pod_context)
+    except WinpodError as exc:
+        return PodLookup(ref, error=str(exc), evidence=(f"{ref}: could not probe: {exc}",))
+    return PodLookup(ref, ok=result.ok, evidence=(f"{ref}: {result.evidence()}",))
+
+
+def lookup_direct(pod_context: Context, lookup: PodLookup, server: str) -> PodLookup:
+    ref = lookup.pod
+    try:
+        result = probes.nslookup(pod_context, server=server)
+    except WinpodError as exc:
+        line = f"{ref}: could not probe: {exc}"
+        return replace(lookup, direct_tried=True, error=str(exc), evidence=(*lookup.evidence, line))
+    return replace(
+        lookup,
+        direct_tried=True,
+        direct_ok=result.ok,
+        evidence=(*lookup.evidence, f"{ref}: {result.evidence()}"),
+    )
+
+
+def node_lookups(context: Context) -> tuple[PodLookup, ...]:
+    """DNS probed in up to PROBES_PER_NODE running pods of the node, one after the other
+    (the sweep runs the same two steps for many nodes at once and provides the results)."""
+
+    def probe() -> tuple[PodLookup, ...]:
+        assert context.node is not None
+        found = []
+        for pod in probe_pods(context.running_pods_on_node()):
+            pod_context = Context(context.transports, context.settings, "Pod", pod, context.node)
+            lookup = lookup_through_service(pod_context)
+            if lookup.needs_direct:
+                servers = context.kube_dns_pod_ips()
+                if servers:
+                    lookup = lookup_direct(pod_context, lookup, servers[0])
+            found.append(lookup)
+        return tuple(found)
+
+    return context.once(LOOKUPS, probe)
 
 
 def node_remediations(
@@ -34,7 +107,7 @@ def node_remediations(
 def _reboot_evidence(context: Context) -> list[str]:
     facts = context.node_facts
     evidence = [f"node {context.node_name} boot ID {facts.boot_id}"] if facts else []
-    reboots = [e for e in context.node_events() if e.get("reason") == "Rebooted"]
+    reboots = context.node_reboots()
     for event in reboots[-1:]:
         when = event.get("lastTimestamp") or event.get("eventTime") or ""
         evidence.append(f"event Rebooted {when}: {event.get('message')}")
@@ -188,6 +261,59 @@ def dns_after_reboot(context: Context) -> list[Finding]:
 
 
 def _node_dns(context: Context) -> list[Finding]:
+    """DNS probed in the node's pods decides; HNS policies (over WinRM) only when no pod
+    could be probed. The sweep runs this very function on the probes it made."""
+    try:
+        lookups = node_lookups(context)
+    except WinpodError as exc:
+        return could_not_check(CHECK_ID, "the node's pods", exc)
+    probed = [line for lookup in lookups for line in lookup.evidence]
+    answered = [lookup for lookup in lookups if lookup.error is None]
+    if answered:
+        return [_from_lookups(context, answered, probed)]
+    return _from_policies(context, probed)
+
+
+def _from_lookups(context: Context, answered: list[PodLookup], probed: list[str]) -> Finding:
+    name = context.node_name or ""
+    evidence = list(probed)
+    if any(lookup.ok for lookup in answered):
+        return Finding(
+            CHECK_ID,
+            "ok",
+            f"DNS works in pods on {name}",
+            "the cluster DNS Service answers",
+            tuple(evidence),
+        )
+    if not any(lookup.direct_ok for lookup in answered):
+        return Finding(
+            CHECK_ID,
+            "warning",
+            f"DNS fails on {name}, and so does a direct query to kube-dns",
+            "The pods cannot reach a kube-dns pod either: the node has no working "
+            "pod network (see apiserver-unreachable), not stale DNS policies.",
+            tuple(evidence),
+            (),
+            DOCS,
+        )
+    running = context.running_pods_on_node()
+    evidence.extend(_reboot_evidence(context))
+    evidence.append(
+        f"{len(running)} running pod(s) on {name}"
+        + (" — fewer than two, so nothing masks the stale policies" if len(running) < 2 else "")
+    )
+    return Finding(
+        CHECK_ID,
+        "error",
+        f"DNS fails in pods on {name} (stale HNS policies)",
+        SUMMARY.format(dns=context.service_ip("kube-system", "kube-dns")),
+        tuple(evidence),
+        node_remediations(name, answered[0].pod, _kube_proxy_restartable(context)),
+        DOCS,
+    )
+
+
+def _from_policies(context: Context, unprobed: list[str]) -> list[Finding]:
     policy, vip = _policy_evidence(context)
     if vip is None:
         return could_not_check(CHECK_ID, "the node's HNS policies", policy[0])
@@ -198,10 +324,10 @@ def _node_dns(context: Context) -> list[Finding]:
                 "ok",
                 "DNS VIP policy present",
                 "HNS has the DNS Service load-balancer policy on live endpoints",
-                tuple(policy),
+                (*unprobed, *policy),
             )
         ]
-    evidence = [*_reboot_evidence(context), *policy]
+    evidence = [*unprobed, *_reboot_evidence(context), *policy]
     running = context.running_pods_on_node()
     evidence.append(f"{len(running)} running pod(s) on {context.node_name}")
     masked = len(running) >= 2

@@ -7,6 +7,7 @@ Kubernetes API returns them (camelCase), so no client model types leak into the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -61,6 +62,38 @@ class Cluster(Protocol):
         ...
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One line of a watch: ADDED, MODIFIED, DELETED or BOOKMARK, and the object's JSON."""
+
+    type: str
+    object: KubeObject
+
+    @property
+    def resource_version(self) -> str:
+        return str((self.object.get("metadata") or {}).get("resourceVersion") or "")
+
+
+class WatchableCluster(Protocol):
+    """What a list-then-watch needs: pages of a list with its resourceVersion, and a watch
+    from that resourceVersion (which raises `Expired` when the server no longer has it)."""
+
+    def list_pages(
+        self, kind: str, label_selector: str | None = None, page_size: int = 500
+    ) -> Iterator[tuple[list[KubeObject], str]]:
+        """A list one page at a time (`limit`/`continue`), each with the list's
+        resourceVersion: only one page is ever held."""
+        ...
+
+    def watch(
+        self,
+        kind: str,
+        resource_version: str,
+        label_selector: str | None = None,
+        timeout_s: int = 300,
+    ) -> Iterator[WatchEvent]: ...
 
 
 class PodExec(Protocol):

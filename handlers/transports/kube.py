@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import urllib3
 import websocket
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.stream import stream
@@ -19,13 +22,14 @@ from config.settings import KubernetesSettings
 from handlers.errors import (
     BadInput,
     Conflict,
+    Expired,
     NotFound,
     Refused,
     TimedOut,
     Unreachable,
     WinpodError,
 )
-from handlers.transports import CommandResult, KubeObject
+from handlers.transports import CommandResult, KubeObject, WatchEvent
 
 # kind -> (API class, plural used in method names, namespaced)
 _KINDS: dict[str, tuple[type[Any], str, bool]] = {
@@ -49,6 +53,9 @@ _CUSTOM_KINDS: dict[str, tuple[str, str, str]] = {
     "GMSACredentialSpec": ("windows.k8s.io", "v1", "gmsacredentialspecs"),
 }
 API_TIMEOUT_S = (5.0, 30.0)  # (connect, read): a dead API server must not hang a diagnosis
+# Lists are read in pages of this many objects, so no reply (and no parsed list) is
+# fleet-sized; the API server's own default chunk for kubectl is 500 as well.
+PAGE_SIZE = 500
 
 
 def _translate(exc: Exception, what: str) -> WinpodError:
@@ -64,6 +71,8 @@ def _translate(exc: Exception, what: str) -> WinpodError:
             return BadInput(f"the Kubernetes API rejected {what}: {message or exc.reason}")
         if status == 409:
             return Conflict(f"conflict on {what}: {message or exc.reason}")
+        if status == 410:
+            return Expired(f"{what}: the API server no longer has that resourceVersion")
         if status == 0:
             return Unreachable(f"{what}: {exc.reason}")
         return Unreachable(f"the Kubernetes API failed {what} ({status}): {message or exc.reason}")
@@ -161,6 +170,17 @@ class KubeCluster:
             result = self._call(what, getattr(api, f"read_{plural}"), name)
         return dict(result)
 
+    def _list_method(self, kind: str, namespace: str | None) -> tuple[Any, tuple[Any, ...]]:
+        if kind in _CUSTOM_KINDS:  # custom resources: cluster-wide through CustomObjectsApi
+            group, version, custom_plural = _CUSTOM_KINDS[kind]
+            return self._custom().list_cluster_custom_object, (group, version, custom_plural)
+        api, plural, namespaced = self._api(kind)
+        if namespaced and namespace:
+            return getattr(api, f"list_namespaced_{plural}"), (namespace,)
+        if namespaced:
+            return getattr(api, f"list_{plural}_for_all_namespaces"), ()
+        return getattr(api, f"list_{plural}"), ()
+
     def list(
         self,
         kind: str,
@@ -168,27 +188,69 @@ class KubeCluster:
         label_selector: str | None = None,
         field_selector: str | None = None,
     ) -> list[KubeObject]:
-        selectors: dict[str, str] = {}
+        items: list[KubeObject] = []
+        for page, _ in self._pages(kind, namespace, label_selector, field_selector, PAGE_SIZE):
+            items.extend(page)
+        return items
+
+    def list_pages(
+        self, kind: str, label_selector: str | None = None, page_size: int = PAGE_SIZE
+    ) -> Iterator[tuple[builtins.list[KubeObject], str]]:
+        return self._pages(kind, None, label_selector, None, page_size)
+
+    def _pages(
+        self,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None,
+        field_selector: str | None,
+        page_size: int,
+    ) -> Iterator[tuple[builtins.list[KubeObject], str]]:
+        method, args = self._list_method(kind, namespace)
+        options: dict[str, Any] = {"limit": page_size}
         if label_selector:
-            selectors["label_selector"] = label_selector
+            options["label_selector"] = label_selector
         if field_selector:
-            selectors["field_selector"] = field_selector
+            options["field_selector"] = field_selector
         what = f"list of {kind.lower()}s"
-        if kind in _CUSTOM_KINDS:
-            group, version, custom_plural = _CUSTOM_KINDS[kind]
-            method = self._custom().list_cluster_custom_object
-            result = self._call(what, method, group, version, custom_plural, **selectors)
-            return list(result.get("items") or [])
-        api, plural, namespaced = self._api(kind)
-        if namespaced and namespace:
-            method = getattr(api, f"list_namespaced_{plural}")
-            result = self._call(what, method, namespace, **selectors)
-        elif namespaced:
-            method = getattr(api, f"list_{plural}_for_all_namespaces")
-            result = self._call(what, method, **selectors)
-        else:
-            result = self._call(what, getattr(api, f"list_{plural}"), **selectors)
-        return list(result.get("items") or [])
+        token = None
+        while True:
+            if token:
+                options["_continue"] = token
+            result = self._call(what, method, *args, **options)
+            metadata = result.get("metadata") or {}
+            yield list(result.get("items") or []), str(metadata.get("resourceVersion") or "")
+            token = metadata.get("continue")
+            if not token:
+                return
+
+    def watch(
+        self,
+        kind: str,
+        resource_version: str,
+        label_selector: str | None = None,
+        timeout_s: int = 300,
+    ) -> Iterator[WatchEvent]:
+        """Events after `resource_version` (bookmarks included) until `timeout_s`; raises
+        `Expired` when the server has compacted that far (410), as a watch reports it."""
+        method, args = self._list_method(kind, None)
+        options: dict[str, Any] = {
+            "resource_version": resource_version,
+            "allow_watch_bookmarks": True,
+            "timeout_seconds": timeout_s,
+            "_request_timeout": (API_TIMEOUT_S[0], timeout_s + API_TIMEOUT_S[1]),
+        }
+        if label_selector:
+            options["label_selector"] = label_selector
+        what = f"watch of {kind.lower()}s"
+        watcher = k8s_watch.Watch()
+        try:
+            for event in watcher.stream(method, *args, **options):
+                yield WatchEvent(str(event["type"]), dict(event["raw_object"]))
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _translate(exc, what) from None
+        finally:
+            watcher.stop()
 
     def create(self, kind: str, body: KubeObject, namespace: str | None = None) -> KubeObject:
         api, plural, namespaced = self._api(kind)

@@ -8,6 +8,10 @@ a node run detached, see handlers/detached.py)."""
 from __future__ import annotations
 
 import base64
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 
 import requests
 import winrm
@@ -23,9 +27,69 @@ from handlers.errors import BadInput, ChannelLost, Refused, TimedOut, Unreachabl
 from handlers.node_scripts import for_the_wire
 from handlers.transports import CommandResult, powershell_output
 
+SessionKey = tuple[str, int, int]  # endpoint, operation and read timeouts
+
+
+class SessionCache:
+    """Authenticated pywinrm sessions kept per host for reuse: NTLM authenticates a keep-alive
+    connection, so a reused session skips the TLS handshake, pywinrm's unauthenticated first
+    request and the NTLM round trip. A session is lent to one caller at a time (a second
+    caller on the same host gets a session of its own); at most `per_host` idle sessions per
+    host and `hosts` hosts are kept, none idle longer than `idle_s`. A session whose script
+    failed is dropped, never lent again."""
+
+    def __init__(
+        self,
+        hosts: int = 64,
+        per_host: int = 4,
+        idle_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._hosts, self._per_host, self._idle_s, self._clock = hosts, per_host, idle_s, clock
+        self._idle: OrderedDict[SessionKey, list[tuple[float, winrm.Session]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def lend(self, key: SessionKey, build: Callable[[], winrm.Session]) -> winrm.Session:
+        now = self._clock()
+        with self._lock:
+            idle = self._idle.get(key, [])
+            while idle:
+                since, session = idle.pop()
+                if now - since <= self._idle_s:
+                    return session
+                _close(session)
+        return build()
+
+    def give_back(self, key: SessionKey, session: winrm.Session) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            self._idle.move_to_end(key)
+            if len(idle) >= self._per_host:
+                _close(session)
+            else:
+                idle.append((self._clock(), session))
+            while len(self._idle) > self._hosts:
+                _, dropped = self._idle.popitem(last=False)
+                for _, old in dropped:
+                    _close(old)
+
+    def idle(self, key: SessionKey) -> int:
+        with self._lock:
+            return len(self._idle.get(key, []))
+
+    def __len__(self) -> int:
+        """Idle sessions kept, over every host."""
+        with self._lock:
+            return sum(len(idle) for idle in self._idle.values())
+
+
+def _close(session: winrm.Session) -> None:
+    session.protocol.transport.close_session()
+
 
 class WinRMShell:
-    """`NodeShell` over pywinrm: one session per call, certificate validation on by default."""
+    """`NodeShell` over pywinrm, certificate validation on by default; authenticated sessions
+    are reused per host (`SessionCache`)."""
 
     def __init__(self, settings: WinRMSettings) -> None:
         if settings.username is None or settings.password is None:
@@ -34,6 +98,7 @@ class WinRMShell:
                 "WINPOD_WINRM__PASSWORD"
             )
         self._settings = settings
+        self.sessions = SessionCache()
 
     def run_script(self, address: str, script: str, timeout_s: float) -> CommandResult:
         settings = self._settings
@@ -50,27 +115,48 @@ class WinRMShell:
             options["ca_trust_path"] = settings.ca_bundle
         endpoint = f"{settings.scheme}://{address}:{settings.port}/wsman"
         where = f"WinRM on {address}:{settings.port}"
+        key = (endpoint, operation, read)
         encoded = base64.b64encode(for_the_wire(script).encode("utf-16-le")).decode("ascii")
-        try:
+        built: list[winrm.Session] = []
+
+        def build() -> winrm.Session:
+            assert settings.username is not None and settings.password is not None
             session = winrm.Session(
                 endpoint,
                 auth=(settings.username.get_secret_value(), settings.password.get_secret_value()),
                 **options,
             )
             _read_proxy_environment_once(session)
-            protocol = session.protocol
-            shell_id = protocol.open_shell()
+            built.append(session)
+            return session
+
+        try:
+            session = self.sessions.lend(key, build)
+            try:
+                shell_id = session.protocol.open_shell()
+            except _WIRE_ERRORS:
+                if session in built:
+                    raise
+                # A kept session whose connection the node closed meanwhile: once more, afresh.
+                _close(session)
+                session = build()
+                shell_id = session.protocol.open_shell()
         except _WIRE_ERRORS as exc:
             raise _nothing_ran(exc, where, read) from None
+        protocol = session.protocol
         try:
             command_id = protocol.run_command(shell_id, "powershell.exe", [*_FLAGS, encoded])
             stdout, stderr, exit_code = protocol.get_command_output(shell_id, command_id)
         except _WIRE_ERRORS as exc:
+            _close_silently(session)  # never lent again
             raise ChannelLost(
                 f"{where}: the connection was lost after the script started "
                 f"({type(exc).__name__}); it may have run"
             ) from None
-        _close_quietly(protocol, shell_id, command_id)
+        if _close_quietly(protocol, shell_id, command_id):
+            self.sessions.give_back(key, session)
+        else:
+            _close_silently(session)
         return CommandResult(
             powershell_output.decode(stdout, script),
             powershell_output.strip_clixml(powershell_output.decode(stderr, script)),
@@ -97,13 +183,23 @@ def _nothing_ran(exc: BaseException, where: str, read: int) -> WinpodError:
     return Unreachable(f"{where} failed ({code or type(exc).__name__})")
 
 
-def _close_quietly(protocol: Protocol, shell_id: str, command_id: str) -> None:
-    """The result is in hand: a failure to clean up the shell changes nothing about it."""
+def _close_quietly(protocol: Protocol, shell_id: str, command_id: str) -> bool:
+    """The result is in hand: a failure to clean up the shell changes nothing about it, but
+    the session is then not kept. The HTTP session (its authenticated connection) stays open
+    for the next script (pywinrm's own `run_ps` closes it every time)."""
     try:
         protocol.cleanup_command(shell_id, command_id)
-        protocol.close_shell(shell_id)
+        protocol.close_shell(shell_id, close_session=False)
     except _WIRE_ERRORS:
-        pass
+        return False
+    return True
+
+
+def _close_silently(session: winrm.Session) -> None:
+    try:
+        _close(session)
+    except Exception:
+        return
 
 
 def _read_proxy_environment_once(session: winrm.Session) -> None:

@@ -96,10 +96,12 @@ def message_text(message: Message) -> str:
     return "\n".join(parts)
 
 
-def run_cli(sim: RunningSim, *args: str) -> subprocess.CompletedProcess[str]:
-    """`winpod sweep` from a terminal, on the simulator's winpod.yaml (and so its store)."""
+def run_cli(
+    sim: RunningSim, *args: str, command: str = "sweep"
+) -> subprocess.CompletedProcess[str]:
+    """`winpod sweep` (or another command) from a terminal, on the simulator's winpod.yaml."""
     return subprocess.run(
-        [sys.executable, "-m", "bot", "sweep", "--config", str(sim.config), *args],
+        [sys.executable, "-m", "bot", command, "--config", str(sim.config), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -135,24 +137,32 @@ def test_a_reboot_alerts_once_across_sweeps_and_restarts(
         "remediate:pod-dns-override",
         "remediate:dns-keeper",
     } <= set(buttons(alert))
-    # A node whose second pod keeps DNS working, and one without pods, raise nothing.
-    assert [m["text"] for m in bot.messages(ALERTS)] == [alert["text"]]
+    # A node whose second pod keeps DNS working raises nothing; one without pods to probe
+    # alerts on its HNS policies (the next pod there would get broken DNS).
+    (empty,) = bot.wait_for(lambda: alerts_for(bot, EMPTY), timeout=20, what="the HNS alert")
+    assert "HNS has no policy for the DNS Service IP" in message_text(empty)
+    assert alerts_for(bot, KEPT) == []
+    alerts = bot.messages(ALERTS)
+    assert len(alerts) == 2
 
     wait_for_sweeps(bot, 3)
-    assert bot.messages(ALERTS) == [alert]
+    assert bot.messages(ALERTS) == alerts
 
     bot.stop()
     restarted = bot_factory(sim, FAST)  # same winpod.yaml, so the same store
     wait_for_sweeps(restarted, 2)
-    assert restarted.messages(ALERTS) == [alert]
+    assert restarted.messages(ALERTS) == alerts
 
-    # The next boot of the same node is news again.
+    # The next boot of the same node is news again, though it happened while no bot ran a
+    # watch: the restarted bot listed the nodes afresh and compares with the stored boots.
+    restarted.stop()
     reboot(sim, BROKEN)
+    restarted = bot_factory(sim, FAST)
     restarted.wait_for(
-        lambda: len(alerts_for(restarted, BROKEN)) == 2, timeout=10, what="the second alert"
+        lambda: len(alerts_for(restarted, BROKEN)) == 2, timeout=20, what="the second alert"
     )
     wait_for_sweeps(restarted, 2)
-    assert len(restarted.messages(ALERTS)) == 2
+    assert len(restarted.messages(ALERTS)) == 3
 
 
 def test_hns_reset_approved_from_the_alert_fixes_dns_and_follows_up_in_its_thread(
@@ -268,12 +278,12 @@ def test_slash_sweep_edits_one_message_from_progress_into_the_summary(
     assert len(bot.messages("C0SWEEP")) == 1 and "edited" in summary
     lines = summary["text"].splitlines()
     assert re.fullmatch(
-        r"Sweep: 3 Windows nodes checked, 3 rebooted, 1 with failing DNS, "
+        r"Sweep: 3 Windows nodes checked, 3 rebooted, 2 with failing DNS, "
         r"0 could not be checked \(\d+ ms\)\.",
         lines[0],
     )
     assert any(line.startswith(f"• {BROKEN}: failing") for line in lines[1:])
-    assert any(line.startswith(f"• {EMPTY}: no pods") for line in lines[1:])
+    assert any(line.startswith(f"• {EMPTY}: failing") for line in lines[1:])
     assert not any(KEPT in line for line in lines)
 
     calls = sim.control("GET", "/sim/v1/slack/calls?channel=C0SWEEP")["calls"]
@@ -301,22 +311,26 @@ def test_cli_sweep_json_reports_every_windows_node_and_records_nothing(
         report = json.loads(result.stdout)
         assert set(report) == {"nodes", "findings", "summary"}
         nodes = {n["name"]: n for n in report["nodes"]}
+        # EMPTY has no pod to probe from: its HNS policies (over WinRM) show the stale state
         assert {name: n["state"] for name, n in nodes.items()} == {
             BROKEN: "failing",
             KEPT: "ok",
-            EMPTY: "no-pods",
+            EMPTY: "failing",
         }
         assert all(n["rebooted"] for n in nodes.values())
-        assert nodes[BROKEN]["probed"] == ["shop/web-0"]
+        assert nodes[BROKEN]["probed"] == ["shop/web-0"] and nodes[EMPTY]["probed"] == []
         assert len(nodes[KEPT]["probed"]) == 2 and nodes[KEPT]["runningPods"] == 3
-        (finding,) = report["findings"]
-        assert (finding["check"], finding["severity"]) == ("dns-after-reboot", "error")
-        assert {r["id"] for r in finding["remediations"]} >= {"hns-reset", "kube-proxy-restart"}
+        broken, empty = report["findings"]
+        for finding in (broken, empty):
+            assert (finding["check"], finding["severity"]) == ("dns-after-reboot", "error")
+            assert {r["id"] for r in finding["remediations"]} >= {"hns-reset", "kube-proxy-restart"}
+        assert broken["title"] == f"DNS fails in pods on {BROKEN} (stale HNS policies)"
+        assert empty["evidence"][-1] == f"0 running pod(s) on {EMPTY}"
         summary = report["summary"]
         assert {k: summary[k] for k in ("checked", "rebooted", "failing", "unreachable")} == {
             "checked": 3,
             "rebooted": 3,
-            "failing": 1,
+            "failing": 2,
             "unreachable": 0,
         }
     assert sim.control("GET", f"/sim/v1/slack/messages?channel={ALERTS}")["messages"] == []
@@ -328,6 +342,8 @@ def test_an_unreachable_pod_is_could_not_check_not_healthy_and_not_broken(
     sim = sim_factory(SCENARIO)
     reboot(sim, BROKEN)
     sim.control("POST", "/sim/v1/faults/exec", {"fail_next": 1, "mode": "500"})
+    # nor can HNS be read instead: the node's WinRM listener is down as well
+    sim.control("PATCH", f"/sim/v1/hosts/{BROKEN}", {"winrm": False})
 
     result = run_cli(sim, "--output", "json")
     report = json.loads(result.stdout)
@@ -335,12 +351,29 @@ def test_an_unreachable_pod_is_could_not_check_not_healthy_and_not_broken(
     assert node["state"] == "unreachable"
     assert node["probed"] == ["shop/web-0"]
     assert "could not probe" in node["evidence"][0]
-    assert report["findings"] == []
+    assert [(f["severity"], f["title"]) for f in report["findings"]] == [
+        ("warning", "Could not check the node's HNS policies")
+    ]
     assert (report["summary"]["unreachable"], report["summary"]["failing"]) == (1, 0)
     assert result.returncode != 1, "an unreachable pod is not a DNS failure"
 
     text = run_cli(sim).stdout  # the fault is used up: the same node now answers, and fails
     assert "0 could not be checked" in text and f"• {BROKEN}: failing" in text
+
+
+def test_the_sweep_finding_is_the_node_diagnosis_finding(
+    sim_factory: Callable[..., RunningSim],
+) -> None:
+    sim = sim_factory(SCENARIO)
+    for node in (BROKEN, EMPTY):
+        reboot(sim, node)
+
+    swept = json.loads(run_cli(sim, "-o", "json").stdout)["findings"]
+    for node in (BROKEN, EMPTY):
+        diagnosed = json.loads(run_cli(sim, node, "-o", "json", command="node").stdout)
+        (from_node,) = [f for f in diagnosed["findings"] if f["check"] == "dns-after-reboot"]
+        (from_sweep,) = [f for f in swept if f["evidence"] and node in f["evidence"][-1]]
+        assert from_sweep == from_node
 
 
 # --- failures end one sweep, not the next -------------------------------------------------

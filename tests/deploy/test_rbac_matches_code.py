@@ -303,16 +303,22 @@ def _restart_a_cni_pod(sim: RunningSim) -> None:
 
 
 def _serve_until_leader(sim: RunningSim) -> None:
-    """Start-up, leader election (take the Lease), readiness, then release the Lease on stop."""
+    """Start-up, leader election (take the Lease), readiness, the first sweep (and so the watch
+    on Nodes), then release the Lease on stop."""
     bot = start_bot(sim, name="rbac-serve")
 
     def readiness_as_leader() -> dict[str, Any] | None:
         answer: dict[str, Any] = json.loads(bot.get("/readyz")[1])
         return answer if answer.get("leader") else None
 
+    def swept() -> bool:
+        # the leader's first sweep starts the watch on Nodes
+        return "winpod_sweep_seconds_count 1.0" in bot.get("/metrics")[1]
+
     try:
         readiness = bot.wait_for(readiness_as_leader, what="leadership")
         assert readiness["status"] == "ready", readiness
+        bot.wait_for(swept, what="the first sweep")
     finally:
         bot.stop()
     assert "could not release the lease" not in bot.log, bot.log

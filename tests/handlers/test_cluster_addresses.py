@@ -71,6 +71,4 @@ def test_the_sweep_probes_only_plain_kube_dns_addresses() -> None:
     transports = Transports(
         Cluster([*HOSTILE_IPS, "10.244.0.3"], cluster_ip=HOSTILE_IPS[0]), None, None
     )  # type: ignore[arg-type]
-    facts = sweep._gather(transports)
-    assert facts.dns_pod_ips == ["10.244.0.3"]
-    assert facts.dns_ip == ""
+    assert sweep.kube_dns(transports) == ("", ["10.244.0.3"])

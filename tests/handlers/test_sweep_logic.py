@@ -59,7 +59,7 @@ def rebooted_event(on: str, boot: str, ago: timedelta = timedelta(minutes=2)) ->
 
 
 class FakeCluster:
-    """Answers the four reads a sweep makes and records every call."""
+    """Answers the reads a sweep makes and records every call."""
 
     def __init__(
         self, nodes: list[KubeObject], pods: list[KubeObject], events: list[KubeObject]
@@ -75,6 +75,9 @@ class FakeCluster:
         self.calls.append(("get", kind, namespace))
         if (kind, name, namespace) == ("Service", "kube-dns", "kube-system"):
             return {"metadata": {"name": name}, "spec": {"clusterIP": DNS_IP}}
+        for candidate in self.nodes if kind == "Node" else ():
+            if candidate["metadata"]["name"] == name:
+                return candidate
         raise NotFound(f"{kind} {name} not found")
 
     def list(
@@ -96,11 +99,19 @@ class FakeCluster:
                 for i, ip in enumerate(DNS_POD_IPS)
             ]
         if kind == "Pod":
-            assert field_selector == "status.phase=Running"
-            return [p for p in self.pods if p["status"]["phase"] == "Running"]
-        if kind == "Event":
-            assert field_selector == "reason=Rebooted"
+            assert field_selector is not None and field_selector.startswith("spec.nodeName=")
+            on, phase = field_selector.removeprefix("spec.nodeName=").split(",status.phase=")
+            return [
+                p
+                for p in self.pods
+                if p["spec"]["nodeName"] == on and p["status"]["phase"] == phase
+            ]
+        if kind == "Event" and field_selector == "reason=Rebooted":
             return self.events
+        if kind == "Event":
+            assert field_selector is not None
+            on = field_selector.split("involvedObject.name=")[1].split(",")[0]
+            return [e for e in self.events if e["involvedObject"]["name"] == on]
         raise AssertionError(f"the sweep should not list {kind}")
 
     def create(self, kind: str, body: KubeObject, namespace: str | None = None) -> KubeObject:
@@ -286,8 +297,10 @@ def test_a_pod_that_cannot_be_reached_is_could_not_check(failure: str) -> None:
     )
     (unknown,) = report.nodes
     assert unknown.state == "unreachable"
-    assert unknown.finding is None  # neither healthy nor broken: nobody gets alerted
-    assert all("could not probe" in line for line in unknown.evidence)
+    # neither healthy nor broken: nobody gets alerted; without WinRM HNS cannot tell either
+    assert unknown.finding is not None and unknown.finding.severity == "warning"
+    assert unknown.finding.title == "Could not check the node's HNS policies"
+    assert sum("could not probe" in line for line in unknown.evidence) == 2
     assert report.summary() | {"duration_ms": 0} == {
         "checked": 1,
         "rebooted": 1,
@@ -304,8 +317,9 @@ def test_a_rebooted_node_without_pods_cannot_be_probed_and_says_why_it_matters()
         known={"win1": "7"},
     )
     (empty,) = report.nodes
-    assert (empty.state, empty.running_pods, empty.finding) == ("no-pods", 0, None)
-    assert "dns-keeper" in empty.evidence[0]
+    assert (empty.state, empty.running_pods) == ("no-pods", 0)
+    assert empty.finding is not None and empty.finding.severity == "warning"  # no WinRM here
+    assert "dns-keeper" in empty.evidence[-1]
     assert pod_exec.calls == []
 
 
@@ -347,29 +361,62 @@ def test_at_most_two_pods_are_probed_per_node() -> None:
     assert report.probes == 3
 
 
-def test_one_list_per_kind_whatever_the_number_of_nodes() -> None:
-    def calls_for(count: int) -> list[tuple[str, str, str | None]]:
-        names = [f"win{i}" for i in range(count)]
+def test_reads_follow_the_rebooted_nodes_not_the_fleet() -> None:
+    def calls_for(fleet: int) -> Counter[tuple[str, str, str | None]]:
+        names = [f"win{i}" for i in range(fleet)]
         _, cluster, pod_exec = run(
-            [node(n, "8") for n in names] + [node("linux0", windows=False)],
+            [node(n, "8" if n == "win0" else "7") for n in names] + [node("linux0", windows=False)],
             [pod(f"pod-{n}-{j}", n) for n in names for j in range(3)],
             known=dict.fromkeys(names, "7"),
             behaviour=dict.fromkeys(names, "stale"),
         )
-        assert len({p for p, _ in pod_exec.calls}) == 2 * count
-        return cluster.calls
+        assert {p for p, _ in pod_exec.calls} == {"pod-win0-0", "pod-win0-1"}
+        return Counter(cluster.calls)
 
     one, many = calls_for(1), calls_for(60)
-    assert Counter(one) == Counter(many)
-    assert Counter(many) == Counter(
+    assert one == many
+    assert many == Counter(
         [
-            ("list", "Node", None),
-            ("list", "Pod", None),
-            ("list", "Event", None),
+            ("list", "Node", None),  # one (paged) list of boot ids: a watch in the bot
             ("get", "Service", "kube-system"),
             ("list", "Pod", "kube-system"),
+            ("get", "Node", None),  # then per rebooted node: the node, its pods, its events
+            ("list", "Pod", None),
+            ("list", "Event", None),
         ]
     )
+
+
+def test_given_boot_ids_no_node_list_is_read() -> None:
+    cluster = FakeCluster([node("win1", "8")], [pod("a", "win1")], [])
+    pod_exec = FakeExec({"win1": "stale"}, [pod("a", "win1")])
+    report = sweep.sweep(
+        Transports(cluster, pod_exec, None), Settings(), {"win1": "7"}, boots={"win1": "8"}
+    )
+    assert report.nodes[0].state == "failing"
+    assert ("list", "Node", None) not in cluster.calls
+
+
+def test_nodes_handed_over_are_not_read_again() -> None:
+    rebooted = node("win1", "8")
+    cluster = FakeCluster([rebooted, node("win2", "8")], [pod("a", "win1"), pod("b", "win2")], [])
+    pod_exec = FakeExec({}, [pod("a", "win1"), pod("b", "win2")])
+    asked: list[list[str]] = []
+
+    def known_nodes(names: list[str]) -> dict[str, KubeObject]:
+        asked.append(names)
+        return {"win1": rebooted}
+
+    report = sweep.sweep(
+        Transports(cluster, pod_exec, None),
+        Settings(),
+        {"win1": "7", "win2": "7"},
+        boots={"win1": "8", "win2": "8"},
+        nodes=known_nodes,
+    )
+    assert asked == [["win1", "win2"]]
+    assert [n.state for n in report.nodes] == ["ok", "ok"]
+    assert Counter(c for c in cluster.calls if c[1] == "Node") == {("get", "Node", None): 1}
 
 
 def test_probes_run_concurrently_up_to_the_setting_and_report_progress() -> None:
@@ -396,7 +443,7 @@ def test_progress_counts_a_node_without_pods_as_done() -> None:
         known={"win1": "7", "win2": "7"},
         progress=lambda done, total: progress.append((done, total)),
     )
-    assert progress == [(2, 2)]
+    assert progress == [(1, 2), (2, 2)]
 
 
 def test_linux_nodes_and_their_pods_are_not_part_of_the_sweep() -> None:

@@ -146,12 +146,15 @@ def test_sweep_with_pod_exec_failing_says_could_not_check_not_broken(
     lab: Lab, sim: RunningSim, mode: str
 ) -> None:
     fault(sim, "exec", fail_next=1000, mode=mode, hang_s=HANG_S)
+    # with no pod answering, the node's HNS policies would decide: WinRM is down as well
+    fault(sim, "winrm", fail_next=1000, mode="reset")
     run = lab.cli(sim, "sweep", "-o", "json")
     report = run.json()
     (node,) = [n for n in report["nodes"] if n["name"] == REBOOTED]
     assert node["state"] == "unreachable"
     assert node["evidence"] and "could not probe" in node["evidence"][0]
-    assert report["findings"] == []
+    assert [f["severity"] for f in report["findings"]] == ["warning"]
+    assert report["findings"][0]["title"] == "Could not check the node's HNS policies"
     assert run.returncode == 0  # an unreachable pod is not a DNS failure
 
 

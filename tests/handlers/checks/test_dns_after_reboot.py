@@ -53,15 +53,35 @@ def test_stale_policies_after_a_reboot_fail_dns_through_the_service(cluster: Che
     assert [f.check for f in diagnosis.findings if f.severity in ("error", "warning")] == [CHECK]
 
 
-def test_the_node_diagnosis_sees_the_missing_policy(cluster: CheckCluster) -> None:
+def test_the_node_diagnosis_probes_dns_in_the_nodes_pods(cluster: CheckCluster) -> None:
     finding = cluster.node_finding("akswin-stale", CHECK)
 
     assert finding.severity == "error"
-    assert "stale" in finding.title and "DNS Service IP" in finding.title
-    assert finding.evidence[0] == "node akswin-stale boot ID 7"
-    assert "hold DNS VIP 10.0.0.10" in finding.evidence[-2]
-    assert finding.evidence[-2].endswith("of them gone")
-    assert finding.evidence[-1] == "1 running pod(s) on akswin-stale"
+    assert finding.title == "DNS fails in pods on akswin-stale (stale HNS policies)"
+    through_service, direct, boot, reboot, pods = finding.evidence
+    assert through_service.startswith("shop/api-0: " + THROUGH_SERVICE + "failed")
+    assert direct.startswith("shop/api-0: " + DIRECT + "succeeded")
+    assert boot == "node akswin-stale boot ID 7"
+    assert reboot.endswith(": Node akswin-stale has been rebooted, boot id: 7")
+    assert pods.startswith("1 running pod(s) on akswin-stale — fewer than two")
+    assert cluster.offered(finding) == [
+        ("kube-proxy-restart", "akswin-stale", "medium"),
+        ("hns-reset", "akswin-stale", "high"),
+        ("pod-dns-override", "shop/api-0", "low"),
+        ("dns-keeper", "cluster", "low"),
+    ]
+
+
+def test_a_node_without_pods_to_probe_is_judged_by_its_hns_policies(
+    cluster: CheckCluster,
+) -> None:
+    finding = cluster.node_finding("akswin-empty", CHECK)
+
+    assert finding.severity == "error"
+    assert finding.title == "HNS has no policy for the DNS Service IP (stale after reboot)"
+    assert finding.evidence[0] == "node akswin-empty boot ID 5"
+    assert finding.evidence[-2].endswith("load-balancer policy for DNS VIP 10.0.0.10: missing")
+    assert finding.evidence[-1] == "0 running pod(s) on akswin-empty"
     # no pod to override on a node diagnosis
     assert [r[0] for r in cluster.offered(finding)] == [
         "kube-proxy-restart",
@@ -98,25 +118,21 @@ def test_without_winrm_the_probes_still_make_the_error(cluster: CheckCluster) ->
     assert "kube-proxy-restart" in [r.id for r in finding.remediations]
 
 
-def test_the_node_diagnosis_without_winrm_says_what_it_could_not_read(
+def test_the_node_diagnosis_needs_no_winrm_when_its_pods_answer(
     cluster: CheckCluster,
 ) -> None:
     finding = cluster.node_finding("akswin-nowinrm", CHECK)
 
-    assert finding.severity == "warning"
-    assert finding.title == "Could not check the node's HNS policies"
-    assert finding.summary.startswith(
-        "could not read HNS state over WinRM: cannot connect to WinRM"
-    )
+    assert finding.severity == "error"
+    assert finding.evidence[0].startswith("shop/orders-0: " + THROUGH_SERVICE + "failed")
+    assert not any("WinRM" in line for line in finding.evidence)
 
 
-def test_a_healthy_node_has_its_dns_policy(cluster: CheckCluster) -> None:
+def test_a_healthy_node_answers_dns_in_its_pods(cluster: CheckCluster) -> None:
     finding = cluster.node_finding("akswin-ok", CHECK)
 
-    assert finding.severity == "ok"
-    (evidence,) = finding.evidence
-    assert evidence.startswith("HNS on akswin-ok")
-    assert evidence.endswith("0 of them gone")
+    assert (finding.severity, finding.title) == ("ok", "DNS works in pods on akswin-ok")
+    assert finding.evidence[0].startswith("web/web-1: " + THROUGH_SERVICE + "succeeded")
 
 
 def test_an_exec_failure_is_a_warning_and_the_other_checks_still_report(
@@ -165,11 +181,10 @@ def test_a_reboot_through_the_control_api_breaks_dns_on_a_single_pod_node(
     assert any(e.startswith("HNS on akswin-fresh") and "gone" in e for e in finding.evidence)
 
 
-def test_a_node_whose_second_pod_masks_the_stale_policy_is_a_warning(
+def test_a_node_whose_second_pod_masks_the_stale_policy_answers_dns(
     cluster: CheckCluster,
 ) -> None:
     finding = cluster.node_finding("akswin-kept", CHECK)
 
-    assert finding.severity == "warning"
-    assert finding.title.endswith("masked while two or more pods run")
-    assert finding.evidence[-1] == "2 running pod(s) on akswin-kept"
+    assert finding.severity == "ok"
+    assert finding.title == "DNS works in pods on akswin-kept"
