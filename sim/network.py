@@ -306,10 +306,15 @@ def dns_vip_policy_missing(world: World, host: WindowsHost | None, node_name: st
     """acs-engine#2027: after a reboot the DNS VIP's policy lists reference endpoints that are
     gone (or there are none), except while the node runs at least two pods (the keeper
     workaround)."""
+    # Only pods with an HNS endpoint of their own count: a hostNetwork pod (a HostProcess
+    # kube-proxy, say) shares the host's network and masks nothing.
+    pods = [
+        p for p in world.running_pods_on(node_name) if not (p.get("spec") or {}).get("hostNetwork")
+    ]
     return (
         host is not None
         and (host.dns == "stale-policies" or host.policy_lists == 0)
-        and len(world.running_pods_on(node_name)) < 2
+        and len(pods) < 2
     )
 
 

@@ -117,7 +117,6 @@ class WinRMShell:
         where = f"WinRM on {address}:{settings.port}"
         key = (endpoint, operation, read)
         encoded = base64.b64encode(for_the_wire(script).encode("utf-16-le")).decode("ascii")
-        built: list[winrm.Session] = []
 
         def build() -> winrm.Session:
             assert settings.username is not None and settings.password is not None
@@ -127,21 +126,13 @@ class WinRMShell:
                 **options,
             )
             _read_proxy_environment_once(session)
-            built.append(session)
             return session
 
+        session = self.sessions.lend(key, build)
         try:
-            session = self.sessions.lend(key, build)
-            try:
-                shell_id = session.protocol.open_shell()
-            except _WIRE_ERRORS:
-                if session in built:
-                    raise
-                # A kept session whose connection the node closed meanwhile: once more, afresh.
-                _close(session)
-                session = build()
-                shell_id = session.protocol.open_shell()
+            shell_id = session.protocol.open_shell()
         except _WIRE_ERRORS as exc:
+            _close_silently(session)  # never lent again
             raise _nothing_ran(exc, where, read) from None
         protocol = session.protocol
         try:
