@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import render_actions
 from bot.remediation import MessageRef, Origin, RemediationService, Reply, RunReport
@@ -32,13 +32,15 @@ GROUP_CACHE_S = 300.0
 
 @dataclass(frozen=True)
 class Click:
-    """One button press, as the flow needs it (from a Slack interaction payload)."""
+    """One button press, as the flow needs it (from a Slack interaction payload). A press in
+    the App Home has a `view_id` and no channel or message: its replies go to the user's DM."""
 
     user: str
     channel: str
     message_ts: str
     blocks: list[Block]
     thread_ts: str | None = None  # set when the clicked message is itself a thread reply
+    view_id: str | None = None
 
     @property
     def message(self) -> MessageRef:
@@ -101,10 +103,38 @@ class SlackNotifier:
         return self.service.needed(action)
 
     def requested(self, action: PendingAction, plan: Plan, spec: RemediationSpec) -> None:
+        """The request in its thread, what approvers judge first; then the full script as a
+        file beside it (or, if Slack takes no file, in a code block)."""
         expires = format_duration(self.services.settings.approvals.expire_after)
-        self.post(
-            action,
-            render_actions.request_text(action, plan, spec, self._needed(action), expires),
+        cluster = self.services.transports.cluster.context
+        text, blocks = render_actions.request_message(
+            action, plan, spec, self._needed(action), expires, cluster
+        )
+        self.post(action, text, blocks)
+        if plan.kind != "instructions" and action.channel and action.thread_ts:
+            self._attach_script(action.channel, action.thread_ts, plan)
+
+    def _attach_script(self, channel: str, thread_ts: str, plan: Plan) -> None:
+        filename, title = render_actions.script_file(plan)
+        try:
+            self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                content=plan.preview,
+                filename=filename,
+                title=title,
+                initial_comment=render_actions.script_attached_text(plan),
+            )
+            return
+        except SlackApiError as exc:
+            self._count(exc)
+        except (SlackClientError, OSError) as exc:  # the upload URL refused the bytes
+            self.services.metrics.errors.labels("slack", "upload_failed").inc()
+            log.error("Slack file upload failed: %s", type(exc).__name__)
+        self._safely(
+            lambda: self.client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, text=render_actions.script_inline_text(plan)
+            )
         )
 
     def approved(self, action: PendingAction, by: str) -> None:
@@ -149,11 +179,13 @@ class SlackNotifier:
         self.edit_bound(action)
 
     # --- Slack I/O ----------------------------------------------------------------------
-    def post(self, action: PendingAction, text: str) -> None:
+    def post(self, action: PendingAction, text: str, blocks: list[Block] | None = None) -> None:
         if action.channel and action.thread_ts:
             channel, thread = action.channel, action.thread_ts
             self._safely(
-                lambda: self.client.chat_postMessage(channel=channel, thread_ts=thread, text=text)
+                lambda: self.client.chat_postMessage(
+                    channel=channel, thread_ts=thread, text=text, blocks=blocks
+                )
             )
 
     def edit_bound(self, action: PendingAction) -> None:
@@ -333,6 +365,8 @@ class ApprovalFlow:
     def _show_on_click(self, click: Click, offer_id: str, action: PendingAction) -> None:
         """A click on a message other than the action's own: show the status there too, from
         that message's own blocks. The bound message is the notifier's to edit."""
+        if click.view_id:
+            return  # the App Home is published anew after the click
         bound = (action.channel, action.message_ts) == (click.channel, click.message_ts)
         if bound and action.status not in ("expired",):
             return
@@ -346,6 +380,11 @@ class ApprovalFlow:
             self._tell(click, text)
 
     def _tell(self, click: Click, text: str) -> None:
+        if click.view_id:  # no channel to whisper in: the app's DM with the user
+            self.notifier._safely(
+                lambda: self.client.chat_postMessage(channel=click.user, text=text)
+            )
+            return
         self.notifier._safely(
             lambda: self.client.chat_postEphemeral(
                 channel=click.channel, user=click.user, text=text

@@ -118,15 +118,84 @@ def _on(action: PendingAction) -> str:
     return f"*{action.remediation}* on `{escape(action.target)}`"
 
 
-def request_text(
-    action: PendingAction, plan: Plan, spec: RemediationSpec, needed: int, expires_in: str
-) -> str:
-    return (
-        f":memo: <@{action.requester}> asked for {_on(action)} ({action.risk} risk): "
-        f"{escape(spec.does(action.target))}.\n*What:* {escape(plan.what)}\n"
-        f"It needs {needed} approver(s); it expires in "
-        f"{expires_in}.\nExactly what will run:\n{code(plan.preview)}"
+MAX_COMMANDS = 1400  # the commands' code block, so the whole first block stays under 3,000
+_EXTENSIONS = {"node-script": "ps1", "api": "json", "pod-exec": "txt", "instructions": "txt"}
+
+
+def _where(action: PendingAction, plan: Plan, cluster: str) -> str:
+    """The target and how winpod reaches it, in plain words."""
+    address = str(plan.data.get("address") or "")
+    place = f"{action.target_kind} `{escape(action.target)}`"
+    if plan.kind == "node-script" and plan.runs_on:
+        how = f"over WinRM to Hyper-V host {escape(plan.runs_on)} ({escape(address)})"
+    elif plan.kind == "node-script":
+        place += f" ({escape(address)})"
+        how = f"over WinRM to {escape(address)}"
+    elif plan.kind == "pod-exec":
+        how = "by exec in the pod, through the Kubernetes API"
+    elif plan.kind == "api":
+        how = "through the Kubernetes API"
+    else:
+        how = "nothing runs: instructions to follow by hand"
+    return f"{place} in cluster `{escape(cluster)}` — {how}"
+
+
+def request_message(
+    action: PendingAction,
+    plan: Plan,
+    spec: RemediationSpec,
+    needed: int,
+    expires_in: str,
+    cluster: str,
+) -> tuple[str, list[Block]]:
+    """The request as approvers see it: first what they judge — target and transport, steps,
+    impact and the commands that change state — then who must approve by when."""
+    commands = "\n".join(plan.commands) or plan.what
+    first = (
+        f":memo: <@{action.requester}> asked for {_on(action)} ({action.risk} risk)\n"
+        f"*Target:* {_where(action, plan, cluster)}\n"
+        f"*Steps:* {escape(spec.does(action.target))}\n"
+        f"*Impact:* {escape(spec.impact(action.target))}\n"
+        "*Commands that change state:*\n"
+        "```" + cut(escape(commands.replace("```", "'''")), MAX_COMMANDS) + "```"
     )
+    attached = " The full script is attached in this thread." if plan.kind != "instructions" else ""
+    blocks: list[Block] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": cut(first, 2990)}},
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"It needs {needed} approver(s); it expires in {expires_in}."
+                    + attached,
+                }
+            ],
+        },
+    ]
+    text = (
+        f":memo: <@{action.requester}> asked for {_on(action)} ({action.risk} risk): "
+        f"{_where(action, plan, cluster)}; it needs {needed} approver(s)."
+    )
+    return text, blocks
+
+
+def script_file(plan: Plan) -> tuple[str, str]:
+    """(file name, title) of the plan's full text attached to the request's thread."""
+    name = str(plan.data.get("script") or plan.remediation)
+    return (
+        f"{name}.{_EXTENSIONS.get(plan.kind, 'txt')}",
+        f"{plan.remediation} on {plan.target}: exactly what will run",
+    )
+
+
+def script_attached_text(plan: Plan) -> str:
+    return f"Exactly what will run for *{plan.remediation}* (the full text, as approved):"
+
+
+def script_inline_text(plan: Plan) -> str:
+    """When the file cannot be attached: the text in a code block (cut if very long)."""
+    return f"Exactly what will run for *{plan.remediation}*:\n{code(plan.preview)}"
 
 
 def approved_text(action: PendingAction, by: str, needed: int) -> str:

@@ -12,7 +12,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import render_slack, render_text
+from bot import home, render_slack, render_text
 from bot.commands import Parsed, UsageError
 from bot.services import BotServices
 from bot.sweeper import ProgressMessage, Sweeper, sweep_text
@@ -153,6 +153,7 @@ def run_sweep(services: BotServices, client: WebClient, channel: str, user: str)
                 "arrive in the alert channel.",
             )
             return
+        home.record_sweep(services.store, report)
         client.chat_update(channel=channel, ts=ts, text=sweep_text(report))
     except WinpodError as exc:
         _tell_user(services, client, channel, user, f":x: the sweep stopped: {exc}")

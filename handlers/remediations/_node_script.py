@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers import node_scripts
+from handlers import node_scripts, script_commands
 from handlers.context import Context
 from handlers.errors import WinpodError
 from handlers.remediations import Outcome, Plan, pretty
@@ -17,8 +17,10 @@ def plan_script(
     script: str,
     what: str,
     address: str | None = None,
+    runs_on: str = "",
     **params: str,
 ) -> Plan:
+    """`address` and `runs_on` (its name) when the script runs elsewhere than on `target`."""
     text = node_scripts.render(script, **params)
     host = address or context.node_address()
     return Plan(
@@ -28,6 +30,8 @@ def plan_script(
         what,
         text,
         {"script": script, "address": host, "params": params},
+        script_commands.state_changing_commands(text),
+        runs_on,
     )
 
 

@@ -38,8 +38,7 @@ def test_the_readme_check_table_lists_exactly_the_registered_checks() -> None:
 
 def test_the_readme_remediation_table_says_what_each_spec_declares() -> None:
     declared = {
-        spec.id: (spec.target_kind.value, spec.risk)
-        for spec in default_registry().remediations()
+        spec.id: (spec.target_kind.value, spec.risk) for spec in default_registry().remediations()
     }
     listed: dict[str, tuple[str, str]] = {}
     for row in table("Remediations"):
