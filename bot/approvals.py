@@ -365,8 +365,6 @@ class ApprovalFlow:
     def _show_on_click(self, click: Click, offer_id: str, action: PendingAction) -> None:
         """A click on a message other than the action's own: show the status there too, from
         that message's own blocks. The bound message is the notifier's to edit."""
-        if click.view_id:
-            return  # the App Home is published anew after the click
         bound = (action.channel, action.message_ts) == (click.channel, click.message_ts)
         if bound and action.status not in ("expired",):
             return

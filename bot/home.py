@@ -14,8 +14,8 @@ from bot.services import BotServices
 from bot.store import PendingAction, Store
 from handlers.context import node_facts
 from handlers.errors import WinpodError
-from handlers.sweep import SweepReport
-from handlers.transports import KubeObject
+from handlers.sweep import WINDOWS_NODES, SweepReport
+from handlers.transports import Cluster, KubeObject
 
 log = logging.getLogger(__name__)
 MAX_VERDICTS = 500  # nodes whose non-ok state one sweep's audit entry keeps
@@ -37,6 +37,26 @@ def record_sweep(store: Store, report: SweepReport) -> None:
     )
 
 
+def _reboots(cluster: Cluster) -> dict[str, str]:
+    """Each node's newest `Rebooted` event time (kubelet's, kept as long as events are)."""
+    newest: dict[str, str] = {}
+    try:
+        events = cluster.list("Event", field_selector="reason=Rebooted")
+    except WinpodError:
+        return newest  # the nodes still show; only their reboot times are missing
+    for event in events:
+        node = str((event.get("involvedObject") or {}).get("name") or "")
+        when = str(
+            event.get("lastTimestamp")
+            or event.get("eventTime")
+            or event.get("firstTimestamp")
+            or ""
+        )
+        if node and when > newest.get(node, ""):
+            newest[node] = when
+    return newest
+
+
 def _ready_since(node: KubeObject) -> str:
     for condition in (node.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready" and condition.get("status") == "True":
@@ -53,9 +73,10 @@ def gather(services: BotServices) -> Home:
     rows: list[NodeRow] = []
     error = None
     try:
-        nodes = cluster.list("Node")
+        nodes = cluster.list("Node", label_selector=WINDOWS_NODES)
     except WinpodError as exc:
         nodes, error = [], str(exc)
+    reboots = _reboots(cluster) if nodes else {}
     for node in nodes:
         facts = node_facts(node)
         if not facts.windows:
@@ -67,6 +88,7 @@ def gather(services: BotServices) -> Home:
                 facts.build,
                 facts.os_image,
                 facts.boot_id,
+                reboots.get(facts.name),
                 _ready_since(node),
                 verdict,
                 facts.name in alerts,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from bot.render_actions import Block, status_line
 from bot.render_slack import cut, escape
@@ -31,6 +31,7 @@ class NodeRow:
     build: int | None
     os_image: str
     boot_id: str
+    rebooted: str | None  # the newest `Rebooted` event's time, while the cluster keeps it
     ready_since: str  # the Ready condition's last transition (after a reboot: about its end)
     verdict: str | None  # the last sweep's state for it; None when no sweep is recorded
     alert_open: bool = False
@@ -48,7 +49,7 @@ class Home:
 
 
 def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _section(text: str) -> Block:
@@ -78,8 +79,9 @@ def _node_block(node: NodeRow, swept: bool) -> Block:
         verdict += " · :rotating_light: reboot alert open"
     return _section(
         f"*{escape(node.name)}* · {build} · {escape(node.os_image or 'OS unknown')}\n"
-        f"boot id `{escape(node.boot_id or '?')}` · Ready since {escape(node.ready_since or '?')}"
-        f" · last sweep: {verdict}"
+        f"boot id `{escape(node.boot_id or '?')}`"
+        + (f" · last boot {escape(node.rebooted)}" if node.rebooted else "")
+        + f" · Ready since {escape(node.ready_since or '?')} · last sweep: {verdict}"
     )
 
 
@@ -129,7 +131,7 @@ def home_view(home: Home) -> dict[str, object]:
     )
     blocks: list[Block] = [
         _header(f"winpod · cluster {home.cluster}"),
-        _context(f"{sweep} · refreshed {_when(datetime.now().astimezone())}"),
+        _context(f"{sweep} · refreshed {_when(datetime.now(UTC))}"),
         {"type": "divider"},
         _header("Windows nodes"),
     ]

@@ -409,6 +409,14 @@ def build_app(simulator: Simulator) -> web.Application:
     async def slack_files(request: web.Request) -> web.Response:
         return web.json_response({"files": list(slack.files.values())})
 
+    @routes.post(PREFIX + "/slack/uploads")
+    async def slack_uploads(request: web.Request) -> web.Response:
+        body = await _object_body(request)
+        if set(body) != {"refuse"}:
+            raise BadRequest('the body must be {"refuse": true|false}')
+        slack.refuse_uploads = _bool("refuse", body["refuse"])
+        return web.json_response({"refuse": slack.refuse_uploads})
+
     @routes.get(PREFIX + "/slack/home")
     async def slack_home(request: web.Request) -> web.Response:
         user = _slack_id("user", request.query.get("user"), USER_ID)

@@ -143,6 +143,7 @@ class SlackState:
     views: dict[str, Obj] = field(default_factory=dict)
     home_views: dict[str, Obj] = field(default_factory=dict)  # user → their published App Home
     files: dict[str, Obj] = field(default_factory=dict)  # file id → upload (files.uploadV2 flow)
+    refuse_uploads: bool = False  # upload URLs answer 500 (a failing files.slack.com)
     socket_tickets: set[str] = field(default_factory=set)
     socket_clients: dict[str, SocketClient] = field(default_factory=dict)
     envelopes: dict[str, Envelope] = field(default_factory=dict)
@@ -815,7 +816,9 @@ def build_app(state: SlackState, faults: Faults, credentials: Credentials) -> we
         upload = state.files.get(request.match_info["id"])
         data = await request.read()
         status = 200
-        if upload is None or upload["content"] is not None:
+        if state.refuse_uploads:
+            status = 500
+        elif upload is None or upload["content"] is not None:
             status = 404
         elif len(data) != upload["length"]:
             status = 400  # Slack refuses a body of another size than announced

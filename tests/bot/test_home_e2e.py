@@ -4,7 +4,9 @@ App Home â€” published when opened, with Approve and Reject buttons that work â€
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -131,10 +133,11 @@ def test_request_shows_target_and_commands_first_attaches_the_script_and_home_ap
     view = _open_home(bot, APPROVER_B, since)
     text = _texts(view)
     assert "akswin000031" in text and "akswin000032" in text
+    assert "last boot" in text and "Ready since" in text  # akswin000031's Rebooted event
     assert "build 17763" in text and "build 20348" in text
     assert "aks-linux-0" not in text  # Windows nodes only
     assert "hns-reset" in text and "Waiting for approval" in text
-    assert "Open RDP sessions" in text and "No sweep recorded yet" in text
+    assert "Open RDP sessions" in text
     ids = [e["action_id"] for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]]
     approve = next(i for i in ids if i.startswith("approve:"))
     assert approve.replace("approve:", "reject:") in ids
@@ -165,15 +168,79 @@ def test_request_shows_target_and_commands_first_attaches_the_script_and_home_ap
     assert refreshed["id"] == view["id"]
 
 
-def test_home_shows_the_last_sweep_after_one_ran(bot: RunningBot) -> None:
+def test_without_uploads_the_script_is_in_a_code_block_and_home_rejects(bot: RunningBot) -> None:
+    bot.sim.control("POST", "/sim/v1/slack/uploads", {"refuse": True})
+    try:
+        message = _diagnose(bot, "shop/reject-0")
+        assert (
+            bot.click(message, "remediate:hns-reset", user=APPROVER_A, channel=CHANNEL).status
+            == 200
+        )
+        inline = bot.wait_for(
+            lambda: next(
+                (r["text"] for r in _current(bot, message["ts"])["replies"] if "```" in r["text"]),
+                None,
+            ),
+            what="the script in a code block",
+        )
+    finally:
+        bot.sim.control("POST", "/sim/v1/slack/uploads", {"refuse": False})
+    assert "# winpod-script: hns-reset" in inline
+    assert "Stop-Service kubeproxy" in inline
+
     since = _last_seq(bot)
-    before = _texts(_open_home(bot, APPROVER_A, since))
+    view = _open_home(bot, APPROVER_B, since)
+    reject = next(
+        e["action_id"]
+        for b in view["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"].startswith("reject:")
+    )
+    since = _last_seq(bot)
+    assert bot.click_in_home(view, reject, user=APPROVER_B).status == 200
+    bot.wait_for(
+        lambda: any("rejected" in r["text"] for r in _current(bot, message["ts"])["replies"]),
+        what="the rejection in the request's thread",
+    )
+    refreshed = _published(bot, APPROVER_B, since)
+    assert "Nothing is waiting for approval" in _texts(refreshed)
+    assert bot.sim.control("GET", "/sim/v1/hosts/akswin000033")["history"] == []
+
+
+def _last_sweep(view: dict[str, Any]) -> datetime | None:
+    found = re.search(r"Last sweep: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC", _texts(view))
+    return (
+        datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        if found
+        else None
+    )
+
+
+def test_home_shows_the_last_sweep_after_one_ran(bot: RunningBot) -> None:
+    asked = datetime.now(UTC).replace(microsecond=0)
     assert bot.command("sweep", channel=CHANNEL).status == 200
     bot.wait_for(
         lambda: any("checked" in m.get("text", "") for m in bot.messages(CHANNEL)),
         what="the sweep's summary",
     )
     since = _last_seq(bot)
-    after = _texts(_open_home(bot, APPROVER_A, since))
-    assert "No sweep recorded yet" in before
-    assert "Last sweep:" in after and "2 checked" in after
+    view = _open_home(bot, APPROVER_A, since)
+    last = _last_sweep(view)
+    assert last is not None and last >= asked
+    assert "3 checked" in _texts(view)
+
+
+def test_app_home_opened_over_socket_mode_publishes_the_home(
+    sim_factory: Callable[..., RunningSim], bot_factory: Callable[..., RunningBot]
+) -> None:
+    sim = sim_factory("home_cluster.yaml")
+    bot = bot_factory(sim, {"WINPOD_SLACK__APP_TOKEN": sim.urls["slack_app_token"]})
+    bot.wait_for(
+        lambda: sim.control("GET", "/sim/v1/slack/socket_mode")["connected"],
+        what="the bot to connect over Socket Mode",
+    )
+    sent = sim.control("POST", "/sim/v1/slack/events/app_home_opened", {"user": APPROVER_A})
+    assert sent["acked"] is True and sent["in_time"] is True
+    view = _published(bot, APPROVER_A, 0)
+    assert "akswin000033" in _texts(view)
