@@ -480,8 +480,6 @@ def build_app(simulator: Simulator) -> web.Application:
         base = f"http://127.0.0.1:{simulator.ports.slack}"
         if kind == "slash_commands":
             payload, answerable = slash_command_payload(slack, base, given), True
-        elif kind == "events_api":
-            payload, answerable = given, False  # an event callback, sent as given
         else:
             payload = interactive_payload(slack, base, given)
             answerable = payload["type"] in ANSWERABLE_INTERACTIONS

@@ -43,7 +43,7 @@ JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
 SOCKET_MODE_PATH = "/socket-mode/"
 SOCKET_PING_INTERVAL_S = 10.0  # Slack pings Socket Mode clients every few seconds
 ACK_DEADLINE_MS = 3000  # Slack tells the user the app failed when an envelope is acked later
-ENVELOPE_TYPES = ("slash_commands", "interactive", "events_api")
+ENVELOPE_TYPES = ("slash_commands", "interactive")  # what the control API builds from fields
 UPLOAD_PATH = "/upload/v1/"  # where files.getUploadURLExternal sends the bytes
 MAX_HOME_BLOCKS = 100  # views.publish refuses more
 
