@@ -8,6 +8,7 @@ other message's own status and buttons change: no message ever receives another'
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -131,11 +132,11 @@ class SlackNotifier:
         except (SlackClientError, OSError) as exc:  # the upload URL refused the bytes
             self.services.metrics.errors.labels("slack", "upload_failed").inc()
             log.error("Slack file upload failed: %s", type(exc).__name__)
-        self._safely(
-            lambda: self.client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, text=render_actions.script_inline_text(plan)
+        for text in render_actions.script_inline_texts(plan):
+            post = functools.partial(
+                self.client.chat_postMessage, channel=channel, thread_ts=thread_ts, text=text
             )
-        )
+            self._safely(post)
 
     def approved(self, action: PendingAction, by: str) -> None:
         self.post(action, render_actions.approved_text(action, by, self._needed(action)))

@@ -24,7 +24,7 @@ from bot.work import WorkPool
 from config.settings import Settings
 from handlers import rdp, remediations
 from handlers.context import Transports
-from handlers.errors import WinpodError
+from handlers.errors import OutcomeUnknown, WinpodError
 from handlers.registry import (
     Outcome,
     Plan,
@@ -91,6 +91,7 @@ class RunReport:
     dry_run: bool = False
     error: str = ""
     failure: WinpodError | None = None  # what stopped the run, for a CLI's exit code
+    unknown: bool = False  # it started on the target and its result could not be read
 
 
 class Notifier(Protocol):
@@ -435,6 +436,9 @@ class RemediationService:
             return RunReport(action, True, "dry run: nothing ran", approved.preview, dry_run=True)
         try:
             outcome = remediations.execute(self.transports, settings, approved, self.registry)
+        except OutcomeUnknown as exc:
+            # Neither success nor failure: what is known is said, and nothing claims more.
+            return RunReport(action, False, str(exc), error=str(exc), failure=exc, unknown=True)
         except WinpodError as exc:
             return RunReport(action, False, f"failed: {exc}", error=str(exc), failure=exc)
         store.audit(
@@ -546,6 +550,8 @@ class RemediationService:
             result["dry_run"] = True
         if report.error:
             result["error"] = report.error
+        if report.unknown:
+            result["outcome"] = "unknown"
         self.store.audit(
             "winpod",
             "result",
@@ -559,6 +565,8 @@ class RemediationService:
         )
         self.store.transition(action.id, "running", "succeeded" if report.ok else "failed", result)
         outcome = "dry-run" if report.dry_run else ("succeeded" if report.ok else "failed")
+        if report.unknown:
+            outcome = "unknown"
         self.on_result(action.remediation, outcome)
         final = self.store.get_action(action.id) or action
         self.notifier.finished(
@@ -571,6 +579,7 @@ class RemediationService:
                 report.dry_run,
                 report.error,
                 report.failure,
+                report.unknown,
             )
         )
 

@@ -35,6 +35,8 @@ def code(text: str) -> str:
 
 def status_line(action: PendingAction, needed: int) -> str:
     icon = _STATUS_ICON.get(action.status, ":grey_question:")
+    if (action.result or {}).get("outcome") == "unknown":
+        icon = ":grey_question:"
     head = f"{icon} *{action.remediation}* on `{escape(action.target)}`: {action.status}"
     if action.status in ("pending", "approved"):
         head += f" · approvals {len(action.approvals)}/{needed} ({people(action.approvals)})"
@@ -118,6 +120,7 @@ def _on(action: PendingAction) -> str:
     return f"*{action.remediation}* on `{escape(action.target)}`"
 
 
+MAX_INLINE_PART = 3800  # one message of a script posted inline
 MAX_COMMANDS = 1400  # the commands' code block, so the whole first block stays under 3,000
 _EXTENSIONS = {"node-script": "ps1", "api": "json", "pod-exec": "txt", "instructions": "txt"}
 
@@ -193,9 +196,19 @@ def script_attached_text(plan: Plan) -> str:
     return f"Exactly what will run for *{plan.remediation}* (the full text, as approved):"
 
 
-def script_inline_text(plan: Plan) -> str:
-    """When the file cannot be attached: the text in a code block (cut if very long)."""
-    return f"Exactly what will run for *{plan.remediation}*:\n{code(plan.preview)}"
+def script_inline_texts(plan: Plan) -> list[str]:
+    """When the file cannot be attached: the whole text in code blocks, as many messages as
+    it takes (split between lines, each within Slack's 4,000 characters for one message)."""
+    parts: list[str] = []
+    for line in escape(plan.preview.replace("```", "'''")).splitlines():
+        if parts and len(parts[-1]) + len(line) + 1 <= MAX_INLINE_PART:
+            parts[-1] += "\n" + line
+        else:
+            parts.append(cut(line, MAX_INLINE_PART))
+    return [
+        f"Exactly what will run for *{plan.remediation}* ({n}/{len(parts)}):\n```{part}```"
+        for n, part in enumerate(parts, 1)
+    ]
 
 
 def approved_text(action: PendingAction, by: str, needed: int) -> str:
@@ -241,6 +254,11 @@ def finished_text(report: RunReport) -> str:
         return (
             ":test_tube: *Dry run* (dry_run: true): this is exactly what would run, and "
             f"nothing did:\n{code(report.output)}"
+        )
+    if report.unknown:
+        return (
+            f":grey_question: {_on(action)}: outcome unknown — it started, and its result could "
+            f"not be read: {escape(report.summary)}\nLook at the target before running it again."
         )
     if report.verification is None:
         retry = (
@@ -332,3 +350,7 @@ def fresh_request_blocks(action: PendingAction, offer_id: str) -> list[Block]:
             ],
         }
     ]
+
+
+def rdp_expired_text(node: str) -> str:
+    return f":lock: RDP to `{escape(node)}` expired and was closed."

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import home
+from bot import home, render_actions
 from bot.leader import LeaderElector
 from bot.scheduler import Jobs
 from bot.services import BotServices
@@ -136,7 +136,7 @@ class Runtime:
                     self.client.chat_postMessage(
                         channel=record.channel,
                         thread_ts=record.thread_ts,
-                        text=f":lock: RDP to `{session.node}` expired and was closed.",
+                        text=render_actions.rdp_expired_text(session.node),
                     )
                 except SlackApiError as exc:
                     log.error("could not announce an RDP expiry: %s", exc.response.get("error"))

@@ -177,6 +177,10 @@ class WorkSettings(_Group):
     check_timeout: Duration = Field(
         timedelta(seconds=45), description="one check's limit inside a diagnosis"
     )
+    restart_timeout: Duration = Field(
+        timedelta(minutes=2),
+        description="how long a remediation waits for a pod it restarted to be Ready again",
+    )
 
 
 class SweepSettings(_Group):

@@ -38,3 +38,12 @@ class Conflict(WinpodError):
     """Someone else changed the object first (a stale resourceVersion): re-read and retry."""
 
     retryable = True
+
+
+class ChannelLost(Unreachable):
+    """The connection broke after a command had started on the node: it may have run."""
+
+
+class OutcomeUnknown(WinpodError):
+    """A remediation started on the node, and its result could not be read: it may have
+    succeeded or failed. The message says what is known; look at the node before retrying."""

@@ -16,6 +16,9 @@ from handlers.errors import BadInput, WinpodError
 from handlers.transports import CommandResult
 
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}$")
+# Pieces of a script uploaded for a detached run: base64 only, never a quote.
+_BASE64_VALUE = re.compile(r"^[A-Za-z0-9+/]{1,2400}={0,2}$")
+_BASE64_PARAMS = {"Chunk"}
 _PLACEHOLDER = re.compile(r"'\{\{(\w+)\}\}'")
 _SECRETISH = re.compile(
     r"(?i)(password|passwd|pwd|secret|token|apikey|api_key|credential)(\W{1,3})([^\s,;\"']+)"
@@ -40,9 +43,25 @@ def render(name: str, **params: str) -> str:
     for key, value in params.items():
         if key not in wanted:
             raise BadInput(f"script {name} has no parameter {key}")
-        if not _SAFE_VALUE.match(value):
+        pattern = _BASE64_VALUE if key in _BASE64_PARAMS else _SAFE_VALUE
+        if not pattern.match(value):
             raise BadInput(f"unsafe value for {name} parameter {key}: {value[:40]!r}")
     return _PLACEHOLDER.sub(lambda m: "'" + params[m.group(1)].replace("'", "''") + "'", text)
+
+
+def script_name_of(text: str) -> str:
+    """NAME from a script's first line `# winpod-script: NAME` (empty if there is none)."""
+    first = text.split("\n", 1)[0]
+    return first.removeprefix("# winpod-script:").strip() if first.startswith("#") else ""
+
+
+def for_the_wire(text: str) -> str:
+    """The script as sent: comment lines, blank lines and indentation dropped, because the
+    encoded command must fit cmd.exe's 8,191 characters. The first line, which names the
+    script, stays. (winpod's scripts use no here-strings, where this would change text.)"""
+    first, *rest = text.splitlines()
+    kept = (line.strip() for line in rest)
+    return "\n".join([first, *(line for line in kept if line and not line.startswith("#"))]) + "\n"
 
 
 def parse_output(name: str, result: CommandResult) -> dict[str, Any]:

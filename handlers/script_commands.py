@@ -40,12 +40,28 @@ CHANGING_VERBS = frozenset(
         "update",
     }
 )
-# Nouns of cmdlets that only change the script's own PowerShell session, not the host.
+# Nouns of cmdlets that only change the script's own PowerShell session (or wait), not the host.
 SESSION_NOUNS = frozenset(
-    {"object", "variable", "typedata", "strictmode", "location", "alias", "psdrive", "timespan"}
+    {
+        "object",
+        "variable",
+        "typedata",
+        "strictmode",
+        "location",
+        "alias",
+        "psdrive",
+        "timespan",
+        "sleep",
+        "scheduledtaskaction",
+    }
 )
-# Native programs that change a Windows host whatever their arguments say.
-CHANGING_PROGRAMS = frozenset({"sc.exe", "netsh", "netsh.exe", "hnsdiag", "hnsdiag.exe"})
+# Native programs that change a Windows host when one of their arguments says so.
+PROGRAMS = frozenset(
+    {"sc.exe", "netsh", "netsh.exe", "hnsdiag", "hnsdiag.exe", "ctr", "ctr.exe", "crictl"}
+)
+CHANGING_ARGUMENT = re.compile(
+    r"(?<![\w-])(stop|start|delete|kill|rm|remove|set|add|config|reset)(?![\w-])", re.IGNORECASE
+)
 # Web requests change state only with these methods (HNS: DELETE removes, POST creates).
 REQUESTS = frozenset({"invoke-hnsrequest", "invoke-restmethod", "invoke-webrequest"})
 CHANGING_METHOD = re.compile(r"(?<![\w-])(DELETE|POST|PUT|PATCH)(?![\w-])", re.IGNORECASE)
@@ -99,8 +115,8 @@ def _walk(root: Node, source: bytes, functions: dict[str, Node], found: list[str
 def _changes_state(name: str, command: str) -> bool:
     if name in REQUESTS:
         return CHANGING_METHOD.search(command) is not None
-    if name in CHANGING_PROGRAMS:
-        return True
+    if name in PROGRAMS:
+        return CHANGING_ARGUMENT.search(command.partition(name)[2]) is not None
     verb, dash, noun = name.partition("-")
     return bool(dash) and verb in CHANGING_VERBS and noun not in SESSION_NOUNS
 

@@ -126,8 +126,11 @@ def patch_host(host: WindowsHost, patch: Obj) -> None:
     winrm = _bool("winrm", patch["winrm"]) if "winrm" in patch else host.winrm_enabled
 
     if dns != host.dns and host.role == "node":
-        # Keep the HNS picture consistent with the DNS state, as the loader and reboot do.
-        host.policy_lists = 0 if dns == "stale-policies" else 2
+        # Keep the HNS picture consistent with the DNS state, as the loader and reboot do:
+        # stale lists are still there, referencing endpoints that are gone.
+        host.policy_lists = max(host.policy_lists, 3)
+        if dns == "stale-policies":
+            host.hns_generation += 1
     host.dns = dns
     host.services.update(services)
     host.sandbox_image = image

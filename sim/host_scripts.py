@@ -7,13 +7,23 @@ values) and applies the script's effect to the `WindowsHost`. Each script prints
 compact JSON object, the same one `handlers/scripts/NAME.ps1` prints on a real node; a failure
 also writes one line per problem to stderr and exits 1. Shapes (keys camelCase):
 
-- node-status {script, host, build, revision, lastBootUpTime, model, services{kubelet,
-  kubeproxy, containerd}, hnsNetworks[{name, type, id}], policyListCount, dnsVip, dnsVipPolicy,
-  sandboxImage, errors[]}
-- hns-reset {script, host, steps[{step, ok, error?}], ok}
-- kube-proxy-restart {script, host, before, after, ok, error?}
+- node-status {script, host, build, revision, lastBootUpTime, model, services{installed ones},
+  hnsModule, hnsNetworks[{ID, Name, Type, ManagementIP}], policyListCount, dnsVip,
+  dnsPolicyLists[{ID, Policies[{Type, VIPs}], References}], dnsLoadBalancers[{ID, FrontendVIPs,
+  State, HostComputeEndpoints}], dnsEndpoints[{ID, IPAddress, IsRemoteEndpoint}], sandboxImage,
+  errors[]} (HNS keys as the HNS cmdlets spell them)
+- hns-reset {script, host, podNetwork, kubeProxy, steps[{step, ok, error?}], ok, refused?}
+- kube-proxy-restart {script, host, service, before, after, ok, error?}
 - mac-spoofing {script, host, vm, adapters[{name, macAddressSpoofing}], changed, error?}
 - node-memory {script, host, totalMB, availableMB}
+- detached-upload {script, id, size}; detached-start {script, id, task, started, error?};
+  detached-result {script, id, state, exitCode, stdout, stderr}
+
+Scripts are judged by what they would do on a real host: hns-reset removes the networks its
+text selects (`$PodNetworks` / `$ManagementNetworks`, or a `Type -eq '…'` filter, or all of
+them), and removing a management network takes the host off the network (SPEC §16). Output is
+code page 437 unless the script sets `[Console]::OutputEncoding` to UTF-8; PowerShell writes its
+module-load progress to stderr as CLIXML.
 """
 
 from __future__ import annotations
@@ -22,12 +32,12 @@ import base64
 import binascii
 import json
 import re
-import uuid
 from collections.abc import Callable
 from typing import NamedTuple
 
+from sim import hns
 from sim.scenario import DEFAULT_WINDOWS_KERNEL, DNS_CLUSTER_IP
-from sim.world import Obj, WindowsHost, World
+from sim.world import HnsNetwork, Obj, WindowsHost, World
 
 NOT_SIMULATED = (
     "not simulated: only winpod's own scripts (handlers/scripts/*.ps1) run on simulated hosts"
@@ -36,9 +46,7 @@ NOT_SIMULATED = (
 HYPERV_HOST_KERNEL = "10.0.20348.2227"
 # What `Get-CimInstance Win32_ComputerSystem` reports on hardware that is not a Hyper-V guest.
 PHYSICAL_MODEL = "PowerEdge R650"
-# Policy lists kube-proxy programs on a healthy node (the scenario loader seeds the same number).
-PROGRAMMED_POLICY_LISTS = 2
-NODE_SERVICES = ("kubelet", "kubeproxy", "containerd")
+NODE_SERVICES = ("kubelet", "kubeproxy", "kube-proxy", "containerd")
 # Services in these states accept no control request: Stop-Service and Start-Service both fail.
 _STUCK_STATES = {"StartPending", "StopPending"}
 
@@ -49,17 +57,34 @@ _KERNEL = re.compile(r"^10\.0[. ](\d+)(?:\.(\d+))?(?:[^(]*\((?:\d+)\.(\d+))?")
 _ENCODED_FLAGS = {"-e", "-ec", "-enc", "-encodedcommand"}
 # WinRS runs a command line through cmd.exe, which refuses longer ones.
 COMMAND_LINE_LIMIT = 8191
+# The console code page of an en-US Windows Server unless a script switches to 65001.
+OEM_CODE_PAGE = "cp437"
+_SETS_UTF8 = re.compile(
+    r"\[Console\]::OutputEncoding\s*=\s*\[(?:System\.)?Text\.Encoding\]::UTF8|chcp(?:\.com)?\s+65001",
+    re.I,
+)
+# What powershell.exe writes to stderr when it loads modules with no console attached.
+CLIXML_PROGRESS = (
+    "#< CLIXML\r\n"
+    '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+    '<Obj S="progress" RefId="0"><TN RefId="0"><T>System.Management.Automation.PSCustomObject</T>'
+    '<T>System.Object</T></TN><MS><I64 N="SourceId">1</I64><PR N="Record">'
+    "<AV>Preparing modules for first use.</AV><AI>0</AI><Nil /><PI>-1</PI><PC>-1</PC>"
+    "<T>Completed</T><SR>-1</SR><SD> </SD></PR></MS></Obj></Objs>"
+)
 
 
 class CommandOutput(NamedTuple):
-    """What a WinRS command leaves behind: its two streams and its exit code."""
+    """What a WinRS command leaves behind: its two streams, its exit code, and the code page
+    the console wrote them in."""
 
     stdout: str
     stderr: str
     exit_code: int
+    encoding: str = OEM_CODE_PAGE
 
 
-ScriptHandler = Callable[[World, WindowsHost, dict[str, str]], CommandOutput]
+ScriptHandler = Callable[[World, WindowsHost, dict[str, str], str], CommandOutput]
 
 
 def _not_simulated(detail: str = "") -> CommandOutput:
@@ -148,18 +173,29 @@ def _run_powershell(world: World, host: WindowsHost, flags: list[str]) -> Comman
             "not properly encoded. The value must be Base64 encoded.\r\n",
             1,
         )
+    if script_name(script) is None:
+        return _not_simulated()
+    output = run_script_text(world, host, script)
+    encoding = "utf-8" if _SETS_UTF8.search(script) else OEM_CODE_PAGE
+    return output._replace(stderr=CLIXML_PROGRESS + output.stderr, encoding=encoding)
+
+
+def run_script_text(world: World, host: WindowsHost, script: str) -> CommandOutput:
+    """Run a winpod script given as its text (its name from its first line)."""
     name = script_name(script)
     if name is None:
         return _not_simulated()
-    return run_script(world, host, name, param_defaults(script))
+    return run_script(world, host, name, param_defaults(script), script)
 
 
-def run_script(world: World, host: WindowsHost, name: str, params: dict[str, str]) -> CommandOutput:
+def run_script(
+    world: World, host: WindowsHost, name: str, params: dict[str, str], text: str = ""
+) -> CommandOutput:
     """Apply winpod script `name` to `host` and return what the real script prints."""
     handler = SCRIPTS.get(name)
     if handler is None:
         return _not_simulated(f"no winpod script named {name!r}")
-    return handler(world, host, {key.lower(): value for key, value in params.items()})
+    return handler(world, host, {key.lower(): value for key, value in params.items()}, text)
 
 
 def _ipconfig(host: WindowsHost) -> str:
@@ -210,16 +246,27 @@ def _start_service(host: WindowsHost, service: str) -> str | None:
     return None
 
 
-def _program_policies(host: WindowsHost) -> None:
-    """A starting kube-proxy re-creates every Service's load-balancer policy, DNS VIP included,
-    as long as there is an HNS network to attach them to."""
-    if host.hns_networks:
-        host.policy_lists = PROGRAMMED_POLICY_LISTS
+def program_policies(world: World, host: WindowsHost) -> None:
+    """A starting kube-proxy re-creates every Service's load balancer, DNS VIP included, on the
+    current endpoints, as long as the pod network exists."""
+    if host.pod_network is not None:
+        host.policy_lists = hns.PROGRAMMED
         host.dns = "ok"
 
 
-def _is_l2bridge(network: Obj) -> bool:
-    return str(network.get("Type", "")).lower() == "l2bridge"
+def _recreate_pod_network(world: World, host: WindowsHost, removed: list[HnsNetwork]) -> None:
+    """kubelet's next pod set-up makes the CNI create its network again (new id, new endpoints);
+    a management network is never re-created (the node needs re-provisioning)."""
+    if not removed or not _pods_on(world, host):
+        return
+    for network in removed:
+        if not network.management:
+            host.networks.append(HnsNetwork(network.name, network.type))
+    host.hns_generation += 1
+
+
+def _pods_on(world: World, host: WindowsHost) -> bool:
+    return any((p.get("spec") or {}).get("nodeName") == host.name for p in world.iter("pods"))
 
 
 # --- the scripts -----------------------------------------------------------------------------
@@ -251,79 +298,179 @@ def _cluster_dns_ips(world: World) -> set[str]:
     return {str(ip) for ip in [spec.get("clusterIP"), *(spec.get("clusterIPs") or [])] if ip}
 
 
-def node_status(world: World, host: WindowsHost, params: dict[str, str]) -> CommandOutput:
-    """Read-only: build, boot time, model, services, HNS networks and policy lists, whether a
-    policy list carries the DNS VIP (param DnsServiceIP), the containerd sandbox image."""
+def node_status(
+    world: World, host: WindowsHost, params: dict[str, str], text: str
+) -> CommandOutput:
+    """Read-only: build, boot time, model, installed services, HNS networks, the policy lists or
+    load balancers holding the DNS VIP (param DnsServiceIP) and the endpoints of theirs that
+    exist, the containerd sandbox image."""
     vip = params.get("dnsserviceip", DNS_CLUSTER_IP)
     build, revision = _build_and_revision(_kernel_of(world, host))
     is_node = host.role == "node"
+    services = {n: host.services[n] for n in NODE_SERVICES if n in host.services}
     result: Obj = {
         "script": "node-status",
         "host": host.name,
         "build": build,
         "revision": revision,
-        "lastBootUpTime": host.last_boot,
+        # ToString('o') of a UTC DateTime: seven digits of fractions and Z in every culture.
+        "lastBootUpTime": host.last_boot.removesuffix("Z") + ".0000000Z",
         "model": "Virtual Machine" if host.vm is not None else PHYSICAL_MODEL,
-        "services": {name: host.services.get(name, "NotFound") for name in NODE_SERVICES},
-        "hnsNetworks": [
-            {"name": n.get("Name"), "type": n.get("Type"), "id": n.get("Id")}
-            for n in host.hns_networks
-        ],
-        "policyListCount": host.policy_lists,
+        "services": services,
+        "hnsModule": None,
+        "hnsNetworks": [],
+        "policyListCount": None,
         "dnsVip": vip,
-        # Stale policies after a reboot: no policy list holds the DNS Service VIP (acs-engine#2027).
-        "dnsVipPolicy": is_node
-        and host.dns != "stale-policies"
-        and host.policy_lists > 0
-        and vip in _cluster_dns_ips(world),
+        "dnsPolicyLists": [],
+        "dnsLoadBalancers": [],
+        "dnsEndpoints": [],
         "sandboxImage": (host.sandbox_image or None) if is_node else None,
         "errors": [],
     }
+    if is_node and host.hns_api == "v2" and _imports_only_hns_psm1(text):
+        # No in-box Get-HnsPolicyList on a v2 host, and AKS ships hns.v2.psm1, not hns.psm1.
+        error = (
+            "hns: The specified module 'C:\\k\\hns.psm1' was not loaded because no valid module "
+            "file was found in any module directory."
+        )
+        return _json_output({**result, "errors": [error]}, [error])
+    if is_node:
+        # Kube-proxy programs the Service VIPs; a -DnsServiceIP that is not one holds nothing.
+        served = vip in _cluster_dns_ips(world)
+        lists = hns.policy_lists(world, host, vip)
+        balancers = hns.load_balancers(world, host, vip)
+        dns_lists = [
+            {k: p[k] for k in ("ID", "Policies", "References")}
+            for p in lists
+            if served and any(vip in x["VIPs"] for x in p["Policies"])
+        ]
+        dns_balancers = [
+            {
+                "ID": b["ID"],
+                "FrontendVIPs": b["FrontendVIPs"],
+                "State": b["State"],
+                "HostComputeEndpoints": b["HostComputeEndpoints"],
+            }
+            for b in balancers
+            if served and vip in b["FrontendVIPs"]
+        ]
+        referenced = {r.rsplit("/", 1)[-1] for p in dns_lists for r in p["References"]}
+        referenced |= {e for b in dns_balancers for e in b["HostComputeEndpoints"]}
+        result.update(
+            hnsModule="HostNetworkingService",
+            hnsNetworks=[
+                {k: n[k] for k in ("ID", "Name", "Type", "ManagementIP")}
+                for n in hns.networks(host)
+            ],
+            policyListCount=len(lists) + len(balancers),
+            dnsPolicyLists=dns_lists,
+            dnsLoadBalancers=dns_balancers,
+            dnsEndpoints=[
+                {k: e[k] for k in ("ID", "IPAddress", "IsRemoteEndpoint")}
+                for e in hns.endpoints(world, host)
+                if e["ID"] in referenced
+            ],
+        )
     return _json_output(result, [])
 
 
-def hns_reset(world: World, host: WindowsHost, params: dict[str, str]) -> CommandOutput:
-    """Stop kubeproxy and kubelet, remove all policy lists, then the L2Bridge network, start
-    kubelet (which brings the network back) and kubeproxy (which re-creates the policies)."""
-    removed: list[Obj] = []
+def _imports_only_hns_psm1(text: str) -> bool:
+    """A script that loads hns.psm1 when Get-HnsPolicyList is missing, and knows no hns.v2.psm1
+    (the first node-status.ps1)."""
+    return bool(_GATES_ON_POLICY_LIST.search(text)) and "hns.v2.psm1" not in text.lower()
 
-    def remove_policy_lists() -> str | None:
-        host.policy_lists = 0
-        host.dns = "stale-policies"  # no policy list, no DNS VIP, until kube-proxy is back
+
+_GATES_ON_POLICY_LIST = re.compile(r"Get-Command\s+Get-HnsPolicyList", re.I)
+
+# hns-reset's network selection, read from the script the way PowerShell would run it.
+_NAME_LIST = r"^\s*\${0}\s*=\s*@\(([^)]*)\)"
+_TYPE_FILTER = re.compile(r"Type\)?\W{0,3}\s*-eq\s*'(\w+)'[^\n]*\|\s*Remove-HnsNetwork", re.I)
+_QUOTED = re.compile(r"'([^']*)'")
+
+
+def _script_list(text: str, variable: str) -> set[str] | None:
+    match = re.search(_NAME_LIST.format(variable), text, re.M | re.I)
+    if match is None:
         return None
+    return {name.lower() for name in _QUOTED.findall(match.group(1))}
 
-    def remove_network() -> str | None:
-        removed.extend(n for n in host.hns_networks if _is_l2bridge(n))
-        host.hns_networks = [n for n in host.hns_networks if not _is_l2bridge(n)]
-        return None
 
-    def start_kubelet() -> str | None:
-        error = _start_service(host, "kubelet")
-        if error is None:
-            host.hns_networks.extend(
-                {**network, "Id": str(uuid.uuid4()).upper()} for network in removed
+def networks_removed_by(text: str, host: WindowsHost) -> tuple[list[HnsNetwork], str | None]:
+    """The networks an hns-reset script removes on `host`, or why it refuses.
+
+    winpod's script names the pod networks and the management networks and refuses when
+    it cannot tell them apart; an older script filtered Get-HnsNetwork by Type (removing
+    every L2Bridge network, `ext` included) or removed them all."""
+    pods = _script_list(text, "PodNetworks")
+    keepers = _script_list(text, "ManagementNetworks")
+    if pods is not None and keepers is not None:
+        candidates = [
+            n for n in host.networks if n.name.lower() in pods and n.name.lower() not in keepers
+        ]
+        seen = ", ".join(f"{n.name} ({n.type})" for n in host.networks)
+        if len(candidates) != 1:
+            return [], f"cannot tell the pod network from the management network among: {seen}"
+        pod = candidates[0]
+        if pod.type != "Overlay" and not any(n.name.lower() in keepers for n in host.networks):
+            return [], (
+                f"pod network {pod.name} is the only network on the vSwitch: it carries the "
+                "management address"
             )
-            removed.clear()
-        return error
+        return [pod], None
+    by_type = _TYPE_FILTER.search(text)
+    if by_type is not None:
+        wanted = by_type.group(1).lower()
+        return [n for n in host.networks if n.type.lower() == wanted], None
+    return list(host.networks), None
 
-    def start_kubeproxy() -> str | None:
-        error = _start_service(host, "kubeproxy")
-        if error is None:
-            _program_policies(host)
-        return error
 
-    removals: list[tuple[str, Callable[[], str | None]]] = [
-        ("stop kubeproxy", lambda: _stop_service(host, "kubeproxy")),
-        ("stop kubelet", lambda: _stop_service(host, "kubelet")),
-        ("remove policy lists", remove_policy_lists),
-        ("remove network", remove_network),
-    ]
-    starts: list[tuple[str, Callable[[], str | None]]] = [
-        ("start kubelet", start_kubelet),
-        ("start kubeproxy", start_kubeproxy),
-    ]
-    steps: list[Obj] = []
+def _network_before_lists(text: str) -> bool:
+    """Whether the script removes the network without removing the policy lists first."""
+    lists, network = text.find("Remove-HnsPolicyList"), text.find("Remove-HnsNetwork")
+    return network >= 0 and not 0 <= lists < network
+
+
+def _lists_pin_the_network(world: World, host: WindowsHost) -> bool:
+    """Since Server 2019's October 2020 update (17763.1554) HNS refuses to remove a network
+    that policy lists still reference (aks-engine#3956)."""
+    build, revision = _build_and_revision(_kernel_of(world, host))
+    return host.policy_lists > 0 and build == 17763 and (revision or 0) >= 1554
+
+
+def _remove_networks(host: WindowsHost, doomed: list[HnsNetwork]) -> None:
+    host.networks = [n for n in host.networks if n not in doomed]
+    for network in doomed:
+        if network.management:
+            # The management vNIC goes with its vSwitch: the address answers nothing for a
+            # while, and nothing brings that network back (SPEC §16).
+            host.lose_address(host.management_outage_s)
+            host.history.append(f"management network {network.name} removed: node off the network")
+        elif host.network_blip_s:
+            host.lose_address(host.network_blip_s)
+            host.history.append(f"pod network {network.name} removed: address blipped")
+
+
+def hns_reset(world: World, host: WindowsHost, params: dict[str, str], text: str) -> CommandOutput:
+    """Stop kube-proxy (service) and kubelet, remove the pod network's endpoints, the policy
+    lists, then the networks the script selects; start kubelet (the pod network comes back
+    once a pod is set up) and kube-proxy (which re-creates the policies)."""
+    doomed, refused = networks_removed_by(text, host)
+    kube_proxy = host.kube_proxy_service()
+    result: Obj = {
+        "script": "hns-reset",
+        "host": host.name,
+        "podNetwork": doomed[0].name if len(doomed) == 1 and refused is None else None,
+        "kubeProxy": f"service {kube_proxy}" if kube_proxy else "not a service (HostProcess pod)",
+        "steps": [],
+        "ok": False,
+    }
+    if refused is not None:
+        result["refused"] = refused
+        host.history.append(f"hns-reset refused: {refused}")
+        return _json_output(result, [f"refused: {refused}"])
+    steps: list[Obj] = result["steps"]
     errors: list[str] = []
+    removed: list[HnsNetwork] = []
 
     def attempt(step: str, action: Callable[[], str | None]) -> bool:
         error = action()
@@ -332,32 +479,77 @@ def hns_reset(world: World, host: WindowsHost, params: dict[str, str]) -> Comman
             errors.append(f"{step}: {error}")
         return error is None
 
+    def remove_policy_lists() -> str | None:
+        if not _network_before_lists(text):
+            host.policy_lists = 0
+        return None
+
+    def remove_networks() -> str | None:
+        if _network_before_lists(text) and _lists_pin_the_network(world, host):
+            return "The network was not found."  # aks-engine#3956
+        _remove_networks(host, doomed)
+        removed.extend(doomed)
+        return None
+
+    def start_kubelet() -> str | None:
+        error = _start_service(host, "kubelet")
+        if error is None:
+            _recreate_pod_network(world, host, removed)
+        return error
+
+    def start_kube_proxy(service: str) -> str | None:
+        error = _start_service(host, service)
+        if error is None:
+            program_policies(world, host)
+        return error
+
+    removals: list[tuple[str, Callable[[], str | None]]] = []
+    if kube_proxy:
+        removals.append((f"stop {kube_proxy}", lambda: _stop_service(host, kube_proxy)))
+    removals += [
+        ("stop kubelet", lambda: _stop_service(host, "kubelet")),
+        ("stop containers", lambda: None),  # containerd hosts have ctr.exe
+        ("remove endpoints", lambda: None),
+        ("remove policy lists", remove_policy_lists),
+        ("remove pod network", remove_networks),
+        ("wait for HNS to settle", lambda: None),
+    ]
     for step, action in removals:
         if not attempt(step, action):
             break  # never remove HNS state with services half-stopped
-    for step, action in starts:
-        attempt(step, action)  # always: a failed reset must not leave the node without kubelet
-    ok = not errors
-    host.history.append("hns-reset" if ok else f"hns-reset failed: {errors[0]}")
-    return _json_output(
-        {"script": "hns-reset", "host": host.name, "steps": steps, "ok": ok}, errors
-    )
+    attempt("start kubelet", start_kubelet)  # always: never leave the node without kubelet
+    if kube_proxy:
+        attempt(f"start {kube_proxy}", lambda: start_kube_proxy(kube_proxy))
+    result["ok"] = not errors
+    host.history.append("hns-reset" if not errors else f"hns-reset failed: {errors[0]}")
+    return _json_output(result, errors)
 
 
-def kube_proxy_restart(world: World, host: WindowsHost, params: dict[str, str]) -> CommandOutput:
-    """Restart-Service kubeproxy; a started kube-proxy re-creates the Service policies."""
-    before = host.services.get("kubeproxy", "NotFound")
-    error = _stop_service(host, "kubeproxy") or _start_service(host, "kubeproxy")
-    if error is None:
-        _program_policies(host)
-    after = host.services.get("kubeproxy", "NotFound")
+def kube_proxy_restart(
+    world: World, host: WindowsHost, params: dict[str, str], text: str
+) -> CommandOutput:
+    """Restart-Service of kube-proxy's service (either name); a started kube-proxy re-creates
+    the Service policies. No service (a HostProcess pod): it says so and exits 1."""
+    service = host.kube_proxy_service()
     result: Obj = {
         "script": "kube-proxy-restart",
         "host": host.name,
-        "before": before,
-        "after": after,
-        "ok": after == "Running",
+        "service": service,
+        "before": "NotFound",
+        "after": "NotFound",
+        "ok": False,
     }
+    if service is None:
+        error: str | None = (
+            "no kubeproxy or kube-proxy service: kube-proxy runs as a HostProcess pod here"
+        )
+    else:
+        result["before"] = host.services[service]
+        error = _stop_service(host, service) or _start_service(host, service)
+        if error is None:
+            program_policies(world, host)
+        result["after"] = host.services[service]
+    result["ok"] = result["after"] == "Running"
     if error:
         result["error"] = error
     host.history.append("kube-proxy-restart" if result["ok"] else "kube-proxy-restart failed")
@@ -365,7 +557,68 @@ def kube_proxy_restart(world: World, host: WindowsHost, params: dict[str, str]) 
     return _json_output(result, errors)
 
 
-def mac_spoofing(world: World, host: WindowsHost, params: dict[str, str]) -> CommandOutput:
+# --- detached runs (a scheduled task whose result outlives the WinRM connection) ---------------
+
+
+def detached_upload(
+    world: World, host: WindowsHost, params: dict[str, str], text: str
+) -> CommandOutput:
+    task_id = params.get("id", "")
+    host.uploads[task_id] = host.uploads.get(task_id, "") + params.get("chunk", "")
+    result = {"script": "detached-upload", "id": task_id, "size": len(host.uploads[task_id])}
+    return _json_output(result, [])
+
+
+def detached_start(
+    world: World, host: WindowsHost, params: dict[str, str], text: str
+) -> CommandOutput:
+    """Register and start the uploaded script as a task; it runs just after this command has
+    answered, as Task Scheduler would run it."""
+    task_id = params.get("id", "")
+    result: Obj = {"script": "detached-start", "id": task_id, "task": f"winpod-{task_id}"}
+    try:
+        script = base64.b64decode(host.uploads.pop(task_id), validate=True).decode("utf-8-sig")
+    except (KeyError, binascii.Error, UnicodeDecodeError):
+        error = f"Exception calling \"ReadAllText\": Could not find file '{task_id}.b64'."
+        return _json_output({**result, "started": False, "error": error}, [error])
+    host.tasks[task_id] = None
+
+    def run() -> None:
+        output = run_script_text(world, host, script)
+        host.tasks[task_id] = {
+            "exitCode": output.exit_code,
+            "stdout": output.stdout,
+            "stderr": output.stderr,
+        }
+
+    host.deferred.append(run)
+    return _json_output({**result, "started": True}, [])
+
+
+def detached_result(
+    world: World, host: WindowsHost, params: dict[str, str], text: str
+) -> CommandOutput:
+    task_id = params.get("id", "")
+    result: Obj = {
+        "script": "detached-result",
+        "id": task_id,
+        "state": "unknown",
+        "exitCode": None,
+        "stdout": None,
+        "stderr": None,
+    }
+    if task_id in host.tasks:
+        done = host.tasks[task_id]
+        if done is None:
+            result["state"] = "Running"
+        else:
+            result.update(state="done", **done)
+    return _json_output(result, [])
+
+
+def mac_spoofing(
+    world: World, host: WindowsHost, params: dict[str, str], text: str
+) -> CommandOutput:
     """On a Hyper-V host: MacAddressSpoofing of VM VMName's adapter; Enable 'true' turns it On,
     'false' only reads. The VM is named after its node."""
     vm_name = params.get("vmname", "")
@@ -409,7 +662,9 @@ def mac_spoofing(world: World, host: WindowsHost, params: dict[str, str]) -> Com
     return _json_output(result, [error] if error else [])
 
 
-def node_memory(world: World, host: WindowsHost, params: dict[str, str]) -> CommandOutput:
+def node_memory(
+    world: World, host: WindowsHost, params: dict[str, str], text: str
+) -> CommandOutput:
     """Win32_OperatingSystem's TotalVisibleMemorySize and FreePhysicalMemory, in MB."""
     result = {
         "script": "node-memory",
@@ -426,4 +681,7 @@ SCRIPTS: dict[str, ScriptHandler] = {
     "kube-proxy-restart": kube_proxy_restart,
     "mac-spoofing": mac_spoofing,
     "node-memory": node_memory,
+    "detached-upload": detached_upload,
+    "detached-start": detached_start,
+    "detached-result": detached_result,
 }

@@ -22,7 +22,7 @@ import yaml
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from sim import tables
+from sim import cni, tables
 from sim.exec_ws import handle_exec
 from sim.faults import Faults
 from sim.lb import LoadBalancerController, admit_service
@@ -771,6 +771,8 @@ class KubeApi:
             deleted = copy.deepcopy(current)
         else:
             deleted = self.world.delete(resource.plural, target.namespace, target.name)
+            if resource.plural == "pods":
+                cni.after_pod_deleted(self.world, deleted)
         if resource.plural in RETURNS_DELETED_OBJECT:
             return _json(deleted)
         return _json(

@@ -303,12 +303,29 @@ def _serves(service: Obj, port: int, protocol: str) -> bool:
 
 
 def dns_vip_policy_missing(world: World, host: WindowsHost | None, node_name: str) -> bool:
-    """acs-engine#2027: after a reboot the DNS VIP's load-balancer policy is missing, except
-    while the node runs at least two pods (the keeper workaround)."""
+    """acs-engine#2027: after a reboot the DNS VIP's policy lists reference endpoints that are
+    gone (or there are none), except while the node runs at least two pods (the keeper
+    workaround)."""
     return (
         host is not None
-        and host.dns == "stale-policies"
+        and (host.dns == "stale-policies" or host.policy_lists == 0)
         and len(world.running_pods_on(node_name)) < 2
+    )
+
+
+def kube_proxy_running(world: World, host: WindowsHost) -> bool:
+    """kube-proxy as its Windows service (either name) or as a HostProcess pod on the node."""
+    if host.kube_proxy == "hostprocess-pod":
+        return any(is_kube_proxy_pod(p) for p in world.running_pods_on(host.name))
+    service = host.kube_proxy_service()
+    return service is not None and host.services.get(service) == "Running"
+
+
+def is_kube_proxy_pod(pod: Obj) -> bool:
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    return meta.get("namespace") == "kube-system" and str(labels.get("k8s-app", "")).startswith(
+        "kube-proxy"
     )
 
 
@@ -324,7 +341,7 @@ def reachable(world: World, pod: Obj, ip: str, port: int, protocol: str = "TCP")
         return False  # the Hyper-V switch drops every frame from the containers' MACs
     service = _service_by_ip(world, ip)
     if service is not None:
-        if host is not None and host.services.get("kubeproxy") != "Running":
+        if host is not None and not kube_proxy_running(world, host):
             return False  # no kube-proxy, no load-balancer policies for Service VIPs
         if ip == cluster_dns_ip(world) and dns_vip_policy_missing(
             world, host, str((pod.get("spec") or {}).get("nodeName"))

@@ -16,7 +16,10 @@ import yaml
 from sim.world import (
     BY_KIND,
     CUSTOM_RESOURCES,
+    DEFAULT_NETWORKS,
+    KUBE_PROXY_SERVICES,
     ApiError,
+    HnsNetwork,
     Obj,
     VirtualMachine,
     WindowsHost,
@@ -31,6 +34,9 @@ COREDNS_POD_IPS = ("10.244.0.2", "10.244.0.3")
 DEFAULT_WINDOWS_KERNEL = "10.0.17763.2061"
 SERVICE_STATES = {"Running", "Stopped", "StartPending", "StopPending", "Paused"}
 BOT_NAMESPACE = "winpod"
+HNS_APIS = ("v1", "v2")
+KUBE_PROXY_FORMS = ("service", "hostprocess-pod")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
 # libyaml's safe loader when PyYAML has it: twenty times faster on fleet-sized scenarios.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -210,6 +216,7 @@ def _host_from_doc(doc: Obj, where: str, address: str) -> WindowsHost:
     if role not in ("node", "hyperv"):
         raise ScenarioError(f"{where}, field spec.role: must be node or hyperv, not {role!r}")
     host = WindowsHost(name=doc["metadata"]["name"], role=role, address=address)
+    _host_network(spec, where, host)
     services = spec.get("services")
     if services is not None:
         if not isinstance(services, dict):
@@ -220,7 +227,15 @@ def _host_from_doc(doc: Obj, where: str, address: str) -> WindowsHost:
                     f"{where}, field spec.services.{service}: {state!r} is not "
                     f"one of {', '.join(sorted(SERVICE_STATES))}"
                 )
-        host.services = {**host.services, **services}
+    given = dict(services or {})
+    if host.kube_proxy == "hostprocess-pod" and any(s in given for s in KUBE_PROXY_SERVICES):
+        raise ScenarioError(
+            f"{where}, field spec.services: kubeProxy hostprocess-pod has no kube-proxy service"
+        )
+    defaults = {"kubelet": "Running", "containerd": "Running"}
+    if host.kube_proxy == "service" and not any(s in given for s in KUBE_PROXY_SERVICES):
+        defaults["kubeproxy"] = "Running"
+    host.services = {**defaults, **given}
     if role == "hyperv":
         host.services = {"vmms": "Running", "winrm": "Running"}
     if "sandboxImage" in spec:
@@ -247,18 +262,61 @@ def _host_from_doc(doc: Obj, where: str, address: str) -> WindowsHost:
     return host
 
 
+def _host_network(spec: Obj, where: str, host: WindowsHost) -> None:
+    """`network.type`, `networks`, `hnsApi`, `kubeProxy` and the outage knobs (SPEC §16)."""
+    network = spec.get("network") or {}
+    if not isinstance(network, dict):
+        raise ScenarioError(f"{where}, field spec.network: must be a mapping")
+    host.network_type = _choice(
+        where, "network.type", network.get("type", "l2bridge"), DEFAULT_NETWORKS
+    )
+    host.hns_api = _choice(where, "hnsApi", spec.get("hnsApi", "v1"), HNS_APIS)
+    host.kube_proxy = _choice(
+        where, "kubeProxy", spec.get("kubeProxy", "service"), KUBE_PROXY_FORMS
+    )
+    host.management_outage_s = _seconds(where, "managementOutage", spec.get("managementOutage", 60))
+    host.network_blip_s = _seconds(where, "networkBlip", spec.get("networkBlip", 0))
+    listed = spec.get("networks")
+    if listed is None:
+        return
+    if not isinstance(listed, list) or not all(
+        isinstance(n, dict) and n.get("name") for n in listed
+    ):
+        raise ScenarioError(f"{where}, field spec.networks: a list of {{name, type, management}}")
+    host.networks = [
+        HnsNetwork(str(n["name"]), str(n.get("type", "L2Bridge")), bool(n.get("management", False)))
+        for n in listed
+    ]
+
+
+def _choice(where: str, field: str, value: Any, allowed: Any) -> str:
+    if value not in allowed:
+        raise ScenarioError(
+            f"{where}, field spec.{field}: must be one of {', '.join(allowed)}, not {value!r}"
+        )
+    return str(value)
+
+
+def _seconds(where: str, field: str, value: Any) -> float:
+    """A duration: seconds as a number, or `1.5s`, `500ms`, `1m`."""
+    match = _DURATION.match(str(value).strip())
+    if isinstance(value, bool) or match is None:
+        raise ScenarioError(f"{where}, field spec.{field}: a duration like 60s or 1.5s")
+    number, unit = float(match.group(1)), match.group(2) or "s"
+    return number * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
+
+
 def _default_hns(host: WindowsHost) -> None:
+    """The networks `network.type` implies when none are listed; kube-proxy's policy lists
+    (kept, but stale, after a reboot)."""
     if host.role != "node":
         return
-    host.hns_networks = [
-        {
-            "Name": "azure",
-            "Type": "L2Bridge",
-            "Id": f"0A1B2C3D-0000-4000-8000-{abs(hash(host.name)) % 10**12:012d}",
-            "Subnets": ["10.244.0.0/16"],
-        }
-    ]
-    host.policy_lists = 0 if host.dns == "stale-policies" else 2
+    if not host.networks:
+        host.networks = [
+            HnsNetwork(name, kind, management)
+            for name, kind, management in DEFAULT_NETWORKS[host.network_type]
+        ]
+    host.policy_lists = 3  # sim/hns.py PROGRAMMED: DNS UDP and TCP, the API Service
 
 
 def _plain(value: Any) -> Any:

@@ -8,6 +8,7 @@ What a command does is decided in sim/host_scripts.py.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import os
@@ -15,6 +16,7 @@ import secrets
 import shutil
 import struct
 import tempfile
+import time
 import uuid
 import weakref
 import xml.etree.ElementTree as ET
@@ -59,6 +61,8 @@ CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 _SHELL_NOT_FOUND = 2150858843
 _ACTION_NOT_SUPPORTED = 2150858754
 _INVALID_PARAMETER = 87
+# How long after its start command a scheduled task begins to run.
+DEFERRED_START_S = 0.2
 
 
 def _q(namespace: str, tag: str) -> str:
@@ -124,6 +128,11 @@ class WinRMService:
             # so drop the connection as a stopped WinRM service would
             transport.abort()
             raise web.HTTPServiceUnavailable()  # never delivered: the socket is gone
+        if not host.management_up:
+            # The management vNIC is down: nothing answers until it is back (SPEC §16).
+            await asyncio.sleep(host.unreachable_until - time.monotonic())
+            transport.abort()
+            raise web.HTTPServiceUnavailable()  # never delivered: the socket is gone
         connection = self._connections.setdefault(transport, _Connection())
         user = self._authenticate(request, connection)
         if isinstance(user, web.Response):
@@ -145,7 +154,21 @@ class WinRMService:
             reply = self._dispatch(envelope, host, user)
         except _Fault as fault:
             return _fault_response(fault, envelope.message_id, host)
+        self._start_deferred(host)
+        if not host.management_up:
+            # The command took the management network down under its own connection: the
+            # script completed on the host, its answer never arrives.
+            transport.abort()
+            raise web.HTTPServiceUnavailable()
         return web.Response(body=reply.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+    @staticmethod
+    def _start_deferred(host: WindowsHost) -> None:
+        """Scheduled tasks a script started run once its command has answered."""
+        loop = asyncio.get_running_loop()
+        for work in host.deferred:
+            loop.call_later(DEFERRED_START_S, work)
+        host.deferred.clear()
 
     # --- authentication --------------------------------------------------------------------
     def _authenticate(self, request: web.Request, connection: _Connection) -> str | web.Response:
@@ -301,7 +324,7 @@ class WinRMService:
         command = quoteattr(command_id)
         streams = "".join(
             f'<rsp:Stream Name="{name}" CommandId={command} End="true">'
-            f"{base64.b64encode(text.encode()).decode()}</rsp:Stream>"
+            f"{base64.b64encode(text.encode(output.encoding, 'replace')).decode()}</rsp:Stream>"
             for name, text in (("stdout", output.stdout), ("stderr", output.stderr))
         )
         body = (

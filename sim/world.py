@@ -11,6 +11,7 @@ import copy
 import itertools
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -318,12 +319,36 @@ class VirtualMachine:
 
 
 @dataclass
+class HnsNetwork:
+    """One HNS network (SPEC §16): `management` marks the one holding the vSwitch on the
+    management NIC (AKS `ext`, flannel `External`); removing it drops the node's address."""
+
+    name: str
+    type: str  # L2Bridge | Overlay | NAT | Transparent
+    management: bool = False
+    id: str = field(default_factory=lambda: str(uuid.uuid4()).upper())
+
+    def snapshot(self) -> Obj:
+        return {"name": self.name, "type": self.type, "management": self.management, "id": self.id}
+
+
+# The HNS networks a node has by `network.type` when the scenario does not list them.
+DEFAULT_NETWORKS = {
+    "l2bridge": (("ext", "L2Bridge", True), ("azure", "L2Bridge", False)),
+    "overlay": (("External", "L2Bridge", True), ("vxlan0", "Overlay", False)),
+}
+KUBE_PROXY_SERVICES = ("kubeproxy", "kube-proxy")
+
+
+@dataclass
 class WindowsHost:
     """What only the Windows host knows (SPEC §8 `WindowsHost`), plus its loopback address."""
 
     name: str
     role: str  # "node" | "hyperv"
     address: str
+    # Keyed by the Windows service names as installed; kube-proxy is `kubeproxy` or
+    # `kube-proxy`, absent when not installed (a HostProcess pod, SPEC §10).
     services: dict[str, str] = field(
         default_factory=lambda: {
             "kubelet": "Running",
@@ -332,16 +357,47 @@ class WindowsHost:
         }
     )
     sandbox_image: str = "mcr.microsoft.com/oss/kubernetes/pause:3.6"
+    # "stale-policies": the persisted policy lists hold the DNS VIP but reference endpoints
+    # that no longer exist (after a reboot), so the VIP does not load-balance.
     dns: str = "ok"  # "ok" | "stale-policies"
     vm: VirtualMachine | None = None
     winrm_enabled: bool = True
     last_boot: str = field(default_factory=now_iso)
-    hns_networks: list[Obj] = field(default_factory=list)
+    network_type: str = "l2bridge"  # l2bridge | overlay
+    networks: list[HnsNetwork] = field(default_factory=list)
+    hns_api: str = "v1"  # v1 | v2 (HCN load balancers only, hns.v2.psm1)
+    kube_proxy: str = "service"  # service | hostprocess-pod
     policy_lists: int = 0
+    # HNS endpoint ids are derived from this; it moves on when endpoints are re-created.
+    hns_generation: int = 1
+    management_outage_s: float = 60.0  # how long the address answers nothing after losing ext
+    network_blip_s: float = 0.0  # how long removing another network on the vSwitch blips it
+    unreachable_until: float = 0.0  # time.monotonic() until which the address answers nothing
+    # Scheduled tasks started by winpod's detached runs: id -> result (None while running).
+    tasks: dict[str, Any] = field(default_factory=dict)
+    uploads: dict[str, str] = field(default_factory=dict)  # detached-run payloads by id
+    # Work a script left to run after its WinRM command returned (a scheduled task).
+    deferred: list[Callable[[], None]] = field(default_factory=list)
     history: list[str] = field(default_factory=list)  # what scripts did, for tests and demo
     # SPEC §10 `memory`: physical memory and what is still available, in MB.
     memory_total_mb: int = 16384
     memory_available_mb: int = 9000
+
+    @property
+    def management_up(self) -> bool:
+        return time.monotonic() >= self.unreachable_until
+
+    @property
+    def pod_network(self) -> HnsNetwork | None:
+        return next((n for n in self.networks if not n.management), None)
+
+    def kube_proxy_service(self) -> str | None:
+        """The name kube-proxy's Windows service is installed under, if it is a service."""
+        return next((s for s in KUBE_PROXY_SERVICES if s in self.services), None)
+
+    def lose_address(self, seconds: float) -> None:
+        """The management vNIC goes down: the address answers nothing for `seconds`."""
+        self.unreachable_until = max(self.unreachable_until, time.monotonic() + seconds)
 
     def snapshot(self) -> Obj:
         return {
@@ -359,7 +415,11 @@ class WindowsHost:
             },
             "winrm": self.winrm_enabled,
             "lastBootUpTime": self.last_boot,
-            "hnsNetworks": copy.deepcopy(self.hns_networks),
+            "network": {"type": self.network_type},
+            "networks": [n.snapshot() for n in self.networks],
+            "managementUp": self.management_up,
+            "hnsApi": self.hns_api,
+            "kubeProxy": self.kube_proxy,
             "policyLists": self.policy_lists,
             "history": list(self.history),
             "memory": {"totalMB": self.memory_total_mb, "availableMB": self.memory_available_mb},
@@ -387,6 +447,7 @@ class World:
         self.boot_counter = itertools.count(100)
         # Plain-Python hooks other modules register (e.g. the load-balancer controller).
         self.after_write: list[Callable[[Resource, Obj], None]] = []
+        self.after_delete: list[Callable[[Resource, Obj], None]] = []
         # How long the load-balancer controller (sim/lb.py) takes to give a LoadBalancer
         # Service its ingress IP, in milliseconds; the control API may change it at run time.
         self.lb_delay_ms: float = 300.0
@@ -567,6 +628,8 @@ class World:
                     for key in [k for k in bucket if k[0] == name]:
                         del bucket[key]
                     self._keys_by_namespace[other.plural].pop(name, None)
+        for hook in self.after_delete:
+            hook(resource, obj)
         return copy.deepcopy(obj)
 
     def _conflict(self, resource: Resource, name: str) -> ApiError:
@@ -673,8 +736,9 @@ class World:
             host.last_boot = now_iso()
             host.services = dict.fromkeys(host.services, "Running")
             if host.role == "node":
+                # The persisted policy lists survive; the endpoints they reference do not.
                 host.dns = "stale-policies"
-                host.policy_lists = 0
+                host.hns_generation += 1
             host.history.append("reboot")
         if node is not None:
             boot_id = str(next(self.boot_counter))

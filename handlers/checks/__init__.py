@@ -19,6 +19,7 @@ CHECK_MODULES = (
     "image_pull_slow",
     "hostprocess_pod",
     "gmsa",
+    "cni_not_ready",
 )
 
 __all__ = ["CHECK_MODULES", "default_registry"]

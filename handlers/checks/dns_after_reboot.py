@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import probes
+from handlers import hns, probes
 from handlers.context import Context
 from handlers.errors import WinpodError
 from handlers.model import Finding, RemediationRef
@@ -20,8 +20,11 @@ SUMMARY = (
 )
 
 
-def node_remediations(node: str, pod_ref: str | None) -> tuple[RemediationRef, ...]:
-    offered = [offer("kube-proxy-restart", node), offer("hns-reset", node)]
+def node_remediations(
+    node: str, pod_ref: str | None, kube_proxy_restartable: bool = True
+) -> tuple[RemediationRef, ...]:
+    offered = [offer("kube-proxy-restart", node)] if kube_proxy_restartable else []
+    offered.append(offer("hns-reset", node))
     if pod_ref:
         offered.append(offer("pod-dns-override", pod_ref))
     offered.append(offer("dns-keeper", "cluster"))
@@ -38,17 +41,38 @@ def _reboot_evidence(context: Context) -> list[str]:
     return evidence
 
 
-def _policy_evidence(context: Context) -> tuple[list[str], bool | None]:
+def _policy_evidence(context: Context) -> tuple[list[str], hns.DnsVip | None]:
     try:
         status = context.node_status()
     except WinpodError as exc:
         return [f"could not read HNS state over WinRM: {exc}"], None
-    present = bool(status.get("dnsVipPolicy"))
+    vip = hns.dns_vip_of_status(status)
     return [
-        f"HNS on {context.node_name}: {status.get('policyListCount')} policy lists, "
-        f"load-balancer policy for DNS VIP {status.get('dnsVip')}: "
-        f"{'present' if present else 'missing'}"
-    ], present
+        f"HNS on {context.node_name} ({status.get('hnsModule')}): networks "
+        f"{hns.describe_networks(hns.as_list(status.get('hnsNetworks'))) or 'none'}; "
+        f"{status.get('policyListCount')} policy lists/load balancers; {vip.describe()}"
+    ], vip
+
+
+def _kube_proxy_restartable(context: Context) -> bool:
+    """Whether kube-proxy-restart can work here: kube-proxy is a service (either name) or a
+    HostProcess pod. Unknown (node-status unreadable) counts as yes: the restart says why."""
+    try:
+        services = context.node_status().get("services") or {}
+    except WinpodError:
+        return True
+    if hns.kube_proxy_service(services) is not None:
+        return True
+    try:
+        return hns.kube_proxy_pod(context.transports.cluster, context.node_name or "") is not None
+    except WinpodError:
+        return True
+
+
+def _vip_title(vip: hns.DnsVip) -> str:
+    if vip.state == "stale":
+        return "HNS policies for the DNS Service IP reference endpoints that are gone (stale)"
+    return "HNS has no policy for the DNS Service IP (stale after reboot)"
 
 
 @check(
@@ -65,13 +89,17 @@ def _policy_evidence(context: Context) -> tuple[list[str], bool | None]:
         signals=(
             "nslookup kubernetes.default.svc.cluster.local fails in the pod",
             "the same lookup sent straight to a kube-dns pod IP succeeds",
-            "node bootID changed / Rebooted event; no Get-HnsPolicyList entry has the DNS VIP",
+            "node bootID changed / Rebooted event; no Get-HnsPolicyList entry (v1) or HCN load "
+            "balancer (v2) holds the DNS VIP, or those that do reference endpoints that "
+            "Get-HnsEndpoint no longer shows",
             "fewer than two running pods on the node (a second pod masks the problem)",
         ),
         fixes=(
-            "kube-proxy-restart: restart the kubeproxy service (often enough)",
-            "hns-reset: stop kubeproxy and kubelet, remove HNS policy lists, then the l2bridge "
-            "network, start kubelet and kubeproxy (pods lose network for about a minute)",
+            "kube-proxy-restart: restart kube-proxy, its service or its HostProcess pod (often "
+            "enough)",
+            "hns-reset: stop kube-proxy and kubelet, remove HNS policy lists, then the pod network "
+            "(never the management network), start kubelet and kube-proxy (pods lose network "
+            "for about a minute)",
             "pod-dns-override: point the pod's DNS at the kube-dns pod IPs",
             "dns-keeper: a DaemonSet keeps two pods on every Windows node",
         ),
@@ -123,8 +151,8 @@ def dns_after_reboot(context: Context) -> list[Finding]:
                 DOCS,
             )
         ]
-    policy, present = _policy_evidence(context)
-    if present:
+    policy, vip = _policy_evidence(context)
+    if vip is not None and vip.state == "programmed":
         # HNS still has the VIP policy: not the reboot problem; kube-proxy is the usual suspect.
         evidence.extend(policy)
         return [
@@ -151,23 +179,25 @@ def dns_after_reboot(context: Context) -> list[Finding]:
             "DNS through the cluster DNS Service fails (stale HNS policies)",
             SUMMARY.format(dns=dns_ip),
             tuple(evidence),
-            node_remediations(context.node_name or "", context.target.ref),
+            node_remediations(
+                context.node_name or "", context.target.ref, _kube_proxy_restartable(context)
+            ),
             DOCS,
         )
     ]
 
 
 def _node_dns(context: Context) -> list[Finding]:
-    policy, present = _policy_evidence(context)
-    if present is None:
+    policy, vip = _policy_evidence(context)
+    if vip is None:
         return could_not_check(CHECK_ID, "the node's HNS policies", policy[0])
-    if present:
+    if vip.state == "programmed":
         return [
             Finding(
                 CHECK_ID,
                 "ok",
                 "DNS VIP policy present",
-                "HNS has the DNS Service load-balancer policy",
+                "HNS has the DNS Service load-balancer policy on live endpoints",
                 tuple(policy),
             )
         ]
@@ -179,11 +209,10 @@ def _node_dns(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "warning" if masked else "error",
-            "HNS has no policy for the DNS Service IP (stale after reboot)"
-            + (" — masked while two or more pods run" if masked else ""),
+            _vip_title(vip) + (" — masked while two or more pods run" if masked else ""),
             SUMMARY.format(dns=context.service_ip("kube-system", "kube-dns")),
             tuple(evidence),
-            node_remediations(context.node_name or "", None),
+            node_remediations(context.node_name or "", None, _kube_proxy_restartable(context)),
             DOCS,
         )
     ]

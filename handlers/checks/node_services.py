@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from handlers import hns
 from handlers.context import Context
 from handlers.errors import WinpodError
 from handlers.model import Finding
 from handlers.registry import Explanation, check, could_not_check, not_applicable, offer
 
 CHECK_ID = "node-services"
-SERVICES = ("kubelet", "kubeproxy", "containerd")
 DOCS = ("https://kubernetes.io/docs/tasks/debug/debug-cluster/windows/",)
 
 
@@ -18,13 +18,18 @@ DOCS = ("https://kubernetes.io/docs/tasks/debug/debug-cluster/windows/",)
     scopes=("node", "pod"),
     explanation=Explanation(
         cause=(
-            "A Windows node needs kubelet, kube-proxy (service kubeproxy) and containerd running; "
-            "without kube-proxy, Services stop working in its pods, without the others pods stop "
-            "being created."
+            "A Windows node needs kubelet, kube-proxy and containerd running; without "
+            "kube-proxy, Services stop working in its pods, without the others pods stop being "
+            "created. kube-proxy is a Windows service (kubeproxy on AKS and aks-engine, "
+            "kube-proxy with kubeadm and Calico) or a HostProcess pod (sig-windows-tools)."
         ),
-        signals=("Get-Service kubelet, kubeproxy, containerd over WinRM",),
+        signals=(
+            "Get-Service kubelet, kubeproxy, kube-proxy, containerd over WinRM",
+            "a kube-proxy pod in kube-system on the node when there is no kube-proxy service",
+        ),
         fixes=(
-            "kube-proxy-restart restarts kubeproxy",
+            "kube-proxy-restart restarts kube-proxy's service, or deletes its HostProcess pod "
+            "so that its DaemonSet starts a new one",
             "kubelet / containerd: look at their logs on the node (C:\\k\\*.log) and start them",
         ),
         links=DOCS,
@@ -37,15 +42,22 @@ def node_services(context: Context) -> list[Finding]:
         services = context.node_status().get("services") or {}
     except WinpodError as exc:
         return could_not_check(CHECK_ID, f"the services on {context.node_name}", exc)
-    states = {name: str(services.get(name, "missing")) for name in SERVICES}
-    evidence = tuple(f"{name}: {state}" for name, state in states.items())
-    down = [name for name, state in states.items() if state != "Running"]
-    if not down:
-        return [
-            Finding(CHECK_ID, "ok", "kubelet, kubeproxy and containerd are running", "", evidence)
-        ]
     node = context.node_name or ""
-    remediations = (offer("kube-proxy-restart", node),) if "kubeproxy" in down else ()
+    states = {"kubelet": str(services.get("kubelet", "NotFound"))}
+    kube_proxy = hns.kube_proxy_service(services)
+    restartable = True
+    if kube_proxy is not None:
+        states[kube_proxy] = str(services[kube_proxy])
+    else:
+        kube_proxy, state, restartable = _kube_proxy_pod(context)
+        states[kube_proxy] = state
+    states["containerd"] = str(services.get("containerd", "NotFound"))
+    evidence = tuple(f"{name}: {state}" for name, state in states.items())
+    down = [name for name, state in states.items() if state not in ("Running", "Running, Ready")]
+    if not down:
+        return [Finding(CHECK_ID, "ok", f"{_listed(list(states))} are running", "", evidence)]
+    offered = kube_proxy in down and restartable
+    remediations = (offer("kube-proxy-restart", node),) if offered else ()
     return [
         Finding(
             CHECK_ID,
@@ -58,3 +70,21 @@ def node_services(context: Context) -> list[Finding]:
             DOCS,
         )
     ]
+
+
+def _kube_proxy_pod(context: Context) -> tuple[str, str, bool]:
+    """(evidence name, state, whether a restart can help) for kube-proxy without a service."""
+    try:
+        pod = hns.kube_proxy_pod(context.transports.cluster, context.node_name or "")
+    except WinpodError as exc:
+        return "kube-proxy", f"no service, and its pod could not be read ({exc})", False
+    if pod is None:
+        # Neither a service nor a pod: there is nothing a restart could start.
+        return "kube-proxy", "not installed (no kubeproxy or kube-proxy service, no pod)", False
+    phase = (pod.get("status") or {}).get("phase")
+    state = "Running, Ready" if hns.pod_ready(pod) else f"{phase}, not Ready"
+    return f"kube-proxy pod {pod['metadata']['name']}", state, True
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + f" and {names[-1]}"

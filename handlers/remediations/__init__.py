@@ -5,6 +5,7 @@ approval and in dry-run), the plan is frozen, and only that plan is run."""
 from __future__ import annotations
 
 import json
+import pkgutil
 import time
 from collections.abc import Mapping
 
@@ -39,15 +40,10 @@ __all__ = [
     "verify",
 ]
 
-REMEDIATION_MODULES = (
-    "rdp_access",
-    "hns_reset",
-    "kube_proxy_restart",
-    "pod_dns_override",
-    "dns_keeper",
-    "mac_spoofing_on",
-    "pin_windows_build",
-    "fix_sandbox_image",
+# Every module of this package but the private helpers (`_node_script`): a new remediation is
+# its own module and test, and nothing else to keep by hand.
+REMEDIATION_MODULES = tuple(
+    sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 )
 
 

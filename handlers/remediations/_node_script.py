@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from handlers import node_scripts, script_commands
+from handlers import detached, hns, node_scripts, script_commands
 from handlers.context import Context
-from handlers.errors import WinpodError
+from handlers.errors import ChannelLost, OutcomeUnknown, WinpodError
 from handlers.remediations import Outcome, Plan, pretty
+from handlers.transports import KubeObject
+
+# Scripts that change the node's network or its services run detached (handlers/detached.py):
+# their result is read back even when the change cuts the WinRM connection.
+DETACHED_SCRIPTS = frozenset({"hns-reset", "kube-proxy-restart"})
+# How long a restarted kube-proxy pod may take to be replaced and Ready.
+POD_READY_TIMEOUT_S = 120.0
 
 
 def plan_script(
@@ -40,9 +48,47 @@ def run_script(context: Context, plan: Plan) -> tuple[Outcome, dict[str, Any]]:
     if shell is None:
         raise WinpodError("WinRM is not configured (winrm.username / winrm.password)")
     name, address = str(plan.data["script"]), str(plan.data["address"])
-    result = shell.run_script(address, plan.preview, float(context.settings.winrm.read_timeout_s))
+    if name in DETACHED_SCRIPTS:
+        result = detached.run_detached(shell, address, name, plan.preview)
+    else:
+        timeout = float(context.settings.winrm.read_timeout_s)
+        try:
+            result = shell.run_script(address, plan.preview, timeout)
+        except ChannelLost as exc:
+            raise OutcomeUnknown(f"outcome unknown: {exc}") from None
     data = node_scripts.parse_output(name, result)
     output = node_scripts.mask_secrets(pretty(data))
     ok = result.ok and bool(data.get("ok", True)) and not data.get("error")
     summary = f"{name} on {address} " + ("succeeded" if ok else f"failed (exit {result.exit_code})")
+    if data.get("refused"):
+        summary = f"{name} on {address} refused, nothing changed: {data['refused']}"
     return Outcome(ok, summary, output), data
+
+
+def kube_proxy_pod(context: Context) -> KubeObject | None:
+    node = context.node_name
+    return None if node is None else hns.kube_proxy_pod(context.transports.cluster, node)
+
+
+def restart_kube_proxy_pod(
+    context: Context,
+    pod_name: str,
+    timeout_s: float = POD_READY_TIMEOUT_S,
+    poll_s: float = 1.0,
+) -> Outcome:
+    """Delete kube-proxy's pod and wait until its DaemonSet's replacement is Ready: a started
+    kube-proxy re-programs every Service's load balancer."""
+    cluster = context.transports.cluster
+    cluster.delete("Pod", pod_name, "kube-system")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        replacement = kube_proxy_pod(context)
+        name = (replacement or {}).get("metadata", {}).get("name")
+        if replacement is not None and name != pod_name and hns.pod_ready(replacement):
+            return Outcome(True, f"kube-proxy pod {pod_name} replaced by {name}, Ready")
+        if time.monotonic() >= deadline:
+            state = f"{name} not Ready" if name and name != pod_name else "no replacement"
+            return Outcome(
+                False, f"kube-proxy pod {pod_name} deleted; {state} within {timeout_s:.0f} s"
+            )
+        time.sleep(poll_s)

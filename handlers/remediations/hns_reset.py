@@ -1,4 +1,5 @@
-"""`hns-reset`: rebuild the node's HNS state (policy lists, then the l2bridge network)."""
+"""`hns-reset`: rebuild the node's pod network (policy lists, then the pod network only: never
+the management network), then restart kube-proxy in whatever form it runs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ from collections.abc import Mapping
 from handlers.context import Context
 from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, remediation
-from handlers.remediations._node_script import plan_script, run_script
+from handlers.remediations._node_script import (
+    kube_proxy_pod,
+    plan_script,
+    restart_kube_proxy_pod,
+    run_script,
+)
 
 
 def _run(context: Context, plan: Plan) -> Outcome:
@@ -19,6 +25,13 @@ def _run(context: Context, plan: Plan) -> Outcome:
         for s in steps
         if isinstance(s, dict)
     ]
+    if outcome.ok and not str(data.get("kubeProxy") or "").startswith("service"):
+        # kube-proxy is a HostProcess pod: the script could not restart it.
+        pod = kube_proxy_pod(context)
+        if pod is not None:
+            restarted = restart_kube_proxy_pod(context, pod["metadata"]["name"])
+            lines.append(f"{'ok ' if restarted.ok else 'FAILED '}{restarted.summary}")
+            outcome = Outcome(restarted.ok, outcome.summary, outcome.output)
     return Outcome(
         outcome.ok, outcome.summary + ("\n" + "\n".join(lines) if lines else ""), outcome.output
     )
@@ -29,11 +42,13 @@ def _run(context: Context, plan: Plan) -> Outcome:
     risk="high",
     target_kind=TargetKind.NODE,
     does=lambda t: (
-        f"over WinRM on {t}: stop kubeproxy and kubelet, remove every HNS policy list "
-        "and then the l2bridge network, start kubelet and kubeproxy, then verify DNS"
+        f"over WinRM on {t}: stop kube-proxy, kubelet and the containers, remove the HNS policy "
+        "lists and then the pod network (never the management network), start kubelet and "
+        "kube-proxy, then verify DNS"
     ),
     impact=lambda t: (
-        f"kube-proxy and kubelet stop on {t}; every pod there loses network for about a minute"
+        f"kube-proxy and kubelet stop on {t}; its containers are stopped and every pod there "
+        "gets a new sandbox, without network for about a minute"
     ),
     verified_by=("dns-after-reboot",),
     run=_run,
@@ -41,5 +56,10 @@ def _run(context: Context, plan: Plan) -> Outcome:
 def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
     del params  # this remediation takes no parameters
     return plan_script(
-        context, "hns-reset", target, "hns-reset", f"run hns-reset.ps1 on {target} over WinRM"
+        context,
+        "hns-reset",
+        target,
+        "hns-reset",
+        f"run hns-reset.ps1 on {target} over WinRM as a scheduled task (its result is read "
+        "back even if the network blips)",
     )

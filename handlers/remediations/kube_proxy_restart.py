@@ -1,4 +1,5 @@
-"""`kube-proxy-restart`: restart the kubeproxy service on a Windows node."""
+"""`kube-proxy-restart`: restart kube-proxy on a Windows node: its Windows service (`kubeproxy`
+or `kube-proxy`) over WinRM, or, when it runs as a HostProcess pod, that pod."""
 
 from __future__ import annotations
 
@@ -7,14 +8,22 @@ from collections.abc import Mapping
 from handlers.context import Context
 from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, remediation
-from handlers.remediations._node_script import plan_script, run_script
+from handlers.remediations._node_script import (
+    kube_proxy_pod,
+    plan_script,
+    restart_kube_proxy_pod,
+    run_script,
+)
 
 
 def _run(context: Context, plan: Plan) -> Outcome:
+    if plan.kind == "api":
+        return restart_kube_proxy_pod(context, str(plan.data["pod"]))
     outcome, data = run_script(context, plan)
     return Outcome(
         outcome.ok,
-        f"{outcome.summary}: kubeproxy {data.get('before')} → {data.get('after')}",
+        f"{outcome.summary}: {data.get('service') or 'kube-proxy'} "
+        f"{data.get('before')} → {data.get('after')}",
         outcome.output,
     )
 
@@ -23,7 +32,10 @@ def _run(context: Context, plan: Plan) -> Outcome:
     "kube-proxy-restart",
     risk="medium",
     target_kind=TargetKind.NODE,
-    does=lambda t: f"over WinRM on {t}: restart the kubeproxy service, then verify",
+    does=lambda t: (
+        f"on {t}: restart kube-proxy (its kubeproxy / kube-proxy service over WinRM, or its "
+        "HostProcess pod), then verify"
+    ),
     impact=lambda t: (
         f"Services are unreachable from pods on {t} for a few seconds while kube-proxy restarts"
     ),
@@ -32,10 +44,22 @@ def _run(context: Context, plan: Plan) -> Outcome:
 )
 def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
     del params  # this remediation takes no parameters
+    pod = kube_proxy_pod(context)
+    if pod is not None:
+        name = pod["metadata"]["name"]
+        return Plan(
+            "kube-proxy-restart",
+            target,
+            "api",
+            f"delete kube-proxy pod kube-system/{name} on {target} and wait for its "
+            "replacement to be Ready",
+            f"kubectl -n kube-system delete pod {name}",
+            {"pod": name},
+        )
     return plan_script(
         context,
         "kube-proxy-restart",
         target,
         "kube-proxy-restart",
-        f"run kube-proxy-restart.ps1 on {target} over WinRM",
+        f"run kube-proxy-restart.ps1 on {target} over WinRM as a scheduled task",
     )

@@ -7,6 +7,7 @@ param(
     [string]$Enable = '{{Enable}}'
 )
 $ErrorActionPreference = 'Stop'
+[Console]::OutputEncoding = [System.Text.Encoding]::UTF8
 # Else Windows PowerShell 5.1 may write an array as {"value":[...],"Count":n}.
 Remove-TypeData System.Array -ErrorAction SilentlyContinue
 $r = [ordered]@{

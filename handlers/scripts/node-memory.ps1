@@ -4,6 +4,8 @@
 # to create or terminate pods. Prints one JSON object.
 param()
 $ErrorActionPreference = 'Stop'
+# Node names and errors in the JSON survive any console code page.
+[Console]::OutputEncoding = [System.Text.Encoding]::UTF8
 $os = Get-CimInstance -ClassName Win32_OperatingSystem
 # Win32_OperatingSystem reports both sizes in KB.
 $r = [ordered]@{

@@ -1,14 +1,27 @@
-"""The real node-PowerShell adapter over pywinrm (WinRM over HTTPS, NTLM by default)."""
+"""The real node-PowerShell adapter over pywinrm (WinRM over HTTPS, NTLM by default).
+
+Scripts run as `powershell.exe -NoLogo -NoProfile -NonInteractive -EncodedCommand …`; their
+output is decoded in the code page the script chose and stderr is freed of CLIXML. A connection
+lost once the command was sent is `ChannelLost`: the script may have run (callers that change
+a node run detached, see handlers/detached.py)."""
 
 from __future__ import annotations
 
+import base64
+
 import requests
 import winrm
-from winrm.exceptions import InvalidCredentialsError, WinRMError, WinRMTransportError
+from winrm.exceptions import (
+    InvalidCredentialsError,
+    WinRMError,
+    WinRMTransportError,
+)
+from winrm.protocol import Protocol
 
 from config.settings import WinRMSettings
-from handlers.errors import BadInput, Refused, TimedOut, Unreachable
-from handlers.transports import CommandResult
+from handlers.errors import BadInput, ChannelLost, Refused, TimedOut, Unreachable, WinpodError
+from handlers.node_scripts import for_the_wire
+from handlers.transports import CommandResult, powershell_output
 
 
 class WinRMShell:
@@ -37,6 +50,7 @@ class WinRMShell:
             options["ca_trust_path"] = settings.ca_bundle
         endpoint = f"{settings.scheme}://{address}:{settings.port}/wsman"
         where = f"WinRM on {address}:{settings.port}"
+        encoded = base64.b64encode(for_the_wire(script).encode("utf-16-le")).decode("ascii")
         try:
             session = winrm.Session(
                 endpoint,
@@ -44,25 +58,52 @@ class WinRMShell:
                 **options,
             )
             _read_proxy_environment_once(session)
-            response = session.run_ps(script)
-        except InvalidCredentialsError:
-            raise Refused(f"{where} refused the configured credentials") from None
-        except requests.exceptions.SSLError:
-            raise Refused(
-                f"{where}: the node's certificate is not trusted (set winrm.ca_bundle)"
+            protocol = session.protocol
+            shell_id = protocol.open_shell()
+        except _WIRE_ERRORS as exc:
+            raise _nothing_ran(exc, where, read) from None
+        try:
+            command_id = protocol.run_command(shell_id, "powershell.exe", [*_FLAGS, encoded])
+            stdout, stderr, exit_code = protocol.get_command_output(shell_id, command_id)
+        except _WIRE_ERRORS as exc:
+            raise ChannelLost(
+                f"{where}: the connection was lost after the script started "
+                f"({type(exc).__name__}); it may have run"
             ) from None
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectTimeout):
-            raise TimedOut(f"{where} did not answer within {read} s") from None
-        except requests.exceptions.ConnectionError:
-            raise Unreachable(f"cannot connect to {where}") from None
-        except (WinRMTransportError, WinRMError) as exc:
-            code = getattr(exc, "code", None)
-            raise Unreachable(f"{where} failed ({code or type(exc).__name__})") from None
+        _close_quietly(protocol, shell_id, command_id)
         return CommandResult(
-            response.std_out.decode("utf-8", "replace"),
-            response.std_err.decode("utf-8", "replace"),
-            int(response.status_code),
+            powershell_output.decode(stdout, script),
+            powershell_output.strip_clixml(powershell_output.decode(stderr, script)),
+            int(exit_code),
         )
+
+
+_WIRE_ERRORS = (requests.exceptions.RequestException, WinRMError, WinRMTransportError)
+# No profile scripts, no prompts: a node's profile must not change what winpod's scripts do.
+_FLAGS = ("-NoLogo", "-NoProfile", "-NonInteractive", "-EncodedCommand")
+
+
+def _nothing_ran(exc: BaseException, where: str, read: int) -> WinpodError:
+    """Errors before the command was sent: nothing ran on the node."""
+    if isinstance(exc, InvalidCredentialsError):
+        return Refused(f"{where} refused the configured credentials")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return Refused(f"{where}: the node's certificate is not trusted (set winrm.ca_bundle)")
+    if isinstance(exc, requests.exceptions.ReadTimeout | requests.exceptions.ConnectTimeout):
+        return TimedOut(f"{where} did not answer within {read} s")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return Unreachable(f"cannot connect to {where}")
+    code = getattr(exc, "code", None)
+    return Unreachable(f"{where} failed ({code or type(exc).__name__})")
+
+
+def _close_quietly(protocol: Protocol, shell_id: str, command_id: str) -> None:
+    """The result is in hand: a failure to clean up the shell changes nothing about it."""
+    try:
+        protocol.cleanup_command(shell_id, command_id)
+        protocol.close_shell(shell_id)
+    except _WIRE_ERRORS:
+        pass
 
 
 def _read_proxy_environment_once(session: winrm.Session) -> None:

@@ -3,6 +3,7 @@ App Home — published when opened, with Approve and Reject buttons that work �
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -105,10 +106,10 @@ def test_request_shows_target_and_commands_first_attaches_the_script_and_home_ap
     address = bot.sim.control("GET", "/sim/v1/hosts/akswin000031")["address"]
     assert "akswin000031" in first
     assert f"over WinRM to {address}" in first
-    assert "Stop-Service kubeproxy -Force" in first
+    assert "Stop-Service kubelet -Force" in first
     assert "Remove-HnsPolicyList" in first
     assert "Remove-HnsNetwork" in first
-    assert "Start-Service kubeproxy" in first
+    assert "Start-Service kubelet" in first
     assert "# winpod-script" not in first  # not the header comments …
     assert "function Invoke-Step" not in first  # … nor the helper function
 
@@ -168,6 +169,16 @@ def test_request_shows_target_and_commands_first_attaches_the_script_and_home_ap
     assert refreshed["id"] == view["id"]
 
 
+def _inline_parts(bot: RunningBot, ts: str) -> list[str] | None:
+    """The script's code blocks in the thread, once all its parts are there."""
+    texts = [r["text"] for r in _current(bot, ts)["replies"] if "```" in r["text"]]
+    found = [re.search(r"\((\d+)/(\d+)\):\n```(.*)```$", t, re.S) for t in texts]
+    parts = [f for f in found if f]
+    if not parts or len(parts) < int(parts[0].group(2)):
+        return None
+    return [f.group(3) for f in sorted(parts, key=lambda f: int(f.group(1)))]
+
+
 def test_without_uploads_the_script_is_in_a_code_block_and_home_rejects(bot: RunningBot) -> None:
     bot.sim.control("POST", "/sim/v1/slack/uploads", {"refuse": True})
     try:
@@ -176,17 +187,13 @@ def test_without_uploads_the_script_is_in_a_code_block_and_home_rejects(bot: Run
             bot.click(message, "remediate:hns-reset", user=APPROVER_A, channel=CHANNEL).status
             == 200
         )
-        inline = bot.wait_for(
-            lambda: next(
-                (r["text"] for r in _current(bot, message["ts"])["replies"] if "```" in r["text"]),
-                None,
-            ),
-            what="the script in a code block",
+        parts = bot.wait_for(
+            lambda: _inline_parts(bot, message["ts"]),
+            what="the whole script in code blocks",
         )
     finally:
         bot.sim.control("POST", "/sim/v1/slack/uploads", {"refuse": False})
-    assert "# winpod-script: hns-reset" in inline
-    assert "Stop-Service kubeproxy" in inline
+    assert html.unescape("\n".join(parts)) == HNS_RESET.rstrip("\n")  # all of it, in order
 
     since = _last_seq(bot)
     view = _open_home(bot, APPROVER_B, since)

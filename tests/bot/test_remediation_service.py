@@ -22,9 +22,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlalchemy import delete
 
 from bot.remediation import Origin, RemediationService, RunReport
+from bot.render_actions import finished_text, status_line
 from bot.store import PendingAction, Store, actions, audit_log, locks, offers
 from config.settings import Settings
 from handlers.context import Context, Transports
+from handlers.errors import OutcomeUnknown
 from handlers.registry import Outcome, Plan, Registry, RemediationSpec, TargetKind
 
 REMEDIATIONS = ("fix-a", "fix-b")  # both high risk, both on the one cluster target: one lock
@@ -284,3 +286,46 @@ def test_the_lock_is_held_whenever_an_action_is_running(
     pool.jobs.pop()()
     assert service.store.get_action(action.id).status == "succeeded"  # type: ignore[union-attr]
     assert service.store.lock_holder("target:cluster:cluster") is None
+
+
+def test_a_run_whose_result_cannot_be_read_is_outcome_unknown_not_failure(
+    sqlite_store: Store,
+) -> None:
+    with sqlite_store._engine.begin() as conn:
+        for table in (actions, locks, audit_log, offers):
+            conn.execute(delete(table))
+    registry = Registry()
+
+    def lost(context: Context, plan: Plan) -> Outcome:
+        raise OutcomeUnknown("outcome unknown: hns-reset started as task winpod-1; no result")
+
+    registry.remediation(
+        "lost",
+        target_kind=TargetKind.CLUSTER,
+        risk="low",
+        does=lambda t: "x",
+        impact=lambda t: "x",
+        verified_by=(),
+        run=lost,
+    )(lambda context, target, params: Plan("lost", target, "api", "x", "x", {}))
+    reports: list[RunReport] = []
+    recorder = Recorder(World())
+    recorder.finished = reports.append  # type: ignore[method-assign]
+    service = RemediationService(
+        sqlite_store,
+        Settings(),
+        Transports(cluster=None, pod_exec=None, node_shell=None),  # type: ignore[arg-type]
+        registry,
+        None,
+        recorder,
+        lambda user: True,
+    )
+    action = service.request("lost", "cluster", {}, "alice")
+    service.approve(action.id, "alice")
+    [report] = reports
+    assert report.unknown and not report.ok
+    said = finished_text(report)
+    assert "outcome unknown" in said and ":red_circle:" not in said
+    ended = sqlite_store.get_action(action.id)
+    assert ended is not None and (ended.result or {}).get("outcome") == "unknown"
+    assert status_line(ended, 1).startswith(":grey_question:")

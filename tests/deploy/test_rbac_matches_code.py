@@ -289,6 +289,17 @@ def _diagnose_advice_pod(sim: RunningSim) -> None:
     )
 
 
+def _restart_a_cni_pod(sim: RunningSim) -> None:
+    """A pod waiting for its network, its node, and the CNI pod restarted."""
+    _winpod(
+        sim,
+        [
+            (["diagnose", "web/app-0"], (1,)),
+            (["remediate", "cni-pod-restart", "akswin-calico", "--yes"], (0,)),
+        ],
+    )
+
+
 def _serve_until_leader(sim: RunningSim) -> None:
     """Start-up, leader election (take the Lease), readiness, then release the Lease on stop."""
     bot = start_bot(sim, name="rbac-serve")
@@ -325,6 +336,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
         (SEED, "remediate", _remediate_everything),
         (SCENARIOS / "rbac_workloads.yaml", "workloads", _pin_every_workload_kind_then_serve),
         (SCENARIOS / "rbac_advice.yaml", "advice", _diagnose_advice_pod),
+        (SCENARIOS / "check_cni_not_ready.yaml", "cni", _restart_a_cni_pod),
     ]
     sims: list[RunningSim] = []
     try:

@@ -13,16 +13,20 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "handlers" / "scripts"
 def test_hns_reset_shows_its_stops_removals_and_starts_in_order() -> None:
     commands = state_changing_commands((SCRIPTS / "hns-reset.ps1").read_text())
 
-    stops = [c for c in commands if c.startswith("Stop-Service")]
-    removals = [c for c in commands if "Remove-Hns" in c]
-    starts = [c for c in commands if c.startswith("Start-Service")]
-    assert [s.split()[1] for s in stops] == ["kubeproxy", "kubelet"]
-    assert any("Remove-HnsPolicyList" in r for r in removals)
-    assert any("Remove-HnsNetwork" in r and "L2Bridge" in r for r in removals)
-    assert [s.split()[1] for s in starts] == ["kubelet", "kubeproxy"]
-    assert commands.index(removals[-1]) < commands.index(starts[0])
-    # nothing from the header comments, the param block or the helper's own definition
-    assert not any(c.startswith(("#", "param", "function", "New-Object")) for c in commands)
+    def first(text: str) -> int:
+        return next(i for i, c in enumerate(commands) if text in c)
+
+    assert "Stop-Service kubelet -Force" in commands
+    assert any(c.startswith("Stop-Service $kp") for c in commands)  # kube-proxy's service
+    assert first("tasks kill") > first("Stop-Service kubelet")  # the containers
+    assert first("Remove-HnsEndpoint") < first("Remove-HnsPolicyList") < first("Remove-HnsNetwork")
+    assert first("Start-Service kubelet") > first("Remove-HnsNetwork")
+    # nothing from the header comments, the param block, the helpers' own definitions, the
+    # session's own set-up or its waits
+    assert not any(
+        c.startswith(("#", "param", "function", "New-Object", "Remove-TypeData", "Start-Sleep"))
+        for c in commands
+    )
 
 
 def test_read_only_scripts_change_nothing() -> None:
@@ -59,7 +63,7 @@ Clear-Policies
     )
 
 
-def test_hns_requests_change_state_only_when_they_delete_or_create() -> None:
+def test_requests_and_programs_change_state_only_when_they_delete_create_or_stop() -> None:
     script = """Invoke-HnsRequest -Method GET -Type networks
 Invoke-HnsRequest -Method DELETE -Type networks -Id $id
 Invoke-HnsRequest -Method POST -Type policylists -Data $json
@@ -67,6 +71,8 @@ $n = Get-HnsNetwork |
     Where-Object { $_.Name -eq 'cbr0' } |
     Set-HnsNetwork -Flags 2
 & sc.exe stop kubeproxy
+& sc.exe query kubeproxy
+& ctr.exe -n k8s.io tasks ls -q
 """
     assert state_changing_commands(script) == (
         "Invoke-HnsRequest -Method DELETE -Type networks -Id $id",

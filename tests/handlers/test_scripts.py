@@ -11,6 +11,10 @@ import pytest
 import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser
 
+from handlers.detached import CHUNK
+from handlers.node_scripts import for_the_wire
+from handlers.remediations._node_script import DETACHED_SCRIPTS
+
 SCRIPTS = sorted((Path(__file__).resolve().parents[2] / "handlers" / "scripts").glob("*.ps1"))
 # cmd.exe's limit on one command line, which `powershell -encodedcommand …` must fit in.
 COMMAND_LINE_LIMIT = 8191
@@ -67,11 +71,60 @@ def test_every_placeholder_is_a_param_default_of_the_same_name(script: Path) -> 
     assert all(f"'{{{{{name}}}}}'" in block.group(0) for name in placeholders)
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
-def test_encoded_command_fits_on_one_command_line(script: Path) -> None:
-    text = script.read_text(encoding="utf-8")
-    # Filled with values as long as the bot accepts (253 characters), not just as written.
-    filled = PLACEHOLDER.sub("'" + "x" * 253 + "'", text)
-    encoded = base64.b64encode(filled.encode("utf-16-le")).decode()
+# What the encoded command may use of cmd.exe's limit: room for a longer script or a longer
+# parameter value before a real node answers "The command line is too long."
+MARGIN = 512
+SENT_DIRECTLY = [p for p in SCRIPTS if p.stem not in DETACHED_SCRIPTS]
 
-    assert len("powershell -encodedcommand " + encoded) < COMMAND_LINE_LIMIT
+
+def encoded_command(text: str, value: str) -> str:
+    """The command line the WinRM transport sends for the script filled with `value`."""
+    wire = for_the_wire(PLACEHOLDER.sub("'" + value + "'", text))
+    encoded = base64.b64encode(wire.encode("utf-16-le")).decode()
+    return "powershell.exe -NoLogo -NoProfile -NonInteractive -EncodedCommand " + encoded
+
+
+@pytest.mark.parametrize("script", SENT_DIRECTLY, ids=lambda p: p.stem)
+def test_encoded_command_fits_on_one_command_line_with_a_margin(script: Path) -> None:
+    # Filled with values as long as the bot accepts (253 characters), not just as written.
+    command = encoded_command(script.read_text(encoding="utf-8"), "x" * 253)
+
+    assert len(command) < COMMAND_LINE_LIMIT - MARGIN
+
+
+def test_a_detached_script_arrives_in_pieces_that_each_fit() -> None:
+    upload = (SCRIPTS[0].parent / "detached-upload.ps1").read_text(encoding="utf-8")
+    piece = "A" * CHUNK  # the largest piece handlers/detached.py sends
+
+    command = encoded_command(upload.replace("'{{Id}}'", "'" + "x" * 253 + "'"), piece)
+
+    assert len(command) < COMMAND_LINE_LIMIT - MARGIN
+
+
+def test_the_wire_form_keeps_the_name_line_and_drops_comments() -> None:
+    text = (SCRIPTS[0].parent / "node-status.ps1").read_text(encoding="utf-8")
+
+    wire = for_the_wire(text)
+
+    assert wire.splitlines()[0] == "# winpod-script: node-status"
+    assert not any(line.startswith(("#", " ")) for line in wire.splitlines()[1:])
+    assert len(wire) < len(text)
+
+
+@pytest.mark.parametrize("name", ["node-status", "hns-reset"])
+def test_hns_cmdlets_are_gated_on_get_hnsnetwork_and_prefer_aks_v2_module(name: str) -> None:
+    # Get-HnsNetwork is in-box since 1709 (Get-HnsPolicyList is not everywhere); AKS ships
+    # hns.v2.psm1, older guides hns.psm1.
+    text = (SCRIPTS[0].parent / f"{name}.ps1").read_text(encoding="utf-8")
+
+    assert "(Has Get-HnsNetwork)" in text
+    assert "(Has Get-HnsPolicyList)" not in text.split("Get-HnsNetwork", 1)[0]
+    assert text.index("hns.v2.psm1") < text.index("hns.psm1")
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_every_script_writes_utf8_and_round_trip_dates(script: Path) -> None:
+    text = script.read_text(encoding="utf-8")
+
+    assert "[Console]::OutputEncoding = [" in text and "Encoding]::UTF8" in text
+    assert "ToString('yyyy" not in text  # the culture's separators; 'o' is the same everywhere

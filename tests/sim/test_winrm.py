@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable
@@ -17,17 +18,25 @@ from kubernetes import client, config
 from sim_process import RunningSim
 from winrm.exceptions import InvalidCredentialsError, WinRMTransportError
 
+from config.settings import WinRMSettings
+from handlers import hns
+from handlers.detached import run_detached
+from handlers.node_scripts import for_the_wire
+from handlers.remediations._node_script import DETACHED_SCRIPTS
+from handlers.transports.winrm import WinRMShell
+
 pytestmark = pytest.mark.wire
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "handlers" / "scripts"
 
 
 def render(name: str, **params: str) -> str:
-    """The script as the bot sends it: each `'{{Name}}'` default replaced by a quoted value."""
+    """The script as the bot sends it: each `'{{Name}}'` default replaced by a quoted value,
+    comment lines and indentation dropped (handlers.node_scripts.for_the_wire)."""
     text = (SCRIPTS / f"{name}.ps1").read_text(encoding="utf-8")
     for key, value in params.items():
         text = text.replace(f"'{{{{{key}}}}}'", "'" + value.replace("'", "''") + "'")
-    return text
+    return for_the_wire(text)
 
 
 @dataclass
@@ -70,11 +79,25 @@ class Endpoints:
         )
 
     def run(self, host: str, name: str, transport: str = "ntlm", **params: str) -> Result:
-        response = self.session(host, transport).run_ps(render(name, **params))
-        stdout = response.std_out.decode()
+        """Run a winpod script as the bot does: its WinRM transport (flags, code page, CLIXML
+        stripped), detached for the scripts the bot runs detached."""
+        settings = WinRMSettings(
+            port=self.port,
+            transport=transport,
+            username=self.username,
+            password=self.password,
+            ca_bundle=str(self.sim.ca),
+        )
+        shell = WinRMShell(settings)
+        script = render(name, **params)  # any value, quoted: the simulator's parsing is tested
+        if name in DETACHED_SCRIPTS:
+            result = run_detached(shell, self.address(host), name, script, poll_s=0.2)
+        else:
+            result = shell.run_script(self.address(host), script, 20)
+        stdout = result.stdout
         output = json.loads(stdout) if stdout.strip() else None
         assert_printed_by_the_real_script(output, name)
-        return Result(output, response.std_err.decode(), response.status_code)
+        return Result(output, result.stderr, result.exit_code)
 
 
 @dataclass
@@ -93,10 +116,17 @@ def keys_of(value: Any) -> set[str]:
 
 
 def assert_printed_by_the_real_script(output: dict[str, Any] | None, name: str) -> None:
-    """Every key the simulated host prints is one the real .ps1 puts in its JSON."""
+    """Every key the simulated host prints is one the real .ps1 puts in its JSON (keys of the
+    HNS cmdlets' own objects, capitalised like `ID` and `VIPs`, come from Windows)."""
     text = (SCRIPTS / f"{name}.ps1").read_text(encoding="utf-8")
-    # A key is set as `key = …` in an [ordered]@{} or indexed / listed as 'key'.
-    unknown = {key for key in keys_of(output) if not re.search(rf"\b{key}\s*=|'{key}'", text)}
+    # A key is set as `key = …` in an [ordered]@{} or indexed / listed as 'key', or it is the
+    # name of a service the script asks Get-Service for.
+    unknown = {
+        key
+        for key in keys_of(output)
+        if key[:1].islower()
+        and not re.search(rf"\b{key}\s*=|'{key}'|Get-Service [^\n]*\b{key}\b", text)
+    }
     assert not unknown, f"{name}.ps1 never prints {sorted(unknown)}"
 
 
@@ -124,12 +154,17 @@ def test_node_status_over_ntlm_reports_a_healthy_node(seed: Endpoints) -> None:
         "kubeproxy": "Running",
         "containerd": "Running",
     }
-    assert [n["type"] for n in status["hnsNetworks"]] == ["L2Bridge"]
+    assert [(n["Name"], n["Type"]) for n in status["hnsNetworks"]] == [
+        ("ext", "L2Bridge"),
+        ("azure", "L2Bridge"),
+    ]
     assert status["policyListCount"] > 0
-    assert (status["dnsVip"], status["dnsVipPolicy"]) == ("10.0.0.10", True)
+    assert status["dnsVip"] == "10.0.0.10"
+    assert hns.dns_vip_of_status(status).state == "programmed"
     assert status["model"] != "Virtual Machine"
     assert status["sandboxImage"] == "mcr.microsoft.com/oss/kubernetes/pause:3.6"
-    assert status["lastBootUpTime"].endswith("Z")
+    # .NET's round-trip format 'o', the same in every culture
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z", status["lastBootUpTime"])
     assert status["errors"] == []
 
 
@@ -213,7 +248,7 @@ def test_hostname_and_ipconfig_answer_like_the_host(seed: Endpoints) -> None:
 
 def test_hns_reset_cures_stale_dns_policies(seed: Endpoints) -> None:
     before = seed.run("akswin000002", "node-status", DnsServiceIP="10.0.0.10").output
-    assert before is not None and before["dnsVipPolicy"] is False
+    assert before is not None and hns.dns_vip_of_status(before).state == "stale"
 
     reset = seed.run("akswin000002", "hns-reset")
 
@@ -222,25 +257,32 @@ def test_hns_reset_cures_stale_dns_policies(seed: Endpoints) -> None:
     assert [(s["step"], s["ok"]) for s in reset.output["steps"]] == [
         ("stop kubeproxy", True),
         ("stop kubelet", True),
+        ("stop containers", True),
+        ("remove endpoints", True),
         ("remove policy lists", True),
-        ("remove network", True),
+        ("remove pod network", True),
+        ("wait for HNS to settle", True),
         ("start kubelet", True),
         ("start kubeproxy", True),
     ]
+    assert reset.output["podNetwork"] == "azure"
     after = seed.run("akswin000002", "node-status", DnsServiceIP="10.0.0.10").output
     assert after is not None
-    assert after["dnsVipPolicy"] is True
-    assert after["policyListCount"] > 0
+    assert hns.dns_vip_of_status(after).state == "programmed"
     assert set(after["services"].values()) == {"Running"}
-    assert [n["type"] for n in after["hnsNetworks"]] == ["L2Bridge"]
-    assert after["hnsNetworks"][0]["id"] != before["hnsNetworks"][0]["id"]
+    networks = {n["Name"]: n["ID"] for n in after["hnsNetworks"]}
+    old = {n["Name"]: n["ID"] for n in before["hnsNetworks"]}
+    assert networks["ext"] == old["ext"]  # the management network is never touched
+    assert networks["azure"] != old["azure"]  # the pod network was re-created
 
 
 def test_after_a_reboot_a_kube_proxy_restart_brings_the_dns_policy_back(seed: Endpoints) -> None:
     seed.sim.control("POST", "/sim/v1/hosts/akswin000001/reboot")
     rebooted = seed.run("akswin000001", "node-status", DnsServiceIP="10.0.0.10").output
     assert rebooted is not None
-    assert (rebooted["dnsVipPolicy"], rebooted["policyListCount"]) == (False, 0)
+    # The persisted lists still hold the VIP, but their endpoints are gone.
+    assert rebooted["dnsPolicyLists"]
+    assert hns.dns_vip_of_status(rebooted).state == "stale"
 
     restart = seed.run("akswin000001", "kube-proxy-restart")
 
@@ -248,7 +290,7 @@ def test_after_a_reboot_a_kube_proxy_restart_brings_the_dns_policy_back(seed: En
     assert restart.output is not None
     assert (restart.output["before"], restart.output["after"]) == ("Running", "Running")
     cured = seed.run("akswin000001", "node-status", DnsServiceIP="10.0.0.10").output
-    assert cured is not None and cured["dnsVipPolicy"] is True
+    assert cured is not None and hns.dns_vip_of_status(cured).state == "programmed"
 
 
 def test_mac_spoofing_reads_then_enables_on_the_hyperv_host(seed: Endpoints) -> None:
@@ -297,12 +339,13 @@ def test_kube_proxy_restart_starts_it_and_restores_dns(
     assert restart.output == {
         "script": "kube-proxy-restart",
         "host": "akswin000010",
+        "service": "kubeproxy",
         "before": "Stopped",
         "after": "Running",
         "ok": True,
     }
     status = hosts.run("akswin000010", "node-status", DnsServiceIP="10.0.0.10").output
-    assert status is not None and status["dnsVipPolicy"] is True
+    assert status is not None and hns.dns_vip_of_status(status).state == "programmed"
 
 
 def test_hns_reset_stops_at_a_stuck_service_and_exits_1(
@@ -323,5 +366,32 @@ def test_hns_reset_stops_at_a_stuck_service_and_exits_1(
     assert "stop kubelet: Service 'kubelet (kubelet)' cannot be stopped" in reset.stderr
     status = hosts.run("akswin000011", "node-status", DnsServiceIP="10.0.0.10").output
     assert status is not None
-    assert [n["type"] for n in status["hnsNetworks"]] == ["L2Bridge"]  # never removed
+    assert [n["Name"] for n in status["hnsNetworks"]] == ["ext", "azure"]  # never removed
     assert status["services"]["kubelet"] == "StopPending"
+
+
+def test_output_is_code_page_437_unless_the_script_sets_utf8(seed: Endpoints) -> None:
+    utf8 = render("mac-spoofing", VMName="Prüfstand", Enable="false")
+    oem = utf8.replace("[Console]::OutputEncoding = [System.Text.Encoding]::UTF8\n", "")
+    assert oem != utf8
+    session = seed.session("hv01")
+
+    for script, encoding in ((utf8, "utf-8"), (oem, "cp437")):
+        encoded = base64.b64encode(script.encode("utf-16-le")).decode()
+        flags = ["-NoLogo", "-NoProfile", "-NonInteractive", "-EncodedCommand", encoded]
+        response = session.run_cmd("powershell.exe", flags)
+
+        assert response.status_code == 1
+        assert json.loads(response.std_out.decode(encoding))["vm"] == "Prüfstand"
+        # module-load progress arrives as CLIXML on stderr, before the script's own error
+        assert response.std_err.startswith(b"#< CLIXML\r\n")
+        assert 'name "Prüfstand"'.encode(encoding) in response.std_err
+
+
+def test_the_bot_transport_decodes_and_strips_what_powershell_left(seed: Endpoints) -> None:
+    result = seed.run("hv01", "mac-spoofing", VMName="Prüfstand", Enable="false")
+
+    assert result.output is not None and result.output["vm"] == "Prüfstand"
+    assert result.stderr.startswith("Get-VMNetworkAdapter : Hyper-V was unable")  # no CLIXML
+    healthy = seed.run("akswin000000", "node-status", DnsServiceIP="10.0.0.10")
+    assert healthy.stderr == ""

@@ -1,0 +1,72 @@
+"""`cni-pod-restart`: delete the node's CNI pod so that its DaemonSet starts a fresh one, then
+wait for the new one to be Ready (the sandboxes that waited for a network can then start)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping
+
+from handlers.checks.cni_not_ready import cni_pod, is_ready
+from handlers.context import Context
+from handlers.errors import BadInput, NotFound
+from handlers.registry import TargetKind
+from handlers.remediations import Outcome, Plan, remediation
+
+POLL_S = 1.0
+
+
+def _run(context: Context, plan: Plan) -> Outcome:
+    cluster = context.transports.cluster
+    namespace, name, node = plan.data["namespace"], plan.data["name"], plan.target
+    with contextlib.suppress(NotFound):  # gone already: its DaemonSet starts the next one
+        cluster.delete("Pod", name, namespace)
+    deadline = time.monotonic() + context.settings.work.restart_timeout.total_seconds()
+    while True:
+        pods = cluster.list("Pod", field_selector=f"spec.nodeName={node}")
+        fresh = cni_pod([p for p in pods if p["metadata"].get("uid") != plan.data["uid"]])
+        if fresh is not None and is_ready(fresh):
+            new_name = fresh["metadata"]["name"]
+            return Outcome(True, f"deleted {namespace}/{name}; {namespace}/{new_name} is Ready")
+        if time.monotonic() >= deadline:
+            return Outcome(
+                False,
+                f"deleted {namespace}/{name}, but no new CNI pod was Ready on {node} in time; "
+                f"check DaemonSet {namespace}/{plan.data['daemonset']}",
+            )
+        time.sleep(POLL_S)
+
+
+@remediation(
+    "cni-pod-restart",
+    risk="medium",
+    target_kind=TargetKind.NODE,
+    does=lambda t: (
+        f"delete the CNI pod on {t} (its DaemonSet starts a fresh one), wait until it is Ready, "
+        "then verify that the pods there get their network"
+    ),
+    impact=lambda t: f"new pods on {t} wait for a network for a few seconds while the CNI restarts",
+    verified_by=("cni-not-ready",),
+    run=_run,
+)
+def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
+    del params  # this remediation takes no parameters
+    pod = cni_pod(context.pods_on_node())
+    if pod is None:
+        raise BadInput(f"no CNI pod (calico-node-windows, flannel, antrea) runs on {target}")
+    meta = pod["metadata"]
+    daemonset = next(
+        str(o.get("name"))
+        for o in meta.get("ownerReferences") or []
+        if o.get("kind") == "DaemonSet"
+    )
+    namespace, name = str(meta.get("namespace")), str(meta["name"])
+    return Plan(
+        "cni-pod-restart",
+        target,
+        "api",
+        f"delete pod {namespace}/{name} on {target}; DaemonSet {daemonset} starts a fresh one",
+        f"DELETE pod {namespace}/{name} (uid {meta.get('uid')}); wait for the new "
+        f"{daemonset} pod on {target} to be Ready",
+        {"namespace": namespace, "name": name, "uid": meta.get("uid"), "daemonset": daemonset},
+    )
