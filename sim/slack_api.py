@@ -45,6 +45,7 @@ SOCKET_PING_INTERVAL_S = 10.0  # Slack pings Socket Mode clients every few secon
 ACK_DEADLINE_MS = 3000  # Slack tells the user the app failed when an envelope is acked later
 ENVELOPE_TYPES = ("slash_commands", "interactive")  # what the control API builds from fields
 UPLOAD_PATH = "/upload/v1/"  # where files.getUploadURLExternal sends the bytes
+ORIGIN_PARAM = "_sim_origin"  # handed to that method only, never sent by a client
 MAX_HOME_BLOCKS = 100  # views.publish refuses more
 
 
@@ -626,7 +627,7 @@ def files_get_upload_url_external(state: SlackState, params: Obj) -> Obj:
         "thread_ts": None,
         "completed": False,
     }
-    base = params.get("_base") or ""
+    base = params.get(ORIGIN_PARAM) or ""
     return {"file_id": file_id, "upload_url": f"{base}{UPLOAD_PATH}{file_id}"}
 
 
@@ -788,7 +789,8 @@ def build_app(state: SlackState, faults: Faults, credentials: Credentials) -> we
         if method is None:
             return _error("unknown_method")
         if method is files_get_upload_url_external:
-            params = {**params, "_base": str(request.url.origin())}
+            # the upload URL is on this server, at the origin the client reached
+            params = {**params, ORIGIN_PARAM: str(request.url.origin())}
         try:
             return _ok(method(state, params))
         except SlackError as exc:

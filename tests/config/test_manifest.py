@@ -22,6 +22,7 @@ def test_manifest_declares_what_the_bot_uses() -> None:
     assert scopes == {
         "commands",
         "chat:write",
+        "files:write",
         "channels:history",
         "groups:history",
         "usergroups:read",
