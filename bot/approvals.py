@@ -105,7 +105,7 @@ class SlackNotifier:
 
     def requested(self, action: PendingAction, plan: Plan, spec: RemediationSpec) -> None:
         """The request in its thread, what approvers judge first; then the full script as a
-        file beside it (or, if Slack takes no file, in a code block)."""
+        file beside it (or, if Slack takes no file, whole in code blocks)."""
         expires = format_duration(self.services.settings.approvals.expire_after)
         cluster = self.services.transports.cluster.context
         text, blocks = render_actions.request_message(
