@@ -254,15 +254,15 @@ def interactive_payload(slack: SlackState, base: str, given: Obj) -> Obj:
     return _merged(defaults, given)
 
 
-def app_home_opened_callback(slack: SlackState, user: str) -> Obj:
-    """The Events API callback Slack sends when `user` opens the app's Home tab."""
+def app_home_opened_callback(slack: SlackState, user: str, tab: str = "home") -> Obj:
+    """The Events API callback Slack sends when `user` opens the app's Home (or Messages) tab."""
     now = time.time()
     published = slack.home_views.get(user)
     event: Obj = {
         "type": "app_home_opened",
         "user": user,
         "channel": "D" + user[1:],
-        "tab": "home",
+        "tab": tab,
         "event_ts": f"{now:.6f}",
     }
     if published is not None:
@@ -428,11 +428,14 @@ def build_app(simulator: Simulator) -> web.Application:
     @routes.post(PREFIX + "/slack/events/app_home_opened")
     async def slack_app_home_opened(request: web.Request) -> web.Response:
         body = await _object_body(request) if request.can_read_body else {}
-        unknown = sorted(set(body) - {"user", "url"})
+        unknown = sorted(set(body) - {"user", "url", "tab"})
         if unknown:
-            raise BadRequest(f"unknown field(s) {', '.join(unknown)}; one of user, url")
+            raise BadRequest(f"unknown field(s) {', '.join(unknown)}; one of user, url, tab")
         user = _slack_id("user", body.get("user", DEFAULT_USER), USER_ID)
-        callback = app_home_opened_callback(slack, user)
+        tab = body.get("tab", "home")
+        if tab not in ("home", "messages"):
+            raise BadRequest(f"tab must be home or messages, not {tab!r}")
+        callback = app_home_opened_callback(slack, user, tab)
         url = body.get("url")
         if url is not None:
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):

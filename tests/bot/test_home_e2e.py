@@ -52,12 +52,19 @@ def _diagnose(bot: RunningBot, reference: str) -> Message:
     )
 
 
-def _open_home(bot: RunningBot, user: str, since: int) -> dict[str, Any]:
-    """The user opens the App Home (Slack sends app_home_opened, signed); the view published."""
+def _open_tab(bot: RunningBot, user: str, tab: str = "home") -> None:
+    """The user opens a tab of winpod's app (Slack sends app_home_opened, signed)."""
     sent = bot.sim.control(
-        "POST", "/sim/v1/slack/events/app_home_opened", {"user": user, "url": bot.events_url}
+        "POST",
+        "/sim/v1/slack/events/app_home_opened",
+        {"user": user, "url": bot.events_url, "tab": tab},
     )
     assert sent["status"] == 200
+
+
+def _open_home(bot: RunningBot, user: str, since: int) -> dict[str, Any]:
+    """The user opens the App Home; the view published for them."""
+    _open_tab(bot, user)
     return _published(bot, user, since)
 
 
@@ -236,6 +243,15 @@ def test_home_shows_the_last_sweep_after_one_ran(bot: RunningBot) -> None:
     last = _last_sweep(view)
     assert last is not None and last >= asked
     assert "3 checked" in _texts(view)
+
+
+def test_the_messages_tab_publishes_nothing(bot: RunningBot) -> None:
+    since = _last_seq(bot)
+    _open_tab(bot, OUTSIDER, "messages")
+    _open_tab(bot, OUTSIDER, "home")
+    _published(bot, OUTSIDER, since)
+    calls = bot.sim.control("GET", f"/sim/v1/slack/calls?method=views.publish&since={since}")
+    assert len(calls["calls"]) == 1
 
 
 def test_app_home_opened_over_socket_mode_publishes_the_home(
