@@ -26,13 +26,15 @@ SHOWN_COUNTS = ("checked", "failing", "unreachable")
 def record_sweep(store: Store, report: SweepReport) -> None:
     """Remember when a sweep ran and which nodes it did not find ok (for the App Home)."""
     not_ok = {n.name: n.state for n in report.nodes if n.state != "ok"}
+    counts = report.summary()
     store.audit(
         "winpod",
         "sweep",
         {
-            "summary": report.summary(),
+            # the line `/winpod audit` shows
+            "summary": ", ".join(f"{counts.get(k, 0)} {k}" for k in SHOWN_COUNTS),
+            "counts": counts,
             "not_ok": dict(list(not_ok.items())[:MAX_VERDICTS]),
-            "swept": len(report.nodes),
         },
     )
 
@@ -102,7 +104,7 @@ def gather(services: BotServices) -> Home:
             needed = approvals.service.needed(action) if approvals else 1
             waiting.append((action, needed))
     waiting.sort(key=lambda pair: pair[0].created_at)
-    summary = last.detail.get("summary") if last else None
+    counts = last.detail.get("counts") if last else None
     return Home(
         cluster.context,
         rows,
@@ -110,9 +112,7 @@ def gather(services: BotServices) -> Home:
         waiting,
         store.list_rdp(),
         last.at if last else None,
-        {str(k): int(v) for k, v in summary.items() if k in SHOWN_COUNTS}
-        if isinstance(summary, dict)
-        else {},
+        {k: int(counts.get(k, 0)) for k in SHOWN_COUNTS} if isinstance(counts, dict) else {},
     )
 
 

@@ -243,6 +243,8 @@ def test_home_shows_the_last_sweep_after_one_ran(bot: RunningBot) -> None:
     last = _last_sweep(view)
     assert last is not None and last >= asked
     assert "3 checked" in _texts(view)
+    audit = bot.command("audit 5", channel=CHANNEL).body
+    assert "sweep" in audit and "3 checked," in audit  # a sentence, not a dict
 
 
 def test_the_messages_tab_publishes_nothing(bot: RunningBot) -> None:
