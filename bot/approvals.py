@@ -8,6 +8,7 @@ other message's own status and buttons change: no message ever receives another'
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import render_actions
 from bot.remediation import MessageRef, Origin, RemediationService, Reply, RunReport
@@ -33,13 +34,15 @@ GROUP_CACHE_S = 300.0
 
 @dataclass(frozen=True)
 class Click:
-    """One button press, as the flow needs it (from a Slack interaction payload)."""
+    """One button press, as the flow needs it (from a Slack interaction payload). A press in
+    the App Home has a `view_id` and no channel or message: its replies go to the user's DM."""
 
     user: str
     channel: str
     message_ts: str
     blocks: list[Block]
     thread_ts: str | None = None  # set when the clicked message is itself a thread reply
+    view_id: str | None = None
 
     @property
     def message(self) -> MessageRef:
@@ -107,11 +110,39 @@ class SlackNotifier:
         return self.service.needed(action)
 
     def requested(self, action: PendingAction, plan: Plan, spec: RemediationSpec) -> None:
+        """The request in its thread, what approvers judge first; then the full script as a
+        file beside it (or, if Slack takes no file, whole in code blocks)."""
         expires = format_duration(self.services.settings.approvals.expire_after)
-        self.post(
-            action,
-            render_actions.request_text(action, plan, spec, self._needed(action), expires),
+        cluster = self.services.transports.cluster.context
+        text, blocks = render_actions.request_message(
+            action, plan, spec, self._needed(action), expires, cluster
         )
+        self.post(action, text, blocks)
+        if plan.kind != "instructions" and action.channel and action.thread_ts:
+            self._attach_script(action.channel, action.thread_ts, plan)
+
+    def _attach_script(self, channel: str, thread_ts: str, plan: Plan) -> None:
+        filename, title = render_actions.script_file(plan)
+        try:
+            self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                content=plan.preview,
+                filename=filename,
+                title=title,
+                initial_comment=render_actions.script_attached_text(plan),
+            )
+            return
+        except SlackApiError as exc:
+            self._count(exc)
+        except (SlackClientError, OSError) as exc:  # the upload URL refused the bytes
+            self.services.metrics.errors.labels("slack", "upload_failed").inc()
+            log.error("Slack file upload failed: %s", type(exc).__name__)
+        for text in render_actions.script_inline_texts(plan):
+            post = functools.partial(
+                self.client.chat_postMessage, channel=channel, thread_ts=thread_ts, text=text
+            )
+            self._safely(post)
 
     def approved(self, action: PendingAction, by: str) -> None:
         self.post(action, render_actions.approved_text(action, by, self._needed(action)))
@@ -155,11 +186,13 @@ class SlackNotifier:
         self.edit_bound(action)
 
     # --- Slack I/O ----------------------------------------------------------------------
-    def post(self, action: PendingAction, text: Mrkdwn) -> None:
+    def post(self, action: PendingAction, text: Mrkdwn, blocks: list[Block] | None = None) -> None:
         if action.channel and action.thread_ts:
             channel, thread = action.channel, action.thread_ts
             self._safely(
-                lambda: self.client.chat_postMessage(channel=channel, thread_ts=thread, text=text)
+                lambda: self.client.chat_postMessage(
+                    channel=channel, thread_ts=thread, text=text, blocks=blocks
+                )
             )
 
     def edit_bound(self, action: PendingAction) -> None:
@@ -351,6 +384,11 @@ class ApprovalFlow:
             self._tell(click, text)
 
     def _tell(self, click: Click, text: Mrkdwn) -> None:
+        if click.view_id:  # no channel to whisper in: the app's DM with the user
+            self.notifier._safely(
+                lambda: self.client.chat_postMessage(channel=click.user, text=text)
+            )
+            return
         self.notifier._safely(
             lambda: self.client.chat_postEphemeral(
                 channel=click.channel, user=click.user, text=text

@@ -135,22 +135,102 @@ def _on(action: PendingAction) -> Mrkdwn:
     return Mrkdwn("*{}* on {}").format(action.remediation, inline(action.target))
 
 
-def request_text(
-    action: PendingAction, plan: Plan, spec: RemediationSpec, needed: int, expires_in: str
-) -> Mrkdwn:
-    return Mrkdwn(
-        ":memo: {} asked for {} ({} risk): {}.\n*What:* {}\n"
-        "It needs {} approver(s); it expires in {}.\nExactly what will run:\n{}"
+MAX_INLINE_PART = 3800  # one message of a script posted inline
+MAX_COMMANDS = 1400  # the commands' code block, so the whole first block stays under 3,000
+_EXTENSIONS = {"node-script": "ps1", "api": "json", "pod-exec": "txt", "instructions": "txt"}
+
+
+def _where(action: PendingAction, plan: Plan, cluster: str) -> Mrkdwn:
+    """The target and how winpod reaches it, in plain words."""
+    address = str(plan.data.get("address") or "")
+    place = Mrkdwn("{} {}").format(action.target_kind, inline(action.target))
+    if plan.kind == "node-script" and plan.runs_on:
+        how = Mrkdwn("over WinRM to Hyper-V host {} ({})").format(plan.runs_on, address)
+    elif plan.kind == "node-script":
+        place += Mrkdwn(" ({})").format(address)
+        how = Mrkdwn("over WinRM to {}").format(address)
+    elif plan.kind == "pod-exec":
+        how = Mrkdwn("by exec in the pod, through the Kubernetes API")
+    elif plan.kind == "api":
+        how = Mrkdwn("through the Kubernetes API")
+    else:
+        how = Mrkdwn("nothing runs: instructions to follow by hand")
+    return Mrkdwn("{} in cluster {} — {}").format(place, inline(cluster), how)
+
+
+def request_message(
+    action: PendingAction,
+    plan: Plan,
+    spec: RemediationSpec,
+    needed: int,
+    expires_in: str,
+    cluster: str,
+) -> tuple[Mrkdwn, list[Block]]:
+    """The request as approvers see it: first what they judge — target and transport, steps,
+    impact and the commands that change state — then who must approve by when."""
+    commands = "\n".join(plan.commands) or plan.what
+    first = Mrkdwn(
+        ":memo: {} asked for {} ({} risk)\n*Target:* {}\n*Steps:* {}\n*Impact:* {}\n"
+        "*Commands that change state:*\n{}"
     ).format(
         mention(action.requester),
         _on(action),
         action.risk,
+        _where(action, plan, cluster),
         spec.does(action.target),
-        plan.what,
-        needed,
-        expires_in,
-        code(plan.preview),
+        spec.impact(action.target),
+        code_block(cut(commands, MAX_COMMANDS)),
     )
+    attached = " The full script is attached in this thread." if plan.kind != "instructions" else ""
+    blocks: list[Block] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": cut(first, 2990)}},
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": Mrkdwn("It needs {} approver(s); it expires in {}.{}").format(
+                        needed, expires_in, attached
+                    ),
+                }
+            ],
+        },
+    ]
+    text = Mrkdwn(":memo: {} asked for {} ({} risk): {}; it needs {} approver(s).").format(
+        mention(action.requester), _on(action), action.risk, _where(action, plan, cluster), needed
+    )
+    return text, blocks
+
+
+def script_file(plan: Plan) -> tuple[str, str]:
+    """(file name, title) of the plan's full text attached to the request's thread."""
+    name = str(plan.data.get("script") or plan.remediation)
+    return (
+        f"{name}.{_EXTENSIONS.get(plan.kind, 'txt')}",
+        f"{plan.remediation} on {plan.target}: exactly what will run",
+    )
+
+
+def script_attached_text(plan: Plan) -> Mrkdwn:
+    return Mrkdwn("Exactly what will run for *{}* (the full text, as approved):").format(
+        plan.remediation
+    )
+
+
+def script_inline_texts(plan: Plan) -> list[Mrkdwn]:
+    """When the file cannot be attached: the whole text in code blocks, as many messages as
+    it takes (split between lines, each within Slack's 4,000 characters for one message)."""
+    parts: list[str] = []
+    for line in plan.preview.splitlines():
+        if parts and len(parts[-1]) + len(line) + 1 <= MAX_INLINE_PART:
+            parts[-1] += "\n" + line
+        else:
+            parts.append(cut(line, MAX_INLINE_PART))
+    return [
+        Mrkdwn("Exactly what will run for *{}* ({}/{}):\n").format(plan.remediation, n, len(parts))
+        + code_block(part)
+        for n, part in enumerate(parts, 1)
+    ]
 
 
 def approved_text(action: PendingAction, by: str, needed: int) -> Mrkdwn:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import render_actions
+from bot import home, render_actions
 from bot.leader import LeaderElector
 from bot.scheduler import Jobs
 from bot.services import BotServices
@@ -74,7 +74,9 @@ class Runtime:
     # --- jobs (called by bot.scheduler) -------------------------------------------------
     def scheduled_sweep(self) -> None:
         try:
-            self.sweeper.run(commit=True)
+            report = self.sweeper.run(commit=True)
+            if report is not None:
+                home.record_sweep(self.services.store, report)
             self.reconcile_rdp()
         except WinpodError as exc:  # counted in winpod_errors_total by the transports
             log.error("the sweep stopped: %s; the next one runs as scheduled", exc)

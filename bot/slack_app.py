@@ -16,7 +16,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.approvals import ApprovalFlow
-from bot.listeners import actions, commands
+from bot.listeners import actions, commands, events
 from bot.services import BotServices
 from config.settings import ConfigError, Settings
 
@@ -58,6 +58,7 @@ def create_app(services: BotServices) -> App:
     services.approvals = ApprovalFlow(services, app.client)
     commands.register(app, services)
     actions.register(app, services, services.approvals)
+    events.register(app, services)
     return app
 
 

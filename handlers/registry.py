@@ -85,7 +85,10 @@ class CheckSpec:
 @dataclass(frozen=True)
 class Plan:
     """Exactly what will run: shown before approval, frozen with the request, and executed as
-    approved. `data` holds what the runner needs (JSON values only, so the plan can be stored)."""
+    approved. `data` holds what the runner needs (JSON values only, so the plan can be stored).
+    `commands` are the lines of `preview` that change state, shown to approvers first;
+    `runs_on` names the host a node script runs on when that is not the target (its Hyper-V
+    host). Both are read from the rest, so `differences` ignores them."""
 
     remediation: str
     target: str
@@ -93,6 +96,8 @@ class Plan:
     what: str
     preview: str
     data: dict[str, Any] = field(default_factory=dict)
+    commands: tuple[str, ...] = ()
+    runs_on: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,6 +107,8 @@ class Plan:
             "what": self.what,
             "preview": self.preview,
             "data": self.data,
+            "commands": list(self.commands),
+            "runs_on": self.runs_on,
         }
 
     @classmethod
@@ -113,6 +120,9 @@ class Plan:
             str(data["what"]),
             str(data["preview"]),
             dict(data.get("data") or {}),
+            # plans stored before these fields existed have neither
+            tuple(str(c) for c in data.get("commands") or ()),
+            str(data.get("runs_on") or ""),
         )
 
     def differences(self, other: Plan) -> list[str]:

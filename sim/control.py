@@ -3,13 +3,16 @@ change what the clients cannot (host state, recorded Slack calls, fault knobs, c
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import math
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from sim.faults import MODES, REQUEST_LOG_LIMIT, SERVERS, Knobs
 from sim.scenario import SERVICE_STATES
@@ -251,6 +254,60 @@ def interactive_payload(slack: SlackState, base: str, given: Obj) -> Obj:
     return _merged(defaults, given)
 
 
+def app_home_opened_callback(slack: SlackState, user: str, tab: str = "home") -> Obj:
+    """The Events API callback Slack sends when `user` opens the app's Home (or Messages) tab."""
+    now = time.time()
+    published = slack.home_views.get(user)
+    event: Obj = {
+        "type": "app_home_opened",
+        "user": user,
+        "channel": "D" + user[1:],
+        "tab": tab,
+        "event_ts": f"{now:.6f}",
+    }
+    if published is not None:
+        event["view"] = published
+    return {
+        "token": VERIFICATION_TOKEN,
+        "team_id": slack.team_id,
+        "api_app_id": slack.app_id,
+        "event": event,
+        "type": "event_callback",
+        "event_id": "Ev" + secrets.token_hex(5).upper(),
+        "event_time": int(now),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": slack.team_id,
+                "user_id": slack.bot_user_id,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+    }
+
+
+async def post_signed(url: str, secret: str, body: Obj) -> Obj:
+    """POST `body` as JSON to an app's request URL, signed as Slack signs (v0 HMAC-SHA256)."""
+    raw = json.dumps(body)
+    stamp = str(int(time.time()))
+    digest = hmac.new(secret.encode(), f"v0:{stamp}:{raw}".encode(), hashlib.sha256).hexdigest()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={digest}",
+    }
+    try:
+        async with (
+            ClientSession(timeout=ClientTimeout(total=DEFAULT_ACK_TIMEOUT_S)) as session,
+            session.post(url, data=raw, headers=headers) as response,
+        ):
+            return {"status": response.status, "body": await response.text()}
+    except (ClientError, TimeoutError) as exc:
+        raise BadRequest(f"cannot deliver to {url}: {type(exc).__name__} {exc}") from None
+
+
 def build_app(simulator: Simulator) -> web.Application:
     """Routes under /sim/v1 on the control port (plain HTTP, loopback only)."""
     world, slack, faults = simulator.world, simulator.slack, simulator.faults
@@ -350,6 +407,48 @@ def build_app(simulator: Simulator) -> web.Application:
         base = f"http://127.0.0.1:{simulator.ports.slack}"
         url = slack.new_response_url(base, channel, user, message_ts)
         return web.json_response({"response_url": url, "channel": channel, "user": user})
+
+    @routes.get(PREFIX + "/slack/files")
+    async def slack_files(request: web.Request) -> web.Response:
+        return web.json_response({"files": list(slack.files.values())})
+
+    @routes.post(PREFIX + "/slack/uploads")
+    async def slack_uploads(request: web.Request) -> web.Response:
+        body = await _object_body(request)
+        if set(body) != {"refuse"}:
+            raise BadRequest('the body must be {"refuse": true|false}')
+        slack.refuse_uploads = _bool("refuse", body["refuse"])
+        return web.json_response({"refuse": slack.refuse_uploads})
+
+    @routes.get(PREFIX + "/slack/home")
+    async def slack_home(request: web.Request) -> web.Response:
+        user = _slack_id("user", request.query.get("user"), USER_ID)
+        return web.json_response({"user": user, "view": slack.home_views.get(user)})
+
+    @routes.post(PREFIX + "/slack/events/app_home_opened")
+    async def slack_app_home_opened(request: web.Request) -> web.Response:
+        body = await _object_body(request) if request.can_read_body else {}
+        unknown = sorted(set(body) - {"user", "url", "tab"})
+        if unknown:
+            raise BadRequest(f"unknown field(s) {', '.join(unknown)}; one of user, url, tab")
+        user = _slack_id("user", body.get("user", DEFAULT_USER), USER_ID)
+        tab = body.get("tab", "home")
+        if tab not in ("home", "messages"):
+            raise BadRequest(f"tab must be home or messages, not {tab!r}")
+        callback = app_home_opened_callback(slack, user, tab)
+        url = body.get("url")
+        if url is not None:
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise BadRequest(f"url must be the app's http(s) request URL, not {url!r}")
+            secret = simulator.credentials.slack_signing_secret
+            return web.json_response(await post_signed(url, secret, callback))
+        try:
+            envelope = await slack.send_envelope(
+                "events_api", callback, False, DEFAULT_ACK_TIMEOUT_S
+            )
+        except SocketModeUnavailable as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        return web.json_response(envelope.result())
 
     # --- Socket Mode ---------------------------------------------------------------------
     @routes.get(PREFIX + "/slack/socket_mode")

@@ -43,7 +43,10 @@ JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
 SOCKET_MODE_PATH = "/socket-mode/"
 SOCKET_PING_INTERVAL_S = 10.0  # Slack pings Socket Mode clients every few seconds
 ACK_DEADLINE_MS = 3000  # Slack tells the user the app failed when an envelope is acked later
-ENVELOPE_TYPES = ("slash_commands", "interactive")
+ENVELOPE_TYPES = ("slash_commands", "interactive")  # what the control API builds from fields
+UPLOAD_PATH = "/upload/v1/"  # where files.getUploadURLExternal sends the bytes
+ORIGIN_PARAM = "_sim_origin"  # handed to that method only, never sent by a client
+MAX_HOME_BLOCKS = 100  # views.publish refuses more
 
 
 class SlackError(Exception):
@@ -139,6 +142,9 @@ class SlackState:
     missing_users: set[str] = field(default_factory=set)
     response_urls: dict[str, ResponseUrl] = field(default_factory=dict)
     views: dict[str, Obj] = field(default_factory=dict)
+    home_views: dict[str, Obj] = field(default_factory=dict)  # user → their published App Home
+    files: dict[str, Obj] = field(default_factory=dict)  # file id → upload (files.uploadV2 flow)
+    refuse_uploads: bool = False  # upload URLs answer 500 (a failing files.slack.com)
     socket_tickets: set[str] = field(default_factory=set)
     socket_clients: dict[str, SocketClient] = field(default_factory=dict)
     envelopes: dict[str, Envelope] = field(default_factory=dict)
@@ -536,6 +542,24 @@ def usergroups_users_list(state: SlackState, params: Obj) -> Obj:
     return {"users": list(state.usergroups[group])}
 
 
+def _stored_view(state: SlackState, view_id: str, kind: str, view: Obj, blocks: list[Obj]) -> Obj:
+    """What Slack keeps (and returns) of any view it shows."""
+    return {
+        "id": view_id,
+        "team_id": state.team_id,
+        "type": kind,
+        "blocks": blocks,
+        "private_metadata": view.get("private_metadata", ""),
+        "callback_id": view.get("callback_id", ""),
+        "external_id": view.get("external_id", ""),
+        "state": {"values": {}},
+        "hash": secrets.token_hex(8),
+        "root_view_id": view_id,
+        "app_id": state.app_id,
+        "bot_id": state.bot_id,
+    }
+
+
 def views_open(state: SlackState, params: Obj) -> Obj:
     trigger_id = params.get("trigger_id")
     view = params.get("view")
@@ -550,28 +574,90 @@ def views_open(state: SlackState, params: Obj) -> Obj:
         raise SlackError("invalid_arguments")
     view_id = "V" + secrets.token_hex(5).upper()
     opened = {
-        "id": view_id,
-        "team_id": state.team_id,
-        "type": "modal",
+        **_stored_view(state, view_id, "modal", view, blocks),
         "title": view["title"],
         "submit": view.get("submit"),
         "close": view.get("close"),
-        "blocks": blocks,
-        "private_metadata": view.get("private_metadata", ""),
-        "callback_id": view.get("callback_id", ""),
-        "external_id": view.get("external_id", ""),
-        "state": {"values": {}},
-        "hash": secrets.token_hex(8),
         "clear_on_close": False,
         "notify_on_close": False,
-        "root_view_id": view_id,
         "previous_view_id": None,
-        "app_id": state.app_id,
-        "bot_id": state.bot_id,
         "trigger_id": trigger_id,
     }
     state.views[view_id] = opened
     return {"view": opened}
+
+
+def views_publish(state: SlackState, params: Obj) -> Obj:
+    """A user's App Home: a `home` view of at most 100 blocks, replacing the one before."""
+    user = state.check_user(params.get("user_id"))
+    view = params.get("view")
+    if not isinstance(view, dict) or view.get("type") != "home":
+        raise SlackError("invalid_arguments")
+    blocks = view.get("blocks", [])
+    if (
+        not isinstance(blocks, list)
+        or len(blocks) > MAX_HOME_BLOCKS
+        or not all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in blocks)
+    ):
+        raise SlackError("invalid_blocks")
+    previous = state.home_views.get(user)
+    view_id = previous["id"] if previous else "V" + secrets.token_hex(5).upper()
+    published = {**_stored_view(state, view_id, "home", view, blocks), "user": user}
+    state.home_views[user] = published
+    return {"view": published}
+
+
+def files_get_upload_url_external(state: SlackState, params: Obj) -> Obj:
+    """Step one of files.uploadV2: a file id and a URL on this server to send the bytes to."""
+    filename = params.get("filename")
+    try:
+        length = int(params.get("length"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise SlackError("invalid_arguments") from None
+    if not isinstance(filename, str) or not filename or length < 0:
+        raise SlackError("invalid_arguments")
+    file_id = "F" + secrets.token_hex(5).upper()
+    state.files[file_id] = {
+        "id": file_id,
+        "name": filename,
+        "length": length,
+        "content": None,
+        "title": None,
+        "channel": None,
+        "thread_ts": None,
+        "completed": False,
+    }
+    base = params.get(ORIGIN_PARAM) or ""
+    return {"file_id": file_id, "upload_url": f"{base}{UPLOAD_PATH}{file_id}"}
+
+
+def files_complete_upload_external(state: SlackState, params: Obj) -> Obj:
+    """Step three: share the uploaded files, in `channel_id` (and its thread `thread_ts`)."""
+    try:
+        given = json.loads(params.get("files") or "")
+    except (TypeError, json.JSONDecodeError):
+        raise SlackError("invalid_arguments") from None
+    if not isinstance(given, list) or not given:
+        raise SlackError("invalid_arguments")
+    files = []
+    for item in given:
+        upload = state.files.get(str(item.get("id"))) if isinstance(item, dict) else None
+        if upload is None or upload["content"] is None:
+            raise SlackError("file_not_found")  # never sent to its upload URL
+        upload["title"] = item.get("title") or upload["name"]
+        files.append(upload)
+    channel = params.get("channel_id")
+    thread_ts = params.get("thread_ts") or None
+    shared = [{"id": f["id"], "name": f["name"], "title": f["title"]} for f in files]
+    if channel is not None:
+        channel = state.check_channel(channel)
+        if thread_ts is not None and thread_ts not in state.channels.get(channel, {}):
+            raise SlackError("invalid_thread_ts")
+        comment = params.get("initial_comment") or ""
+        state.post(channel, {"text": str(comment), "files": shared, "upload": True}, thread_ts)
+    for upload in files:
+        upload.update(channel=channel, thread_ts=thread_ts, completed=True)
+    return {"files": shared}
 
 
 def conversations_info(state: SlackState, params: Obj) -> Obj:
@@ -628,6 +714,9 @@ METHODS: dict[str, Method] = {
     "users.info": users_info,
     "usergroups.users.list": usergroups_users_list,
     "views.open": views_open,
+    "views.publish": views_publish,
+    "files.getUploadURLExternal": files_get_upload_url_external,
+    "files.completeUploadExternal": files_complete_upload_external,
     "conversations.info": conversations_info,
     "conversations.history": conversations_history,
     "conversations.replies": conversations_replies,
@@ -699,6 +788,9 @@ def build_app(state: SlackState, faults: Faults, credentials: Credentials) -> we
         method = METHODS.get(request.match_info["method"])
         if method is None:
             return _error("unknown_method")
+        if method is files_get_upload_url_external:
+            # the upload URL is on this server, at the origin the client reached
+            params = {**params, ORIGIN_PARAM: str(request.url.origin())}
         try:
             return _ok(method(state, params))
         except SlackError as exc:
@@ -720,6 +812,24 @@ def build_app(state: SlackState, faults: Faults, credentials: Credentials) -> we
         except SlackError as exc:
             return _error(exc.code, 400)
         return _ok({})
+
+    async def upload(request: web.Request) -> web.StreamResponse:
+        """Step two of files.uploadV2: the file's bytes, as slack_sdk posts them (raw body)."""
+        upload = state.files.get(request.match_info["id"])
+        data = await request.read()
+        status = 200
+        if state.refuse_uploads:
+            status = 500
+        elif upload is None or upload["content"] is not None:
+            status = 404
+        elif len(data) != upload["length"]:
+            status = 400  # Slack refuses a body of another size than announced
+        else:
+            upload["content"] = data.decode("utf-8", "replace")
+        state.record("file_upload", {"file_id": request.match_info["id"]}, None, status, None)
+        if status != 200:
+            return web.Response(status=status, text="upload refused")
+        return web.Response(text=f"OK - {len(data)}")
 
     async def socket_mode(request: web.Request) -> web.StreamResponse:
         ticket = request.match_info["id"]
@@ -774,8 +884,8 @@ def build_app(state: SlackState, faults: Faults, credentials: Credentials) -> we
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
         """Outermost, so that calls refused by a fault knob are recorded too."""
-        if request.path.startswith(SOCKET_MODE_PATH):
-            return await handler(request)  # a WebSocket, not a Web API call
+        if request.path.startswith((SOCKET_MODE_PATH, UPLOAD_PATH)):
+            return await handler(request)  # a WebSocket or raw bytes, not a Web API call
         if request.path.startswith("/response/"):
             method = "response_url"
             target = state.response_urls.get(request.path.rsplit("/", 1)[-1])
@@ -809,6 +919,7 @@ def build_app(state: SlackState, faults: Faults, credentials: Credentials) -> we
     app.router.add_route("*", "/api/{method}", api_method)
     app.router.add_post("/response/{id}", response_url)
     app.router.add_get(SOCKET_MODE_PATH + "{id}", socket_mode)
+    app.router.add_post(UPLOAD_PATH + "{id}", upload)
     app.on_shutdown.append(close_sockets)
     return app
 

@@ -124,9 +124,33 @@ class RunningBot:
         self, message: dict[str, Any], action_prefix: str, *, user: str, channel: str = "C0OPS"
     ) -> SlackResponse:
         """Press the first button whose action_id starts with `action_prefix` in `message`."""
+        thread = {"thread_ts": message["thread_ts"]} if message.get("thread_ts") else {}
+        where = {
+            "response_url": "http://127.0.0.1:9/unused",
+            "container": {
+                "type": "message",
+                "channel_id": channel,
+                "message_ts": message["ts"],
+                **thread,
+            },
+            "channel": {"id": channel},
+            "message": {"ts": message["ts"], "blocks": message.get("blocks", []), **thread},
+        }
+        return self._press(message.get("blocks", []), action_prefix, user, where)
+
+    def click_in_home(
+        self, view: dict[str, Any], action_prefix: str, *, user: str
+    ) -> SlackResponse:
+        """Press a button of a published App Home, as Slack sends it: a view, no channel."""
+        where = {"container": {"type": "view", "view_id": view["id"]}, "view": view}
+        return self._press(view.get("blocks", []), action_prefix, user, where)
+
+    def _press(
+        self, blocks: list[Any], action_prefix: str, user: str, where: dict[str, Any]
+    ) -> SlackResponse:
         element = next(
             e
-            for b in message.get("blocks", [])
+            for b in blocks
             if b.get("type") == "actions"
             for e in b.get("elements", [])
             if str(e.get("action_id", "")).startswith(action_prefix)
@@ -138,19 +162,7 @@ class RunningBot:
             "api_app_id": "A0WINPOD",
             "token": "legacy",
             "trigger_id": "1.2.3",
-            "response_url": "http://127.0.0.1:9/unused",
-            "container": {
-                "type": "message",
-                "channel_id": channel,
-                "message_ts": message["ts"],
-                **({"thread_ts": message["thread_ts"]} if message.get("thread_ts") else {}),
-            },
-            "channel": {"id": channel},
-            "message": {
-                "ts": message["ts"],
-                "blocks": message.get("blocks", []),
-                **({"thread_ts": message["thread_ts"]} if message.get("thread_ts") else {}),
-            },
+            **where,
             "actions": [
                 {
                     "type": "button",

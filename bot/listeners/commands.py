@@ -12,7 +12,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import render_slack, render_text
+from bot import home, render_slack, render_text
 from bot.commands import Parsed, UsageError
 from bot.services import BotServices
 from bot.slack_text import Mrkdwn, code, code_block, escape, mention
@@ -155,6 +155,7 @@ def run_sweep(services: BotServices, client: WebClient, channel: str, user: str)
                 "arrive in the alert channel.",
             )
             return
+        home.record_sweep(services.store, report)
         client.chat_update(channel=channel, ts=ts, text=escape(sweep_text(report)))
     except WinpodError as exc:
         _tell_user(services, client, channel, user, Mrkdwn(":x: the sweep stopped: {}").format(exc))

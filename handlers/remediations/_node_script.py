@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from handlers import detached, hns, node_scripts
+from handlers import detached, hns, node_scripts, script_commands
 from handlers.context import Context
 from handlers.errors import ChannelLost, OutcomeUnknown, WinpodError
 from handlers.remediations import Outcome, Plan, pretty
@@ -25,8 +25,10 @@ def plan_script(
     script: str,
     what: str,
     address: str | None = None,
+    runs_on: str = "",
     **params: str,
 ) -> Plan:
+    """`address` and `runs_on` (its name) when the script runs elsewhere than on `target`."""
     text = node_scripts.render(script, **params)
     host = address or context.node_address()
     winrm = context.settings.winrm
@@ -39,6 +41,8 @@ def plan_script(
         receiver,
         text,
         {"script": script, "address": host, "params": params},
+        script_commands.state_changing_commands(text),
+        runs_on,
     )
 
 

@@ -79,6 +79,7 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
         "mac-spoofing",
         f"run mac-spoofing.ps1 -Enable on Hyper-V host {host} for VM {target}",
         address,
+        runs_on=host,
         VMName=target,
         Enable="true",
     )

@@ -181,9 +181,12 @@ def test_hns_reset_needs_two_approvers_then_runs_verifies_and_is_audited(
 
     press(bot, "C0STORY", message, "remediate:hns-reset", APPROVER_A)
     told(bot, "C0STORY", APPROVER_A, "needs a second approver")
-    requested = wait_thread(bot, "C0STORY", message, "needs a second approver")
-    assert "Exactly what will run" in requested
-    assert "# winpod-script: hns-reset" in requested  # the script, before anyone approves it
+    wait_thread(bot, "C0STORY", message, "Exactly what will run")  # the script, attached
+    request = next(
+        r for r in current(bot, "C0STORY", message["ts"])["replies"] if "asked for" in r["text"]
+    )
+    # what changes state, before anyone approves
+    assert "Stop-Service kubelet" in request["blocks"][0]["text"]["text"]
 
     press(bot, "C0STORY", message, "remediate:hns-reset", APPROVER_A)
     refusal = told(bot, "C0STORY", APPROVER_A, "already approved")
@@ -480,10 +483,10 @@ def test_a_target_changed_after_approval_is_refused_and_offered_again(
         again = until(
             bot,
             lambda: current(bot, "C0FROZEN", message["ts"])["replies"],
-            lambda replies: any(r.get("blocks") for r in replies),
+            lambda replies: any(action_ids(r) for r in replies),
             "a button to request it again",
         )
-        retry = next(r for r in again if r.get("blocks"))
+        retry = next(r for r in again if action_ids(r))  # the request itself has no buttons
         assert bot.click(retry, "remediate:", user=APPROVER_A, channel="C0FROZEN").status == 200
         assert "Hyper-V host hv02" in wait_thread(bot, "C0FROZEN", message, "Hyper-V host hv02")
     finally:

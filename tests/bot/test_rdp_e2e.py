@@ -254,7 +254,15 @@ def test_rdp_opens_after_two_approvals_extends_on_reopen_and_closes_on_request(
     approve(bot, channel, message, APPROVER_A)
     asked = wait_thread(bot, channel, message, "needs a second approver")
     assert f"<@{REQUESTER}> asked for *rdp-open*" in asked
-    assert '"loadBalancerSourceRanges"' in asked  # the exact objects, before anyone approves
+    uploads = bot.wait_for(
+        lambda: [
+            f
+            for f in sim.control("GET", "/sim/v1/slack/files")["files"]
+            if f["completed"] and f["thread_ts"] == message["ts"]
+        ],
+        what="the plan attached in the thread",
+    )
+    assert '"loadBalancerSourceRanges"' in uploads[0]["content"]  # the exact objects, up front
     assert svc_row(sim, name) is None
 
     approve(bot, channel, message, APPROVER_B)
