@@ -179,7 +179,7 @@ def test_request_shows_target_and_commands_first_attaches_the_script_and_home_ap
 def _inline_parts(bot: RunningBot, ts: str) -> list[str] | None:
     """The script's code blocks in the thread, once all its parts are there."""
     texts = [r["text"] for r in _current(bot, ts)["replies"] if "```" in r["text"]]
-    found = [re.search(r"\((\d+)/(\d+)\):\n```(.*)```$", t, re.S) for t in texts]
+    found = [re.search(r"\((\d+)/(\d+)\):\n```\n(.*)\n```$", t, re.S) for t in texts]
     parts = [f for f in found if f]
     if not parts or len(parts) < int(parts[0].group(2)):
         return None

@@ -63,5 +63,5 @@ def test_an_inline_script_is_whole_across_its_parts() -> None:
     plan = Plan("hns-reset", "akswin000002", "node-script", "run", script)
     parts = script_inline_texts(plan)
     assert len(parts) > 1 and all(len(p) < 4000 for p in parts)
-    bodies = [p.split("```")[1] for p in parts]
+    bodies = [p.split("```")[1].removeprefix("\n").removesuffix("\n") for p in parts]
     assert "\n".join(bodies) == script
