@@ -208,14 +208,17 @@ class Story:
 
         return dict(self.stage.wait(done, what))
 
-    def thread_grows(self, channel: str, ts: str, replies: int, what: str) -> dict[str, Any]:
-        def grown() -> dict[str, Any] | None:
+    def thread_says(self, channel: str, ts: str, text: str, what: str) -> dict[str, Any]:
+        """The message once a reply in its thread contains `text`."""
+
+        def said() -> dict[str, Any] | None:
             for message in self.stage.messages(channel):
-                if message["ts"] == ts and len(message.get("replies") or []) >= replies:
+                replies = message.get("replies") or []
+                if message["ts"] == ts and any(text in r.get("text", "") for r in replies):
                     return message
             return None
 
-        return dict(self.stage.wait(grown, what))
+        return dict(self.stage.wait(said, what))
 
 
 def run_story(stage: Stage, colour: bool) -> None:
@@ -239,7 +242,7 @@ def run_story(stage: Stage, colour: bool) -> None:
 
     story.say("hns-reset is high risk: it needs two approvers. Alice approves first…")
     story.press("Run hns-reset", ALICE)
-    message = story.thread_grows(OPS, message["ts"], 2, "the request and first approval")
+    message = story.thread_says(OPS, message["ts"], "approved (1/2)", "the first approval")
     story.show(message, OPS)
     story.say(
         "…Alice cannot be the second approver too; Bob is, and the fix runs on the node "
@@ -250,7 +253,7 @@ def run_story(stage: Stage, colour: bool) -> None:
     stage.wait(lambda: len(stage.ephemeral_for(ALICE)) > told, "Alice's refusal")
     print(f"  (only Alice sees) {stage.ephemeral_for(ALICE)[-1]}")
     story.press("Approve hns-reset", BOB)
-    message = story.thread_grows(OPS, message["ts"], 4, "the result of hns-reset")
+    message = story.thread_says(OPS, message["ts"], "Verification —", "the result of hns-reset")
     story.show(message, OPS)
 
     story.say("A Windows node reboots at night. The next sweep notices before anyone else does.")
@@ -261,7 +264,7 @@ def run_story(stage: Stage, colour: bool) -> None:
     story.show(alert, ALERTS)
     story.say("kube-proxy-restart needs one approver; Bob presses it from the alert.")
     story.press("Run kube-proxy-restart", BOB, ALERTS)
-    alert = story.thread_grows(ALERTS, alert["ts"], 4, "the fix and the all-clear")
+    alert = story.thread_says(ALERTS, alert["ts"], "DNS works again", "the fix and the all-clear")
     story.show(alert, ALERTS)
 
     story.say("The SRE wants to look at a node over RDP for a few minutes.")
@@ -270,9 +273,9 @@ def run_story(stage: Stage, colour: bool) -> None:
     request = stage.wait(lambda: stage.messages(OPS)[before:], "the RDP request")[0]
     story.show(request, OPS)
     story.press("Approve RDP", ALICE)
-    story.thread_grows(OPS, request["ts"], 2, "the first RDP approval")
+    story.thread_says(OPS, request["ts"], "approved (1/2)", "the first RDP approval")
     story.press("Approve RDP", BOB)
-    request = story.thread_grows(OPS, request["ts"], 4, "the RDP address")
+    request = story.thread_says(OPS, request["ts"], "mstsc.exe", "the RDP address")
     story.show(request, OPS)
     before = len(stage.messages(OPS))
     story.type_command("rdp close akswin000001")
