@@ -207,10 +207,9 @@ class RemediationService:
         return action
 
     # --- decisions --------------------------------------------------------------------
-    def approve(self, action_id: str, user: str) -> Reply:
-        """Record `user`'s approval under the policy; start the action once it has enough."""
-        store = self.store
-        action = store.get_action(action_id)
+    def _for_approver(self, action_id: str, user: str) -> PendingAction | Reply:
+        """The action, when `user` may decide on it; else the reply that says why not."""
+        action = self.store.get_action(action_id)
         if action is None:
             return Reply("unknown")
         try:
@@ -218,7 +217,7 @@ class RemediationService:
         except WinpodError as exc:
             return Reply("approvers-unknown", action, str(exc))
         if not allowed:
-            store.audit(
+            self.store.audit(
                 user,
                 "refused",
                 {"reason": "not an approver", "remediation": action.remediation},
@@ -226,8 +225,16 @@ class RemediationService:
                 target=action.target,
             )
             return Reply("not-approver", action)
+        return action
+
+    def approve(self, action_id: str, user: str) -> Reply:
+        """Record `user`'s approval under the policy; start the action once it has enough."""
+        store = self.store
+        found = self._for_approver(action_id, user)
+        if isinstance(found, Reply):
+            return found
         store.expire_due(datetime.now(UTC))
-        action = store.get_action(action_id) or action
+        action = store.get_action(action_id) or found
         if action.status == "approved":
             return self.start(action.id)  # already approved: this click only nudges it
         if action.status != "pending":
@@ -307,15 +314,10 @@ class RemediationService:
 
     def reject(self, action_id: str, user: str) -> Reply:
         store = self.store
-        action = store.get_action(action_id)
-        if action is None:
-            return Reply("unknown")
-        try:
-            allowed = self.may_approve(user)
-        except WinpodError as exc:
-            return Reply("approvers-unknown", action, str(exc))
-        if not allowed:
-            return Reply("not-approver", action)
+        found = self._for_approver(action_id, user)
+        if isinstance(found, Reply):
+            return found
+        action = found
         # Only before it runs: a running action's result must never be lost to a late Reject.
         if not store.transition(action.id, ("pending", "approved"), "rejected", rejected_by=user):
             return Reply("ended", store.get_action(action.id) or action)
