@@ -280,6 +280,7 @@ class RemediationService:
         return self.start(action.id)  # "running, approved by …" or "queued" says the rest
 
     def spent_sibling(self, action: PendingAction) -> PendingAction | None:
+        """An ended action from the button `action` came from (see `spent_from`)."""
         if action.offer_id is None:
             return None
         return self.spent_from(action.offer_id, action.remediation, action.target, action.id)

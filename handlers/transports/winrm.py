@@ -8,6 +8,7 @@ a node run detached, see handlers/detached.py)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -187,10 +188,9 @@ def _close_quietly(protocol: Protocol, shell_id: str, command_id: str) -> bool:
 
 
 def _close_silently(session: winrm.Session) -> None:
-    try:
+    """Throw a broken session away; closing it may fail too, and that changes nothing."""
+    with contextlib.suppress(Exception):
         _close(session)
-    except Exception:
-        return
 
 
 def _read_proxy_environment_once(session: winrm.Session) -> None:

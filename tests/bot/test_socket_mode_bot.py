@@ -45,10 +45,7 @@ def test_socket_mode_usage_errors_are_answered_in_the_ack(
 ) -> None:
     sim = sim_factory()
     bot = bot_factory(sim, {"WINPOD_SLACK__APP_TOKEN": sim.urls["slack_app_token"]})
-    bot.wait_for(
-        lambda: sim.control("GET", "/sim/v1/slack/socket_mode")["connected"],
-        what="the bot to connect over Socket Mode",
-    )
+    connected(sim, bot)
     sent = sim.control(
         "POST",
         "/sim/v1/slack/socket_mode/envelopes",
@@ -67,10 +64,7 @@ def test_socket_mode_drops_an_oversized_frame_unparsed_and_keeps_serving(
 ) -> None:
     sim = sim_factory()
     bot = bot_factory(sim, {"WINPOD_SLACK__APP_TOKEN": sim.urls["slack_app_token"]})
-    bot.wait_for(
-        lambda: sim.control("GET", "/sim/v1/slack/socket_mode")["connected"],
-        what="the bot to connect over Socket Mode",
-    )
+    connected(sim, bot)
     huge = sim.control(
         "POST",
         "/sim/v1/slack/socket_mode/envelopes",
@@ -96,10 +90,7 @@ def test_socket_mode_acknowledges_a_malformed_click_without_acting_on_it(
 ) -> None:
     sim = sim_factory()
     bot = bot_factory(sim, {"WINPOD_SLACK__APP_TOKEN": sim.urls["slack_app_token"]})
-    bot.wait_for(
-        lambda: sim.control("GET", "/sim/v1/slack/socket_mode")["connected"],
-        what="the bot to connect over Socket Mode",
-    )
+    connected(sim, bot)
     for wrong in (
         {"message": "not an object"},
         {"actions": [{"action_id": "remediate:hns-reset", "value": 7}]},
@@ -114,3 +105,11 @@ def test_socket_mode_acknowledges_a_malformed_click_without_acting_on_it(
     bot.wait_for(lambda: bot.log.count("dropped a malformed Socket Mode") == 3, what="3 drops")
     assert "Traceback" not in bot.log
     assert bot.ephemeral() == [] and bot.messages() == []  # no listener ran
+
+
+def connected(sim: RunningSim, bot: RunningBot) -> None:
+    """Wait until the bot holds its Socket Mode connection to the simulator."""
+    bot.wait_for(
+        lambda: sim.control("GET", "/sim/v1/slack/socket_mode")["connected"],
+        what="the bot to connect over Socket Mode",
+    )
