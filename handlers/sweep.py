@@ -24,6 +24,7 @@ from handlers.checks import default_registry
 from handlers.checks.dns_after_reboot import (
     CHECK_ID,
     LOOKUPS,
+    OFFERS_WITHOUT_NODE_SCRIPTS,
     PodLookup,
     lookup_direct,
     lookup_through_service,
@@ -267,6 +268,7 @@ def _probe_nodes(
         """The check's own decision on what this sweep read and probed."""
         assert node.context is not None
         node.context.provide(LOOKUPS, tuple(node.lookups))
+        node.context.provide(OFFERS_WITHOUT_NODE_SCRIPTS, True)
         findings = check.run(node.context)
         node.finding = findings[0] if findings else None
         return [Step(finish, node)]

@@ -25,6 +25,9 @@ SUMMARY = (
 
 PROBES_PER_NODE = 2  # pods of a node whose DNS is probed: one may be an odd one out
 LOOKUPS = "dns-lookups"  # the Context key of a node's probe results (a sweep provides them)
+# A sweep provides True: a node script per failing node (a HostProcess pod each, on managed
+# clusters) only to choose buttons would make its cost follow the failures' count.
+OFFERS_WITHOUT_NODE_SCRIPTS = "dns-offers-without-node-scripts"
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,10 @@ def _policy_evidence(context: Context) -> tuple[list[str], hns.DnsVip | None]:
 
 def _kube_proxy_restartable(context: Context) -> bool:
     """Whether kube-proxy-restart can work here: kube-proxy is a service (either name) or a
-    HostProcess pod. Unknown (node-status unreadable) counts as yes: the restart says why."""
+    HostProcess pod. Unknown (node-status unreadable, or not read in a sweep) counts as yes:
+    the restart's plan says why when there is nothing to restart."""
+    if context.once(OFFERS_WITHOUT_NODE_SCRIPTS, lambda: False):
+        return True
     try:
         services = context.node_status().get("services") or {}
     except WinpodError:

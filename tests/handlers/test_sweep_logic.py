@@ -181,8 +181,9 @@ def run(
 ) -> tuple[sweep.SweepReport, FakeCluster, FakeExec]:
     cluster = FakeCluster(nodes, pods, list(events))
     pod_exec = FakeExec(behaviour or {}, pods, kwargs.pop("delay", 0.0))
+    node_shell = kwargs.pop("node_shell", None)
     report = sweep.sweep(
-        Transports(cluster, pod_exec, None), settings or Settings(), known or {}, **kwargs
+        Transports(cluster, pod_exec, node_shell), settings or Settings(), known or {}, **kwargs
     )
     return report, cluster, pod_exec
 
@@ -274,6 +275,38 @@ def test_stale_policies_are_an_error_finding_with_the_remediations() -> None:
         ("dns-keeper", "cluster"),
     ]
     assert report.findings == [finding]
+
+
+class RecordingShell:
+    """A node shell that says the node has no kube-proxy at all, and records every script."""
+
+    def __init__(self) -> None:
+        self.scripts: list[str] = []
+
+    def run_script(self, *args: Any) -> CommandResult:
+        self.scripts.append(str(args))
+        return CommandResult('{"services": {"kubelet": "Running"}}', "", 0)
+
+
+def test_a_sweep_runs_no_node_script_to_choose_its_buttons() -> None:
+    # A node script per failing node (a HostProcess pod each on managed clusters) only to
+    # decide whether to offer kube-proxy-restart would make sweeps cost what outages cost;
+    # the restart's own plan says when there is nothing to restart.
+    shell = RecordingShell()
+    reachable = node("win1", "8")
+    reachable["status"]["addresses"] = [{"type": "InternalIP", "address": "10.240.0.4"}]
+    report, _, _ = run(
+        [reachable],
+        [pod("a", "win1")],
+        (rebooted_event("win1", "8"),),
+        known={"win1": "7"},
+        behaviour={"win1": "stale"},
+        node_shell=shell,
+    )
+    (failing,) = report.nodes
+    assert failing.finding is not None and failing.finding.severity == "error"
+    assert "kube-proxy-restart" in [r.id for r in failing.finding.remediations]
+    assert shell.scripts == []
 
 
 def test_no_answer_from_kube_dns_either_is_no_network_not_stale_policies() -> None:
