@@ -116,6 +116,10 @@ def load_configuration(settings: KubernetesSettings) -> tuple[k8s.Configuration,
 
 def _harden(configuration: k8s.Configuration) -> k8s.Configuration:
     configuration.retries = 1
+    # The proxy the environment names, read once: the client re-applies the kubeconfig before
+    # every request with a token, and each time re-read the whole environment for proxies
+    # (13 % of a sweep's CPU).
+    configuration.proxy = configuration.proxy
     return configuration
 
 
