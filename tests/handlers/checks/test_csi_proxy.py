@@ -106,3 +106,19 @@ def _remediate(cluster: CheckCluster, node: str) -> subprocess.CompletedProcess[
         cwd=ROOT,
         check=False,
     )
+
+
+def test_explain_names_the_pipe_and_the_hostprocess_way_out() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bot", "explain", CHECK],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert "\\\\.\\pipe\\csi-proxy-filesystem-v1" in run.stdout
+    assert "HostProcess" in run.stdout
+    assert "csi-proxy-start" in run.stdout

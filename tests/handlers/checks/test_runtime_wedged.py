@@ -125,3 +125,19 @@ def _remediate(cluster: CheckCluster, flag: str) -> subprocess.CompletedProcess[
         cwd=ROOT,
         check=False,
     )
+
+
+def test_explain_says_what_it_reads_and_that_the_restart_runs_detached() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bot", "explain", CHECK],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert "The RPC server is unavailable" in run.stdout
+    assert "deletionTimestamp" in run.stdout
+    assert "detached" in run.stdout
