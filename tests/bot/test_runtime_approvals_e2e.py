@@ -56,6 +56,9 @@ def test_containerd_restart_needs_two_approvers_then_runs_and_the_stuck_pod_goes
     first = request["blocks"][0]["text"]["text"]
     assert "Restart-Service kubelet -Force" in first  # what changes state, before approval
     assert "HostProcess containers" in first  # the impact: what the restart cuts
+    plan = next(line for line in first.splitlines() if line.startswith("*Plan:*"))
+    assert "pods affected on akswin-wedged: web/app-0" in plan
+    assert "stuck terminating (to finish): web/old-0" in plan
 
     press(bot, CHANNEL, message, BUTTON, APPROVER_A)
     assert "second, different approver" in told(bot, CHANNEL, APPROVER_A, "already approved")
