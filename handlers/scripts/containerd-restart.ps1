@@ -28,6 +28,7 @@ foreach ($name in $watched) {
     $s = Get-Service $name -ErrorAction SilentlyContinue
     $r.before[$name] = if ($s) { "$($s.Status)" } else { 'NotFound' }
 }
+$errors = @()
 try {
     # -Force: also stops the services that depend on containerd (kubelet on some nodes).
     Stop-Service containerd -Force -NoWait
@@ -38,16 +39,28 @@ try {
         $procId = (Get-CimInstance Win32_Service -Filter "Name='containerd'").ProcessId
         if ($procId) { Stop-Process -Id $procId -Force }
         $r.killed = $true
-        $svc.WaitForStatus('Stopped', [TimeSpan]::FromSeconds(30))
     }
-    Start-Service containerd
+} catch { $errors += "stop containerd: $_" }
+# Whatever happened above, the node must not be left without its runtime or kubelet.
+try {
+    $svc.Refresh()
+    # The service's recovery options may already be starting it again.
+    if ("$($svc.Status)" -notin @('Running', 'StartPending')) {
+        $svc.WaitForStatus('Stopped', [TimeSpan]::FromSeconds(30))
+        Start-Service containerd
+    }
+    $svc.WaitForStatus('Running', [TimeSpan]::FromSeconds(60))
+} catch { $errors += "start containerd: $_" }
+try {
+    # kubelet reconnects at once and finishes the pods that were stuck terminating.
     if ($r.before['kubelet'] -ne 'NotFound') { Restart-Service kubelet -Force }
     foreach ($name in $watched) {
         if ($r.before[$name] -eq 'Running' -and "$((Get-Service $name).Status)" -ne 'Running') {
             Start-Service $name
         }
     }
-} catch { $r['error'] = "$_" }
+} catch { $errors += "start kubelet: $_" }
+if ($errors) { $r['error'] = $errors -join '; ' }
 foreach ($name in $watched) {
     $s = Get-Service $name -ErrorAction SilentlyContinue
     $r.after[$name] = if ($s) { "$($s.Status)" } else { 'NotFound' }
