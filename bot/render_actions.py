@@ -137,6 +137,7 @@ def _on(action: PendingAction) -> Mrkdwn:
 
 MAX_INLINE_PART = 3800  # one message of a script posted inline
 MAX_COMMANDS = 1400  # the commands' code block, so the whole first block stays under 3,000
+MAX_PLAN = 600  # the plan in words (a node's affected pods, say)
 _EXTENSIONS = {"node-script": "ps1", "api": "json", "pod-exec": "txt", "instructions": "txt"}
 
 
@@ -171,7 +172,7 @@ def request_message(
     commands = "\n".join(plan.commands) or plan.what
     first = Mrkdwn(
         ":memo: {} asked for {} ({} risk)\n*Target:* {}\n*Steps:* {}\n*Impact:* {}\n"
-        "*Commands that change state:*\n{}"
+        "*Plan:* {}\n*Commands that change state:*\n{}"
     ).format(
         mention(action.requester),
         _on(action),
@@ -179,6 +180,7 @@ def request_message(
         _where(action, plan, cluster),
         spec.does(action.target),
         spec.impact(action.target),
+        cut(plan.what, MAX_PLAN),
         code_block(cut(commands, MAX_COMMANDS)),
     )
     attached = " The full script is attached in this thread." if plan.kind != "instructions" else ""

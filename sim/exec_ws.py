@@ -13,6 +13,7 @@ import json
 from aiohttp import web
 from multidict import MultiMapping
 
+from sim import runtime
 from sim.pod_shell import run_in_pod
 from sim.world import BY_PLURAL, ApiError, Obj, World, not_found
 
@@ -136,8 +137,14 @@ async def handle_exec(
 
     ws = web.WebSocketResponse(protocols=(protocol,), compress=False, timeout=CLOSE_TIMEOUT_S)
     await ws.prepare(request)
-    result = run_in_pod(world, pod, container, argv)
     await ws.send_bytes(bytes([STDOUT if stdout else STDERR if stderr else STATUS]))
+    if runtime.wedged_host(world, pod) is not None:
+        # containerd cannot start the process: kubelet reports it on the status channel
+        failure = json.dumps(runtime.exec_failure(pod), separators=(",", ":")).encode()
+        await ws.send_bytes(bytes([STATUS]) + failure)
+        await ws.close()
+        return ws
+    result = run_in_pod(world, pod, container, argv)
     # A terminal has one output stream: what the command writes to stderr shows on stdout.
     if tty:
         if stdout:

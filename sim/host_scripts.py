@@ -16,6 +16,8 @@ also writes one line per problem to stderr and exits 1. Shapes (keys camelCase):
 - kube-proxy-restart {script, host, service, before, after, ok, error?}
 - mac-spoofing {script, host, vm, adapters[{name, macAddressSpoofing}], changed, error?}
 - node-memory {script, host, totalMB, availableMB}
+- containerd-restart {script, host, before{service: state}, after{…}, killed, ok, refused?, error?}
+- csi-proxy-start {script, host, before, after, startType, ok, refused?, error?}
 - detached-upload {script, id, size}; detached-start {script, id, task, started, error?};
   detached-result {script, id, state, exitCode, stdout, stderr}
 
@@ -35,7 +37,7 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
-from sim import hns
+from sim import hns, runtime
 from sim.scenario import DEFAULT_WINDOWS_KERNEL, DNS_CLUSTER_IP
 from sim.world import HnsNetwork, Obj, WindowsHost, World
 
@@ -46,7 +48,7 @@ NOT_SIMULATED = (
 HYPERV_HOST_KERNEL = "10.0.20348.2227"
 # What `Get-CimInstance Win32_ComputerSystem` reports on hardware that is not a Hyper-V guest.
 PHYSICAL_MODEL = "PowerEdge R650"
-NODE_SERVICES = ("kubelet", "kubeproxy", "kube-proxy", "containerd")
+NODE_SERVICES = ("kubelet", "kubeproxy", "kube-proxy", "containerd", "csi-proxy")
 # Services in these states accept no control request: Stop-Service and Start-Service both fail.
 _STUCK_STATES = {"StartPending", "StopPending"}
 
@@ -675,12 +677,89 @@ def node_memory(
     return _json_output(result, [])
 
 
+def containerd_restart(
+    world: World, host: WindowsHost, params: dict[str, str], text: str
+) -> CommandOutput:
+    """Stop containerd (its process ended when it will not stop and the script says
+    Stop-Process), start it, restart kubelet: the runtime answers again and the pods stuck
+    terminating go away. No containerd service: refused, nothing changed."""
+    result: Obj = {
+        "script": "containerd-restart",
+        "host": host.name,
+        "before": {},
+        "after": {},
+        "killed": False,
+        "ok": False,
+    }
+    if "containerd" not in host.services:
+        result["refused"] = "no containerd service on this node: nothing was changed"
+        host.history.append("containerd-restart refused")
+        return _json_output(result, [f"containerd-restart: {result['refused']}"])
+    watched = ["containerd", "kubelet"]
+    result["before"] = {s: host.services.get(s, "NotFound") for s in watched}
+    error: str | None = None
+    if host.services["containerd"] in _STUCK_STATES and "Stop-Process" in text:
+        host.services["containerd"] = "Stopped"  # its process was ended
+        result["killed"] = True
+    error = _stop_service(host, "containerd") or _start_service(host, "containerd")
+    if error is None and "kubelet" in host.services:
+        error = _stop_service(host, "kubelet") or _start_service(host, "kubelet")
+    if error is None:
+        gone = runtime.restart_containerd(world, host)
+        host.history.append(
+            "containerd-restart" + (f": {', '.join(gone)} finished terminating" if gone else "")
+        )
+    else:
+        result["error"] = error
+        host.history.append(f"containerd-restart failed: {error}")
+    result["after"] = {s: host.services.get(s, "NotFound") for s in watched}
+    after = result["after"]
+    result["ok"] = after["containerd"] == "Running" and after["kubelet"] in ("Running", "NotFound")
+    return _json_output(result, [] if result["ok"] else [f"containerd-restart: {error or ''}"])
+
+
+def csi_proxy_start(
+    world: World, host: WindowsHost, params: dict[str, str], text: str
+) -> CommandOutput:
+    """Start-Service csi-proxy: the node's CSI plugin pods that need it start cleanly. Not
+    installed: refused, nothing changed."""
+    state = host.services.get("csi-proxy")
+    result: Obj = {
+        "script": "csi-proxy-start",
+        "host": host.name,
+        "before": state or "NotFound",
+        "after": state or "NotFound",
+        "startType": None if state is None else "Automatic",
+        "ok": False,
+    }
+    if state is None:
+        result["refused"] = (
+            "csi-proxy is not installed as a service on this node: nothing was changed"
+        )
+        host.history.append("csi-proxy-start refused")
+        return _json_output(result, [f"csi-proxy-start: {result['refused']}"])
+    error = None if state == "Running" else _start_service(host, "csi-proxy")
+    result["after"] = host.services["csi-proxy"]
+    result["ok"] = result["after"] == "Running"
+    if error:
+        result["error"] = error
+        host.history.append(f"csi-proxy-start failed: {error}")
+    else:
+        plugins = runtime.csi_proxy_started(world, host)
+        host.history.append(
+            "csi-proxy-start" + (f": {', '.join(plugins)} started" if plugins else "")
+        )
+    return _json_output(result, [] if result["ok"] else [f"csi-proxy-start: {error}"])
+
+
 SCRIPTS: dict[str, ScriptHandler] = {
     "node-status": node_status,
     "hns-reset": hns_reset,
     "kube-proxy-restart": kube_proxy_restart,
     "mac-spoofing": mac_spoofing,
     "node-memory": node_memory,
+    "containerd-restart": containerd_restart,
+    "csi-proxy-start": csi_proxy_start,
     "detached-upload": detached_upload,
     "detached-start": detached_start,
     "detached-result": detached_result,

@@ -27,7 +27,7 @@ import yaml
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from sim import cni, tables
+from sim import cni, runtime, tables
 from sim.exec_ws import handle_exec
 from sim.faults import Faults, KubeTraffic
 from sim.lb import LoadBalancerController, admit_service
@@ -456,6 +456,17 @@ def _is_dry_run(request: web.Request) -> bool:
             400, "BadRequest", f'dryRun: Unsupported value: {unknown[0]!r}: supported values: "All"'
         )
     return bool(values)
+
+
+def _grace_period(request: web.Request, options: Any) -> int | None:
+    """DeleteOptions.gracePeriodSeconds from the query or the body (None: the pod's own)."""
+    value = request.query.get("gracePeriodSeconds")
+    if value is None and isinstance(options, dict):
+        value = options.get("gracePeriodSeconds")
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        raise ApiError(400, "BadRequest", f"invalid gracePeriodSeconds: {value!r}") from None
 
 
 def _is_watch(request: web.Request) -> bool:
@@ -993,6 +1004,12 @@ class KubeApi:
                 )
         if _is_dry_run(request):
             deleted = copy.deepcopy(current)
+        elif resource.plural == "pods" and (
+            terminating := runtime.stays_terminating(
+                self.world, current, _grace_period(request, options)
+            )
+        ):
+            return _json(terminating)  # graceful: the pod stays until kubelet confirms
         else:
             deleted = self.world.delete(resource.plural, target.namespace, target.name)
             if resource.plural == "pods":

@@ -36,6 +36,7 @@ SERVICE_STATES = {"Running", "Stopped", "StartPending", "StopPending", "Paused"}
 BOT_NAMESPACE = "winpod"
 HNS_APIS = ("v1", "v2")
 KUBE_PROXY_FORMS = ("service", "hostprocess-pod")
+RUNTIME_STATES = ("ok", "wedged")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
 # libyaml's safe loader when PyYAML has it: twenty times faster on fleet-sized scenarios.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -245,6 +246,7 @@ def _host_from_doc(doc: Obj, where: str, address: str) -> WindowsHost:
         raise ScenarioError(f"{where}, field spec.dns: must be ok or stale-policies, not {dns!r}")
     host.dns = dns
     host.winrm_enabled = bool(spec.get("winrm", True))
+    host.runtime = _choice(where, "runtime", spec.get("runtime", "ok"), RUNTIME_STATES)
     memory = spec.get("memory")
     if memory is not None:
         if not isinstance(memory, dict):

@@ -383,6 +383,8 @@ class WindowsHost:
     # SPEC §10 `memory`: physical memory and what is still available, in MB.
     memory_total_mb: int = 16384
     memory_available_mb: int = 9000
+    # SPEC §10 `runtime`: "wedged" = HCS/containerd stuck (sim/runtime.py).
+    runtime: str = "ok"  # ok | wedged
 
     @property
     def management_up(self) -> bool:
@@ -424,6 +426,7 @@ class WindowsHost:
             "policyLists": self.policy_lists,
             "history": list(self.history),
             "memory": {"totalMB": self.memory_total_mb, "availableMB": self.memory_available_mb},
+            "runtime": self.runtime,
         }
 
 

@@ -20,6 +20,8 @@ CHECK_MODULES = (
     "hostprocess_pod",
     "gmsa",
     "cni_not_ready",
+    "runtime_wedged",
+    "csi_proxy",
 )
 
 __all__ = ["CHECK_MODULES", "default_registry"]

@@ -11,9 +11,10 @@ from handlers.errors import ChannelLost, OutcomeUnknown, WinpodError
 from handlers.remediations import Outcome, Plan, pretty
 from handlers.transports import KubeObject
 
-# Scripts that change the node's network or its services run detached (handlers/detached.py):
+# Scripts that change the node's network or its services (containerd: the runtime itself, which
+# HostProcess containers need too) run detached (handlers/detached.py):
 # their result is read back even when the change cuts the WinRM connection.
-DETACHED_SCRIPTS = frozenset({"hns-reset", "kube-proxy-restart"})
+DETACHED_SCRIPTS = frozenset({"hns-reset", "kube-proxy-restart", "containerd-restart"})
 # How long a restarted kube-proxy pod may take to be replaced and Ready.
 POD_READY_TIMEOUT_S = 120.0
 

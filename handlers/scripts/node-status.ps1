@@ -1,7 +1,7 @@
 # winpod-script: node-status
 # Reads this Windows node's build, last boot time, model, the kubelet / kube-proxy (service
-# kubeproxy or kube-proxy) / containerd services that are installed, and its HNS state as the
-# HNS cmdlets print it: the networks, the policy lists (v1) or HCN load balancers (v2,
+# kubeproxy or kube-proxy) / containerd / csi-proxy services that are installed, and its HNS
+# state as the HNS cmdlets print it: the networks, the policy lists (v1) or HCN load balancers (v2,
 # hns.v2.psm1) that hold the cluster DNS Service IP, and those of the endpoints they reference
 # that still exist. winpod compares references with endpoints: after a reboot the persisted
 # lists still hold the VIP but reference endpoints that are gone. Changes nothing. Prints one
@@ -26,7 +26,7 @@ try {
     $r.lastBootUpTime = (Get-CimInstance Win32_OperatingSystem).LastBootUpTime.ToUniversalTime().ToString('o')
     $r.model = (Get-CimInstance Win32_ComputerSystem).Model
 } catch { $r.errors += "os: $_" }
-Get-Service 'kubelet', 'kubeproxy', 'kube-proxy', 'containerd' -EA 0 | % { $r.services[$_.Name] = "$($_.Status)" }
+Get-Service 'kubelet', 'kubeproxy', 'kube-proxy', 'containerd', 'csi-proxy' -EA 0 | % { $r.services[$_.Name] = "$($_.Status)" }
 try {
     # Get-HnsNetwork is in-box since 1709; AKS ships hns.v2.psm1, older guides hns.psm1.
     $r.hnsModule = 'HostNetworkingService'
