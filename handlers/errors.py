@@ -30,6 +30,11 @@ class TimedOut(Unreachable):
     """The peer accepted the request but did not answer in time."""
 
 
+class ExecFailed(Unreachable):
+    """The pod's runtime could not start the command (a wedged HCS, a missing binary): nothing
+    ran in the container. The message quotes the runtime's own words."""
+
+
 class Refused(WinpodError):
     """The peer answered but refused: bad credentials or missing permission."""
 

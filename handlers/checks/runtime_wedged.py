@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from handlers.checks.hostprocess_pod import is_hostprocess
 from handlers.context import Context, event_line
-from handlers.errors import WinpodError
+from handlers.errors import ExecFailed, WinpodError
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable, offer
 from handlers.transports import KubeObject
@@ -194,6 +194,8 @@ def _probe(context: Context, pods: list[KubeObject]) -> tuple[bool | None, str]:
             ("runtime-probe", pod_ref(pod)),
             lambda: pod_exec.run(meta["namespace"], meta["name"], container, PROBE, timeout),
         )
+    except ExecFailed as exc:
+        return False, f"exec into {pod_ref(pod)} fails now: {exc}"
     except WinpodError as exc:
         return None, f"exec into {pod_ref(pod)} could not be tried: {exc}"
     if PROBE_MARK in result.stdout:

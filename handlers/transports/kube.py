@@ -22,6 +22,7 @@ from config.settings import KubernetesSettings
 from handlers.errors import (
     BadInput,
     Conflict,
+    ExecFailed,
     Expired,
     NotFound,
     Refused,
@@ -342,7 +343,8 @@ class KubePodExec:
                 raise TimedOut(f"{what}: no answer within {timeout_s:g} s")
             stdout = response.read_stdout() or ""
             stderr = response.read_stderr() or ""
-            return CommandResult(stdout, stderr, _exit_code(response.read_channel(ERROR_CHANNEL)))
+            exit_code = _exit_code(response.read_channel(ERROR_CHANNEL), what)
+            return CommandResult(stdout, stderr, exit_code)
         except ApiException as exc:
             raise _translate_exec(exc, what) from None
         except (websocket.WebSocketException, OSError) as exc:
@@ -357,16 +359,29 @@ class KubePodExec:
             api_client.close()
 
 
-def _exit_code(status: str) -> int:
-    """The exit code in the exec's status message (1 when it says nothing usable). The client's
-    own `returncode` parses this JSON with PyYAML's pure-Python loader, which costs more CPU
-    than the rest of the exec: it showed in the sweep benchmark."""
+# How much of the runtime's message an `ExecFailed` quotes.
+EXEC_FAILURE_CHARS = 400
+
+
+def _exit_code(status: str, what: str) -> int:
+    """The exit code in the exec's status message (1 when it says nothing usable); a Failure
+    that is not a command's exit (the runtime could not start it) raises `ExecFailed` with the
+    runtime's words. The client's own `returncode` parses this JSON with PyYAML's pure-Python
+    loader, which costs more CPU than the rest of the exec: it showed in the sweep benchmark."""
     try:
         body = json.loads(status)
-        if body.get("status") == "Success":
-            return 0
+    except (ValueError, TypeError):
+        return 1
+    if not isinstance(body, dict):
+        return 1
+    if body.get("status") == "Success":
+        return 0
+    if body.get("status") == "Failure" and body.get("reason") not in (None, "NonZeroExitCode"):
+        message = str(body.get("message") or body.get("reason"))[:EXEC_FAILURE_CHARS]
+        raise ExecFailed(f"{what}: the command could not start: {message}")
+    try:
         return int(body["details"]["causes"][0]["message"])
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+    except (TypeError, KeyError, IndexError, AttributeError, ValueError):
         return 1
 
 

@@ -65,6 +65,22 @@ def test_a_pod_diagnosis_on_the_wedged_node_sees_it_from_its_probe_events(
     assert "hcs::System::CreateProcess" in finding.evidence[0]
 
 
+def test_on_a_wedged_node_probe_checks_could_not_check_and_the_live_error_is_quoted(
+    cluster: CheckCluster,
+) -> None:
+    # An exec the runtime could not start ran nothing: the probes that needed it cannot tell
+    # (no false "API server unreachable"), and runtime-wedged quotes the runtime's own words.
+    diagnosis = cluster.pod("web/app-0")
+    by_check = {f.check: f for f in diagnosis.findings}
+
+    for probing in ("apiserver-unreachable", "dns-after-reboot", "serviceaccount-token"):
+        if probing in by_check:
+            assert by_check[probing].severity != "error", by_check[probing].title
+    said = "\n".join(by_check[CHECK].evidence)
+    assert "exec into web/app-0 fails now" in said
+    assert said.count("The RPC server is unavailable") >= 2  # events, and the live probe
+
+
 def test_grace_periods_finalizers_other_exec_failures_and_gmsa_rpc_errors_stay_quiet(
     cluster: CheckCluster,
 ) -> None:
