@@ -242,6 +242,8 @@ def _start_service(host: WindowsHost, service: str) -> str | None:
             f"Service '{service} ({service})' cannot be started due to the following error: "
             f"Cannot start service {service} on computer '.'."
         )
+    if service == "kubelet" and state != "Running":
+        host.kubelet_restarts += 1
     host.services[service] = "Running"
     return None
 

@@ -8,8 +8,9 @@
 # policy lists before the network (else Server 2019 fails with "The network was not found"),
 # the pod network, wait for HNS to settle, start kubelet, then kube-proxy unless kubelet's start
 # script already did. A kube-proxy HostProcess pod is restarted by winpod afterwards. A failed
-# stop or removal skips the later removals; the starts always run. winpod runs it as a scheduled
-# task and reads its result even when the network blips. Prints one JSON object; exit 1 if it
+# stop or removal skips the later removals; the starts always run. Over WinRM winpod runs it as a
+# scheduled task and reads its result even when the network blips; in a HostProcess pod the pod
+# keeps running while kubelet restarts and winpod reads its log afterwards. Prints one JSON object; exit 1 if it
 # failed or refused.
 param()
 $ErrorActionPreference = 'Stop'
@@ -70,7 +71,11 @@ if ($go) {
     if ($go -and (Has ctr.exe)) {
         # As AKS's cleanup does: kubelet gives the pods new sandboxes, on the new network.
         $go = Invoke-Step 'stop containers' {
-            & ctr.exe -n k8s.io tasks ls -q | ForEach-Object { & ctr.exe -n k8s.io tasks kill -s SIGKILL $_ }
+            # In a HostProcess pod this script is one of the tasks (its PID is ours): spare it.
+            & ctr.exe -n k8s.io tasks ls | Select-Object -Skip 1 | ForEach-Object {
+                $task, $taskPid = -split $_
+                if ($taskPid -ne "$PID") { & ctr.exe -n k8s.io tasks kill -s SIGKILL $task }
+            }
         }
     }
     if ($go) {
