@@ -18,6 +18,8 @@ from sim.world import ApiError, Obj, Resource, WindowsHost, World, now_iso
 POD_SECURITY_LABEL = "pod-security.kubernetes.io/enforce"
 # Registries the simulated nodes can pull from; an image elsewhere fails with ErrImagePull.
 PULLABLE_REGISTRIES = frozenset({"mcr.microsoft.com", "registry.k8s.io", "docker.io", "ghcr.io"})
+# A container's command line goes to CreateProcess, not cmd.exe.
+CREATE_PROCESS_LIMIT = 32_767
 # How often a kubelet that is away is looked at again.
 RETRY_S = 0.2
 
@@ -178,7 +180,9 @@ def start(world: World, pod: Obj) -> None:
         )
         command = [str(part) for part in container.get("command") or []]
         restarts = host.kubelet_restarts
-        output = run_command_line(world, host, command[0] if command else "", " ".join(command[1:]))
+        output = run_command_line(
+            world, host, command[0] if command else "", " ".join(command[1:]), CREATE_PROCESS_LIMIT
+        )
         if host.kubelet_restarts != restarts:
             # the script restarted kubelet: it is away a moment, the container runs on
             host.kubelet_back_at = time.monotonic() + world.kubelet_restart_s

@@ -106,13 +106,13 @@ def start_sim(scenario: Path, out: Path, extra_args: list[str] | None = None) ->
 
 
 def config_without_winrm(sim: RunningSim, **node: Any) -> Path:
-    """The simulator's bot config with no WinRM credentials (a managed cluster's view), every
-    host's WinRM listener switched off, and `node` settings merged in."""
+    """The simulator's bot config (`sim.config`, rewritten) without WinRM credentials, as on a
+    managed cluster, with `node` settings merged in; every host's WinRM listener off."""
     config = yaml.safe_load(sim.config.read_text())
     config["winrm"].pop("username")
     config["winrm"].pop("password")
     config["node"] = {"transport": "auto", **node}
-    path = sim.out / "winpod-hostprocess.yaml"
+    path = sim.config
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     for host in sim.control("GET", "/sim/v1/hosts")["hosts"]:
         sim.control("PATCH", f"/sim/v1/hosts/{host['name']}", {"winrm": False})
