@@ -162,6 +162,15 @@ def resource_list(group: str, version: str) -> Obj:
                     "verbs": ["create", "get"],
                 }
             )
+            entries.append(
+                {
+                    "name": "pods/log",
+                    "singularName": "",
+                    "namespaced": True,
+                    "kind": "Pod",
+                    "verbs": ["get"],
+                }
+            )
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,6 +27,12 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
     sim = start_sim(SEED, tmp_path_factory.mktemp("hostprocess-story"))
     try:
         config_without_winrm(sim)
+        cluster = build_transports(load_settings(sim.config)).cluster
+        for name, age in (
+            ("winpod-hns-reset-old", timedelta(hours=1)),
+            ("winpod-hns-reset-new", timedelta()),
+        ):
+            cluster.create("Pod", leftover(name, age), "winpod")
         running = start_bot(sim, name="hostprocess")
         try:
             yield running
@@ -33,6 +40,33 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
             running.stop()
     finally:
         sim.stop()
+
+
+def leftover(name: str, age: timedelta) -> dict[str, Any]:
+    """A script pod as a crashed replica leaves it (the simulator keeps the creation time)."""
+    created = (datetime.now(UTC) - age).strftime("%Y-%m-%dT%H:%M:%SZ")
+    labels = {"app.kubernetes.io/managed-by": "winpod", "winpod.io/script": "hns-reset"}
+    return {
+        "metadata": {"name": name, "labels": labels, "creationTimestamp": created},
+        "spec": {"containers": [{"name": "script", "image": "mcr.microsoft.com/pause:3.9"}]},
+    }
+
+
+def test_leftover_script_pods_older_than_the_timeout_are_reaped_at_start_up(
+    bot: RunningBot,
+) -> None:
+    names = bot.wait_for(
+        lambda: (
+            (found := {p["metadata"]["name"] for p in winpod_pods(bot.sim)})
+            and "winpod-hns-reset-old" not in found
+            and found
+        ),
+        what="the old leftover pod to be deleted",
+    )
+    assert names == {"winpod-hns-reset-new"}  # younger than node.script_timeout: kept
+    build_transports(load_settings(bot.sim.config)).cluster.delete(
+        "Pod", "winpod-hns-reset-new", "winpod"
+    )
 
 
 def current(bot: RunningBot, ts: str) -> Message:

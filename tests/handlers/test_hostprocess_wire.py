@@ -14,9 +14,10 @@ from sim_process import SEED, RunningSim, config_without_winrm, start_sim
 
 from bot.wiring import build_transports
 from config.settings import Settings, load_settings
-from handlers import engine, remediations
-from handlers.context import Transports
-from handlers.errors import OutcomeUnknown
+from handlers import engine, node_scripts, remediations
+from handlers.context import Context, Transports
+from handlers.errors import BadInput, OutcomeUnknown, Refused, TimedOut, WinpodError
+from handlers.transports import NodeTarget
 from handlers.transports.hostprocess import HostProcessShell
 
 pytestmark = pytest.mark.wire
@@ -112,3 +113,92 @@ def test_a_node_whose_kubelet_never_comes_back_is_outcome_unknown(cluster: Clust
         in str(caught.value)
     )
     assert cluster.winpod_pods() == []  # deleted all the same
+
+
+# --- refusals that name the fix ----------------------------------------------------------------
+
+
+def node_status(cluster: Cluster, node: str, settings: Settings | None = None) -> Any:
+    settings = settings or cluster.settings
+    transports = build_transports(settings)
+    found = transports.cluster.get("Node", node)
+    return Context(transports, settings, "Node", None, found).node_status()
+
+
+def with_node(cluster: Cluster, **node: Any) -> Settings:
+    return cluster.settings.model_copy(
+        update={"node": cluster.settings.node.model_copy(update=node)}
+    )
+
+
+def test_a_namespace_without_privileged_pod_security_is_refused_with_the_label(
+    cluster: Cluster,
+) -> None:
+    label = "pod-security.kubernetes.io/enforce"
+    cluster.transports.cluster.patch(
+        "Namespace", "winpod", {"metadata": {"labels": {label: "baseline"}}}
+    )
+    try:
+        with pytest.raises(Refused) as caught:
+            node_status(cluster, "akswin000003")
+    finally:
+        cluster.transports.cluster.patch(
+            "Namespace", "winpod", {"metadata": {"labels": {label: "privileged"}}}
+        )
+
+    message = str(caught.value)
+    assert f"kubectl label namespace winpod {label}=privileged" in message
+    assert 'violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)' in message
+    assert cluster.winpod_pods() == []
+    assert node_status(cluster, "akswin000003")["host"] == "akswin000003"  # the label fixes it
+
+
+def test_an_image_the_node_cannot_pull_is_refused_naming_the_setting(cluster: Cluster) -> None:
+    settings = with_node(cluster, hostprocess_image="registry.invalid/winpod/host:1.0")
+
+    with pytest.raises(Refused) as caught:
+        node_status(cluster, "akswin000003", settings)
+
+    message = str(caught.value)
+    assert "registry.invalid/winpod/host:1.0 cannot be pulled on node akswin000003" in message
+    assert "ErrImagePull" in message and "set node.hostprocess_image" in message
+    assert cluster.winpod_pods() == []
+
+
+def test_a_node_that_is_not_windows_is_refused_before_any_pod(cluster: Cluster) -> None:
+    shell = build_transports(cluster.settings).node_shell
+    assert shell is not None
+    before = cluster.stats()["hostprocess_pods"]
+
+    with pytest.raises(BadInput, match="node aks-linux-0 is not a Windows node"):
+        shell.run_script(NodeTarget("aks-linux-0", ""), node_scripts.render("node-memory"), 5)
+
+    assert cluster.stats()["hostprocess_pods"] == before
+
+
+def test_a_pod_that_never_starts_is_refused_and_nothing_ran(cluster: Cluster) -> None:
+    cluster.sim.control("PATCH", "/sim/v1/hosts/akswin000005", {"services": {"kubelet": "Stopped"}})
+    try:
+        with pytest.raises(TimedOut) as caught:
+            node_status(
+                cluster, "akswin000005", with_node(cluster, script_timeout=timedelta(seconds=2))
+            )
+    finally:
+        cluster.sim.control(
+            "PATCH", "/sim/v1/hosts/akswin000005", {"services": {"kubelet": "Running"}}
+        )
+
+    message = str(caught.value)
+    assert "never started on node akswin000005 within 2 s" in message
+    assert "nothing ran on the node" in message
+    assert cluster.winpod_pods() == []
+
+
+def test_mac_spoofing_on_is_refused_without_winrm_with_the_reason(cluster: Cluster) -> None:
+    with pytest.raises(WinpodError) as caught:
+        remediations.plan(cluster.transports, cluster.settings, "mac-spoofing-on", "hvwin000004")
+
+    assert "a Hyper-V host is no Kubernetes node: winpod reaches it over WinRM only" in str(
+        caught.value
+    )
+    assert "winrm.username" in str(caught.value)
