@@ -1,5 +1,6 @@
-"""Node scripts that can cut their own connection run detached: uploaded in pieces, started as
-a scheduled task on the node, their result read back over fresh connections.
+"""Node scripts that can cut their own connection run detached over WinRM: uploaded in pieces,
+started as a scheduled task on the node, their result read back over fresh connections (a
+HostProcess pod needs none of this: the pod is detached from winpod's connection by itself).
 
 A script that resets the node's pod network can blip the WinRM connection that runs it. Run
 directly, winpod would then know nothing of what happened. Detached, the script completes on

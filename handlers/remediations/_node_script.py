@@ -36,7 +36,8 @@ def plan_script(
     # (a Hyper-V host without WinRM credentials).
     shell, node = context.script_receiver(address)
     # the approvers see where the script (and, over WinRM, the credentials) will go
-    receiver = f"{what}; sent {shell.describe(node)}" if what else what
+    how = " as a scheduled task" if script in DETACHED_SCRIPTS and not shell.detached else ""
+    receiver = f"{what}; sent {shell.describe(node)}{how}" if what else what
     data: dict[str, Any] = {
         "script": script,
         "address": node.address,
