@@ -91,30 +91,6 @@ def test_hns_reset_runs_in_a_pod_that_outlives_kubelets_restart(cluster: Cluster
     assert cluster.stats()["winrm"] == 0
 
 
-def test_a_node_whose_kubelet_never_comes_back_is_outcome_unknown(cluster: Cluster) -> None:
-    settings = cluster.settings.model_copy(
-        update={
-            "node": cluster.settings.node.model_copy(
-                update={"script_timeout": timedelta(seconds=3)}
-            )
-        }
-    )
-    transports = build_transports(settings)
-    cluster.sim.control("POST", "/sim/v1/hostprocess", {"kubelet_restart_s": 600})
-    try:
-        plan = remediations.plan(transports, settings, "hns-reset", "akswin000001")
-        with pytest.raises(OutcomeUnknown) as caught:
-            remediations.execute(transports, settings, plan)
-    finally:
-        cluster.sim.control("POST", "/sim/v1/hostprocess", {"kubelet_restart_s": 1.0})
-
-    assert (
-        "outcome unknown: hns-reset was started in a HostProcess pod on node akswin000001"
-        in str(caught.value)
-    )
-    assert cluster.winpod_pods() == []  # deleted all the same
-
-
 # --- refusals that name the fix ----------------------------------------------------------------
 
 
@@ -202,3 +178,62 @@ def test_mac_spoofing_on_is_refused_without_winrm_with_the_reason(cluster: Clust
         caught.value
     )
     assert "winrm.username" in str(caught.value)
+
+
+SEED_PODS = ("web/iis-0", "web/legacy-0", "jobs/worker-0", "web/nginx-7c5d", "web/report-0")
+
+
+@pytest.mark.parametrize("reference", SEED_PODS)
+def test_every_seed_problem_is_diagnosed_without_winrm(cluster: Cluster, reference: str) -> None:
+    diagnosis = engine.diagnose_pod(cluster.transports, cluster.settings, reference)
+
+    assert any(f.severity == "error" for f in diagnosis.findings), diagnosis.findings
+    unread = [
+        (f.check, e)
+        for f in diagnosis.findings
+        for e in f.evidence
+        if "without its JSON result" in e or "WinRM is not configured" in e
+    ]
+    # only the Hyper-V host's read needs WinRM, and says so
+    assert all(check == "apiserver-unreachable" for check, _ in unread), unread
+
+
+@pytest.mark.parametrize(
+    ("remediation", "node"),
+    [("kube-proxy-restart", "akswin000000"), ("fix-sandbox-image", "akswin000005")],
+)
+def test_node_remediations_run_in_hostprocess_pods(
+    cluster: Cluster, remediation: str, node: str
+) -> None:
+    plan = remediations.plan(cluster.transports, cluster.settings, remediation, node)
+
+    outcome = remediations.execute(cluster.transports, cluster.settings, plan)
+
+    assert outcome.ok, outcome.summary + outcome.output
+    assert cluster.winpod_pods() == []
+    assert cluster.stats()["winrm"] == 0
+
+
+# Last: the node it picks stays without kubelet for the rest of the module.
+def test_a_node_whose_kubelet_never_comes_back_is_outcome_unknown(cluster: Cluster) -> None:
+    settings = cluster.settings.model_copy(
+        update={
+            "node": cluster.settings.node.model_copy(
+                update={"script_timeout": timedelta(seconds=3)}
+            )
+        }
+    )
+    transports = build_transports(settings)
+    cluster.sim.control("POST", "/sim/v1/hostprocess", {"kubelet_restart_s": 600})
+    try:
+        plan = remediations.plan(transports, settings, "hns-reset", "akswin000001")
+        with pytest.raises(OutcomeUnknown) as caught:
+            remediations.execute(transports, settings, plan)
+    finally:
+        cluster.sim.control("POST", "/sim/v1/hostprocess", {"kubelet_restart_s": 1.0})
+
+    assert (
+        "outcome unknown: hns-reset was started in a HostProcess pod on node akswin000001"
+        in str(caught.value)
+    )
+    assert cluster.winpod_pods() == []  # deleted all the same
