@@ -205,6 +205,13 @@ class NodeSettings(_Group):
         "leftover winpod pods older than this are deleted",
     )
 
+    @field_validator("script_timeout")
+    @classmethod
+    def _long_enough(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s (a HostProcess pod alone takes seconds to start)")
+        return value
+
 
 class ApprovalSettings(_Group):
     approvers: list[str] = Field(
