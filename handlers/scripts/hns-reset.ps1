@@ -71,10 +71,14 @@ if ($go) {
     if ($go -and (Has ctr.exe)) {
         # As AKS's cleanup does: kubelet gives the pods new sandboxes, on the new network.
         $go = Invoke-Step 'stop containers' {
-            # In a HostProcess pod this script is one of the tasks (its PID is ours): spare it.
-            & ctr.exe -n k8s.io tasks ls | Select-Object -Skip 1 | ForEach-Object {
-                $task, $taskPid = -split $_
-                if ($taskPid -ne "$PID") { & ctr.exe -n k8s.io tasks kill -s SIGKILL $task }
+            # HostProcess containers and their sandboxes (this script's own pod, a kube-proxy or
+            # CNI pod) share the host's network: they need no new sandbox, and killing this
+            # script's own sandbox would make kubelet end the script when it is back.
+            & ctr.exe -n k8s.io tasks ls -q | ForEach-Object {
+                $info = (& ctr.exe -n k8s.io containers info $_ | Out-String) | ConvertFrom-Json
+                if ($info.Spec.annotations.'microsoft.com/hostprocess-container' -ne 'true') {
+                    & ctr.exe -n k8s.io tasks kill -s SIGKILL $_
+                }
             }
         }
     }
