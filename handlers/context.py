@@ -322,7 +322,10 @@ class Context:
             return self.transports.hyperv_shell, NodeTarget(address, address)
         shell = self.transports.node_shell
         if shell is None:
-            raise WinpodError("WinRM is not configured (winrm.username / winrm.password)")
+            raise WinpodError(
+                "node.transport is winrm and WinRM is not configured (winrm.username / "
+                "winrm.password): set them, or node.transport: hostprocess"
+            )
         assert self.node_name is not None
         if shell.detached:  # a pod on the node: an address is for information only
             try:
