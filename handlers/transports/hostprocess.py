@@ -113,7 +113,7 @@ class HostProcessShell:
         body = pod_manifest(
             name, self.namespace, target.name, self.image, script, max(1, int(timeout_s))
         )
-        self._create(body, target.name)
+        self._create(body)
         try:
             return self._await_result(name, script_name, target.name, timeout_s)
         finally:
@@ -136,7 +136,7 @@ class HostProcessShell:
                 "run only in HostProcess pods on Windows nodes"
             )
 
-    def _create(self, body: KubeObject, node: str) -> None:
+    def _create(self, body: KubeObject) -> None:
         try:
             self._cluster.create("Pod", body, self.namespace)
         except Refused as exc:
@@ -165,7 +165,9 @@ class HostProcessShell:
                 )
             if phase in ("Succeeded", "Failed"):
                 return self._result(pod, name, script, node, deadline)
-            started = started or phase == "Running"
+            # kubelet sets startTime when it takes the pod on, before the container starts: a
+            # script that stops kubelet may end before "Running" was ever reported
+            started = started or phase == "Running" or bool(status.get("startTime"))
             if self._clock() >= deadline:
                 if started:
                     raise self._lost(script, node, True, f"no result within {timeout_s:.0f} s")

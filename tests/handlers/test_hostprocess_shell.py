@@ -11,7 +11,7 @@ import pytest
 
 from bot.wiring import node_transport
 from config.settings import Settings
-from handlers.errors import Refused
+from handlers.errors import OutcomeUnknown, Refused, TimedOut
 from handlers.node_scripts import for_the_wire, render
 from handlers.transports import KubeObject, NodeTarget
 from handlers.transports.hostprocess import (
@@ -146,3 +146,45 @@ def test_auto_is_winrm_only_with_winrm_credentials(
     winrm = {"username": username, "password": "p" if username else None}
     settings = Settings.model_validate({"node": {"transport": transport}, "winrm": winrm})
     assert node_transport(settings) == chosen
+
+
+class FrozenPod(FakeCluster):
+    """A pod whose status stops changing: kubelet took it on (startTime) or never did."""
+
+    def __init__(self, status: KubeObject) -> None:
+        super().__init__([])
+        self.status = status
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> KubeObject:
+        if kind == "Node":
+            return super().get(kind, name, namespace)
+        return {"metadata": {"name": name}, "status": self.status}
+
+    def create(self, kind: str, body: KubeObject, namespace: str | None = None) -> KubeObject:
+        return body
+
+
+def _run_frozen(status: KubeObject) -> FrozenPod:
+    cluster = FrozenPod(status)
+    ticks = iter(range(100))
+    shell = HostProcessShell(
+        cluster,  # type: ignore[arg-type]
+        cluster,  # type: ignore[arg-type]
+        "winpod",
+        "img:1",
+        clock=lambda: next(ticks),
+        sleep=lambda _: None,
+    )
+    shell.run_script(NodeTarget("akswin000002", ""), render("hns-reset"), 10)
+    return cluster
+
+
+def test_a_pod_kubelet_took_on_and_never_reported_is_outcome_unknown() -> None:
+    # the script may have stopped kubelet before it reported Running
+    with pytest.raises(OutcomeUnknown, match="hns-reset was started in a HostProcess pod"):
+        _run_frozen({"phase": "Pending", "startTime": "2026-01-01T00:00:00Z"})
+
+
+def test_a_pod_kubelet_never_took_on_is_refused_as_not_run() -> None:
+    with pytest.raises(TimedOut, match="never started on node akswin000002 within 10 s"):
+        _run_frozen({"phase": "Pending"})
