@@ -1,5 +1,5 @@
-"""`python -m bench [sweep] [diagnose] [ack] [hostile] [--sizes 1000,5000,10000]`: prints one JSON
-object per benchmark (per fleet size for the sweep) on stdout."""
+"""`python -m bench [sweep] [diagnose] [diagnose-hostprocess] [ack] [hostile] [--sizes …]`:
+prints one JSON object per benchmark (per fleet size for the sweep) on stdout."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from bench import ack, diagnose, hostile, sweep
 from bench.harness import emit
 
-BENCHMARKS = ("sweep", "diagnose", "ack", "hostile")
+BENCHMARKS = ("sweep", "diagnose", "diagnose-hostprocess", "ack", "hostile")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                 emit(figures)
         if "diagnose" in chosen:
             emit(diagnose.run(workdir))
+        if "diagnose-hostprocess" in chosen:
+            emit(diagnose.run_hostprocess(workdir))
         if "ack" in chosen:
             emit(ack.run(workdir))
         if "hostile" in chosen:

@@ -46,6 +46,9 @@ class Stage:
         env = {
             "WINPOD_SLACK__APP_TOKEN": self.urls["slack_app_token"],
             "WINPOD_SWEEP__INTERVAL": "3s",
+            # as on a managed cluster: node scripts through the Kubernetes API alone (the
+            # simulated hosts answer WinRM too; the Hyper-V host's script still uses it)
+            "WINPOD_NODE__TRANSPORT": "hostprocess",
         }
         self._spawn(
             [
@@ -223,6 +226,15 @@ class Story:
 
 def run_story(stage: Stage, colour: bool) -> None:
     story = Story(stage, colour)
+    story.say(
+        "winpod reaches the Windows nodes through the Kubernetes API alone: each node script "
+        "runs in a short-lived HostProcess pod on the node (node.transport: hostprocess)."
+    )
+    story.say(
+        "The simulated cluster also answers WinRM: node.transport: winrm sends the same "
+        "scripts over WS-Management, and the Hyper-V host (no Kubernetes node) is reached "
+        "only that way."
+    )
     story.say("An SRE on call asks what is wrong with a pod stuck in ContainerCreating.")
     before = len(stage.messages(OPS))
     story.type_command("diagnose web/iis-0")
@@ -245,8 +257,8 @@ def run_story(stage: Stage, colour: bool) -> None:
     message = story.thread_says(OPS, message["ts"], "approved (1/2)", "the first approval")
     story.show(message, OPS)
     story.say(
-        "…Alice cannot be the second approver too; Bob is, and the fix runs on the node "
-        "over WinRM, then is verified."
+        "…Alice cannot be the second approver too; Bob is, and the fix runs in a HostProcess "
+        "pod on the node (it outlives kubelet's restart), then is verified."
     )
     told = len(stage.ephemeral_for(ALICE))
     story.press("Approve hns-reset", ALICE)
@@ -255,6 +267,12 @@ def run_story(stage: Stage, colour: bool) -> None:
     story.press("Approve hns-reset", BOB)
     message = story.thread_says(OPS, message["ts"], "Verification —", "the result of hns-reset")
     story.show(message, OPS)
+    stats = stage.control("GET", "/sim/v1/stats")
+    print(
+        f"  (simulator) HostProcess pods so far: {stats['hostprocess_pods']}; WinRM requests: "
+        f"{stats['winrm']} (the Hyper-V host's, for jobs/worker-0)",
+        flush=True,
+    )
 
     story.say("A Windows node reboots at night. The next sweep notices before anyone else does.")
     alerts_before = len(stage.messages(ALERTS))

@@ -147,6 +147,8 @@ def _where(action: PendingAction, plan: Plan, cluster: str) -> Mrkdwn:
     place = Mrkdwn("{} {}").format(action.target_kind, inline(action.target))
     if plan.kind == "node-script" and plan.runs_on:
         how = Mrkdwn("over WinRM to Hyper-V host {} ({})").format(plan.runs_on, address)
+    elif plan.kind == "node-script" and plan.data.get("transport") == "hostprocess":
+        how = Mrkdwn("in a HostProcess pod on {}").format(str(plan.data.get("node") or ""))
     elif plan.kind == "node-script":
         place += Mrkdwn(" ({})").format(address)
         how = Mrkdwn("over WinRM to {}").format(address)

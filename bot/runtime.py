@@ -17,8 +17,10 @@ from bot.leader import LeaderElector
 from bot.scheduler import Jobs
 from bot.services import BotServices
 from bot.sweeper import Sweeper
+from bot.wiring import node_transport
 from handlers import rdp
 from handlers.errors import WinpodError
+from handlers.transports.hostprocess import reap_leftovers
 
 if TYPE_CHECKING:
     from bot.approvals import ApprovalFlow
@@ -65,6 +67,7 @@ class Runtime:
 
     def _lead(self) -> None:
         self.services.metrics.leader.set(1)
+        self.reap_script_pods()  # a crash or restart may have left some
         self.jobs.start()
 
     def _follow(self) -> None:
@@ -83,8 +86,8 @@ class Runtime:
 
     def housekeeping(self) -> None:
         """Every `housekeeping_interval` on the leader: expire stale requests, end actions cut
-        off by a restart, start approved actions that wait, keep RDP teardowns scheduled, and
-        close any RDP session past its time."""
+        off by a restart, start approved actions that wait, keep RDP teardowns scheduled,
+        close any RDP session past its time, and delete node-script pods left behind."""
         flow = self.services.approvals
         for action in self.services.store.expire_due(datetime.now(UTC)):
             self.services.store.audit(
@@ -98,9 +101,28 @@ class Runtime:
                 flow.notifier.expired(action)
         self._schedule_rdp_teardowns()
         self.reconcile_rdp()
+        self.reap_script_pods()
         if flow is not None:
             fail_cut_off_actions(flow)
             flow.service.start_queued()
+
+    def reap_script_pods(self) -> None:
+        """Delete winpod's HostProcess script pods older than `node.script_timeout`: each run
+        deletes its own pod, so these are a crashed or restarted replica's."""
+        settings = self.services.settings
+        if node_transport(settings) != "hostprocess":
+            return
+        try:
+            reaped = reap_leftovers(
+                self.services.transports.cluster,
+                settings.kubernetes.namespace,
+                settings.node.script_timeout,
+            )
+        except WinpodError as exc:
+            log.error("could not reap leftover node-script pods: %s; it runs again shortly", exc)
+            return
+        for name in reaped:
+            log.info("leftover node-script pod deleted", extra={"pod": name})
 
     def _schedule_rdp_teardowns(self) -> None:
         """Sessions opened on any replica get a persisted, precise teardown job here."""

@@ -184,6 +184,35 @@ class HyperVSettings(_Group):
         return {name.lower(): str(plain_host(address)) for name, address in value.items()}
 
 
+class NodeSettings(_Group):
+    """How winpod reaches a Windows node's PowerShell (SPEC §9)."""
+
+    transport: Literal["auto", "hostprocess", "winrm"] = Field(
+        "auto",
+        description="auto: WinRM when winrm.username is set, else a HostProcess pod (managed "
+        "clusters rarely let a pod reach a node's WinRM port)",
+    )
+    hostprocess_image: str = Field(
+        "mcr.microsoft.com/oss/kubernetes/windows-host-process-containers-base-image:v1.0.0",
+        min_length=1,
+        description="image of the HostProcess pods that run node scripts; it must be pullable "
+        "on every Windows node (a HostProcess container uses the host's own file system)",
+    )
+    script_timeout: Duration = Field(
+        timedelta(seconds=120),
+        description="how long one node script may take in a HostProcess pod, from creating "
+        "the pod to reading its log (a script that restarts kubelet waits for it too); "
+        "leftover winpod pods older than this are deleted",
+    )
+
+    @field_validator("script_timeout")
+    @classmethod
+    def _long_enough(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s (a HostProcess pod alone takes seconds to start)")
+        return value
+
+
 class ApprovalSettings(_Group):
     approvers: list[str] = Field(
         default_factory=list, description="Slack user ids (U…) or user-group ids (S…)"
@@ -260,6 +289,7 @@ class Settings(BaseSettings):
     kubernetes: KubernetesSettings = KubernetesSettings()
     winrm: WinRMSettings = WinRMSettings()
     hyperv: HyperVSettings = HyperVSettings()
+    node: NodeSettings = NodeSettings()
     approvals: ApprovalSettings = ApprovalSettings()
     work: WorkSettings = WorkSettings()
     sweep: SweepSettings = SweepSettings()

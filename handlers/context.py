@@ -17,6 +17,7 @@ from handlers.transports import (
     CommandResult,
     KubeObject,
     NodeShell,
+    NodeTarget,
     PodExec,
     WatchableCluster,
 )
@@ -31,9 +32,13 @@ class Transports:
 
     cluster: Cluster
     pod_exec: PodExec | None
+    # Scripts for a node: over WinRM, or in a HostProcess pod (`node.transport`).
     node_shell: NodeShell | None
     # The same cluster, for paged lists and watches (None where a fake has neither).
     watchable: WatchableCluster | None = None
+    # Scripts for a Hyper-V host, which is no Kubernetes node: WinRM only (None without
+    # WinRM credentials).
+    hyperv_shell: NodeShell | None = None
 
 
 class _Failed:
@@ -294,18 +299,42 @@ class Context:
         )
 
     def node_script(self, name: str, address: str | None = None, **params: str) -> dict[str, Any]:
-        """Run one of winpod's node scripts (on this node unless `address` is given)."""
-        shell = self.transports.node_shell
-        if shell is None:
-            raise WinpodError("WinRM is not configured (winrm.username / winrm.password)")
-        host = address or self.node_address()
+        """Run one of winpod's node scripts (on this node unless `address`, a Hyper-V host's,
+        is given); memoised."""
+        shell, target = self.script_receiver(address)
         script = node_scripts.render(name, **params)
-        timeout = float(self.settings.winrm.read_timeout_s)
+        timeout = script_timeout_s(self.settings, shell)
 
         def fetch() -> dict[str, Any]:
-            return node_scripts.parse_output(name, shell.run_script(host, script, timeout))
+            return node_scripts.parse_output(name, shell.run_script(target, script, timeout))
 
-        return self.once(("script", name, host, tuple(sorted(params.items()))), fetch)
+        return self.once(("script", name, target, tuple(sorted(params.items()))), fetch)
+
+    def script_receiver(self, address: str | None = None) -> tuple[NodeShell, NodeTarget]:
+        """The shell and target a node script goes to: this node through `node.transport`, or
+        (with `address`) a Hyper-V host over WinRM."""
+        if address is not None:
+            if self.transports.hyperv_shell is None:
+                raise WinpodError(
+                    "a Hyper-V host is no Kubernetes node: winpod reaches it over WinRM only, "
+                    "and WinRM is not configured (winrm.username / winrm.password)"
+                )
+            return self.transports.hyperv_shell, NodeTarget(address, address)
+        shell = self.transports.node_shell
+        if shell is None:
+            raise WinpodError(
+                "node.transport is winrm and WinRM is not configured (winrm.username / "
+                "winrm.password): set them, or node.transport: hostprocess"
+            )
+        assert self.node_name is not None
+        if shell.detached:  # a pod on the node: an address is for information only
+            try:
+                address = self.node_address()
+            except WinpodError:
+                address = ""
+        else:
+            address = self.node_address()
+        return shell, NodeTarget(self.node_name, address)
 
     def node_status(self) -> dict[str, Any]:
         dns_ip = self._dns_service_ip_or_default()
@@ -346,6 +375,14 @@ class Context:
                 "winpod sends scripts only to the hosts listed there"
             )
         return host, allowed[host]
+
+
+def script_timeout_s(settings: Settings, shell: NodeShell) -> float:
+    """How long one node script may take: a HostProcess pod's whole life (start, kubelet
+    restarts, log), or one WinRM read."""
+    if shell.detached:
+        return settings.node.script_timeout.total_seconds()
+    return float(settings.winrm.read_timeout_s)
 
 
 # Address types whose values are IP addresses; the others are DNS host names.

@@ -1,5 +1,6 @@
-"""Node scripts that can cut their own connection run detached: uploaded in pieces, started as
-a scheduled task on the node, their result read back over fresh connections.
+"""Node scripts that can cut their own connection run detached over WinRM: uploaded in pieces,
+started as a scheduled task on the node, their result read back over fresh connections (a
+HostProcess pod needs none of this: the pod is detached from winpod's connection by itself).
 
 A script that resets the node's pod network can blip the WinRM connection that runs it. Run
 directly, winpod would then know nothing of what happened. Detached, the script completes on
@@ -18,7 +19,7 @@ from typing import Any
 
 from handlers import node_scripts
 from handlers.errors import ChannelLost, OutcomeUnknown, Unreachable, WinpodError
-from handlers.transports import CommandResult, NodeShell, powershell_output
+from handlers.transports import CommandResult, NodeShell, NodeTarget, powershell_output
 
 # A base64 piece per upload command; the encoded command then stays well under 8,191.
 CHUNK = 2000
@@ -31,7 +32,7 @@ POLL_S = 1.0
 
 def run_detached(
     shell: NodeShell,
-    address: str,
+    target: NodeTarget,
     name: str,
     script: str,
     result_timeout_s: float = RESULT_TIMEOUT_S,
@@ -39,15 +40,16 @@ def run_detached(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> CommandResult:
-    """Run `script` (winpod script `name`) detached on `address` and return what it printed."""
+    """Run `script` (winpod script `name`) detached on `target` and return what it printed."""
+    address = target.address
     task_id = f"{name}-{secrets.token_hex(6)}"
     payload = base64.b64encode(script.encode("utf-8")).decode("ascii")
     for start in range(0, len(payload), CHUNK):
         # Before the start nothing has changed on the node: a failure here is a plain error.
-        _step(shell, address, "detached-upload", Id=task_id, Chunk=payload[start : start + CHUNK])
+        _step(shell, target, "detached-upload", Id=task_id, Chunk=payload[start : start + CHUNK])
     lost: str | None = None
     try:
-        started = _step(shell, address, "detached-start", Id=task_id)
+        started = _step(shell, target, "detached-start", Id=task_id)
     except ChannelLost as exc:
         lost = str(exc)  # it may have started: look for its result
     else:
@@ -59,7 +61,7 @@ def run_detached(
     state = "started" if lost is None else "perhaps started"
     while True:
         try:
-            result = _step(shell, address, "detached-result", Id=task_id)
+            result = _step(shell, target, "detached-result", Id=task_id)
         except Unreachable as exc:
             lost = str(exc)
         else:
@@ -80,6 +82,6 @@ def run_detached(
         sleep(poll_s)
 
 
-def _step(shell: NodeShell, address: str, name: str, **params: str) -> dict[str, Any]:
+def _step(shell: NodeShell, target: NodeTarget, name: str, **params: str) -> dict[str, Any]:
     script = node_scripts.render(name, **params)
-    return node_scripts.parse_output(name, shell.run_script(address, script, STEP_TIMEOUT_S))
+    return node_scripts.parse_output(name, shell.run_script(target, script, STEP_TIMEOUT_S))

@@ -139,6 +139,17 @@ def patch_host(host: WindowsHost, patch: Obj) -> None:
     host.winrm_enabled = winrm
 
 
+def _non_negative(name: str, value: object) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise BadRequest(f"{name} must be a number ≥ 0, not {value!r}")
+    return float(value)
+
+
 def _fault_values(server: str, body: Obj) -> Obj:
     """Check every knob first: `Faults.set` would apply the good ones before a bad one."""
     if server not in SERVERS:
@@ -509,17 +520,36 @@ def build_app(simulator: Simulator) -> web.Application:
         unknown = sorted(set(body) - {"delay_ms", "enabled"})
         if unknown:
             raise BadRequest(f"unknown field(s) {', '.join(unknown)}; one of delay_ms, enabled")
-        delay = body.get("delay_ms", world.lb_delay_ms)
-        if (
-            isinstance(delay, bool)
-            or not isinstance(delay, int | float)
-            or not math.isfinite(delay)
-            or delay < 0
-        ):
-            raise BadRequest(f"delay_ms must be a number ≥ 0, not {delay!r}")
+        delay = _non_negative("delay_ms", body.get("delay_ms", world.lb_delay_ms))
         enabled = _bool("enabled", body["enabled"]) if "enabled" in body else world.lb_enabled
-        world.lb_delay_ms, world.lb_enabled = float(delay), enabled
+        world.lb_delay_ms, world.lb_enabled = delay, enabled
         return web.json_response(lb_state())
+
+    # --- HostProcess pods: start latency and how long a restarted kubelet is away ----------
+    def hostprocess_state() -> Obj:
+        return {
+            "start_delay_s": world.hostprocess_start_delay_s,
+            "kubelet_restart_s": world.kubelet_restart_s,
+        }
+
+    @routes.get(PREFIX + "/hostprocess")
+    async def get_hostprocess(request: web.Request) -> web.Response:
+        return web.json_response(hostprocess_state())
+
+    @routes.post(PREFIX + "/hostprocess")
+    async def set_hostprocess(request: web.Request) -> web.Response:
+        body = await _object_body(request)
+        unknown = sorted(set(body) - set(hostprocess_state()))
+        if unknown:
+            raise BadRequest(
+                f"unknown field(s) {', '.join(unknown)}; one of start_delay_s, kubelet_restart_s"
+            )
+        state = {
+            key: _non_negative(key, body.get(key, now)) for key, now in hostprocess_state().items()
+        }
+        world.hostprocess_start_delay_s = state["start_delay_s"]
+        world.kubelet_restart_s = state["kubelet_restart_s"]
+        return web.json_response(hostprocess_state())
 
     # --- which API group versions the API server serves ------------------------------------
     @routes.get(PREFIX + "/apis")

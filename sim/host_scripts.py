@@ -139,12 +139,17 @@ def param_defaults(script: str) -> dict[str, str]:
 
 
 def run_command_line(
-    world: World, host: WindowsHost, command: str, arguments: str = ""
+    world: World,
+    host: WindowsHost,
+    command: str,
+    arguments: str = "",
+    limit: int = COMMAND_LINE_LIMIT,
 ) -> CommandOutput:
     """Run a WinRS command line on `host`: winpod's encoded PowerShell scripts, `hostname`
-    and `ipconfig`; anything else is not simulated."""
+    and `ipconfig`; anything else is not simulated. `limit`: cmd.exe's for WinRS, a
+    container's command goes to CreateProcess (32,767)."""
     line = f"{command} {arguments}".strip()
-    if len(line) > COMMAND_LINE_LIMIT:
+    if len(line) > limit:
         return CommandOutput("", "The command line is too long.\r\n", 1)
     tokens = line.split()
     if not tokens:
@@ -244,6 +249,8 @@ def _start_service(host: WindowsHost, service: str) -> str | None:
             f"Service '{service} ({service})' cannot be started due to the following error: "
             f"Cannot start service {service} on computer '.'."
         )
+    if service == "kubelet" and state != "Running":
+        host.kubelet_restarts += 1
     host.services[service] = "Running"
     return None
 

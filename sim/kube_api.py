@@ -27,7 +27,7 @@ import yaml
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from sim import cni, runtime, tables
+from sim import cni, hostprocess, runtime, tables
 from sim.exec_ws import handle_exec
 from sim.faults import Faults, KubeTraffic
 from sim.lb import LoadBalancerController, admit_service
@@ -160,6 +160,15 @@ def resource_list(group: str, version: str) -> Obj:
                     "namespaced": True,
                     "kind": "PodExecOptions",
                     "verbs": ["create", "get"],
+                }
+            )
+            entries.append(
+                {
+                    "name": "pods/log",
+                    "singularName": "",
+                    "namespaced": True,
+                    "kind": "Pod",
+                    "verbs": ["get"],
                 }
             )
     return {
@@ -401,7 +410,7 @@ def parse_target(path: str) -> Target | str:
     subresource = rest[2] if len(rest) > 2 else None
     if subresource is not None and not (
         (subresource == "status" and resource.plural in WITH_STATUS)
-        or (subresource == "exec" and resource.plural == "pods")
+        or (subresource in ("exec", "log") and resource.plural == "pods")
     ):
         raise _unknown_path()
     return Target(group, version, resource, namespace, name, subresource)
@@ -739,7 +748,16 @@ class KubeApi:
             assert target.namespace is not None and target.name is not None
             if method not in ("GET", "POST"):
                 raise ApiError(405, "MethodNotAllowed", "pods/exec takes GET or POST")
+            hostprocess.check_kubelet(
+                self.world, self.world.get("pods", target.namespace, target.name)
+            )
             return await handle_exec(request, self.world, target.namespace, target.name)
+        if target.subresource == "log":
+            assert target.namespace is not None and target.name is not None
+            if method != "GET":
+                raise ApiError(405, "MethodNotAllowed", "pods/log takes GET")
+            pod = self.world.get("pods", target.namespace, target.name)
+            return web.Response(text=hostprocess.read_log(self.world, pod))
         if target.name is None:
             if method == "GET":
                 return await self.list(request, resource, target.namespace)
@@ -854,11 +872,18 @@ class KubeApi:
     ) -> web.Response:
         body = copy.deepcopy(_check_kind(resource, await _read_body(request)))
         self._admit(resource, body, None)
+        if resource.plural == "pods":
+            hostprocess.admit(
+                self.world,
+                namespace or (body.get("metadata") or {}).get("namespace") or "default",
+                body,
+            )
         if _is_dry_run(request):
             return _json(self._dry_run_create(resource, namespace, body), 201)
         created = self.world.create(resource.plural, namespace, body)
-        if resource.plural == "pods" and _is_hostprocess(created):
+        if resource.plural == "pods" and hostprocess.is_hostprocess(created):
             self.traffic.hostprocess_pods += 1
+            hostprocess.start(self.world, created)
         return _json(created, 201)
 
     def _dry_run_create(self, resource: Resource, namespace: str | None, body: Obj) -> Obj:
@@ -1074,14 +1099,6 @@ def _faults_middleware(faults: Faults) -> Middleware:
         return failed
 
     return middleware
-
-
-def _is_hostprocess(pod: Obj) -> bool:
-    spec = pod.get("spec") or {}
-    contexts = [spec.get("securityContext") or {}] + [
-        c.get("securityContext") or {} for c in spec.get("containers") or []
-    ]
-    return any((c.get("windowsOptions") or {}).get("hostProcess") is True for c in contexts)
 
 
 def _resource_of(path: str) -> str:

@@ -34,6 +34,7 @@ COREDNS_POD_IPS = ("10.244.0.2", "10.244.0.3")
 DEFAULT_WINDOWS_KERNEL = "10.0.17763.2061"
 SERVICE_STATES = {"Running", "Stopped", "StartPending", "StopPending", "Paused"}
 BOT_NAMESPACE = "winpod"
+POD_SECURITY_LABEL = "pod-security.kubernetes.io/enforce"
 HNS_APIS = ("v1", "v2")
 KUBE_PROXY_FORMS = ("service", "hostprocess-pod")
 RUNTIME_STATES = ("ok", "wedged")
@@ -386,10 +387,12 @@ def load_scenario(path: Path, world: World | None = None) -> World:
         if doc["kind"] == "Namespace":
             namespaces.discard(doc["metadata"]["name"])
     for name in sorted(namespaces):
+        # the bot's namespace as deploy/ makes it: HostProcess pods allowed (SPEC §9)
+        labels = {POD_SECURITY_LABEL: "privileged"} if name == BOT_NAMESPACE else {}
         world.create(
             "namespaces",
             None,
-            {"metadata": {"name": name}, "status": {"phase": "Active"}},
+            {"metadata": {"name": name, "labels": labels}, "status": {"phase": "Active"}},
             load=True,
         )
 

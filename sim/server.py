@@ -22,7 +22,7 @@ import trustme
 import yaml
 from aiohttp import web
 
-from sim import control, kube_api, kube_proxy, slack_api, winrm
+from sim import control, hostprocess, kube_api, kube_proxy, slack_api, winrm
 from sim.faults import Faults
 from sim.scenario import BOT_NAMESPACE, ScenarioError, load_scenario
 from sim.slack_api import SlackState
@@ -77,6 +77,7 @@ class Simulator:
         winrm_ssl = _server_context(winrm_cert)
 
         kube_proxy.install(self.world)
+        hostprocess.install(self.world)
         kube_app = kube_api.build_app(self.world, self.faults, self.credentials.kube_token)
         self.ports.kube = await self._serve(kube_app, [LOOPBACK], requested.kube, api_ssl)
         slack_app = slack_api.build_app(self.slack, self.faults, self.credentials)

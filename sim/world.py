@@ -380,6 +380,8 @@ class WindowsHost:
     # Work a script left to run after its WinRM command returned (a scheduled task).
     deferred: list[Callable[[], None]] = field(default_factory=list)
     history: list[str] = field(default_factory=list)  # what scripts did, for tests and demo
+    kubelet_restarts: int = 0  # kubelet started again after a stop (by a script)
+    kubelet_back_at: float = 0.0  # time.monotonic() before which a restarted kubelet is away
     # SPEC §10 `memory`: physical memory and what is still available, in MB.
     memory_total_mb: int = 16384
     memory_available_mb: int = 9000
@@ -476,6 +478,12 @@ class World:
         self.lb_delay_ms: float = 300.0
         # False: the cloud behind the load balancer does not answer, Services stay <pending>.
         self.lb_enabled: bool = True
+        # HostProcess pods (sim/hostprocess.py): how long a pod takes from creation to its
+        # container running (a real one with a cached image: about 2 s), how long a kubelet
+        # that a script restarted is away, and each finished pod's log by (namespace, name).
+        self.hostprocess_start_delay_s: float = 0.0
+        self.kubelet_restart_s: float = 1.0
+        self.pod_logs: dict[tuple[str, str], str] = {}
         # Plurals of CUSTOM_RESOURCES whose CRD the cluster has; the others answer 404.
         self.installed_crds: set[str] = set()
         # What `/version` reports (the scenario may set it; see sim/scenario.py).

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 SEED = ROOT / "sim" / "scenarios" / "seed.yaml"
@@ -101,3 +103,17 @@ def start_sim(scenario: Path, out: Path, extra_args: list[str] | None = None) ->
         raise RuntimeError(f"simulator did not start: {(out / 'sim.log').read_text().strip()}")
     urls = json.loads((out / "sim.json").read_text())
     return RunningSim(process, out, urls)
+
+
+def config_without_winrm(sim: RunningSim, **node: Any) -> Path:
+    """The simulator's bot config (`sim.config`, rewritten) without WinRM credentials, as on a
+    managed cluster, with `node` settings merged in; every host's WinRM listener off."""
+    config = yaml.safe_load(sim.config.read_text())
+    config["winrm"].pop("username")
+    config["winrm"].pop("password")
+    config["node"] = {"transport": "auto", **node}
+    path = sim.config
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    for host in sim.control("GET", "/sim/v1/hosts")["hosts"]:
+        sim.control("PATCH", f"/sim/v1/hosts/{host['name']}", {"winrm": False})
+    return path

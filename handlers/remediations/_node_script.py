@@ -6,14 +6,14 @@ import time
 from typing import Any
 
 from handlers import detached, hns, node_scripts, script_commands
-from handlers.context import Context
-from handlers.errors import ChannelLost, OutcomeUnknown, WinpodError
+from handlers.context import Context, script_timeout_s
+from handlers.errors import ChannelLost, OutcomeUnknown
 from handlers.remediations import Outcome, Plan, pretty
-from handlers.transports import KubeObject
+from handlers.transports import KubeObject, NodeTarget
 
-# Scripts that change the node's network or its services (containerd: the runtime itself, which
-# HostProcess containers need too) run detached (handlers/detached.py):
-# their result is read back even when the change cuts the WinRM connection.
+# Scripts that change the node's network or its services (containerd: the runtime itself) run
+# detached (handlers/detached.py) over WinRM: their result is read back even when the change
+# cuts the WinRM connection. A HostProcess pod is detached by itself.
 DETACHED_SCRIPTS = frozenset({"hns-reset", "kube-proxy-restart", "containerd-restart"})
 # How long a restarted kube-proxy pod may take to be replaced and Ready.
 POD_READY_TIMEOUT_S = 120.0
@@ -29,43 +29,54 @@ def plan_script(
     runs_on: str = "",
     **params: str,
 ) -> Plan:
-    """`address` and `runs_on` (its name) when the script runs elsewhere than on `target`."""
+    """`address` and `runs_on` (its name) when the script runs elsewhere than on `target`
+    (a Hyper-V host: WinRM only)."""
     text = node_scripts.render(script, **params)
-    host = address or context.node_address()
-    winrm = context.settings.winrm
-    # the approvers see where the script and the WinRM credentials will go
-    receiver = f"{what}; sent over WinRM to {host}:{winrm.port}" if what else what
+    # Refused here, before anyone is asked to approve, when nothing can carry the script
+    # (a Hyper-V host without WinRM credentials).
+    shell, node = context.script_receiver(address)
+    # the approvers see where the script (and, over WinRM, the credentials) will go
+    how = " as a scheduled task" if script in DETACHED_SCRIPTS and not shell.detached else ""
+    receiver = f"{what}; sent {shell.describe(node)}{how}" if what else what
+    data: dict[str, Any] = {
+        "script": script,
+        "address": node.address,
+        "node": node.name,
+        "hyperv": address is not None,
+        "transport": "hostprocess" if shell.detached else "winrm",
+        "params": params,
+    }
     return Plan(
         remediation_id,
         target,
         "node-script",
         receiver,
         text,
-        {"script": script, "address": host, "params": params},
+        data,
         script_commands.state_changing_commands(text),
         runs_on,
     )
 
 
 def run_script(context: Context, plan: Plan) -> tuple[Outcome, dict[str, Any]]:
-    shell = context.transports.node_shell
-    if shell is None:
-        raise WinpodError("WinRM is not configured (winrm.username / winrm.password)")
     name, address = str(plan.data["script"]), str(plan.data["address"])
-    if name in DETACHED_SCRIPTS:
-        result = detached.run_detached(shell, address, name, plan.preview)
+    hyperv = bool(plan.data.get("hyperv") or plan.runs_on)
+    shell, _ = context.script_receiver(address if hyperv else None)  # as configured now
+    node = NodeTarget(str(plan.data.get("node") or address), address)
+    where = node.name if shell.detached else address
+    if name in DETACHED_SCRIPTS and not shell.detached:
+        result = detached.run_detached(shell, node, name, plan.preview)
     else:
-        timeout = float(context.settings.winrm.read_timeout_s)
         try:
-            result = shell.run_script(address, plan.preview, timeout)
+            result = shell.run_script(node, plan.preview, script_timeout_s(context.settings, shell))
         except ChannelLost as exc:
             raise OutcomeUnknown(f"outcome unknown: {exc}") from None
     data = node_scripts.parse_output(name, result)
     output = node_scripts.mask_secrets(pretty(data))
     ok = result.ok and bool(data.get("ok", True)) and not data.get("error")
-    summary = f"{name} on {address} " + ("succeeded" if ok else f"failed (exit {result.exit_code})")
+    summary = f"{name} on {where} " + ("succeeded" if ok else f"failed (exit {result.exit_code})")
     if data.get("refused"):
-        summary = f"{name} on {address} refused, nothing changed: {data['refused']}"
+        summary = f"{name} on {where} refused, nothing changed: {data['refused']}"
     return Outcome(ok, summary, output), data
 
 

@@ -42,7 +42,7 @@ def _run(context: Context, plan: Plan) -> Outcome:
     risk="high",
     target_kind=TargetKind.NODE,
     does=lambda t: (
-        f"over WinRM on {t}: stop kube-proxy, kubelet and the containers, remove the HNS policy "
+        f"on {t}: stop kube-proxy, kubelet and the containers, remove the HNS policy "
         "lists and then the pod network (never the management network), start kubelet and "
         "kube-proxy, then verify DNS"
     ),
@@ -60,6 +60,6 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
         "hns-reset",
         target,
         "hns-reset",
-        f"run hns-reset.ps1 on {target} over WinRM as a scheduled task (its result is read "
-        "back even if the network blips)",
+        f"run hns-reset.ps1 on {target} (its result is read back even if the network blips "
+        "or kubelet restarts)",
     )

@@ -1,5 +1,5 @@
 """`kube-proxy-restart`: restart kube-proxy on a Windows node: its Windows service (`kubeproxy`
-or `kube-proxy`) over WinRM, or, when it runs as a HostProcess pod, that pod."""
+or `kube-proxy`) with a node script, or, when it runs as a HostProcess pod, that pod."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def _run(context: Context, plan: Plan) -> Outcome:
     risk="medium",
     target_kind=TargetKind.NODE,
     does=lambda t: (
-        f"on {t}: restart kube-proxy (its kubeproxy / kube-proxy service over WinRM, or its "
-        "HostProcess pod), then verify"
+        f"on {t}: restart kube-proxy (its kubeproxy / kube-proxy service, or its HostProcess "
+        "pod), then verify"
     ),
     impact=lambda t: (
         f"Services are unreachable from pods on {t} for a few seconds while kube-proxy restarts"
@@ -61,5 +61,5 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
         "kube-proxy-restart",
         target,
         "kube-proxy-restart",
-        f"run kube-proxy-restart.ps1 on {target} over WinRM as a scheduled task",
+        f"run kube-proxy-restart.ps1 on {target}",
     )

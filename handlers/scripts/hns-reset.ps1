@@ -8,8 +8,9 @@
 # policy lists before the network (else Server 2019 fails with "The network was not found"),
 # the pod network, wait for HNS to settle, start kubelet, then kube-proxy unless kubelet's start
 # script already did. A kube-proxy HostProcess pod is restarted by winpod afterwards. A failed
-# stop or removal skips the later removals; the starts always run. winpod runs it as a scheduled
-# task and reads its result even when the network blips. Prints one JSON object; exit 1 if it
+# stop or removal skips the later removals; the starts always run. Over WinRM winpod runs it as a
+# scheduled task and reads its result even when the network blips; in a HostProcess pod the pod
+# keeps running while kubelet restarts and winpod reads its log afterwards. Prints one JSON object; exit 1 if it
 # failed or refused.
 param()
 $ErrorActionPreference = 'Stop'
@@ -70,7 +71,15 @@ if ($go) {
     if ($go -and (Has ctr.exe)) {
         # As AKS's cleanup does: kubelet gives the pods new sandboxes, on the new network.
         $go = Invoke-Step 'stop containers' {
-            & ctr.exe -n k8s.io tasks ls -q | ForEach-Object { & ctr.exe -n k8s.io tasks kill -s SIGKILL $_ }
+            # HostProcess containers and their sandboxes (this script's own pod, a kube-proxy or
+            # CNI pod) share the host's network: they need no new sandbox, and killing this
+            # script's own sandbox would make kubelet end the script when it is back.
+            & ctr.exe -n k8s.io tasks ls -q | ForEach-Object {
+                $info = (& ctr.exe -n k8s.io containers info $_ | Out-String) | ConvertFrom-Json
+                if ($info.Spec.annotations.'microsoft.com/hostprocess-container' -ne 'true') {
+                    & ctr.exe -n k8s.io tasks kill -s SIGKILL $_
+                }
+            }
         }
     }
     if ($go) {

@@ -1,8 +1,9 @@
 """Narrow protocols for the three kinds of I/O checks need: cluster, pod exec, node PowerShell.
 
-Checks see only these protocols; the real adapters (`kube`, `winrm`) are thin and translate
-foreign exceptions into `handlers.errors` at the boundary. Objects are plain JSON dicts as the
-Kubernetes API returns them (camelCase), so no client model types leak into the checks.
+Checks see only these protocols; the real adapters (`kube`, `winrm`, `hostprocess`) are thin
+and translate foreign exceptions into `handlers.errors` at the boundary. Objects are plain
+JSON dicts as the Kubernetes API returns them (camelCase), so no client model types leak into
+the checks.
 """
 
 from __future__ import annotations
@@ -104,7 +105,32 @@ class PodExec(Protocol):
     ) -> CommandResult: ...
 
 
-class NodeShell(Protocol):
-    """Runs one of winpod's own PowerShell scripts on a Windows host over WinRM."""
+@dataclass(frozen=True)
+class NodeTarget:
+    """Where a node script runs: a Windows host by name (a Kubernetes node, or a Hyper-V host
+    that is none) and the address WinRM would connect to ("" when no transport needs one)."""
 
-    def run_script(self, address: str, script: str, timeout_s: float) -> CommandResult: ...
+    name: str
+    address: str
+
+
+class PodLogs(Protocol):
+    """Reads a container's log through the API server (`pods/log`)."""
+
+    def pod_log(self, name: str, namespace: str) -> str: ...
+
+
+class NodeShell(Protocol):
+    """Runs one of winpod's own PowerShell scripts on a Windows host (over WinRM, or in a
+    HostProcess pod on a node)."""
+
+    # True when the script runs apart from winpod's connection (a pod on the node), so a script
+    # that cuts the node's network or restarts kubelet still reports back; False: callers run
+    # such scripts detached (handlers/detached.py).
+    detached: bool
+
+    def describe(self, target: NodeTarget) -> str:
+        """Where the script goes, for approvers: "in a HostProcess pod on akswin000002"."""
+        ...
+
+    def run_script(self, target: NodeTarget, script: str, timeout_s: float) -> CommandResult: ...

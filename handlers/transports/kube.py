@@ -290,6 +290,19 @@ class KubeCluster:
             return dict(self._call(what, method, name, namespace, body))
         return dict(self._call(what, getattr(api, f"replace_{plural}"), name, body))
 
+    def pod_log(self, name: str, namespace: str) -> str:
+        """The log of the pod's (only) container; a kubelet that does not answer is
+        `Unreachable` (the API server proxies the read to it)."""
+        api, _, _ = self._api("Pod")
+        what = f"reading the log of pod {namespace}/{name}"
+        try:
+            response = api.read_namespaced_pod_log(
+                name, namespace, _preload_content=False, _request_timeout=API_TIMEOUT_S
+            )
+            return str(response.read().decode("utf-8", "replace"))
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _translate(exc, what) from None
+
     def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
         api, plural, namespaced = self._api(kind)
         what = f"deleting {kind.lower()} {name}"

@@ -26,7 +26,7 @@ from winrm.protocol import Protocol
 from config.settings import WinRMSettings
 from handlers.errors import BadInput, ChannelLost, Refused, TimedOut, Unreachable, WinpodError
 from handlers.node_scripts import for_the_wire
-from handlers.transports import CommandResult, powershell_output
+from handlers.transports import CommandResult, NodeTarget, powershell_output
 
 SessionKey = tuple[str, int, int]  # endpoint, operation and read timeouts
 
@@ -101,8 +101,14 @@ class WinRMShell:
         self._settings = settings
         self.sessions = SessionCache()
 
-    def run_script(self, address: str, script: str, timeout_s: float) -> CommandResult:
+    detached = False
+
+    def describe(self, target: NodeTarget) -> str:
+        return f"over WinRM to {target.address}:{self._settings.port}"
+
+    def run_script(self, target: NodeTarget, script: str, timeout_s: float) -> CommandResult:
         settings = self._settings
+        address = target.address
         assert settings.username is not None and settings.password is not None
         operation = max(1, min(settings.operation_timeout_s, int(timeout_s)))
         read = max(operation + 1, min(settings.read_timeout_s, int(timeout_s) + 5))

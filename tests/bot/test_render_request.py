@@ -35,6 +35,21 @@ def test_a_node_script_names_its_address_and_commands() -> None:
     assert "$_.X -lt 2" in first and "<" not in first.replace("<@", "")  # escaped where needed
 
 
+def test_a_node_script_in_a_hostprocess_pod_names_the_pod_and_node() -> None:
+    plan = Plan(
+        "hns-reset",
+        "akswin000002",
+        "node-script",
+        "run",
+        "…",
+        {"address": "10.240.0.4", "node": "akswin000002", "transport": "hostprocess"},
+        ("Stop-Service kubelet -Force",),
+    )
+    first = _first_block(plan, "hns-reset", "akswin000002")
+    assert "in cluster `prod-eu` — in a HostProcess pod on akswin000002" in first
+    assert "WinRM" not in first
+
+
 def test_a_script_on_the_hyperv_host_names_that_host() -> None:
     plan = Plan(
         "mac-spoofing-on",

@@ -64,6 +64,8 @@ def test_config_env_var_names_the_file(tmp_path: Path, monkeypatch: pytest.Monke
         ("[1, 2]", "must be a mapping"),
         ("slack: {api_url: ftp://x}", "slack.api_url"),
         ("a: [", "not valid YAML at line"),
+        ("node: {transport: ssh}", "node.transport"),
+        ("node: {script_timeout: 500ms}", "node.script_timeout"),
     ],
 )
 def test_bad_config_names_key_and_problem(tmp_path: Path, text: str, expected: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from bot_process import start_bot
-from sim_process import ROOT, SCENARIOS, SEED, RunningSim, start_sim
+from sim_process import ROOT, SCENARIOS, SEED, RunningSim, config_without_winrm, start_sim
 
 pytestmark = pytest.mark.wire
 
@@ -272,6 +272,20 @@ def _remediate_everything(sim: RunningSim) -> None:
     _winpod(sim, [(["remediate", rid, target, "--yes"], (0,)) for rid, target in remediations])
 
 
+def _node_scripts_in_hostprocess_pods(sim: RunningSim) -> None:
+    """Without WinRM credentials: node scripts in HostProcess pods (a diagnosis that reads HNS,
+    hns-reset), then `winpod serve` (which reaps leftover script pods at start-up)."""
+    config_without_winrm(sim)
+    _winpod(
+        sim,
+        [
+            (["diagnose", "shop/api-0"], (0, 1)),
+            (["remediate", "hns-reset", "akswin000002", "--yes"], (0,)),
+        ],
+    )
+    _serve_until_leader(sim)
+
+
 def _pin_every_workload_kind_then_serve(sim: RunningSim) -> None:
     """pin-windows-build on a pod of a Deployment (through its ReplicaSet), of a StatefulSet
     and of a DaemonSet; then `winpod serve`."""
@@ -342,6 +356,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
     plan: list[tuple[Path, str, Callable[[RunningSim], None]]] = [
         (SEED, "diagnose", _diagnose_everything_then_rdp),
         (SEED, "remediate", _remediate_everything),
+        (SEED, "hostprocess", _node_scripts_in_hostprocess_pods),
         (SCENARIOS / "rbac_workloads.yaml", "workloads", _pin_every_workload_kind_then_serve),
         (SCENARIOS / "rbac_advice.yaml", "advice", _diagnose_advice_pod),
         (SCENARIOS / "check_cni_not_ready.yaml", "cni", _restart_a_cni_pod),

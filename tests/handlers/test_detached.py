@@ -10,7 +10,7 @@ import pytest
 from handlers.detached import run_detached
 from handlers.errors import ChannelLost, OutcomeUnknown, Unreachable
 from handlers.node_scripts import script_name_of
-from handlers.transports import CommandResult
+from handlers.transports import CommandResult, NodeTarget
 
 
 class FlakyNode:
@@ -21,7 +21,7 @@ class FlakyNode:
         self.finishes = finishes
         self.calls: list[str] = []
 
-    def run_script(self, address: str, script: str, timeout_s: float) -> CommandResult:
+    def run_script(self, target: NodeTarget, script: str, timeout_s: float) -> CommandResult:
         name = script_name_of(script)
         self.calls.append(name)
         if name == "detached-start":
@@ -44,7 +44,14 @@ def _json(data: object) -> CommandResult:
 def test_the_result_is_read_after_the_connection_came_back() -> None:
     node = FlakyNode(dark_polls=3)
 
-    result = run_detached(node, "10.0.0.4", "hns-reset", "x" * 5000, poll_s=0, sleep=lambda _: None)
+    result = run_detached(
+        node,
+        NodeTarget("10.0.0.4", "10.0.0.4"),
+        "hns-reset",
+        "x" * 5000,
+        poll_s=0,
+        sleep=lambda _: None,
+    )
 
     assert json.loads(result.stdout)["ok"] is True
     assert node.calls.count("detached-upload") == 4  # 6,668 base64 characters, 2,000 a piece
@@ -58,7 +65,7 @@ def test_no_result_within_the_time_is_outcome_unknown() -> None:
     with pytest.raises(OutcomeUnknown) as caught:
         run_detached(
             node,
-            "10.0.0.4",
+            NodeTarget("10.0.0.4", "10.0.0.4"),
             "hns-reset",
             "x",
             result_timeout_s=5,

@@ -19,7 +19,7 @@ from handlers.context import Transports
 from handlers.detached import run_detached
 from handlers.errors import ChannelLost, Unreachable
 from handlers.model import Finding
-from handlers.transports import CommandResult, NodeShell
+from handlers.transports import CommandResult, NodeShell, NodeTarget
 
 pytestmark = pytest.mark.wire
 
@@ -47,7 +47,7 @@ class Cluster:
         address = self.host(node)["address"]
         script = node_scripts.render("node-status", DnsServiceIP="10.0.0.10")
         assert self.transports.node_shell is not None
-        result = self.transports.node_shell.run_script(address, script, 20)
+        result = self.transports.node_shell.run_script(NodeTarget(address, address), script, 20)
         return node_scripts.parse_output("node-status", result)
 
 
@@ -96,9 +96,9 @@ class LosingCount:
         self.shell = shell
         self.lost: list[str] = []
 
-    def run_script(self, address: str, script: str, timeout_s: float) -> CommandResult:
+    def run_script(self, target: NodeTarget, script: str, timeout_s: float) -> CommandResult:
         try:
-            return self.shell.run_script(address, script, timeout_s)
+            return self.shell.run_script(target, script, timeout_s)
         except Unreachable as exc:
             self.lost.append(str(exc))
             raise
@@ -110,7 +110,11 @@ def test_the_result_is_read_after_the_reset_blips_the_connection(cluster: Cluste
     script = node_scripts.render("hns-reset")
 
     result = run_detached(
-        shell, cluster.host("blipwin")["address"], "hns-reset", script, poll_s=0.2
+        shell,
+        NodeTarget(cluster.host("blipwin")["address"], cluster.host("blipwin")["address"]),
+        "hns-reset",
+        script,
+        poll_s=0.2,
     )
 
     assert shell.lost, "no request met the blip: the test proves nothing"
@@ -187,7 +191,7 @@ def test_the_simulator_breaks_a_host_whose_script_removes_every_l2bridge_network
     assert shell is not None
 
     with pytest.raises(ChannelLost):
-        shell.run_script(address, text, 20)
+        shell.run_script(NodeTarget(address, address), text, 20)
 
     host = cluster.host("oldscript")
     assert host["managementUp"] is False
@@ -195,7 +199,11 @@ def test_the_simulator_breaks_a_host_whose_script_removes_every_l2bridge_network
     assert any("management network ext removed" in h for h in host["history"])
     # The address answers nothing for managementOutage (3 s here, 60 s by default)...
     with pytest.raises(Unreachable):
-        shell.run_script(address, node_scripts.render("node-status", DnsServiceIP="10.0.0.10"), 1)
+        shell.run_script(
+            NodeTarget(address, address),
+            node_scripts.render("node-status", DnsServiceIP="10.0.0.10"),
+            1,
+        )
     # ...then answers again, but nothing brings ext back: the node needs re-provisioning.
     until_up = time.monotonic() + 10
     while not cluster.host("oldscript")["managementUp"] and time.monotonic() < until_up:
@@ -226,7 +234,11 @@ def test_a_reset_that_leaves_the_policy_lists_fails_like_server_2019(cluster: Cl
     assert shell is not None
 
     result = run_detached(
-        shell, cluster.host("listorder")["address"], "hns-reset", text, poll_s=0.2
+        shell,
+        NodeTarget(cluster.host("listorder")["address"], cluster.host("listorder")["address"]),
+        "hns-reset",
+        text,
+        poll_s=0.2,
     )
 
     output = node_scripts.parse_output("hns-reset", result)
@@ -251,7 +263,11 @@ def test_the_simulator_fails_an_import_gated_on_policy_lists_on_a_v2_host(
     shell = cluster.transports.node_shell
     assert shell is not None
 
-    old = shell.run_script(cluster.host("v2win-ok")["address"], OLD_GATING, 20)
+    old = shell.run_script(
+        NodeTarget(cluster.host("v2win-ok")["address"], cluster.host("v2win-ok")["address"]),
+        OLD_GATING,
+        20,
+    )
 
     assert old.exit_code == 1
     assert "hns.psm1' was not loaded" in old.stderr

@@ -12,6 +12,7 @@ import pytest
 from config.settings import load_settings
 from handlers import node_scripts
 from handlers.errors import Unreachable
+from handlers.transports import NodeTarget
 from handlers.transports.winrm import SessionCache, WinRMShell
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def test_a_second_script_on_the_same_host_reuses_the_authenticated_session(
     counts = []
     for _ in range(3):
         before = winrm_requests(sim)
-        result = shell.run_script(host, script, 30)
+        result = shell.run_script(NodeTarget(host, host), script, 30)
         assert node_scripts.parse_output("node-status", result)["host"]
         counts.append(winrm_requests(sim) - before)
 
@@ -60,16 +61,16 @@ def test_a_failed_script_drops_its_session_and_the_next_one_authenticates_again(
     shell = WinRMShell(load_settings(sim.config).winrm)
     script = node_scripts.render("node-status", DnsServiceIP="10.0.0.10")
     host = address(sim, NODE_ADDRESS_OF)
-    shell.run_script(host, script, 30)
+    shell.run_script(NodeTarget(host, host), script, 30)
     assert len(shell.sessions) == 1
     sim.control("POST", "/sim/v1/faults/winrm", {"fail_next": 1, "mode": "reset"})
 
     with pytest.raises(Unreachable):
-        shell.run_script(host, script, 30)
+        shell.run_script(NodeTarget(host, host), script, 30)
     assert len(shell.sessions) == 0  # the broken session is not kept
 
     before = winrm_requests(sim)
-    shell.run_script(host, script, 30)
+    shell.run_script(NodeTarget(host, host), script, 30)
     assert winrm_requests(sim) - before == 7  # a new session authenticates afresh
     assert len(shell.sessions) == 1
 

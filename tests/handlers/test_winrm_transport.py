@@ -13,6 +13,7 @@ import requests
 from config.settings import WinRMSettings
 from handlers.errors import ChannelLost, Unreachable
 from handlers.node_scripts import for_the_wire, render
+from handlers.transports import NodeTarget
 from handlers.transports import winrm as transport
 
 SCRIPT = render("node-status", DnsServiceIP="10.0.0.10")
@@ -57,7 +58,9 @@ def shell_with(protocol: FakeProtocol, monkeypatch: pytest.MonkeyPatch) -> trans
 def test_the_script_runs_without_profile_or_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
     protocol = FakeProtocol()
 
-    result = shell_with(protocol, monkeypatch).run_script("10.0.0.4", SCRIPT, 20)
+    result = shell_with(protocol, monkeypatch).run_script(
+        NodeTarget("10.0.0.4", "10.0.0.4"), SCRIPT, 20
+    )
 
     [(command, args)] = protocol.commands
     assert command == "powershell.exe"
@@ -76,7 +79,7 @@ def test_a_connection_lost_before_the_command_means_nothing_ran(
     shell = shell_with(FakeProtocol(fail_in="open_shell"), monkeypatch)
 
     with pytest.raises(Unreachable) as caught:
-        shell.run_script("10.0.0.4", SCRIPT, 20)
+        shell.run_script(NodeTarget("10.0.0.4", "10.0.0.4"), SCRIPT, 20)
 
     assert not isinstance(caught.value, ChannelLost)
     assert "cannot connect" in str(caught.value)
@@ -88,4 +91,4 @@ def test_a_connection_lost_after_the_command_started_may_have_run(
     shell = shell_with(FakeProtocol(fail_in="get_command_output"), monkeypatch)
 
     with pytest.raises(ChannelLost, match="may have run"):
-        shell.run_script("10.0.0.4", SCRIPT, 20)
+        shell.run_script(NodeTarget("10.0.0.4", "10.0.0.4"), SCRIPT, 20)

@@ -23,6 +23,7 @@ from handlers import hns
 from handlers.detached import run_detached
 from handlers.node_scripts import for_the_wire
 from handlers.remediations._node_script import DETACHED_SCRIPTS
+from handlers.transports import NodeTarget
 from handlers.transports.winrm import WinRMShell
 
 pytestmark = pytest.mark.wire
@@ -91,9 +92,10 @@ class Endpoints:
         shell = WinRMShell(settings)
         script = render(name, **params)  # any value, quoted: the simulator's parsing is tested
         if name in DETACHED_SCRIPTS:
-            result = run_detached(shell, self.address(host), name, script, poll_s=0.2)
+            target = NodeTarget(host, self.address(host))
+            result = run_detached(shell, target, name, script, poll_s=0.2)
         else:
-            result = shell.run_script(self.address(host), script, 20)
+            result = shell.run_script(NodeTarget(host, self.address(host)), script, 20)
         stdout = result.stdout
         output = json.loads(stdout) if stdout.strip() else None
         assert_printed_by_the_real_script(output, name)
