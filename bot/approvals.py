@@ -113,7 +113,11 @@ class SlackNotifier:
         """The request in its thread, what approvers judge first; then the full script as a
         file beside it (or, if Slack takes no file, whole in code blocks)."""
         expires = format_duration(self.services.settings.approvals.expire_after)
-        cluster = self.services.transports.cluster.context
+        cluster = (
+            self.services.cluster
+            if self.services.settings.many_clusters
+            else self.services.transports.cluster.context
+        )
         text, blocks = render_actions.request_message(
             action, plan, spec, self._needed(action), expires, cluster
         )
@@ -278,12 +282,27 @@ class ApprovalFlow:
         self.client = client
         self.service, self.notifier, self.approvers = build_service(services, client)
 
+    def sibling(self, services: BotServices) -> ApprovalFlow:
+        """The flow of another cluster's services, on the same Slack client."""
+        return ApprovalFlow(services, self.client)
+
+    def _of(self, cluster: str) -> ApprovalFlow:
+        """The flow of the cluster a button's offer or action belongs to: it acts there only."""
+        if cluster == self.services.cluster:
+            return self
+        flow = self.services.in_cluster(cluster).approvals
+        assert flow is not None
+        return flow
+
     def remediation_clicked(self, click: Click, offer_id: str) -> None:
-        store, service = self.services.store, self.service
-        offer = store.get_offer(offer_id)
+        offer = self.services.store.get_offer(offer_id)
         if offer is None:
             self._reply(click, Reply("unknown"))
             return
+        if offer.cluster != self.services.cluster:
+            self._of(offer.cluster).remediation_clicked(click, offer_id)
+            return
+        store, service = self.services.store, self.service
         store.audit(
             click.user,
             "click",
@@ -349,6 +368,9 @@ class ApprovalFlow:
         if action is None:
             self._reply(click, Reply("unknown"))
             return
+        if action.cluster != self.services.cluster:
+            self._of(action.cluster).approve_clicked(click, action_id)
+            return
         self._after(
             click, action.offer_id or "", action, self.service.approve(action_id, click.user)
         )
@@ -357,6 +379,9 @@ class ApprovalFlow:
         action = self.services.store.get_action(action_id)
         if action is None:
             self._reply(click, Reply("unknown"))
+            return
+        if action.cluster != self.services.cluster:
+            self._of(action.cluster).reject_clicked(click, action_id)
             return
         self._after(
             click, action.offer_id or "", action, self.service.reject(action_id, click.user)

@@ -69,7 +69,11 @@ def _ready_since(node: KubeObject) -> str:
 
 def gather(services: BotServices) -> Home:
     store, cluster = services.store, services.transports.cluster
-    sweeps = [e for e in store.audit_log(SWEEP_ENTRIES_READ) if e.kind == "sweep"]
+    sweeps = [
+        e
+        for e in store.audit_log(SWEEP_ENTRIES_READ)
+        if e.kind == "sweep" and e.cluster == store.cluster
+    ]
     last = sweeps[-1] if sweeps else None
     not_ok: dict[str, str] = dict((last.detail.get("not_ok") or {}) if last else {})
     alerts = {a.node for a in store.open_alerts()}

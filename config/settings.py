@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -43,6 +44,15 @@ _LONGEST_S = 1e9  # about 31 years: beyond any interval, and now + it is still a
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the key and the problem."""
+
+
+class UnknownCluster(ConfigError):
+    """A command named a cluster winpod does not serve (a usage error: exit 2)."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        shown_name = name if name.isprintable() and len(name) <= 64 else repr(name[:64])
+        super().__init__(f"unknown cluster {shown_name!r}; the clusters are: {', '.join(known)}")
+        self.known = known
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -251,6 +261,55 @@ class StoreSettings(_Group):
     url: str = Field("sqlite:///./winpod.db", description="SQLAlchemy URL; PostgreSQL for HA")
 
 
+# Sections a `clusters:` entry may override for its cluster (SPEC §12): those that hold node
+# credentials and how nodes are reached. Any of them that Settings defines is honoured.
+CLUSTER_SECTIONS = ("winrm", "node", "hyperv")
+# The name of the one cluster of a config without `clusters:` (its `kubernetes` section).
+SINGLE_CLUSTER = "default"
+_CLUSTER_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+
+
+class ClusterSettings(BaseModel):
+    """One cluster winpod serves; sections left out are the top-level ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="how people name it: `cluster=NAME`, `--cluster NAME`")
+    kubeconfig: str | None = Field(
+        None, description="kubeconfig path; null: kubernetes.kubeconfig (else $KUBECONFIG)"
+    )
+    context: str | None = Field(None, description="kubeconfig context; null: the current one")
+    alert_channel: str | None = Field(
+        None, description="channel id for this cluster's sweep alerts; null: slack.alert_channel"
+    )
+    overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="the cluster's own winrm / node / hyperv sections (written at entry level)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_sections(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            sections = {k: data.pop(k) for k in CLUSTER_SECTIONS if k in data}
+            for name, section in sections.items():
+                if not isinstance(section, dict):
+                    raise ValueError(f"{name} must be a mapping of keys, like the top-level one")
+            if sections:
+                data["overrides"] = sections
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if not _CLUSTER_NAME.match(value):
+            raise ValueError(
+                "a cluster name is 1 to 40 lowercase letters, digits and '-' (like prod-eu)"
+            )
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
@@ -265,12 +324,96 @@ class Settings(BaseSettings):
     sweep: SweepSettings = SweepSettings()
     rdp: RDPSettings = RDPSettings()
     store: StoreSettings = StoreSettings()
+    clusters: list[ClusterSettings] = Field(
+        default_factory=list,
+        description="the clusters winpod serves; empty: the one `kubernetes` section, "
+        f"named {SINGLE_CLUSTER!r}",
+    )
+    default_cluster: str | None = Field(
+        None, description="the cluster a command without cluster=NAME means; null: the first"
+    )
     dry_run: bool = Field(False, description="show what would run; run nothing")
     housekeeping_interval: Duration = Field(
         timedelta(seconds=30),
         description="how often the leader expires pending actions and closes expired RDP; "
         "also the longest an expired RDP session opened elsewhere can stay open",
     )
+
+    _cluster: str | None = PrivateAttr(None)  # set by for_cluster
+
+    @property
+    def cluster(self) -> str:
+        """The cluster this view of the settings is for (`for_cluster`), else the default."""
+        return self._cluster or self.resolve_cluster(None)
+
+    @model_validator(mode="after")
+    def _clusters_known(self) -> Settings:
+        names = [c.name for c in self.clusters]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"clusters: {', '.join(twice)} listed more than once")
+        for cluster in self.clusters:
+            unknown = [s for s in cluster.overrides if s not in type(self).model_fields]
+            if unknown:
+                raise ValueError(f"clusters.{cluster.name}: no section {', '.join(unknown)}")
+        if self.default_cluster is not None and self.default_cluster not in self.cluster_names:
+            raise ValueError(
+                f"default_cluster {self.default_cluster!r} is not one of the clusters "
+                f"({', '.join(self.cluster_names)})"
+            )
+        for cluster in self.clusters:  # each cluster's merged sections, checked at start-up
+            try:
+                self.for_cluster(cluster.name)
+            except ConfigError as exc:
+                raise ValueError(str(exc).replace("\n", " ")) from None
+        return self
+
+    @property
+    def cluster_names(self) -> list[str]:
+        """The clusters winpod serves, in the order listed; the first is the home cluster."""
+        return [c.name for c in self.clusters] or [SINGLE_CLUSTER]
+
+    @property
+    def many_clusters(self) -> bool:
+        return bool(self.clusters)
+
+    def resolve_cluster(self, name: str | None) -> str:
+        """The cluster a command means: `name`, else default_cluster, else the first; an unknown
+        name is a ConfigError that lists the clusters."""
+        if name is None:
+            return self.default_cluster or self.cluster_names[0]
+        if name not in self.cluster_names:
+            raise UnknownCluster(name, self.cluster_names)
+        return name
+
+    def alert_channel_of(self, cluster: str) -> str | None:
+        for entry in self.clusters:
+            if entry.name == cluster and entry.alert_channel:
+                return entry.alert_channel
+        return self.slack.alert_channel
+
+    def for_cluster(self, name: str) -> Settings:
+        """These settings as one cluster sees them: its kubeconfig and context in
+        `kubernetes`, and its own sections (winrm, node, hyperv) over the top-level ones."""
+        self.resolve_cluster(name)
+        entry = next((c for c in self.clusters if c.name == name), None)
+        if entry is None:  # the single cluster of a config without `clusters:`
+            return self
+        update: dict[str, Any] = {}
+        kube: dict[str, Any] = {"context": entry.context}
+        if entry.kubeconfig is not None:
+            kube["kubeconfig"] = entry.kubeconfig
+        update["kubernetes"] = self.kubernetes.model_copy(update=kube)
+        for section, values in entry.overrides.items():
+            base: BaseModel = getattr(self, section)
+            merged = {**base.model_dump(), **values}
+            try:
+                update[section] = type(base).model_validate(merged)
+            except ValidationError as exc:
+                raise ConfigError(_describe(exc, f"clusters.{name}.{section}")) from None
+        view = self.model_copy(update=update)
+        view._cluster = name
+        return view
 
     @classmethod
     def settings_customise_sources(
