@@ -284,7 +284,10 @@ class ClusterSettings(BaseModel):
     )
     overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="the cluster's own winrm / node / hyperv sections (written at entry level)",
+        description="the cluster's own winrm / node / hyperv sections (written at entry level); "
+        "raw until merged by Settings.for_cluster, so kept out of repr and dumps (secrets)",
+        repr=False,
+        exclude=True,
     )
 
     @model_validator(mode="before")
@@ -346,27 +349,40 @@ class Settings(BaseSettings):
         """The cluster this view of the settings is for (`for_cluster`), else the default."""
         return self._cluster or self.resolve_cluster(None)
 
-    @model_validator(mode="after")
-    def _clusters_known(self) -> Settings:
-        names = [c.name for c in self.clusters]
+    @field_validator("clusters")
+    @classmethod
+    def _clusters_valid(cls, value: list[ClusterSettings], info: Any) -> list[ClusterSettings]:
+        """Names listed once; each cluster's own sections valid once merged over the top-level
+        ones (checked at start-up, not when a command first reaches that cluster)."""
+        names = [c.name for c in value]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
-            raise ValueError(f"clusters: {', '.join(twice)} listed more than once")
-        for cluster in self.clusters:
-            unknown = [s for s in cluster.overrides if s not in type(self).model_fields]
-            if unknown:
-                raise ValueError(f"clusters.{cluster.name}: no section {', '.join(unknown)}")
-        if self.default_cluster is not None and self.default_cluster not in self.cluster_names:
-            raise ValueError(
-                f"default_cluster {self.default_cluster!r} is not one of the clusters "
-                f"({', '.join(self.cluster_names)})"
-            )
-        for cluster in self.clusters:  # each cluster's merged sections, checked at start-up
-            try:
-                self.for_cluster(cluster.name)
-            except ConfigError as exc:
-                raise ValueError(str(exc).replace("\n", " ")) from None
-        return self
+            raise ValueError(f"{', '.join(twice)} listed more than once")
+        for cluster in value:
+            for section, values in cluster.overrides.items():
+                if section not in cls.model_fields:
+                    raise ValueError(f"{cluster.name}: this winpod has no {section} section")
+                base = info.data.get(section)
+                if not isinstance(base, BaseModel):
+                    continue  # invalid itself (reported on its own) or declared later
+                try:
+                    type(base).model_validate({**base.model_dump(), **values})
+                except ValidationError as exc:
+                    problems = "; ".join(
+                        f"{'.'.join(_key(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+                    )
+                    raise ValueError(f"{cluster.name}.{section}: {problems}") from None
+        return value
+
+    @field_validator("default_cluster")
+    @classmethod
+    def _default_listed(cls, value: str | None, info: Any) -> str | None:
+        clusters = info.data.get("clusters")
+        if value is not None and clusters is not None:
+            names = [c.name for c in clusters] or [SINGLE_CLUSTER]
+            if value not in names:
+                raise ValueError(f"{value!r} is not one of the clusters ({', '.join(names)})")
+        return value
 
     @property
     def cluster_names(self) -> list[str]:
@@ -482,10 +498,37 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             for key in strange
         ]
         raise ConfigError("\n".join([f"invalid configuration ({source}):", *lines]))
+    _cluster_secrets_from_env(data)
     try:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
+
+
+def _cluster_secrets_from_env(data: dict[str, Any]) -> None:
+    """A cluster's own node credentials come from the environment like the top-level ones:
+    `WINPOD_CLUSTER_<NAME>__<SECTION>__<KEY>` (NAME upper-cased, `-` as `_`), e.g.
+    `WINPOD_CLUSTER_PROD_EU__WINRM__PASSWORD`; they win over that cluster's YAML."""
+    clusters = data.get("clusters")
+    if not isinstance(clusters, list):
+        return
+    for entry in clusters:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            continue
+        prefix = f"{ENV_PREFIX}CLUSTER_{entry['name'].upper().replace('-', '_')}__"
+        for variable, value in os.environ.items():
+            if not variable.upper().startswith(prefix):
+                continue
+            parts = variable[len(prefix) :].lower().split("__")
+            if len(parts) != 2 or parts[0] not in CLUSTER_SECTIONS:
+                raise ConfigError(
+                    f"{variable}: expected {prefix}<SECTION>__<KEY> with SECTION one of "
+                    f"{', '.join(s.upper() for s in CLUSTER_SECTIONS)}"
+                )
+            section = entry.get(parts[0])
+            section = dict(section) if isinstance(section, dict) else {}
+            section[parts[1]] = value
+            entry[parts[0]] = section
 
 
 def format_duration(value: timedelta) -> str:

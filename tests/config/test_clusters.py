@@ -82,7 +82,7 @@ def test_alerts_go_to_the_clusters_channel_else_the_slack_one(tmp_path: Path) ->
     ("text", "expected"),
     [
         ("clusters: [{name: a}, {name: a}]", "a listed more than once"),
-        ("clusters: [{name: a}]\ndefault_cluster: b", "default_cluster 'b' is not one"),
+        ("clusters: [{name: a}]\ndefault_cluster: b", "default_cluster: .*'b' is not one"),
         ("clusters: [{name: Prod_EU}]", "lowercase letters"),
         ("clusters: [{name: a, rdp: {max_ttl: 1h}}]", "unknown key"),
         ("clusters: [{name: a, winrm: 5}]", "winrm must be a mapping"),
@@ -94,7 +94,7 @@ def test_bad_clusters_name_the_problem(tmp_path: Path, text: str, expected: str)
 
 
 def test_a_clusters_bad_section_is_refused_at_start_naming_the_cluster(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"clusters\.a\.winrm.*port"):
+    with pytest.raises(ConfigError, match=r"clusters: .*a\.winrm: port: "):
         load_settings(_write(tmp_path, "clusters: [{name: a, winrm: {port: 0}}]"))
 
 
@@ -102,3 +102,29 @@ def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "winpod.yaml"
     path.write_text(text)
     return path
+
+
+def test_a_clusters_secrets_come_from_its_own_environment_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WINPOD_CLUSTER_PROD_EU__WINRM__USERNAME", "eu-admin")
+    monkeypatch.setenv("WINPOD_CLUSTER_PROD_EU__WINRM__PASSWORD", "eu-secret")
+    monkeypatch.setenv("WINPOD_WINRM__PASSWORD", "shared-secret")
+    settings = load_settings(_write(tmp_path, TWO))
+
+    eu, us = settings.for_cluster("prod-eu").winrm, settings.for_cluster("prod-us").winrm
+
+    assert eu.username is not None and eu.username.get_secret_value() == "eu-admin"
+    assert eu.password is not None and eu.password.get_secret_value() == "eu-secret"
+    assert eu.port == 5999  # the rest of its YAML section stays
+    assert us.password is not None and us.password.get_secret_value() == "shared-secret"
+    assert "eu-secret" not in repr(settings)
+
+
+def test_a_misspelt_cluster_variable_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WINPOD_CLUSTER_PROD_EU__WINRN__PASSWORD", "x")
+
+    with pytest.raises(ConfigError, match="WINPOD_CLUSTER_PROD_EU__WINRN__PASSWORD"):
+        load_settings(_write(tmp_path, TWO))
