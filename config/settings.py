@@ -343,6 +343,7 @@ class Settings(BaseSettings):
     )
 
     _cluster: str | None = PrivateAttr(None)  # set by for_cluster
+    _top_level: Settings | None = PrivateAttr(None)  # what for_cluster merged over
 
     @property
     def cluster(self) -> str:
@@ -412,23 +413,24 @@ class Settings(BaseSettings):
         """These settings as one cluster sees them: its kubeconfig and context in
         `kubernetes`, and its own sections (winrm, node, hyperv) over the top-level ones."""
         self.resolve_cluster(name)
+        top = self._top_level or self  # one cluster's view never lends its sections to another
         entry = next((c for c in self.clusters if c.name == name), None)
         if entry is None:  # the single cluster of a config without `clusters:`
-            return self
+            return top
         update: dict[str, Any] = {}
         kube: dict[str, Any] = {"context": entry.context}
         if entry.kubeconfig is not None:
             kube["kubeconfig"] = entry.kubeconfig
-        update["kubernetes"] = self.kubernetes.model_copy(update=kube)
+        update["kubernetes"] = top.kubernetes.model_copy(update=kube)
         for section, values in entry.overrides.items():
-            base: BaseModel = getattr(self, section)
+            base: BaseModel = getattr(top, section)
             merged = {**base.model_dump(), **values}
             try:
                 update[section] = type(base).model_validate(merged)
             except ValidationError as exc:
                 raise ConfigError(_describe(exc, f"clusters.{name}.{section}")) from None
-        view = self.model_copy(update=update)
-        view._cluster = name
+        view = top.model_copy(update=update)
+        view._cluster, view._top_level = name, top
         return view
 
     @classmethod

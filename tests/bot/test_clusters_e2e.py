@@ -3,7 +3,11 @@ first also being the Slack workspace. The same node names live in both clusters.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from bot_process import RunningBot, start_bot
-from sim_process import RunningSim
+from sim_process import ROOT, RunningSim
 
 pytestmark = pytest.mark.wire
 
@@ -207,3 +211,51 @@ def test_a_cluster_that_stops_answering_is_reported_once_and_holds_up_nobody(
     )
     outages = [m for m in bot.messages(CHANNELS[US]) if "does not answer" in m["text"]]
     assert len(outages) == 1
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args, "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        check=False,
+    )
+
+
+def test_the_cli_acts_in_the_cluster_it_names_and_its_json_says_which(
+    sims: dict[str, RunningSim], tmp_path: Path
+) -> None:
+    config = two_cluster_config(sims, tmp_path)
+    reboot(sims[US], BROKEN)
+
+    us = cli(config, "node", BROKEN, "--cluster", US, "-o", "json")
+    eu = cli(config, "node", BROKEN, "-o", "json")  # default_cluster
+    unknown = cli(config, "node", BROKEN, "--cluster", "staging")
+
+    assert us.returncode == 1, us.stderr  # DNS fails on prod-us's node only
+    assert json.loads(us.stdout)["cluster"] == US
+    assert eu.returncode == 0, eu.stderr
+    assert json.loads(eu.stdout)["cluster"] == EU
+    assert unknown.returncode == 2
+    assert f"unknown cluster 'staging'; the clusters are: {EU}, {US}" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+
+
+def test_cli_clusters_lists_both_and_exits_3_when_one_does_not_answer(
+    sims: dict[str, RunningSim], tmp_path: Path
+) -> None:
+    config = two_cluster_config(sims, tmp_path)
+
+    both = cli(config, "clusters", "-o", "json")
+    sims[US].stop()
+    one = cli(config, "clusters")
+
+    assert both.returncode == 0, both.stderr
+    listed = {c["name"]: c for c in json.loads(both.stdout)["clusters"]}
+    assert [listed[n]["windows_nodes"] for n in (EU, US)] == [3, 3]
+    assert (listed[EU]["home"], listed[EU]["default"], listed[US]["home"]) == (True, True, False)
+    assert one.returncode == 3
+    assert re.search(rf"^{US} +UNREACHABLE: ", one.stdout, re.MULTILINE), one.stdout

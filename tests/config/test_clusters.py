@@ -71,6 +71,17 @@ def test_a_cluster_sees_its_own_sections_over_the_top_level_ones(tmp_path: Path)
     assert (eu.cluster, us.cluster, settings.cluster) == ("prod-eu", "prod-us", "prod-us")
 
 
+def test_one_clusters_view_never_lends_its_sections_to_another(tmp_path: Path) -> None:
+    settings = load_settings(
+        _write(tmp_path, TWO.replace("  - {name: prod-us, context: prod-us}", "  - name: prod-us"))
+    )
+
+    us = settings.for_cluster("prod-eu").for_cluster("prod-us")
+
+    assert (us.winrm.port, us.kubernetes.kubeconfig, us.kubernetes.context) == (5985, None, None)
+    assert us.cluster == "prod-us"
+
+
 def test_alerts_go_to_the_clusters_channel_else_the_slack_one(tmp_path: Path) -> None:
     settings = load_settings(_write(tmp_path, TWO))
 
