@@ -259,3 +259,34 @@ def test_cli_clusters_lists_both_and_exits_3_when_one_does_not_answer(
     assert (listed[EU]["home"], listed[EU]["default"], listed[US]["home"]) == (True, True, False)
     assert one.returncode == 3
     assert re.search(rf"^{US} +UNREACHABLE: ", one.stdout, re.MULTILINE), one.stdout
+
+
+def test_the_app_home_shows_each_cluster_with_its_own_nodes_and_waiting_actions(
+    sims: dict[str, RunningSim], serve: Callable[..., RunningBot]
+) -> None:
+    reboot(sims[US], BROKEN)
+    bot = serve(INTERVAL)
+    alert = bot.wait_for(lambda: alerts(bot, US), what="the prod-us alert")[0]
+    bot.click(alert, "remediate:hns-reset", user=APPROVER_A, channel=CHANNELS[US])
+    bot.wait_for(lambda: "second approver" in str(alerts(bot, US)[0]), what="the request")
+
+    sent = sims[EU].control(
+        "POST",
+        "/sim/v1/slack/events/app_home_opened",
+        {"user": APPROVER_B, "url": bot.events_url, "tab": "home"},
+    )
+    assert sent["status"] == 200
+    view = bot.wait_for(
+        lambda: sims[EU].control("GET", f"/sim/v1/slack/home?user={APPROVER_B}")["view"],
+        what="the published home",
+    )
+
+    headers = [b["text"]["text"] for b in view["blocks"] if b["type"] == "header"]
+    assert [h for h in headers if h.startswith("winpod · cluster")] == [
+        f"winpod · cluster {EU}",
+        f"winpod · cluster {US}",
+    ]
+    text = json.dumps(view["blocks"], ensure_ascii=False)
+    us_part = text[text.index(f"winpod · cluster {US}") :]
+    eu_part = text[: text.index(f"winpod · cluster {US}")]
+    assert "hns-reset" in us_part and "hns-reset" not in eu_part  # the action waits in prod-us
