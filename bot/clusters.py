@@ -20,7 +20,7 @@ class ClusterStatus:
     reachable: bool
     windows_nodes: int | None  # None when it did not answer
     error: str | None
-    home: bool  # the first listed: where the leader's Lease lives
+    home: bool  # where the leader's Lease lives (Settings.home_cluster)
     default: bool  # what a command without cluster=NAME means
 
     def to_json(self) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def cluster_statuses(
     """Every cluster's status, asked of all of them at once (one slow cluster delays only
     itself), in the order the config lists them."""
     names = settings.cluster_names
-    default = settings.resolve_cluster(None)
+    default, home = settings.resolve_cluster(None), settings.home_cluster
 
     def status(name: str) -> ClusterStatus:
         context = None
@@ -51,11 +51,9 @@ def cluster_statuses(
             nodes = transports.cluster.list("Node", label_selector=WINDOWS_NODES)
         except (WinpodError, ConfigError) as exc:
             return ClusterStatus(
-                name, context, False, None, str(exc), name == names[0], name == default
+                name, context, False, None, str(exc), name == home, name == default
             )
-        return ClusterStatus(
-            name, context, True, len(nodes), None, name == names[0], name == default
-        )
+        return ClusterStatus(name, context, True, len(nodes), None, name == home, name == default)
 
     with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="clusters") as pool:
         return list(pool.map(status, names))

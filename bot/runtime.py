@@ -11,7 +11,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -24,6 +24,7 @@ from bot.sweeper import Sweeper
 from config.settings import ConfigError
 from handlers import rdp
 from handlers.errors import WinpodError
+from handlers.sweep import NodeState
 
 if TYPE_CHECKING:
     from bot.approvals import ApprovalFlow
@@ -117,6 +118,9 @@ class Runtime:
             self._down[name] = reason
         services = self.services.in_cluster(name)
         nodes = sorted(services.store.known_boots())
+        for state in get_args(NodeState):  # what the dashboards show while it is silent
+            not_probed = state == "not-probed"
+            services.metrics.sweep_nodes.labels(name, state).set(len(nodes) if not_probed else 0)
         services.store.audit("winpod", "unreachable", {"summary": reason, "not_probed": nodes})
         self._announce(name, render_slack.cluster_unreachable_text(name, reason, nodes))
 
@@ -130,8 +134,10 @@ class Runtime:
         self._announce(name, render_slack.cluster_reachable_text(name))
 
     def _announce(self, cluster: str, text: str) -> None:
+        """Outages are said in Slack where winpod serves several clusters; with one, the
+        failed sweep is logged and counted as before (readiness reports the cluster)."""
         channel = self.services.settings.alert_channel_of(cluster)
-        if not channel:
+        if not channel or not self.services.settings.many_clusters:
             return
         try:
             self.client.chat_postMessage(channel=channel, text=text)

@@ -44,13 +44,13 @@ MAX_FRAME_BYTES = MAX_BODY_BYTES // 2
 
 
 def build_services(settings: Settings) -> BotServices:
-    """The home cluster's services (the first listed: its Lease elects the leader); the other
-    clusters' are built from them on first use (`BotServices.in_cluster`)."""
+    """The home cluster's services (its Lease elects the leader); the other clusters' are
+    built from them on first use (`BotServices.in_cluster`)."""
     # Rows from before the store knew clusters become the default cluster's (migration 0003).
     store = Store(settings.store.url, cluster=settings.resolve_cluster(None))
     store.migrate(settings.resolve_cluster(None))
     metrics = Metrics()
-    home = settings.cluster_names[0]
+    home = settings.home_cluster
     home_settings = settings.for_cluster(home)
     return BotServices(
         settings=home_settings,

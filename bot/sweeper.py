@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import get_args
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -90,8 +91,8 @@ class Sweeper:
             )
         summary = report.summary()
         metrics.sweep_seconds.observe(report.duration_ms / 1000)
-        for state in ("ok", "failing", "no-network", "unreachable", "no-pods", "not-probed"):
-            metrics.sweep_nodes.labels(state).set(report.count(state))
+        for state in get_args(sweep.NodeState):
+            metrics.sweep_nodes.labels(self.services.cluster, state).set(report.count(state))
         log.info("sweep finished", extra={"sweep": summary})
         return report
 

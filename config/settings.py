@@ -391,6 +391,16 @@ class Settings(BaseSettings):
         return [c.name for c in self.clusters] or [SINGLE_CLUSTER]
 
     @property
+    def home_cluster(self) -> str:
+        """Where the leader's Lease lives: the cluster winpod runs in (the entry with neither
+        kubeconfig nor context, which in a pod is the in-cluster config), else the first."""
+        if self.kubernetes.kubeconfig is None:
+            for entry in self.clusters:
+                if entry.kubeconfig is None and entry.context is None:
+                    return entry.name
+        return self.cluster_names[0]
+
+    @property
     def many_clusters(self) -> bool:
         return bool(self.clusters)
 

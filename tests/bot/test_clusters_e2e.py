@@ -211,6 +211,9 @@ def test_a_cluster_that_stops_answering_is_reported_once_and_holds_up_nobody(
     )
     outages = [m for m in bot.messages(CHANNELS[US]) if "does not answer" in m["text"]]
     assert len(outages) == 1
+    _, metrics = bot.get("/metrics")
+    assert f'winpod_sweep_nodes{{cluster="{US}",state="not-probed"}} 3.0' in metrics
+    assert f'winpod_sweep_nodes{{cluster="{EU}",state="failing"}} 1.0' in metrics
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -82,6 +82,16 @@ def test_one_clusters_view_never_lends_its_sections_to_another(tmp_path: Path) -
     assert us.cluster == "prod-us"
 
 
+def test_the_home_cluster_is_the_one_winpod_runs_in_else_the_first(tmp_path: Path) -> None:
+    listed = load_settings(_write(tmp_path, TWO))
+    inside = load_settings(
+        _write(tmp_path, TWO.replace("default_cluster:", "  - {name: here}\ndefault_cluster:"))
+    )
+
+    assert listed.home_cluster == "prod-eu"
+    assert inside.home_cluster == "here"  # no kubeconfig, no context: in-cluster in a pod
+
+
 def test_alerts_go_to_the_clusters_channel_else_the_slack_one(tmp_path: Path) -> None:
     settings = load_settings(_write(tmp_path, TWO))
 
