@@ -24,7 +24,7 @@ from bot.render_actions import Block
 from bot.services import BotServices
 from bot.slack_text import Mrkdwn, mention
 from bot.store import PendingAction
-from config.settings import format_duration
+from config.settings import ConfigError, format_duration
 from handlers.errors import Unreachable, WinpodError
 from handlers.registry import Plan, RemediationSpec, TargetRef
 
@@ -286,21 +286,36 @@ class ApprovalFlow:
         """The flow of another cluster's services, on the same Slack client."""
         return ApprovalFlow(services, self.client)
 
-    def _of(self, cluster: str) -> ApprovalFlow:
-        """The flow of the cluster a button's offer or action belongs to: it acts there only."""
+    def _of(self, cluster: str) -> ApprovalFlow | None:
+        """The flow of another cluster (a button acts only where its offer or action
+        belongs); None when winpod no longer serves that cluster."""
+        try:
+            return self.services.in_cluster(cluster).approvals
+        except ConfigError:
+            return None
+
+    def _elsewhere(
+        self, click: Click, cluster: str, handle: Callable[[ApprovalFlow], None]
+    ) -> bool:
+        """True when the click is about another cluster's offer or action: handed to that
+        cluster's flow, or answered "unknown" when winpod no longer serves it."""
         if cluster == self.services.cluster:
-            return self
-        flow = self.services.in_cluster(cluster).approvals
-        assert flow is not None
-        return flow
+            return False
+        flow = self._of(cluster)
+        if flow is None:
+            self._reply(click, Reply("unknown"))
+        else:
+            handle(flow)
+        return True
 
     def remediation_clicked(self, click: Click, offer_id: str) -> None:
         offer = self.services.store.get_offer(offer_id)
         if offer is None:
             self._reply(click, Reply("unknown"))
             return
-        if offer.cluster != self.services.cluster:
-            self._of(offer.cluster).remediation_clicked(click, offer_id)
+        if self._elsewhere(
+            click, offer.cluster, lambda flow: flow.remediation_clicked(click, offer_id)
+        ):
             return
         store, service = self.services.store, self.service
         store.audit(
@@ -368,8 +383,9 @@ class ApprovalFlow:
         if action is None:
             self._reply(click, Reply("unknown"))
             return
-        if action.cluster != self.services.cluster:
-            self._of(action.cluster).approve_clicked(click, action_id)
+        if self._elsewhere(
+            click, action.cluster, lambda flow: flow.approve_clicked(click, action_id)
+        ):
             return
         self._after(
             click, action.offer_id or "", action, self.service.approve(action_id, click.user)
@@ -380,8 +396,9 @@ class ApprovalFlow:
         if action is None:
             self._reply(click, Reply("unknown"))
             return
-        if action.cluster != self.services.cluster:
-            self._of(action.cluster).reject_clicked(click, action_id)
+        if self._elsewhere(
+            click, action.cluster, lambda flow: flow.reject_clicked(click, action_id)
+        ):
             return
         self._after(
             click, action.offer_id or "", action, self.service.reject(action_id, click.user)
