@@ -24,7 +24,7 @@ from bot.render_actions import Block
 from bot.services import BotServices
 from bot.slack_text import Mrkdwn, mention
 from bot.store import PendingAction
-from config.settings import format_duration
+from config.settings import ConfigError, format_duration
 from handlers.errors import Unreachable, WinpodError
 from handlers.registry import Plan, RemediationSpec, TargetRef
 
@@ -113,7 +113,11 @@ class SlackNotifier:
         """The request in its thread, what approvers judge first; then the full script as a
         file beside it (or, if Slack takes no file, whole in code blocks)."""
         expires = format_duration(self.services.settings.approvals.expire_after)
-        cluster = self.services.transports.cluster.context
+        cluster = (
+            self.services.cluster
+            if self.services.settings.many_clusters
+            else self.services.transports.cluster.context
+        )
         text, blocks = render_actions.request_message(
             action, plan, spec, self._needed(action), expires, cluster
         )
@@ -278,12 +282,42 @@ class ApprovalFlow:
         self.client = client
         self.service, self.notifier, self.approvers = build_service(services, client)
 
+    def sibling(self, services: BotServices) -> ApprovalFlow:
+        """The flow of another cluster's services, on the same Slack client."""
+        return ApprovalFlow(services, self.client)
+
+    def _of(self, cluster: str) -> ApprovalFlow | None:
+        """The flow of another cluster (a button acts only where its offer or action
+        belongs); None when winpod no longer serves that cluster."""
+        try:
+            return self.services.in_cluster(cluster).approvals
+        except ConfigError:
+            return None
+
+    def _elsewhere(
+        self, click: Click, cluster: str, handle: Callable[[ApprovalFlow], None]
+    ) -> bool:
+        """True when the click is about another cluster's offer or action: handed to that
+        cluster's flow, or answered "unknown" when winpod no longer serves it."""
+        if cluster == self.services.cluster:
+            return False
+        flow = self._of(cluster)
+        if flow is None:
+            self._reply(click, Reply("unknown"))
+        else:
+            handle(flow)
+        return True
+
     def remediation_clicked(self, click: Click, offer_id: str) -> None:
-        store, service = self.services.store, self.service
-        offer = store.get_offer(offer_id)
+        offer = self.services.store.get_offer(offer_id)
         if offer is None:
             self._reply(click, Reply("unknown"))
             return
+        if self._elsewhere(
+            click, offer.cluster, lambda flow: flow.remediation_clicked(click, offer_id)
+        ):
+            return
+        store, service = self.services.store, self.service
         store.audit(
             click.user,
             "click",
@@ -349,6 +383,10 @@ class ApprovalFlow:
         if action is None:
             self._reply(click, Reply("unknown"))
             return
+        if self._elsewhere(
+            click, action.cluster, lambda flow: flow.approve_clicked(click, action_id)
+        ):
+            return
         self._after(
             click, action.offer_id or "", action, self.service.approve(action_id, click.user)
         )
@@ -357,6 +395,10 @@ class ApprovalFlow:
         action = self.services.store.get_action(action_id)
         if action is None:
             self._reply(click, Reply("unknown"))
+            return
+        if self._elsewhere(
+            click, action.cluster, lambda flow: flow.reject_clicked(click, action_id)
+        ):
             return
         self._after(
             click, action.offer_id or "", action, self.service.reject(action_id, click.user)

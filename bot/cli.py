@@ -15,6 +15,7 @@ from handlers.errors import BadInput, WinpodError
 from handlers.model import Diagnosis
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2  # 3 (environment): WinpodError.exit_code
+EXIT_ENVIRONMENT = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,7 +47,10 @@ PORT = _bounded(0, 65535)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    """The settings as the chosen cluster sees them (`--cluster`, else the default one); an
+    unknown cluster is a usage error listing the clusters."""
     settings = load_settings(args.config)
+    settings = settings.for_cluster(settings.resolve_cluster(getattr(args, "cluster", None)))
     if args.context:
         kube = settings.kubernetes.model_copy(update={"context": args.context})
         settings = settings.model_copy(update={"kubernetes": kube})
@@ -57,9 +61,9 @@ def _colour() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
-def _print_diagnosis(diagnosis: Diagnosis, output: str) -> int:
+def _print_diagnosis(diagnosis: Diagnosis, output: str, cluster: str) -> int:
     if output == "json":
-        print(render_text.diagnosis_json(diagnosis))
+        print(render_text.diagnosis_json(diagnosis, cluster))
     else:
         print(render_text.diagnosis_text(diagnosis, _colour()))
     return EXIT_FINDINGS if diagnosis.has_errors else EXIT_OK
@@ -71,7 +75,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     names.pod_ref(args.pod)  # reject a malformed reference before any connection is made
     settings = _settings(args)
     diagnosis = engine.diagnose_pod(build_transports(settings), settings, args.pod)
-    return _print_diagnosis(diagnosis, args.output)
+    return _print_diagnosis(diagnosis, args.output, settings.cluster)
 
 
 def cmd_node(args: argparse.Namespace) -> int:
@@ -80,7 +84,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     names.node_name(args.node)
     settings = _settings(args)
     diagnosis = engine.diagnose_node(build_transports(settings), settings, args.node)
-    return _print_diagnosis(diagnosis, args.output)
+    return _print_diagnosis(diagnosis, args.output, settings.cluster)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -106,6 +110,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from bot.sweep_cli import sweep  # noqa: PLC0415
 
     return sweep(_settings(args), args.output)
+
+
+def cmd_clusters(args: argparse.Namespace) -> int:
+    import json  # noqa: PLC0415
+
+    from bot.clusters import cluster_statuses  # noqa: PLC0415
+    from bot.wiring import build_transports  # noqa: PLC0415
+
+    settings = load_settings(args.config)
+    statuses = cluster_statuses(settings, lambda name: build_transports(settings.for_cluster(name)))
+    if args.output == "json":
+        print(json.dumps({"clusters": [s.to_json() for s in statuses]}, indent=2))
+    else:
+        print(render_text.clusters_text(statuses))
+    return EXIT_OK if all(s.reachable for s in statuses) else EXIT_ENVIRONMENT
 
 
 def cmd_rdp(args: argparse.Namespace) -> int:
@@ -148,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", help="settings YAML (default: $WINPOD_CONFIG, else built-in defaults)"
     )
     common.add_argument("--context", help="kubeconfig context (default: kubernetes.context)")
+    common.add_argument(
+        "--cluster", help="which of the configured clusters (default: default_cluster)"
+    )
     output = _Parser(add_help=False)
     output.add_argument("--output", "-o", choices=("text", "json"), default="text")
 
@@ -178,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("explain", cmd_explain, "the knowledge behind a check", [common]).add_argument(
         "check_id", metavar="CHECK_ID"
+    )
+    add(
+        "clusters",
+        cmd_clusters,
+        "the clusters winpod serves: whether each answers, its Windows nodes",
+        [common, output],
     )
     add("sweep", cmd_sweep, "one post-reboot DNS sweep over all Windows nodes", [common, output])
     remediate = add(

@@ -102,6 +102,11 @@ class CommandTable:
             words = shlex.split(text or "")
         except ValueError:
             raise UsageError("unbalanced quotes", "/winpod help") from None
+        # `cluster=NAME` may stand anywhere (SPEC §12); the caller resolves the name.
+        clusters = [w.partition("=")[2] for w in words if w.lower().startswith("cluster=")]
+        words = [w for w in words if not w.lower().startswith("cluster=")]
+        if len(clusters) > 1 or (clusters and not clusters[0]):
+            raise UsageError("name one cluster, as cluster=NAME", "/winpod clusters")
         if not words:
             return self._by_name["help"], {}
         name, args = words[0].lower(), words[1:]
@@ -110,9 +115,10 @@ class CommandTable:
             known = ", ".join(self._by_name)
             raise UsageError(f"unknown subcommand {name[:40]!r} (known: {known})", "/winpod help")
         try:
-            return subcommand, subcommand.parse(args)
+            parsed = subcommand.parse(args)
         except BadInput as exc:
             raise UsageError(str(exc), f"/winpod {subcommand.usage}") from None
+        return subcommand, {**parsed, "cluster": clusters[0]} if clusters else parsed
 
 
 def default_commands() -> CommandTable:
@@ -138,6 +144,14 @@ def default_commands() -> CommandTable:
                 "sweep",
                 "check DNS on every rebooted Windows node now and post the summary",
                 "/winpod sweep",
+                _no_args,
+            ),
+            Subcommand(
+                "clusters",
+                "clusters",
+                "the clusters winpod serves, whether they answer, and their Windows nodes; "
+                "add cluster=NAME to any command to act in one of them",
+                "/winpod clusters",
                 _no_args,
             ),
             Subcommand(

@@ -9,9 +9,10 @@ import logging
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.render_home import Home, NodeRow, home_view
+from bot.render_home import Home, NodeRow, clusters_home_view, home_view
 from bot.services import BotServices
 from bot.store import PendingAction, Store
+from config.settings import ConfigError
 from handlers.context import node_facts
 from handlers.errors import WinpodError
 from handlers.node_watch import WINDOWS_NODES
@@ -69,7 +70,11 @@ def _ready_since(node: KubeObject) -> str:
 
 def gather(services: BotServices) -> Home:
     store, cluster = services.store, services.transports.cluster
-    sweeps = [e for e in store.audit_log(SWEEP_ENTRIES_READ) if e.kind == "sweep"]
+    sweeps = [
+        e
+        for e in store.audit_log(SWEEP_ENTRIES_READ)
+        if e.kind == "sweep" and e.cluster == store.cluster
+    ]
     last = sweeps[-1] if sweeps else None
     not_ok: dict[str, str] = dict((last.detail.get("not_ok") or {}) if last else {})
     alerts = {a.node for a in store.open_alerts()}
@@ -107,7 +112,7 @@ def gather(services: BotServices) -> Home:
     waiting.sort(key=lambda pair: pair[0].created_at)
     counts = last.detail.get("counts") if last else None
     return Home(
-        cluster.context,
+        services.cluster if services.settings.many_clusters else cluster.context,
         rows,
         error,
         waiting,
@@ -120,7 +125,20 @@ def gather(services: BotServices) -> Home:
 def publish(services: BotServices, client: WebClient, user: str) -> None:
     """Publish `user`'s App Home as it is now."""
     try:
-        client.views_publish(user_id=user, view=home_view(gather(services)))
+        client.views_publish(user_id=user, view=_view(services))
     except SlackApiError as exc:
         services.metrics.errors.labels("slack", str(exc.response.get("error"))).inc()
         log.error("views.publish failed: %s", exc.response.get("error"))
+
+
+def _view(services: BotServices) -> dict[str, object]:
+    """One cluster's home, or every cluster's in the order the config lists them."""
+    if not services.settings.many_clusters:
+        return home_view(gather(services))
+    homes = []
+    for name in services.settings.cluster_names:
+        try:
+            homes.append(gather(services.in_cluster(name)))
+        except ConfigError as exc:  # its kubeconfig cannot be loaded: say so in its part
+            homes.append(Home(name, [], str(exc), [], [], None))
+    return clusters_home_view(homes)

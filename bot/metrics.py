@@ -60,8 +60,8 @@ class Metrics:
         )
         self.sweep_nodes = Gauge(
             "winpod_sweep_nodes",
-            "Windows nodes by state in the last sweep",
-            ["state"],
+            "Windows nodes by state in the last sweep of each cluster",
+            ["cluster", "state"],
             registry=self.registry,
         )
         self.leader = Gauge(

@@ -36,9 +36,9 @@ def rdp_command(
         return 0
     assert node is not None
     user = operator()
-    store = Store(settings.store.url)
+    store = Store(settings.store.url, cluster=settings.cluster)
     try:
-        store.migrate()
+        store.migrate(settings.resolve_cluster(None))
         notifier = TerminalNotifier()
         service = service_for(settings, store, notifier)
         if action == "close":

@@ -104,9 +104,9 @@ def remediate(
 ) -> int:
     spec = default_registry().remediation_spec(remediation_id)  # fails before any connection
     user = operator()
-    store = Store(settings.store.url)
+    store = Store(settings.store.url, cluster=settings.cluster)
     try:
-        store.migrate()
+        store.migrate(settings.resolve_cluster(None))
         notifier = TerminalNotifier()
         service = service_for(settings, store, notifier)
         plan = service.plan(remediation_id, target, {})
@@ -141,9 +141,9 @@ def confirmed(question: str) -> bool:
 def audit(settings: Settings, last: int) -> int:
     if last < 1:
         raise BadInput("--last must be at least 1")
-    store = Store(settings.store.url)
+    store = Store(settings.store.url, cluster=settings.cluster)
     try:
-        store.migrate()
+        store.migrate(settings.resolve_cluster(None))
         print(render_text.audit_text(store.audit_log(last)))
     finally:
         store.close()

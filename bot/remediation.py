@@ -154,6 +154,12 @@ class RemediationService:
     def _lock(self, action: PendingAction) -> str:
         return lock_name(action, self.registry.remediation_spec(action.remediation))
 
+    def _mine(self, action_id: str) -> PendingAction | None:
+        """The action if it acts in this service's cluster: one cluster's service never
+        decides on or runs another's (the store's locks and transports are this cluster's)."""
+        action = self.store.get_action(action_id)
+        return action if action is not None and action.cluster == self.store.cluster else None
+
     # --- request ----------------------------------------------------------------------
     def plan(self, remediation_id: str, target: str, params: Mapping[str, str]) -> Plan:
         """Plan without opening anything (dry-run, and what the CLI shows before asking)."""
@@ -209,7 +215,7 @@ class RemediationService:
     # --- decisions --------------------------------------------------------------------
     def _for_approver(self, action_id: str, user: str) -> PendingAction | Reply:
         """The action, when `user` may decide on it; else the reply that says why not."""
-        action = self.store.get_action(action_id)
+        action = self._mine(action_id)
         if action is None:
             return Reply("unknown")
         try:
@@ -338,7 +344,7 @@ class RemediationService:
         """Start an approved action: lock first, then `running`, then the work (in the pool,
         or here when `inline`). A held lock or a full pool leave it `approved`, queued."""
         store = self.store
-        action = store.get_action(action_id)
+        action = self._mine(action_id)
         if action is None:
             return Reply("unknown")
         if action.status != "approved":

@@ -161,3 +161,19 @@ def home_view(home: Home) -> dict[str, object]:
     blocks += _more(min(len(home.sessions), MAX_SESSIONS), len(home.sessions), "sessions")
     assert len(blocks) <= MAX_BLOCKS, "the caps above keep the view within Slack's limit"
     return {"type": "home", "callback_id": "winpod-home", "blocks": blocks}
+
+
+def clusters_home_view(homes: Sequence[Home]) -> dict[str, object]:
+    """The `home` view of several clusters: each cluster's part in the order given, each within
+    an equal share of Slack's block limit (a cut part says where to see all of it)."""
+    share = MAX_BLOCKS // max(1, len(homes))
+    blocks: list[Block] = []
+    for home in homes:
+        part = list(home_view(home)["blocks"])  # type: ignore[call-overload]
+        if len(part) > share:
+            part = [
+                *part[: share - 1],
+                _context(f"More of cluster {escape(home.cluster)} than fits here."),
+            ]
+        blocks += part
+    return {"type": "home", "callback_id": "winpod-home", "blocks": blocks}

@@ -19,7 +19,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.slack_text import Mrkdwn, mention
+from bot.slack_text import Mrkdwn, code, mention
 from bot.slack_text import escape as escape  # noqa: PLC0414 - render_actions imports it here
 from handlers.model import SEVERITY_ORDER, Diagnosis, Finding, RemediationRef
 
@@ -139,13 +139,14 @@ def diagnosis_message(
     diagnosis: Diagnosis,
     offer_ids: dict[tuple[str, str], str],
     impacts: dict[str, str],
+    cluster: str | None = None,
 ) -> tuple[str, list[Block]]:
     """The fallback text and blocks of one diagnosis: most severe findings first, one button per
     offered remediation (`offer_ids` maps (remediation id, target) to the caller's offer id)."""
     findings = sorted(diagnosis.findings, key=lambda f: SEVERITY_ORDER.get(f.severity, 2))
     problems = [f for f in findings if f.severity != "ok"]
     fine = [f for f in findings if f.severity == "ok"]
-    head = [_header(diagnosis), _context(_intro(diagnosis)), DividerBlock().to_dict()]
+    head = [_header(diagnosis, cluster), _context(_intro(diagnosis)), DividerBlock().to_dict()]
     if fine:
         tail = [_ok_block(fine)]
     elif not problems:
@@ -175,14 +176,15 @@ def _fallback(diagnosis: Diagnosis) -> str:
     return cut(escape(summary), MAX_TEXT)
 
 
-def _header(diagnosis: Diagnosis) -> Block:
+def _header(diagnosis: Diagnosis, cluster: str | None = None) -> Block:
+    """`Pod web/iis-0 on akswin1 · build 17763`, after `[cluster] ` when winpod serves many."""
     target, node = diagnosis.target, diagnosis.node
     suffix = ""
     if target.kind == "Pod":
         suffix = f" on {target.node}" if target.node else " (not scheduled)"
     if node is not None and node.build:
         suffix += f" · build {node.build}"
-    prefix = f"{target.kind} "
+    prefix = f"{target.kind} " if cluster is None else f"[{cluster}] {target.kind} "
     # A long name gives way first, so the node and build stay readable.
     room = MAX_HEADER - len(prefix) - len(suffix)
     ref = shorten(target.ref, room) if room >= 20 else target.ref
@@ -439,3 +441,17 @@ def rdp_request_message(
         ActionsBlock(elements=[button]),
     ]
     return cut(text, MAX_TEXT), [block.to_dict() for block in blocks]
+
+
+def cluster_unreachable_text(cluster: str, reason: str, nodes: list[str]) -> Mrkdwn:
+    """Said once per outage: a cluster did not answer the sweep, so its nodes were not probed."""
+    shown = ", ".join(nodes[:20]) + (f" and {len(nodes) - 20} more" if len(nodes) > 20 else "")
+    return Mrkdwn(
+        ":warning: Cluster {} does not answer ({}); its Windows nodes were not probed{}."
+    ).format(code(cluster), cut(reason, 300), f": {shown}" if nodes else "")
+
+
+def cluster_reachable_text(cluster: str) -> Mrkdwn:
+    return Mrkdwn(":white_check_mark: Cluster {} answers again; its nodes are swept again.").format(
+        code(cluster)
+    )

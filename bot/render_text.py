@@ -11,6 +11,7 @@ from handlers.model import Diagnosis, Finding
 from handlers.registry import CheckSpec
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) is slow to import for a type hint
+    from bot.clusters import ClusterStatus
     from bot.remediation import RunReport
     from bot.store import AuditEntry
 
@@ -38,8 +39,10 @@ def _wrap(text: str, indent: str) -> list[str]:
     )
 
 
-def diagnosis_json(diagnosis: Diagnosis) -> str:
-    return json.dumps(diagnosis.to_json(), indent=2, ensure_ascii=False)
+def diagnosis_json(diagnosis: Diagnosis, cluster: str | None = None) -> str:
+    """SPEC §3's JSON, with the cluster it came from first when it is named."""
+    data = diagnosis.to_json() if cluster is None else {"cluster": cluster, **diagnosis.to_json()}
+    return json.dumps(data, indent=2, ensure_ascii=False)
 
 
 def diagnosis_text(diagnosis: Diagnosis, colour: bool = False) -> str:
@@ -127,10 +130,27 @@ def audit_text(entries: Sequence[AuditEntry]) -> str:
             or ""
         )
         action = f" [{entry.action_id}]" if entry.action_id else ""
+        target = entry.target or "-"
+        if len({e.cluster for e in entries}) > 1:  # several clusters: each line names its own
+            target = f"{entry.cluster}:{target}"
         lines.append(
             f"{entry.at:%Y-%m-%d %H:%M:%S}Z  {_shown(entry.actor):<14} {entry.kind:<10} "
-            f"{_shown(entry.target or '-'):<28}{action} {_shown(summary)}".rstrip()
+            f"{_shown(target):<28}{action} {_shown(summary)}".rstrip()
         )
+    return "\n".join(lines)
+
+
+def clusters_text(statuses: Sequence[ClusterStatus]) -> str:
+    """One line per cluster: name, marks (home, default), whether it answers, Windows nodes."""
+    lines = []
+    for status in statuses:
+        marks = ", ".join(m for m, on in (("home", status.home), ("default", status.default)) if on)
+        name = f"{status.name} ({marks})" if marks else status.name
+        if status.reachable:
+            state = f"reachable, {status.windows_nodes} Windows node(s)"
+        else:
+            state = f"UNREACHABLE: {_shown(status.error or 'no answer')}"
+        lines.append(f"{_shown(name):<28} {state}")
     return "\n".join(lines)
 
 

@@ -33,9 +33,10 @@ def housekeeping() -> None:
         _RUNTIME.housekeeping()
 
 
-def rdp_teardown(node: str) -> None:
+def rdp_teardown(node: str, cluster: str | None = None) -> None:
+    """`cluster` None: a job persisted before winpod knew clusters (the default one)."""
     if _RUNTIME is not None:
-        _RUNTIME.rdp_teardown(node)
+        _RUNTIME.rdp_teardown(node, cluster)
 
 
 class Jobs:
@@ -90,15 +91,15 @@ class Jobs:
         self._scheduler = scheduler
         log.info("scheduler started", extra={"sweep_interval_s": interval})
 
-    def schedule_teardown(self, node: str, at: datetime) -> None:
+    def schedule_teardown(self, node: str, at: datetime, cluster: str) -> None:
         """A persisted one-off job; a teardown missed while nobody led still runs (grace None)."""
         if self._scheduler is not None:
             self._scheduler.add_job(
                 rdp_teardown,
                 "date",
                 run_date=at,
-                args=[node],
-                id=f"winpod-rdp-{node}",
+                args=[node, cluster],
+                id=f"winpod-rdp-{cluster}-{node}",
                 replace_existing=True,
                 misfire_grace_time=None,
             )

@@ -44,15 +44,21 @@ MAX_FRAME_BYTES = MAX_BODY_BYTES // 2
 
 
 def build_services(settings: Settings) -> BotServices:
-    store = Store(settings.store.url)
-    store.migrate()
+    """The home cluster's services (its Lease elects the leader); the other clusters' are
+    built from them on first use (`BotServices.in_cluster`)."""
+    # Rows from before the store knew clusters become the default cluster's (migration 0003).
+    store = Store(settings.store.url, cluster=settings.resolve_cluster(None))
+    store.migrate(settings.resolve_cluster(None))
     metrics = Metrics()
+    home = settings.home_cluster
+    home_settings = settings.for_cluster(home)
     return BotServices(
-        settings=settings,
+        settings=home_settings,
         transports=build_transports(
-            settings, lambda peer, kind: metrics.errors.labels(peer, kind).inc()
+            home_settings, lambda peer, kind: metrics.errors.labels(peer, kind).inc()
         ),
-        store=store,
+        store=store.scoped(home),
+        cluster=home,
         pool=WorkPool(settings.work.workers, settings.work.queue_limit),
         metrics=metrics,
         commands=default_commands(),

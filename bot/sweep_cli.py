@@ -13,9 +13,9 @@ from handlers import sweep as sweeping
 
 
 def sweep(settings: Settings, output: str) -> int:
-    store = Store(settings.store.url)
+    store = Store(settings.store.url, cluster=settings.cluster)
     try:
-        store.migrate()
+        store.migrate(settings.resolve_cluster(None))
         known = store.known_boots()
         open_alerts = {a.node for a in store.open_alerts()}
     finally:
@@ -29,7 +29,7 @@ def sweep(settings: Settings, output: str) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     if output == "json":
-        print(json.dumps(report.to_json(), indent=2))
+        print(json.dumps({"cluster": settings.cluster, **report.to_json()}, indent=2))
     else:
         print(sweep_text(report))
     return 1 if any(f.severity == "error" for f in report.findings) else 0

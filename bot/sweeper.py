@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import get_args
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -51,6 +52,9 @@ class Sweeper:
 
     def _run(self, commit: bool, progress: Callable[[int, int], None] | None) -> sweep.SweepReport:
         store, metrics = self.services.store, self.services.metrics
+        # One cheap read first: a cluster that does not answer fails here, at once, rather than
+        # after its watch's wait (the watch would keep its old list while the API is gone).
+        self.services.transports.cluster.list("Node", label_selector="winpod.io/ping")
         open_alerts = {a.node: a for a in store.open_alerts()} if commit else {}
         watch = self.services.node_watch
         boots = None if watch is None else watch.boots(self.FIRST_LIST_WAIT_S)
@@ -87,8 +91,8 @@ class Sweeper:
             )
         summary = report.summary()
         metrics.sweep_seconds.observe(report.duration_ms / 1000)
-        for state in ("ok", "failing", "no-network", "unreachable", "no-pods", "not-probed"):
-            metrics.sweep_nodes.labels(state).set(report.count(state))
+        for state in get_args(sweep.NodeState):
+            metrics.sweep_nodes.labels(self.services.cluster, state).set(report.count(state))
         log.info("sweep finished", extra={"sweep": summary})
         return report
 
@@ -96,7 +100,7 @@ class Sweeper:
         """Post this boot's alert unless it was claimed already; False when the post failed,
         after giving the claim back so that a later sweep can post it."""
         store = self.services.store
-        channel = self.services.settings.slack.alert_channel
+        channel = self.services.settings.alert_channel_of(self.services.cluster)
         if self.client is None or not channel or not store.claim_alert(node.name, node.boot_id):
             return True
         posted = False
@@ -121,14 +125,16 @@ class Sweeper:
             offers[(ref.id, ref.target)] = store.save_offer(
                 ref.id, ref.target, {}, node.finding.check, ref.risk, diagnosed.to_json()
             )
+        cluster = self.services.cluster if self.services.settings.many_clusters else None
         text, blocks = render_slack.diagnosis_message(
-            diagnosis, offers, impact_texts({rid: target for rid, target in offers})
+            diagnosis, offers, impact_texts({rid: target for rid, target in offers}), cluster
         )
+        where = node.name if cluster is None else f"{node.name} in cluster {cluster}"
         try:
             response = self.client.chat_postMessage(
                 channel=channel,
                 text=Mrkdwn(":rotating_light: {} rebooted and DNS fails in its pods — {}").format(
-                    node.name,
+                    where,
                     Mrkdwn(text),  # the renderer's fallback text is escaped already
                 ),
                 blocks=blocks,

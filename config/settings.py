@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -43,6 +44,15 @@ _LONGEST_S = 1e9  # about 31 years: beyond any interval, and now + it is still a
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the key and the problem."""
+
+
+class UnknownCluster(ConfigError):
+    """A command named a cluster winpod does not serve (a usage error: exit 2)."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        shown_name = name if name.isprintable() and len(name) <= 64 else repr(name[:64])
+        super().__init__(f"unknown cluster {shown_name!r}; the clusters are: {', '.join(known)}")
+        self.known = known
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -280,6 +290,58 @@ class StoreSettings(_Group):
     url: str = Field("sqlite:///./winpod.db", description="SQLAlchemy URL; PostgreSQL for HA")
 
 
+# Sections a `clusters:` entry may override for its cluster (SPEC §12): those that hold node
+# credentials and how nodes are reached. Any of them that Settings defines is honoured.
+CLUSTER_SECTIONS = ("winrm", "node", "hyperv")
+# The name of the one cluster of a config without `clusters:` (its `kubernetes` section).
+SINGLE_CLUSTER = "default"
+_CLUSTER_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+
+
+class ClusterSettings(BaseModel):
+    """One cluster winpod serves; sections left out are the top-level ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="how people name it: `cluster=NAME`, `--cluster NAME`")
+    kubeconfig: str | None = Field(
+        None, description="kubeconfig path; null: kubernetes.kubeconfig (else $KUBECONFIG)"
+    )
+    context: str | None = Field(None, description="kubeconfig context; null: the current one")
+    alert_channel: str | None = Field(
+        None, description="channel id for this cluster's sweep alerts; null: slack.alert_channel"
+    )
+    overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="the cluster's own winrm / node / hyperv sections (written at entry level); "
+        "raw until merged by Settings.for_cluster, so kept out of repr and dumps (secrets)",
+        repr=False,
+        exclude=True,
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_sections(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            sections = {k: data.pop(k) for k in CLUSTER_SECTIONS if k in data}
+            for name, section in sections.items():
+                if not isinstance(section, dict):
+                    raise ValueError(f"{name} must be a mapping of keys, like the top-level one")
+            if sections:
+                data["overrides"] = sections
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if not _CLUSTER_NAME.match(value):
+            raise ValueError(
+                "a cluster name is 1 to 40 lowercase letters, digits and '-' (like prod-eu)"
+            )
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
@@ -295,12 +357,121 @@ class Settings(BaseSettings):
     sweep: SweepSettings = SweepSettings()
     rdp: RDPSettings = RDPSettings()
     store: StoreSettings = StoreSettings()
+    clusters: list[ClusterSettings] = Field(
+        default_factory=list,
+        description="the clusters winpod serves; empty: the one `kubernetes` section, "
+        f"named {SINGLE_CLUSTER!r}",
+    )
+    default_cluster: str | None = Field(
+        None, description="the cluster a command without cluster=NAME means; null: the first"
+    )
     dry_run: bool = Field(False, description="show what would run; run nothing")
     housekeeping_interval: Duration = Field(
         timedelta(seconds=30),
         description="how often the leader expires pending actions and closes expired RDP; "
         "also the longest an expired RDP session opened elsewhere can stay open",
     )
+
+    _cluster: str | None = PrivateAttr(None)  # set by for_cluster
+    _top_level: Settings | None = PrivateAttr(None)  # what for_cluster merged over
+
+    @property
+    def cluster(self) -> str:
+        """The cluster this view of the settings is for (`for_cluster`), else the default."""
+        return self._cluster or self.resolve_cluster(None)
+
+    @field_validator("clusters")
+    @classmethod
+    def _clusters_valid(cls, value: list[ClusterSettings], info: Any) -> list[ClusterSettings]:
+        """Names listed once; each cluster's own sections valid once merged over the top-level
+        ones (checked at start-up, not when a command first reaches that cluster)."""
+        names = [c.name for c in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} listed more than once")
+        for cluster in value:
+            for section, values in cluster.overrides.items():
+                if section not in cls.model_fields:
+                    raise ValueError(f"{cluster.name}: this winpod has no {section} section")
+                base = info.data.get(section)
+                if not isinstance(base, BaseModel):
+                    continue  # invalid itself (reported on its own) or declared later
+                try:
+                    type(base).model_validate({**base.model_dump(), **values})
+                except ValidationError as exc:
+                    problems = "; ".join(
+                        f"{'.'.join(_key(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+                    )
+                    raise ValueError(f"{cluster.name}.{section}: {problems}") from None
+        return value
+
+    @field_validator("default_cluster")
+    @classmethod
+    def _default_listed(cls, value: str | None, info: Any) -> str | None:
+        clusters = info.data.get("clusters")
+        if value is not None and clusters is not None:
+            names = [c.name for c in clusters] or [SINGLE_CLUSTER]
+            if value not in names:
+                raise ValueError(f"{value!r} is not one of the clusters ({', '.join(names)})")
+        return value
+
+    @property
+    def cluster_names(self) -> list[str]:
+        """The clusters winpod serves, in the order listed; the first is the home cluster."""
+        return [c.name for c in self.clusters] or [SINGLE_CLUSTER]
+
+    @property
+    def home_cluster(self) -> str:
+        """Where the leader's Lease lives: the cluster winpod runs in (the entry with neither
+        kubeconfig nor context, which in a pod is the in-cluster config), else the first."""
+        if self.kubernetes.kubeconfig is None:
+            for entry in self.clusters:
+                if entry.kubeconfig is None and entry.context is None:
+                    return entry.name
+        return self.cluster_names[0]
+
+    @property
+    def many_clusters(self) -> bool:
+        return bool(self.clusters)
+
+    def resolve_cluster(self, name: str | None) -> str:
+        """The cluster a command means: `name`, else default_cluster, else the first; an unknown
+        name is a ConfigError that lists the clusters."""
+        if name is None:
+            return self.default_cluster or self.cluster_names[0]
+        if name not in self.cluster_names:
+            raise UnknownCluster(name, self.cluster_names)
+        return name
+
+    def alert_channel_of(self, cluster: str) -> str | None:
+        for entry in self.clusters:
+            if entry.name == cluster and entry.alert_channel:
+                return entry.alert_channel
+        return self.slack.alert_channel
+
+    def for_cluster(self, name: str) -> Settings:
+        """These settings as one cluster sees them: its kubeconfig and context in
+        `kubernetes`, and its own sections (winrm, node, hyperv) over the top-level ones."""
+        self.resolve_cluster(name)
+        top = self._top_level or self  # one cluster's view never lends its sections to another
+        entry = next((c for c in self.clusters if c.name == name), None)
+        if entry is None:  # the single cluster of a config without `clusters:`
+            return top
+        update: dict[str, Any] = {}
+        kube: dict[str, Any] = {"context": entry.context}
+        if entry.kubeconfig is not None:
+            kube["kubeconfig"] = entry.kubeconfig
+        update["kubernetes"] = top.kubernetes.model_copy(update=kube)
+        for section, values in entry.overrides.items():
+            base: BaseModel = getattr(top, section)
+            merged = {**base.model_dump(), **values}
+            try:
+                update[section] = type(base).model_validate(merged)
+            except ValidationError as exc:
+                raise ConfigError(_describe(exc, f"clusters.{name}.{section}")) from None
+        view = top.model_copy(update=update)
+        view._cluster, view._top_level = name, top
+        return view
 
     @classmethod
     def settings_customise_sources(
@@ -369,10 +540,37 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             for key in strange
         ]
         raise ConfigError("\n".join([f"invalid configuration ({source}):", *lines]))
+    _cluster_secrets_from_env(data)
     try:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
+
+
+def _cluster_secrets_from_env(data: dict[str, Any]) -> None:
+    """A cluster's own node credentials come from the environment like the top-level ones:
+    `WINPOD_CLUSTER_<NAME>__<SECTION>__<KEY>` (NAME upper-cased, `-` as `_`), e.g.
+    `WINPOD_CLUSTER_PROD_EU__WINRM__PASSWORD`; they win over that cluster's YAML."""
+    clusters = data.get("clusters")
+    if not isinstance(clusters, list):
+        return
+    for entry in clusters:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            continue
+        prefix = f"{ENV_PREFIX}CLUSTER_{entry['name'].upper().replace('-', '_')}__"
+        for variable, value in os.environ.items():
+            if not variable.upper().startswith(prefix):
+                continue
+            parts = variable[len(prefix) :].lower().split("__")
+            if len(parts) != 2 or parts[0] not in CLUSTER_SECTIONS:
+                raise ConfigError(
+                    f"{variable}: expected {prefix}<SECTION>__<KEY> with SECTION one of "
+                    f"{', '.join(s.upper() for s in CLUSTER_SECTIONS)}"
+                )
+            section = entry.get(parts[0])
+            section = dict(section) if isinstance(section, dict) else {}
+            section[parts[1]] = value
+            entry[parts[0]] = section
 
 
 def format_duration(value: timedelta) -> str:

@@ -209,9 +209,16 @@ class RunningBot:
             self.process.stdout.close()
 
 
-def start_bot(sim: RunningSim, env: dict[str, str] | None = None, name: str = "bot") -> RunningBot:
-    """Start `winpod serve` on the simulator's winpod.yaml (plus `env` overrides)."""
-    config = yaml.safe_load(sim.config.read_text())
+def start_bot(
+    sim: RunningSim,
+    env: dict[str, str] | None = None,
+    name: str = "bot",
+    config_path: Path | None = None,
+) -> RunningBot:
+    """Start `winpod serve` on the simulator's winpod.yaml, or on `config_path` (whose Slack is
+    this simulator's), plus `env` overrides."""
+    config_path = config_path or sim.config
+    config = yaml.safe_load(config_path.read_text())
     port, metrics_port = free_port(), free_port()
     log_path = sim.out / f"{name}.log"
     extra = env or {}
@@ -223,7 +230,7 @@ def start_bot(sim: RunningSim, env: dict[str, str] | None = None, name: str = "b
                 "bot",
                 "serve",
                 "--config",
-                str(sim.config),
+                str(config_path),
                 "--host",
                 "127.0.0.1",
                 "--port",

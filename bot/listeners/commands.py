@@ -13,10 +13,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import home, render_slack, render_text
+from bot.clusters import cluster_statuses
 from bot.commands import Parsed, UsageError
 from bot.services import BotServices
 from bot.slack_text import Mrkdwn, code, code_block, escape, mention
 from bot.sweeper import ProgressMessage, Sweeper, sweep_text
+from config.settings import ConfigError, UnknownCluster
 from handlers import engine, rdp, remediations
 from handlers.errors import BadInput, WinpodError
 from handlers.model import Diagnosis, Target
@@ -49,7 +51,17 @@ def winpod_command(services: BotServices) -> Callable[..., None]:
                 ack(text=render_slack.usage_error(exc.problem, exc.right_form))
                 return
             name = subcommand.name
-            outcome = HANDLERS[name](services, ack, client, command, args)
+            try:
+                chosen = services.in_cluster(args.get("cluster"))
+            except UnknownCluster as exc:
+                outcome = "usage-error"
+                ack(text=render_slack.usage_error(str(exc), f"/winpod {subcommand.usage}"))
+                return
+            except ConfigError as exc:  # the cluster's own sections do not validate
+                outcome = "usage-error"
+                ack(text=render_slack.usage_error(str(exc), "/winpod clusters"))
+                return
+            outcome = HANDLERS[name](chosen, ack, client, command, args)
         finally:
             services.metrics.ack_seconds.observe(time.monotonic() - started)
             services.metrics.commands.labels(name, outcome).inc()
@@ -113,6 +125,30 @@ def _diagnose(
     if admission.queued_behind:
         ack(text=render_slack.queued_note(admission.queued_behind))
         return "queued"
+    ack()
+    return "accepted"
+
+
+def _clusters(
+    services: BotServices, ack: Ack, client: WebClient, command: dict[str, Any], args: Parsed
+) -> str:
+    channel, user = str(command["channel_id"]), str(command["user_id"])
+
+    def job() -> None:
+        statuses = cluster_statuses(
+            services.settings, lambda name: services.in_cluster(name).transports
+        )
+        try:
+            client.chat_postMessage(
+                channel=channel, text=code_block(render_text.clusters_text(statuses))
+            )
+        except SlackApiError as exc:
+            _log_slack_error(services, "posting the clusters", exc, None)
+
+    if not services.pool.submit(job).accepted:
+        ack(text=":hourglass: winpod is busy; try again in a minute.")
+        return "busy"
+    services.store.audit(user, "command", {"text": "/winpod clusters", "channel": channel})
     ack()
     return "accepted"
 
@@ -266,6 +302,7 @@ HANDLERS: dict[str, Handler] = {
     "audit": _audit,
     "help": _help,
     "explain": _explain,
+    "clusters": _clusters,
     "diagnose": _diagnose,
     "node": _diagnose,
 }
@@ -311,7 +348,10 @@ def run_diagnosis(
     offers = save_offers(services, diagnosis)
     targets = {rid: target for rid, target in offers}
     text, blocks = render_slack.diagnosis_message(
-        diagnosis, offers, remediations.impact_texts(targets)
+        diagnosis,
+        offers,
+        remediations.impact_texts(targets),
+        services.cluster if services.settings.many_clusters else None,
     )
     try:
         client.chat_update(channel=channel, ts=posted["ts"], text=text, blocks=blocks)

@@ -48,12 +48,14 @@ class ActionsStore(StoreBase):
             "risk": risk,
             "created_at": _now(),
             "diagnosed": None if diagnosed is None else dict(diagnosed),
+            "cluster": self.cluster,
         }
         with self._guard(), self._write() as conn:
             conn.execute(insert(offers).values(row))
         return offer_id
 
     def get_offer(self, offer_id: str) -> Offer | None:
+        """The offer whatever its cluster (ids are unique; it names its cluster)."""
         with self._guard(), self._read() as conn:
             row = conn.execute(select(offers).where(offers.c.id == offer_id)).first()
         if row is None:
@@ -68,6 +70,7 @@ class ActionsStore(StoreBase):
             risk=m["risk"],
             created_at=m["created_at"],
             diagnosed=m["diagnosed"],
+            cluster=m["cluster"],
         )
 
     # -- pending actions ---------------------------------------------------------------------
@@ -115,6 +118,7 @@ class ActionsStore(StoreBase):
             offer_id=offer_id,
             check_id=check_id,
             diagnosed=None if diagnosed is None else dict(diagnosed),
+            cluster=self.cluster,
         )
         row = {**asdict(action), "approvals": [], "version": 0}
         for _ in range(_MAX_CAS_ATTEMPTS):
@@ -130,6 +134,7 @@ class ActionsStore(StoreBase):
         raise StoreError(f"store {self.display_url}: could not create action for {target}")
 
     def get_action(self, action_id: str) -> PendingAction | None:
+        """The action whatever its cluster (ids are unique; it names its cluster)."""
         with self._guard(), self._read() as conn:
             row = conn.execute(select(actions).where(actions.c.id == action_id)).first()
         return None if row is None else _action(row)
@@ -203,7 +208,7 @@ class ActionsStore(StoreBase):
         return changed.rowcount == 1
 
     def expire_due(self, now: datetime) -> list[PendingAction]:
-        """Expire pending and approved actions whose time has come; returns those it expired."""
+        """Expire pending actions whose time has come, in every cluster; returns those."""
         now = _utc(now)
         with self._guard(), self._write() as conn:
             rows = conn.execute(
@@ -225,8 +230,13 @@ class ActionsStore(StoreBase):
         remediation: str | None = None,
         target: str | None = None,
     ) -> list[PendingAction]:
-        """Newest first; only those of `remediation` and on `target` when given."""
-        query = select(actions).order_by(actions.c.created_at.desc(), actions.c.id).limit(limit)
+        """This cluster's, newest first; only those of `remediation` and on `target` when given."""
+        query = (
+            select(actions)
+            .where(actions.c.cluster == self.cluster)
+            .order_by(actions.c.created_at.desc(), actions.c.id)
+            .limit(limit)
+        )
         if status is not None:
             query = query.where(actions.c.status == _statuses(status)[0])
         if remediation is not None:
@@ -240,6 +250,7 @@ class ActionsStore(StoreBase):
         row = conn.execute(
             select(actions)
             .where(
+                actions.c.cluster == self.cluster,
                 actions.c.remediation == remediation,
                 actions.c.target == target,
                 actions.c.status.in_(OPEN_STATUSES),

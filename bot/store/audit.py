@@ -31,12 +31,13 @@ class AuditStore(StoreBase):
             "action_id": action_id,
             "target": target,
             "detail": dict(detail),
+            "cluster": self.cluster,
         }
         with self._guard(), self._write() as conn:
             conn.execute(insert(audit_log).values(row))
 
     def audit_log(self, last: int = 20) -> list[AuditEntry]:
-        """The `last` newest entries, oldest first."""
+        """The `last` newest entries of every cluster, oldest first (each names its own)."""
         if last < 0:
             raise ValueError(f"last must not be negative, not {last}")
         with self._guard(), self._read() as conn:
@@ -49,6 +50,7 @@ class AuditStore(StoreBase):
                 action_id=row.action_id,
                 target=row.target,
                 detail=row.detail,
+                cluster=row.cluster,
             )
             for row in reversed(rows)
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import sqlite3
 import time
@@ -10,7 +11,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -22,7 +23,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from bot.store.records import StoreError
+from bot.store.records import DEFAULT_CLUSTER, StoreError
 
 # Named as before the split, so log lines still say "bot.store".
 log = logging.getLogger(__package__)
@@ -73,9 +74,12 @@ def normalise_url(url: str) -> URL:
 
 
 class StoreBase:
-    """The engine and the transaction plumbing every part of the store builds on."""
+    """The engine and the transaction plumbing every part of the store builds on. A store
+    reads and writes the rows of one cluster (`cluster`); `scoped` gives the same database as
+    another cluster sees it. Ids (offers, actions) are unique across clusters."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cluster: str = DEFAULT_CLUSTER) -> None:
+        self.cluster = cluster
         self._url = normalise_url(url)
         self.display_url = self._url.render_as_string(hide_password=True)
         self._dialect = self._url.get_backend_name()
@@ -98,11 +102,21 @@ class StoreBase:
     def close(self) -> None:
         self._engine.dispose()
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision; a no-op when it is there already."""
+    def scoped(self, cluster: str) -> Self:
+        """This store (same engine and connections) for the rows of `cluster`."""
+        view = copy.copy(self)
+        view.cluster = cluster
+        return view
+
+    def migrate(self, default_cluster: str | None = None) -> None:
+        """Bring the schema to the newest revision; a no-op when it is there already. Rows
+        written before the store knew clusters become `default_cluster`'s (else this
+        store's cluster's)."""
         config = AlembicConfig()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["version_table"] = VERSION_TABLE
+        # rows written before the store knew clusters belong to this store's (migration 0003)
+        config.attributes["default_cluster"] = default_cluster or self.cluster
         log.info("migrating store %s", self.display_url)
         with self._guard(), self._write() as conn:
             if self._dialect == "postgresql":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, select, update
+from sqlalchemy import ColumnElement, Row, and_, delete, select, update
 
 from bot.store.base import _MAX_CAS_ATTEMPTS, StoreBase, _from_row, _now, _utc
 from bot.store.records import Alert, StoreError
@@ -21,17 +21,28 @@ class BootsStore(StoreBase):
         for _ in range(_MAX_CAS_ATTEMPTS):
             with self._guard(), self._write() as conn:
                 previous: str | None = conn.execute(
-                    select(node_boots.c.boot_id).where(node_boots.c.node == node)
+                    select(node_boots.c.boot_id).where(
+                        node_boots.c.cluster == self.cluster, node_boots.c.node == node
+                    )
                 ).scalar()
                 if previous is None:
-                    row = {"node": node, "boot_id": boot_id, "seen_at": seen_at}
+                    row = {
+                        "cluster": self.cluster,
+                        "node": node,
+                        "boot_id": boot_id,
+                        "seen_at": seen_at,
+                    }
                     if self._insert_if_absent(conn, node_boots, row):
                         return None
                     continue
                 # Swap only what we read, so two sweeps racing cannot both report the reboot.
                 swapped = conn.execute(
                     update(node_boots)
-                    .where(node_boots.c.node == node, node_boots.c.boot_id == previous)
+                    .where(
+                        node_boots.c.cluster == self.cluster,
+                        node_boots.c.node == node,
+                        node_boots.c.boot_id == previous,
+                    )
                     .values(boot_id=boot_id, seen_at=seen_at)
                 )
                 if swapped.rowcount == 1:
@@ -41,7 +52,11 @@ class BootsStore(StoreBase):
     def known_boots(self) -> dict[str, str]:
         """Every node's last recorded boot id (what the next sweep compares against)."""
         with self._guard(), self._read() as conn:
-            rows = conn.execute(select(node_boots.c.node, node_boots.c.boot_id)).all()
+            rows = conn.execute(
+                select(node_boots.c.node, node_boots.c.boot_id).where(
+                    node_boots.c.cluster == self.cluster
+                )
+            ).all()
         return {str(node): str(boot) for node, boot in rows}
 
     def record_boots(self, boots: dict[str, str], seen_at: datetime) -> None:
@@ -53,7 +68,7 @@ class BootsStore(StoreBase):
 
     def claim_alert(self, node: str, boot_id: str) -> bool:
         """True for the first caller only: that caller posts the alert for this boot."""
-        row = {"node": node, "boot_id": boot_id, "created_at": _now()}
+        row = {"cluster": self.cluster, "node": node, "boot_id": boot_id, "created_at": _now()}
         with self._guard(), self._write() as conn:
             return self._insert_if_absent(conn, alerts, row)
 
@@ -62,8 +77,7 @@ class BootsStore(StoreBase):
         with self._guard(), self._write() as conn:
             conn.execute(
                 delete(alerts).where(
-                    alerts.c.node == node,
-                    alerts.c.boot_id == boot_id,
+                    self._alert_of(node, boot_id),
                     alerts.c.message_ts.is_(None),
                 )
             )
@@ -72,15 +86,13 @@ class BootsStore(StoreBase):
         with self._guard(), self._write() as conn:
             conn.execute(
                 update(alerts)
-                .where(alerts.c.node == node, alerts.c.boot_id == boot_id)
+                .where(self._alert_of(node, boot_id))
                 .values(channel=channel, message_ts=ts)
             )
 
     def get_alert(self, node: str, boot_id: str) -> Alert | None:
         with self._guard(), self._read() as conn:
-            row = conn.execute(
-                select(alerts).where(alerts.c.node == node, alerts.c.boot_id == boot_id)
-            ).first()
+            row = conn.execute(select(alerts).where(self._alert_of(node, boot_id))).first()
         return None if row is None else _alert(row)
 
     def resolve_alert(self, node: str, boot_id: str) -> bool:
@@ -88,11 +100,7 @@ class BootsStore(StoreBase):
         with self._guard(), self._write() as conn:
             changed = conn.execute(
                 update(alerts)
-                .where(
-                    alerts.c.node == node,
-                    alerts.c.boot_id == boot_id,
-                    alerts.c.resolved_at.is_(None),
-                )
+                .where(self._alert_of(node, boot_id), alerts.c.resolved_at.is_(None))
                 .values(resolved_at=_now())
             )
         return changed.rowcount == 1
@@ -101,9 +109,16 @@ class BootsStore(StoreBase):
         """Unresolved alerts, oldest first."""
         with self._guard(), self._read() as conn:
             rows = conn.execute(
-                select(alerts).where(alerts.c.resolved_at.is_(None)).order_by(alerts.c.created_at)
+                select(alerts)
+                .where(alerts.c.cluster == self.cluster, alerts.c.resolved_at.is_(None))
+                .order_by(alerts.c.created_at)
             )
             return [_alert(row) for row in rows]
+
+    def _alert_of(self, node: str, boot_id: str) -> ColumnElement[bool]:
+        return and_(
+            alerts.c.cluster == self.cluster, alerts.c.node == node, alerts.c.boot_id == boot_id
+        )
 
 
 def _alert(row: Row[Any]) -> Alert:

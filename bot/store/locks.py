@@ -22,6 +22,7 @@ class LocksStore(StoreBase):
             taken = conn.execute(
                 update(locks)
                 .where(
+                    locks.c.cluster == self.cluster,
                     locks.c.name == name,
                     or_(locks.c.expires_at <= now, locks.c.holder == holder),
                 )
@@ -33,20 +34,32 @@ class LocksStore(StoreBase):
             )
             if taken.rowcount == 1:
                 return True
-            row = {"name": name, "holder": holder, "acquired_at": now, "expires_at": now + ttl}
+            row = {
+                "cluster": self.cluster,
+                "name": name,
+                "holder": holder,
+                "acquired_at": now,
+                "expires_at": now + ttl,
+            }
             return self._insert_if_absent(conn, locks, row)
 
     def release_lock(self, name: str, holder: str) -> bool:
         """Release the lock; False when `holder` does not hold it (any more)."""
         with self._guard(), self._write() as conn:
             deleted = conn.execute(
-                delete(locks).where(locks.c.name == name, locks.c.holder == holder)
+                delete(locks).where(
+                    locks.c.cluster == self.cluster, locks.c.name == name, locks.c.holder == holder
+                )
             )
         return deleted.rowcount == 1
 
     def lock_holder(self, name: str) -> str | None:
         with self._guard(), self._read() as conn:
             holder: str | None = conn.execute(
-                select(locks.c.holder).where(locks.c.name == name, locks.c.expires_at > _now())
+                select(locks.c.holder).where(
+                    locks.c.cluster == self.cluster,
+                    locks.c.name == name,
+                    locks.c.expires_at > _now(),
+                )
             ).scalar()
         return holder

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, select
+from sqlalchemy import ColumnElement, Row, and_, delete, select
 
 from bot.store.base import StoreBase, _from_row, _now, _utc
 from bot.store.records import RdpSession
@@ -29,6 +29,7 @@ class RdpStore(StoreBase):
         """Record an open RDP session, or extend the node's existing one."""
         now = _now()
         row = {
+            "cluster": self.cluster,
             "node": node,
             "requester": requester,
             "expires_at": _utc(expires_at),
@@ -39,31 +40,38 @@ class RdpStore(StoreBase):
             "updated_at": now,
         }
         stmt = self._insert(rdp_sessions).values(row)
-        kept = ("node", "created_at")
+        kept = ("cluster", "node", "created_at")
         stmt = stmt.on_conflict_do_update(
-            index_elements=[rdp_sessions.c.node],
+            index_elements=[rdp_sessions.c.cluster, rdp_sessions.c.node],
             set_={name: stmt.excluded[name] for name in row if name not in kept},
         )
         with self._guard(), self._write() as conn:
             conn.execute(stmt)
-            stored = conn.execute(select(rdp_sessions).where(rdp_sessions.c.node == node)).one()
+            stored = conn.execute(select(rdp_sessions).where(self._mine(node))).one()
         return _rdp(stored)
 
     def get_rdp(self, node: str) -> RdpSession | None:
         with self._guard(), self._read() as conn:
-            row = conn.execute(select(rdp_sessions).where(rdp_sessions.c.node == node)).first()
+            row = conn.execute(select(rdp_sessions).where(self._mine(node))).first()
         return None if row is None else _rdp(row)
 
     def delete_rdp(self, node: str) -> bool:
         with self._guard(), self._write() as conn:
-            deleted = conn.execute(delete(rdp_sessions).where(rdp_sessions.c.node == node))
+            deleted = conn.execute(delete(rdp_sessions).where(self._mine(node)))
         return deleted.rowcount == 1
 
     def list_rdp(self) -> list[RdpSession]:
         """Soonest expiry first."""
         with self._guard(), self._read() as conn:
-            rows = conn.execute(select(rdp_sessions).order_by(rdp_sessions.c.expires_at))
+            rows = conn.execute(
+                select(rdp_sessions)
+                .where(rdp_sessions.c.cluster == self.cluster)
+                .order_by(rdp_sessions.c.expires_at)
+            )
             return [_rdp(row) for row in rows]
+
+    def _mine(self, node: str) -> ColumnElement[bool]:
+        return and_(rdp_sessions.c.cluster == self.cluster, rdp_sessions.c.node == node)
 
 
 def _rdp(row: Row[Any]) -> RdpSession:

@@ -8,6 +8,10 @@ from typing import Any, Literal, get_args
 
 from handlers.errors import WinpodError
 
+# The cluster of a store that was never told one: a config without `clusters:`, and every row
+# written before the store knew clusters (migration 0003).
+DEFAULT_CLUSTER = "default"
+
 ActionStatus = Literal[
     "pending", "approved", "running", "succeeded", "failed", "rejected", "expired"
 ]
@@ -51,6 +55,7 @@ class Offer:
     risk: str
     created_at: datetime
     diagnosed: dict[str, str] | None  # TargetRef JSON of what was diagnosed, if anything
+    cluster: str = DEFAULT_CLUSTER
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class PendingAction:
     offer_id: str | None  # the button it came from
     check_id: str | None  # the check that offered it
     diagnosed: dict[str, str] | None  # what was diagnosed (TargetRef JSON), re-checked after
+    cluster: str = DEFAULT_CLUSTER  # where it acts
 
     @property
     def is_open(self) -> bool:
@@ -94,6 +100,7 @@ class AuditEntry:
     action_id: str | None
     target: str | None
     detail: dict[str, Any]
+    cluster: str = DEFAULT_CLUSTER
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,7 @@ class Alert:
     channel: str | None
     message_ts: str | None
     resolved_at: datetime | None
+    cluster: str = DEFAULT_CLUSTER
 
 
 @dataclass(frozen=True)
@@ -120,3 +128,4 @@ class RdpSession:
     thread_ts: str | None
     created_at: datetime
     updated_at: datetime
+    cluster: str = DEFAULT_CLUSTER

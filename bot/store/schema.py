@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 
 from bot.store.base import _utc
-from bot.store.records import OPEN_STATUSES
+from bot.store.records import DEFAULT_CLUSTER, OPEN_STATUSES
 
 
 class _UTCDateTime(TypeDecorator[datetime]):
@@ -47,6 +47,19 @@ METADATA = MetaData()
 _ID = 16
 _OPEN_WHERE = "status IN ({})".format(", ".join(f"'{status}'" for status in OPEN_STATUSES))
 _NAME = 255
+_CLUSTER = 64
+
+
+def _cluster(primary_key: bool = False) -> Column[str]:
+    """Which cluster a row belongs to (migration 0003 gave existing rows the default one)."""
+    return Column(
+        "cluster",
+        String(_CLUSTER),
+        nullable=False,
+        server_default=DEFAULT_CLUSTER,
+        primary_key=primary_key,
+    )
+
 
 offers = Table(
     "offers",
@@ -59,6 +72,7 @@ offers = Table(
     Column("risk", String(16), nullable=False),
     Column("created_at", _UTCDateTime, nullable=False),
     Column("diagnosed", JSON(none_as_null=True)),
+    _cluster(),
 )
 
 actions = Table(
@@ -86,8 +100,10 @@ actions = Table(
     Column("offer_id", String(_ID)),
     Column("check_id", String(64)),
     Column("diagnosed", JSON(none_as_null=True)),
+    _cluster(),
     Index(
         "ux_actions_open",
+        "cluster",
         "remediation",
         "target",
         unique=True,
@@ -101,6 +117,7 @@ actions = Table(
 locks = Table(
     "locks",
     METADATA,
+    _cluster(primary_key=True),
     Column("name", String(_NAME), primary_key=True),
     Column("holder", String(_NAME), nullable=False),
     Column("acquired_at", _UTCDateTime, nullable=False),
@@ -117,11 +134,13 @@ audit_log = Table(
     Column("action_id", String(_ID)),
     Column("target", String(_NAME)),
     Column("detail", JSON, nullable=False),
+    _cluster(),
 )
 
 node_boots = Table(
     "node_boots",
     METADATA,
+    _cluster(primary_key=True),
     Column("node", String(_NAME), primary_key=True),
     Column("boot_id", String(64), nullable=False),
     Column("seen_at", _UTCDateTime, nullable=False),
@@ -130,6 +149,7 @@ node_boots = Table(
 alerts = Table(
     "alerts",
     METADATA,
+    _cluster(primary_key=True),
     Column("node", String(_NAME), primary_key=True),
     Column("boot_id", String(64), primary_key=True),
     Column("created_at", _UTCDateTime, nullable=False),
@@ -141,6 +161,7 @@ alerts = Table(
 rdp_sessions = Table(
     "rdp_sessions",
     METADATA,
+    _cluster(primary_key=True),
     Column("node", String(_NAME), primary_key=True),
     Column("requester", String(_NAME), nullable=False),
     Column("expires_at", _UTCDateTime, nullable=False),

@@ -230,7 +230,9 @@ def test_json_output_has_exactly_the_documented_keys(runs: dict[str, Run]) -> No
     diagnosis = run.json()
 
     assert run.returncode == 1
-    assert set(diagnosis) == {"target", "node", "findings", "duration_ms"}
+    # SPEC §3's keys, and the cluster it came from (§12; "default" without `clusters:`)
+    assert set(diagnosis) == {"cluster", "target", "node", "findings", "duration_ms"}
+    assert diagnosis["cluster"] == "default"
     assert diagnosis["target"] == {
         "kind": "Pod",
         "namespace": "web",

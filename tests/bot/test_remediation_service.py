@@ -329,3 +329,32 @@ def test_a_run_whose_result_cannot_be_read_is_outcome_unknown_not_failure(
     ended = sqlite_store.get_action(action.id)
     assert ended is not None and (ended.result or {}).get("outcome") == "unknown"
     assert status_line(ended, 1).startswith(":grey_question:")
+
+
+def test_one_clusters_service_never_decides_on_or_runs_anothers_action(
+    machine_parts: tuple[RemediationService, World, ManualPool],
+) -> None:
+    """An action names its cluster; the service of another cluster (its locks, its transports)
+    answers "unknown" to approvals, rejections and starts, and leaves it as it was."""
+    service, world, pool = machine_parts
+    other = RemediationService(
+        service.store.scoped("prod-us"),
+        Settings(),
+        Transports(cluster=None, pod_exec=None, node_shell=None),  # type: ignore[arg-type]
+        service.registry,
+        pool,  # type: ignore[arg-type]
+        Recorder(world),
+        lambda user: user in APPROVERS,
+    )
+    action = service.request("fix-a", "cluster", {}, "alice")
+    service.approve(action.id, "alice")
+
+    assert other.approve(action.id, "bob").kind == "unknown"
+    assert other.reject(action.id, "bob").kind == "unknown"
+    assert other.start(action.id).kind == "unknown"
+    assert other.store.lock_holder("target:cluster:cluster") is None
+    current = service.store.get_action(action.id)
+    assert current is not None and (current.status, current.approvals) == ("pending", ("alice",))
+    assert service.approve(action.id, "bob").kind == "started"
+    pool.jobs.pop()()
+    assert [a for a, _, _ in world.executions] == [action.id]

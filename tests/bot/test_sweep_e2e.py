@@ -312,7 +312,8 @@ def test_cli_sweep_json_reports_every_windows_node_and_records_nothing(
         result = run_cli(sim, "-o", "json")
         assert result.returncode == 1, result.stderr
         report = json.loads(result.stdout)
-        assert set(report) == {"nodes", "findings", "summary"}
+        assert set(report) == {"cluster", "nodes", "findings", "summary"}  # SPEC §3, §12
+        assert report["cluster"] == "default"
         nodes = {n["name"]: n for n in report["nodes"]}
         # EMPTY has no pod to probe from: its HNS policies (over WinRM) show the stale state
         assert {name: n["state"] for name, n in nodes.items()} == {
