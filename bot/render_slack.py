@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -60,6 +61,15 @@ class Detail:
 FULL = Detail(section=MAX_TEXT, evidence=1500, evidence_line=500)
 # When the findings do not all fit in full, showing more of them briefly beats a few in full.
 BRIEF = Detail(section=600, evidence=500, evidence_line=200)
+
+
+@dataclass(frozen=True)
+class Swept:
+    """What a sweep alert's header says where a diagnosis says how long it took: when the node
+    last booted (its latest `Rebooted` event) and the cluster (kube context) swept."""
+
+    booted_at: datetime | None
+    cluster: str | None
 
 
 @dataclass(frozen=True)
@@ -139,13 +149,15 @@ def diagnosis_message(
     diagnosis: Diagnosis,
     offer_ids: dict[tuple[str, str], str],
     impacts: dict[str, str],
+    swept: Swept | None = None,
 ) -> tuple[str, list[Block]]:
     """The fallback text and blocks of one diagnosis: most severe findings first, one button per
-    offered remediation (`offer_ids` maps (remediation id, target) to the caller's offer id)."""
+    offered remediation (`offer_ids` maps (remediation id, target) to the caller's offer id);
+    `swept` when a sweep found it (an alert)."""
     findings = sorted(diagnosis.findings, key=lambda f: SEVERITY_ORDER.get(f.severity, 2))
     problems = [f for f in findings if f.severity != "ok"]
     fine = [f for f in findings if f.severity == "ok"]
-    head = [_header(diagnosis), _context(_intro(diagnosis)), DividerBlock().to_dict()]
+    head = [_header(diagnosis), _context(_intro(diagnosis, swept)), DividerBlock().to_dict()]
     if fine:
         tail = [_ok_block(fine)]
     elif not problems:
@@ -190,7 +202,7 @@ def _header(diagnosis: Diagnosis) -> Block:
     return HeaderBlock(text=PlainTextObject(text=text)).to_dict()
 
 
-def _intro(diagnosis: Diagnosis) -> str:
+def _intro(diagnosis: Diagnosis, swept: Swept | None) -> str:
     target, node = diagnosis.target, diagnosis.node
     parts: list[str] = []
     state = " / ".join(escape(p) for p in (target.phase, target.reason) if p)
@@ -200,8 +212,22 @@ def _intro(diagnosis: Diagnosis) -> str:
         image = escape(node.os_image or "unknown OS")
         parts.append(f"{image} ({escape(node.kernel_version)})" if node.kernel_version else image)
         parts.append(f"boot ID `{escape(node.boot_id or '?')}`")
-    parts.append(f"diagnosed in {diagnosis.duration_ms} ms")
+    if swept is None:
+        parts.append(f"diagnosed in {diagnosis.duration_ms} ms")
+    else:
+        if swept.booted_at is not None:
+            parts.append(f"rebooted {swept.booted_at:%Y-%m-%d %H:%M} UTC")
+        parts.append("found by the sweep")
+        if swept.cluster:
+            parts.append(f"cluster `{escape(swept.cluster)}`")
     return " · ".join(parts)
+
+
+def sweep_alert_text(node: str, fallback: str) -> str:
+    """A sweep alert's notification text; `fallback` is `diagnosis_message`'s (escaped)."""
+    return Mrkdwn(":rotating_light: {} rebooted and DNS fails in its pods — {}").format(
+        node, Mrkdwn(fallback)
+    )
 
 
 def _ok_block(fine: Sequence[Finding]) -> Block:

@@ -110,7 +110,9 @@ class Sweeper:
     def _post_alert(self, node: sweep.NodeReport, channel: str) -> bool:
         store = self.services.store
         assert self.client is not None and node.finding is not None
-        diagnosis = Diagnosis(Target("Node", node.name, node=node.name), None, (node.finding,))
+        diagnosis = Diagnosis(
+            Target("Node", node.name, node=node.name), node.facts, (node.finding,)
+        )
         offers = {}
         for ref in node.finding.remediations:
             diagnosed = (
@@ -121,16 +123,14 @@ class Sweeper:
             offers[(ref.id, ref.target)] = store.save_offer(
                 ref.id, ref.target, {}, node.finding.check, ref.risk, diagnosed.to_json()
             )
+        swept = render_slack.Swept(node.booted_at, self.services.transports.cluster.context)
         text, blocks = render_slack.diagnosis_message(
-            diagnosis, offers, impact_texts({rid: target for rid, target in offers})
+            diagnosis, offers, impact_texts({rid: target for rid, target in offers}), swept
         )
         try:
             response = self.client.chat_postMessage(
                 channel=channel,
-                text=Mrkdwn(":rotating_light: {} rebooted and DNS fails in its pods — {}").format(
-                    node.name,
-                    Mrkdwn(text),  # the renderer's fallback text is escaped already
-                ),
+                text=render_slack.sweep_alert_text(node.name, text),
                 blocks=blocks,
             )
         except SlackApiError as exc:

@@ -31,7 +31,7 @@ from handlers.checks.dns_after_reboot import (
 )
 from handlers.context import Context, Transports
 from handlers.errors import WinpodError
-from handlers.model import Finding
+from handlers.model import Finding, NodeFacts
 from handlers.node_watch import WINDOWS_NODES, boot_id, list_boots
 from handlers.transports import KubeObject
 
@@ -49,6 +49,9 @@ class NodeReport:
     probed: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()
     finding: Finding | None = None
+    # For an alert's header, like a diagnosis's: what the Node says, when it last rebooted.
+    facts: NodeFacts | None = None
+    booted_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -335,4 +338,12 @@ def _report(name: str, boot: str, rebooted: bool, node: _Node | None) -> NodeRep
     alertable = (
         finding if finding is not None and finding.severity in ("error", "warning") else None
     )
-    return NodeReport(name, boot, rebooted, state, running, probed, evidence, alertable)
+    facts = None if node.context is None else node.context.node_facts
+    booted_at = None
+    if alertable is not None and node.context is not None:
+        # The check read these events for its evidence already (the context keeps them).
+        when = max(map(_event_time, node.context.node_reboots()), default=None)
+        booted_at = when if when is not None and when != _event_time(None) else None
+    return NodeReport(
+        name, boot, rebooted, state, running, probed, evidence, alertable, facts, booted_at
+    )
