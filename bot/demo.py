@@ -33,7 +33,7 @@ class DemoError(Exception):
 class Stage:
     """The simulator and the bot as child processes, and the simulated Slack's control API."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, locale: str = "en") -> None:
         self.out = out
         self.processes: list[subprocess.Popen[str]] = []
         scenario = resources.files("sim") / "scenarios" / "seed.yaml"
@@ -46,6 +46,7 @@ class Stage:
         env = {
             "WINPOD_SLACK__APP_TOKEN": self.urls["slack_app_token"],
             "WINPOD_SWEEP__INTERVAL": "3s",
+            "WINPOD_LOCALE": locale,
         }
         self._spawn(
             [
@@ -338,12 +339,12 @@ def _show_new(story: Story, before: dict[str, int]) -> None:
             story.show(message, channel)
 
 
-def run_demo(colour: bool, interactive_mode: bool = False) -> int:
+def run_demo(colour: bool, interactive_mode: bool = False, locale: str = "en") -> int:
     with tempfile.TemporaryDirectory(prefix="winpod-demo-") as tmp:
         print(
             "Starting the simulated Windows cluster (seed scenario) and the winpod bot…", flush=True
         )
-        stage = Stage(Path(tmp))
+        stage = Stage(Path(tmp), locale)
         try:
             if interactive_mode:
                 interactive(stage, colour)

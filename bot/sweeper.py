@@ -17,6 +17,7 @@ from bot import render_slack
 from bot.services import BotServices
 from bot.slack_text import Mrkdwn, code
 from handlers import sweep
+from handlers.i18n import N_, _, ngettext
 from handlers.model import Diagnosis, Target
 from handlers.registry import TargetKind, TargetRef
 from handlers.remediations import impact_texts
@@ -147,7 +148,10 @@ class Sweeper:
 
     def _follow_up(self, channel: str | None, ts: str | None, node: sweep.NodeReport) -> None:
         self.services.store.audit(
-            "winpod", "recovered", {"summary": f"DNS works again on {node.name}"}, target=node.name
+            "winpod",
+            "recovered",
+            {"summary": f"DNS works again on {node.name}"},  # i18n: the audit log is English
+            target=node.name,
         )
         if self.client is None or not channel or not ts:
             return
@@ -157,7 +161,9 @@ class Sweeper:
             self.client.chat_postMessage(
                 channel=channel,
                 thread_ts=ts,
-                text=Mrkdwn(":white_check_mark: DNS works again on {}.\n").format(code(node.name))
+                text=Mrkdwn(_(":white_check_mark: DNS works again on {node}.") + "\n").format(
+                    node=code(node.name)
+                )
                 + evidence,
             )
         except SlackApiError as exc:
@@ -182,24 +188,46 @@ class ProgressMessage:
             self.client.chat_update(
                 channel=self.channel,
                 ts=self.ts,
-                text=f":mag: Sweeping: probed {done}/{total} nodes…",
+                text=ngettext(
+                    ":mag: Sweeping: probed {done}/{total} node…",
+                    ":mag: Sweeping: probed {done}/{total} nodes…",
+                    total,
+                ).format(done=done, total=total),
             )
         except SlackApiError as exc:
             log.warning("progress update failed: %s", exc.response.get("error"))
+
+
+_STATE_WORD = {
+    "failing": N_("failing"),
+    "no-network": N_("no network"),
+    "unreachable": N_("unreachable"),
+    "no-pods": N_("no pods"),
+}
 
 
 def sweep_text(report: sweep.SweepReport) -> str:
     """The on-demand summary: counts, then one line per node that is not fine."""
     s = report.summary()
     lines = [
-        f"Sweep: {s['checked']} Windows nodes checked, {s['rebooted']} rebooted, "
-        f"{s['failing']} with failing DNS, {s['unreachable']} could not be checked "
-        f"({s['duration_ms']} ms)."
+        ngettext(
+            "Sweep: {checked} Windows node checked, {rebooted} rebooted, {failing} with failing "
+            "DNS, {unreachable} could not be checked ({ms} ms).",
+            "Sweep: {checked} Windows nodes checked, {rebooted} rebooted, {failing} with failing "
+            "DNS, {unreachable} could not be checked ({ms} ms).",
+            s["checked"],
+        ).format(
+            checked=s["checked"],
+            rebooted=s["rebooted"],
+            failing=s["failing"],
+            unreachable=s["unreachable"],
+            ms=s["duration_ms"],
+        )
     ]
     for node in report.nodes:
-        if node.state in ("failing", "no-network", "unreachable", "no-pods"):
+        if node.state in _STATE_WORD:
             lines.append(
-                f"• {node.name}: {node.state.replace('-', ' ')}"
+                f"• {node.name}: {_(_STATE_WORD[node.state])}"
                 + (f" — {node.evidence[-1]}" if node.evidence else "")
             )
     return "\n".join(lines)

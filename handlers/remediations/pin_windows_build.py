@@ -8,6 +8,7 @@ from typing import Any
 from handlers import windows
 from handlers.context import Context, pod_images
 from handlers.errors import NotFound
+from handlers.i18n import _
 from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, Verification, pretty, remediation
 from handlers.transports import KubeObject
@@ -82,11 +83,11 @@ def _verify(context: Context, plan: Plan) -> Verification:
     "pin-windows-build",
     risk="low",
     target_kind=TargetKind.POD,
-    does=lambda t: (
-        f"patch the workload owning {t} with the kubernetes.io/os and "
+    does=lambda t: _(
+        "patch the workload owning {target} with the kubernetes.io/os and "
         "node.kubernetes.io/windows-build nodeSelector"
-    ),
-    impact=lambda t: f"the workload owning {t} rolls out its pods again",
+    ).format(target=t),
+    impact=lambda t: _("the workload owning {target} rolls out its pods again").format(target=t),
     verified_by=(),
     run=_run,
     verify=_verify,

@@ -9,6 +9,7 @@ from config.settings import format_duration
 from handlers import rdp
 from handlers.context import Context
 from handlers.errors import NotFound
+from handlers.i18n import _
 from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, Verification, pretty, remediation
 
@@ -55,11 +56,13 @@ def _verify_open(context: Context, plan: Plan) -> Verification:
     "rdp-open",
     risk="high",
     target_kind=TargetKind.NODE,
-    does=lambda t: (
-        f"expose RDP (3389) of {t} through a LoadBalancer Service limited to the "
+    does=lambda t: _(
+        "expose RDP (3389) of {target} through a LoadBalancer Service limited to the "
         "given source ranges, closed automatically at expiry"
-    ),
-    impact=lambda t: f"RDP to {t} becomes reachable from the source ranges until it expires",
+    ).format(target=t),
+    impact=lambda t: _(
+        "RDP to {target} becomes reachable from the source ranges until it expires"
+    ).format(target=t),
     verified_by=(),
     run=_run_open,
     verify=_verify_open,
@@ -104,8 +107,8 @@ def _run_close(context: Context, plan: Plan) -> Outcome:
     "rdp-close",
     risk="low",
     target_kind=TargetKind.NODE,
-    does=lambda t: f"delete winpod's RDP Service and endpoints for {t}",
-    impact=lambda t: f"RDP sessions to {t} through winpod are cut",
+    does=lambda t: _("delete winpod's RDP Service and endpoints for {target}").format(target=t),
+    impact=lambda t: _("RDP sessions to {target} through winpod are cut").format(target=t),
     verified_by=(),
     run=_run_close,
     target_must_exist=False,  # a node scaled away must not keep its RDP door open
