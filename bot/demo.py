@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.demo_view import Button, draw
+from bot.slack_text import code, mention
+from handlers.i18n import _
 
 OPS, ALERTS = "C0OPS", "C0ALERTS"
 ONCALL, ALICE, BOB = "U0ONCALL", "U0APPROVER1", "U0APPROVER2"
@@ -195,8 +197,9 @@ class Story:
         print(f"  @{user.lower()} › /winpod {text}", flush=True)
         return self.stage.command(text, user)
 
-    def press(self, label_start: str, user: str, channel: str = OPS) -> None:
-        button = next(b for b in self.buttons.values() if b.label.startswith(label_start))
+    def press(self, action_id: str, user: str, channel: str = OPS) -> None:
+        """Press the shown button with this action id (its label is in the reader's language)."""
+        button = next(b for b in self.buttons.values() if b.action_id == action_id)
         print(f"  @{user.lower()} presses [{button.number}] {button.label}", flush=True)
         self.stage.click(button, user)
 
@@ -242,19 +245,20 @@ def run_story(stage: Stage, colour: bool) -> None:
     story.show(message, OPS)
 
     story.say("hns-reset is high risk: it needs two approvers. Alice approves first…")
-    story.press("Run hns-reset", ALICE)
-    message = story.thread_says(OPS, message["ts"], "approved (1/2)", "the first approval")
+    story.press("remediate:hns-reset", ALICE)
+    message = story.thread_says(OPS, message["ts"], _first_approval(ALICE), "the first approval")
     story.show(message, OPS)
     story.say(
         "…Alice cannot be the second approver too; Bob is, and the fix runs on the node "
         "over WinRM, then is verified."
     )
     told = len(stage.ephemeral_for(ALICE))
-    story.press("Approve hns-reset", ALICE)
+    story.press("remediate:hns-reset", ALICE)
     stage.wait(lambda: len(stage.ephemeral_for(ALICE)) > told, "Alice's refusal")
     print(f"  (only Alice sees) {stage.ephemeral_for(ALICE)[-1]}")
-    story.press("Approve hns-reset", BOB)
-    message = story.thread_says(OPS, message["ts"], "Verification —", "the result of hns-reset")
+    story.press("remediate:hns-reset", BOB)
+    verification = _("*Verification — {verdict}:* {summary}").split("{verdict}")[0]
+    message = story.thread_says(OPS, message["ts"], verification, "the result of hns-reset")
     story.show(message, OPS)
 
     story.say("A Windows node reboots at night. The next sweep notices before anyone else does.")
@@ -264,8 +268,9 @@ def run_story(stage: Stage, colour: bool) -> None:
     alert = stage.wait(lambda: stage.messages(ALERTS)[alerts_before:], "the sweep alert")[0]
     story.show(alert, ALERTS)
     story.say("kube-proxy-restart needs one approver; Bob presses it from the alert.")
-    story.press("Run kube-proxy-restart", BOB, ALERTS)
-    alert = story.thread_says(ALERTS, alert["ts"], "DNS works again", "the fix and the all-clear")
+    story.press("remediate:kube-proxy-restart", BOB, ALERTS)
+    all_clear = _(":white_check_mark: DNS works again on {node}.").format(node=code("akswin000000"))
+    alert = story.thread_says(ALERTS, alert["ts"], all_clear, "the fix and the all-clear")
     story.show(alert, ALERTS)
 
     story.say("The SRE wants to look at a node over RDP for a few minutes.")
@@ -273,9 +278,9 @@ def run_story(stage: Stage, colour: bool) -> None:
     story.type_command("rdp open akswin000001 ttl=10m")
     request = stage.wait(lambda: stage.messages(OPS)[before:], "the RDP request")[0]
     story.show(request, OPS)
-    story.press("Approve RDP", ALICE)
-    story.thread_says(OPS, request["ts"], "approved (1/2)", "the first RDP approval")
-    story.press("Approve RDP", BOB)
+    story.press("remediate:rdp-open", ALICE)
+    story.thread_says(OPS, request["ts"], _first_approval(ALICE), "the first RDP approval")
+    story.press("remediate:rdp-open", BOB)
     request = story.thread_says(OPS, request["ts"], "mstsc.exe", "the RDP address")
     story.show(request, OPS)
     before = len(stage.messages(OPS))
@@ -285,6 +290,13 @@ def run_story(stage: Stage, colour: bool) -> None:
 
     story.say("Everything above is in the audit log.")
     print(story.type_command("audit 12").replace("```", ""))
+
+
+def _first_approval(user: str) -> str:
+    """What the thread says after the first of two approvals (as the bot words it)."""
+    return _(
+        ":ballot_box_with_check: {person} approved ({count}/{needed}); it needs a second approver."
+    ).format(person=mention(user), count=1, needed=2)
 
 
 def interactive(stage: Stage, colour: bool) -> None:
