@@ -9,7 +9,8 @@ import copy
 from typing import Any
 
 from bot.remediation import Reply, RunReport
-from bot.render_slack import RISK_WORD, cut
+from bot.render_slack import cut
+from bot.render_text import RISK_WORDS
 from bot.slack_text import Mrkdwn, code_block, mention
 from bot.slack_text import code as inline
 from bot.store import PendingAction
@@ -201,7 +202,7 @@ def request_message(
     ).format(
         requester=mention(action.requester),
         action=_on(action),
-        risk=_(RISK_WORD.get(action.risk, action.risk)),
+        risk=_(RISK_WORDS.get(action.risk, action.risk)),
         target=_where(action, plan, cluster),
         steps=spec.does(action.target),
         impact=spec.impact(action.target),
@@ -242,7 +243,7 @@ def request_message(
     ).format(
         requester=mention(action.requester),
         action=_on(action),
-        risk=_(RISK_WORD.get(action.risk, action.risk)),
+        risk=_(RISK_WORDS.get(action.risk, action.risk)),
         target=_where(action, plan, cluster),
         count=needed,
     )

@@ -20,9 +20,10 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.render_text import RISK_WORDS
 from bot.slack_text import Mrkdwn, mention
 from bot.slack_text import escape as escape  # noqa: PLC0414 - render_actions imports it here
-from handlers.i18n import N_, _, ngettext
+from handlers.i18n import _, ngettext
 from handlers.model import SEVERITY_ORDER, Diagnosis, Finding, RemediationRef
 
 Block = dict[str, Any]
@@ -46,7 +47,6 @@ _MARKERS = {"error": ":red_circle:", "warning": ":warning:", "info": ":informati
 _OK_MARKER = ":white_check_mark:"
 _UNKNOWN_MARKER = ":grey_question:"
 _BUTTON_STYLES = {"high": "danger", "low": "primary"}
-RISK_WORD = {"low": N_("low"), "medium": N_("medium"), "high": N_("high")}  # as read, not the id
 _ENTITIES = ("&amp;", "&lt;", "&gt;")
 
 
@@ -360,7 +360,7 @@ def _confirm(ref: RemediationRef, impacts: dict[str, str]) -> ConfirmObject:
     impact = impacts.get(ref.id) or _(
         "{remediation} on {target} is a {risk}-risk change. This opens an approval "
         "request; nothing runs until it is approved."
-    ).format(remediation=ref.id, target=ref.target, risk=_(RISK_WORD.get(ref.risk, ref.risk)))
+    ).format(remediation=ref.id, target=ref.target, risk=_(RISK_WORDS.get(ref.risk, ref.risk)))
     return ConfirmObject(
         title=PlainTextObject(
             text=shorten(_("Run {remediation}?").format(remediation=ref.id), MAX_CONFIRM_TITLE)

@@ -148,6 +148,33 @@ def test_a_diagnosis_an_approval_request_and_a_sweep_alert_in_chinese(
     assert_chinese([headline, *winpod_texts(alert)])
 
 
+DIAGNOSE = (sys.executable, "-m", "bot", "diagnose", "web/iis-0", "--config")
+
+
+def test_cli_text_output_in_chinese(sim: RunningSim) -> None:
+    shown = subprocess.run(
+        [*DIAGNOSE, str(sim.config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "WINPOD_LOCALE": "zh-CN"},
+        check=False,
+    )
+    assert shown.returncode == 1, shown.stderr
+    assert "✖ 错误" in shown.stdout
+    assert re.search(r"\d+ 个错误，\d+ 个警告", shown.stdout)
+    as_json = subprocess.run(
+        [*DIAGNOSE, str(sim.config), "--locale", "zh-CN", "--output", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert '"findings"' in as_json.stdout  # JSON keys stay as SPEC §3 has them
+
+
 def test_the_demo_runs_in_chinese() -> None:
     shown = subprocess.run(
         [sys.executable, "-m", "bot", "demo", "--locale", "zh-CN"],
