@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers import probes
 from handlers.context import Context
 from handlers.errors import WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding, RemediationRef
 from handlers.registry import Explanation, check, could_not_check, not_applicable, offer
 
@@ -17,7 +18,7 @@ DOCS = (
 
 @check(
     CHECK_ID,
-    title="Reaching the Kubernetes API",
+    title=N_("Reaching the Kubernetes API"),
     scopes=("pod",),
     explanation=Explanation(
         cause=(
@@ -62,7 +63,9 @@ def apiserver_unreachable(context: Context) -> list[Finding]:
         return could_not_check(CHECK_ID, "the path to the Kubernetes API", exc)
     if probe.ok:
         return [
-            Finding(CHECK_ID, "ok", "Pod reaches the Kubernetes API", reached, (probe.evidence(),))
+            Finding(
+                CHECK_ID, "ok", _("Pod reaches the Kubernetes API"), reached, (probe.evidence(),)
+            )
         ]
     evidence = [probe.evidence()]
     node = context.node_name or ""
@@ -93,7 +96,7 @@ def apiserver_unreachable(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "error",
-            "Pod cannot reach the Kubernetes API",
+            _("Pod cannot reach the Kubernetes API"),
             summary,
             tuple(evidence),
             remediations,

@@ -7,6 +7,7 @@ import re
 from datetime import datetime
 
 from handlers.context import Context, event_line
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, offer
 from handlers.transports import KubeObject
@@ -66,7 +67,7 @@ def _ref(pod: KubeObject) -> str:
 
 @check(
     CHECK_ID,
-    title="Pod network (CNI)",
+    title=N_("Pod network (CNI)"),
     scopes=("pod", "node"),
     explanation=Explanation(
         cause=(
@@ -93,7 +94,9 @@ def _ref(pod: KubeObject) -> str:
 )
 def cni_not_ready(context: Context) -> list[Finding]:
     if not context.windows_node:
-        return [Finding(CHECK_ID, "ok", "Not a Windows node", "the CNI check is for Windows nodes")]
+        return [
+            Finding(CHECK_ID, "ok", _("Not a Windows node"), "the CNI check is for Windows nodes")
+        ]
     node = str(context.node_name)
     pods = context.pods_on_node()
     cni = cni_pod(pods)
@@ -137,7 +140,7 @@ def cni_not_ready(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                "Pod network ready",
+                _("Pod network ready"),
                 "no CNI error for the pods here, and the node's CNI pod is not behind them",
                 tuple(evidence),
             )
@@ -149,7 +152,7 @@ def cni_not_ready(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "error",
-            "Pod network not ready (CNI)",
+            _("Pod network not ready (CNI)"),
             (
                 f"new pod sandboxes on {node} fail because its pod network (CNI) is not ready"
                 + (

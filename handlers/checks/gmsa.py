@@ -7,6 +7,7 @@ from typing import Literal
 
 from handlers.context import Context, event_line
 from handlers.errors import NotFound, WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check
 from handlers.transports import KubeObject
@@ -71,7 +72,7 @@ def spec_problem(spec: KubeObject) -> str | None:
 
 @check(
     CHECK_ID,
-    title="gMSA credential spec",
+    title=N_("gMSA credential spec"),
     scopes=("pod",),
     explanation=Explanation(
         cause=(
@@ -105,7 +106,7 @@ def gmsa(context: Context) -> list[Finding]:
     pod = context.pod
     names = credential_spec_names(pod)
     if not names:
-        return [Finding(CHECK_ID, "ok", "No gMSA", "the pod uses no gMSA credential spec")]
+        return [Finding(CHECK_ID, "ok", _("No gMSA"), "the pod uses no gMSA credential spec")]
     evidence: list[str] = [f"gmsaCredentialSpecName: {', '.join(names)}"]
     causes: list[Cause] = []
     for event in _events(context):
@@ -132,7 +133,7 @@ def gmsa(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                "gMSA credential spec in place",
+                _("gMSA credential spec in place"),
                 f"GMSACredentialSpec {', '.join(names)} exists and no gMSA failure was reported",
                 tuple(evidence),
             )

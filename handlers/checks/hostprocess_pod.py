@@ -6,6 +6,7 @@ import re
 
 from handlers import knowledge
 from handlers.context import Context, event_line
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check
 from handlers.transports import KubeObject
@@ -55,7 +56,7 @@ def _run_as(pod: KubeObject) -> str | None:
 
 @check(
     CHECK_ID,
-    title="HostProcess containers",
+    title=N_("HostProcess containers"),
     scopes=("pod",),
     explanation=Explanation(
         cause=(
@@ -87,7 +88,9 @@ def hostprocess_pod(context: Context) -> list[Finding]:
     assert context.pod is not None
     pod = context.pod
     if not is_hostprocess(pod):
-        return [Finding(CHECK_ID, "ok", "No HostProcess", "the pod has no HostProcess container")]
+        return [
+            Finding(CHECK_ID, "ok", _("No HostProcess"), "the pod has no HostProcess container")
+        ]
     events = context.pod_events()
     logon = [e for e in events if LOGON_FAILED.search(str(e.get("message", "")))]
     missing = [e for e in events if EXECUTABLE_NOT_FOUND.search(str(e.get("message", "")))]
@@ -102,7 +105,7 @@ def hostprocess_pod(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                "HostProcess container starts",
+                _("HostProcess container starts"),
                 "no logon or executable failure for this HostProcess pod",
                 tuple(evidence),
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers import windows
 from handlers.context import Context, pod_images
 from handlers.errors import WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable, offer
 
@@ -17,7 +18,7 @@ DOCS = (
 
 @check(
     CHECK_ID,
-    title="Image Windows version",
+    title=N_("Image Windows version"),
     scopes=("pod",),
     explanation=Explanation(
         cause=(
@@ -86,7 +87,7 @@ def image_os_mismatch(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                "Images fit the node's Windows build",
+                _("Images fit the node's Windows build"),
                 f"every image tag that names a build can run on {host}{how}",
                 (f"images: {listed}", *([isolation_evidence] if isolation_evidence else [])),
             )
@@ -109,7 +110,7 @@ def image_os_mismatch(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "error",
-            "Container image built for another Windows version",
+            _("Container image built for another Windows version"),
             summary,
             tuple(evidence),
             (offer("pin-windows-build", target.ref),),

@@ -10,6 +10,7 @@ import yaml
 
 from handlers import knowledge, windows
 from handlers.context import Context, event_line, pod_images
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable
 from handlers.transports import KubeObject
@@ -116,7 +117,7 @@ def prepull_daemonset(image: str, namespace: str, windows_build: str | None) -> 
 
 @check(
     CHECK_ID,
-    title="Slow image pulls",
+    title=N_("Slow image pulls"),
     scopes=("pod", "node"),
     explanation=Explanation(
         cause=(
@@ -170,7 +171,7 @@ def image_pull_slow(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "warning",
-                "Image garbage collection fails on the node",
+                _("Image garbage collection fails on the node"),
                 f"The kubelet cannot free enough disk for images on {context.node_name}: large "
                 "Windows images fill it and new pulls will fail. Share base image tags between "
                 "workloads, remove unused images, or give the nodes larger disks. When pulls "
@@ -189,7 +190,7 @@ def image_pull_slow(context: Context) -> list[Finding]:
             CHECK_ID,
             # on a node diagnosis the node works; its pods carry the errors
             "error" if context.kind == "Pod" else "warning",
-            "Image pull cut off before it finished",
+            _("Image pull cut off before it finished"),
             f"The pull of {slow_images[0]} does not finish: Windows images are several GB and "
             f"extracting them outlasts the runtime's progress timeout. {setting}. Or pre-pull "
             f"the image on the Windows nodes with a DaemonSet (kubectl apply -f -): {daemonset}",
@@ -286,8 +287,8 @@ def _quiet(context: Context) -> Finding:
             return Finding(
                 CHECK_ID,
                 "ok",
-                "Images pulled",
+                _("Images pulled"),
                 "the pod's images finished pulling",
                 tuple(event_line(e) for e in pulled[:2]),
             )
-    return Finding(CHECK_ID, "ok", "No slow image pulls", "no pull was cut off or is stuck")
+    return Finding(CHECK_ID, "ok", _("No slow image pulls"), "no pull was cut off or is stuck")

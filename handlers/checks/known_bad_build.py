@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers import knowledge, windows
 from handlers.context import Context
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable
 
@@ -26,7 +27,7 @@ def _ranges() -> tuple[str, ...]:
 
 @check(
     CHECK_ID,
-    title="Windows update with a networking regression",
+    title=N_("Windows update with a networking regression"),
     scopes=("pod", "node"),
     explanation=Explanation(
         cause=(
@@ -57,7 +58,7 @@ def known_bad_build(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "info",
-                "Windows update revision unknown",
+                _("Windows update revision unknown"),
                 "the node's kernelVersion names no update revision to compare with known "
                 "regressions",
                 (kernel,),
@@ -69,7 +70,7 @@ def known_bad_build(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                "No known networking regression in this Windows update",
+                _("No known networking regression in this Windows update"),
                 f"{facts.build}.{revision} is not in any range of known container-networking "
                 "regressions",
                 (kernel,),
@@ -87,7 +88,7 @@ def known_bad_build(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "info",
-                "Windows update with an overlay-network regression",
+                _("Windows update with an overlay-network regression"),
                 f"{facts.name} runs Windows {facts.build}.{revision}, which has a known "
                 f"regression in overlay (VXLAN) pod networks: {row.symptom}. The node shows no "
                 f"overlay annotation ({', '.join(OVERLAY_ANNOTATIONS)}), so it is probably not "
@@ -104,7 +105,7 @@ def known_bad_build(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "warning",
-            "Windows update with a known container-networking regression",
+            _("Windows update with a known container-networking regression"),
             f"{facts.name} runs Windows {facts.build}.{revision}, inside the regression that "
             f"started with {row.build}.{row.first_bad} ({row.first_bad_update}): {row.symptom}."
             f"{scope} Fixed in {row.build}.{row.fixed_in} ({row.fixed_update}): move the node "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers import windows
 from handlers.context import Context, pod_images
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable, offer
 
@@ -15,7 +16,7 @@ DOCS = (
 
 @check(
     CHECK_ID,
-    title="Linux image on a Windows node",
+    title=N_("Linux image on a Windows node"),
     scopes=("pod",),
     explanation=Explanation(
         cause=(
@@ -62,7 +63,7 @@ def linux_pod_on_windows(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                "No Linux image on this Windows node",
+                _("No Linux image on this Windows node"),
                 "the images are Windows images or multi-arch ones",
             )
         ]
@@ -80,7 +81,7 @@ def linux_pod_on_windows(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "error",
-            "Linux pod scheduled onto a Windows node",
+            _("Linux pod scheduled onto a Windows node"),
             f"Node {context.node_name} runs Windows, which cannot run a Linux image. Give the "
             "workload the nodeSelector kubernetes.io/os: linux (and taint the Windows pool) so "
             "it lands on a Linux node.",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from handlers.context import Context, event_line
 from handlers.errors import WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable
 from handlers.transports import KubeObject
@@ -89,7 +90,7 @@ class MemoryPicture:
 
 @check(
     CHECK_ID,
-    title="Memory overcommit",
+    title=N_("Memory overcommit"),
     scopes=("pod", "node"),
     explanation=Explanation(
         cause=(
@@ -159,7 +160,7 @@ def memory_overcommit(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "info",
-                "Node memory is not protected",
+                _("Node memory is not protected"),
                 f"{node} {why}, but every pod on it has a memory limit. Reserve memory for "
                 "Windows, kubelet and containerd (--system-reserved / --kube-reserved).",
                 tuple(evidence),
@@ -171,7 +172,7 @@ def memory_overcommit(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "ok",
-            "Node memory is not overcommitted",
+            _("Node memory is not overcommitted"),
             f"{node} keeps memory reserved for the system and has memory available"
             if unlimited
             else f"every pod on {node} has a memory limit",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from handlers.context import Context
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable
 
@@ -12,7 +13,7 @@ DOCS = ("https://kubernetes.io/docs/concepts/services-networking/windows-network
 
 @check(
     CHECK_ID,
-    title="Service ClusterIPs from the node",
+    title=N_("Service ClusterIPs from the node"),
     scopes=("node",),
     explanation=Explanation(
         cause=(
@@ -34,7 +35,7 @@ def node_clusterip(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "info",
-            "The node cannot reach Service ClusterIPs (by design)",
+            _("The node cannot reach Service ClusterIPs (by design)"),
             f"Windows only load-balances ClusterIPs for pods; tools run on {context.node_name} "
             "itself cannot reach them. Run the client in a pod, or use endpoint IPs.",
             (),

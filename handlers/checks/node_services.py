@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers import hns
 from handlers.context import Context
 from handlers.errors import WinpodError
+from handlers.i18n import N_
 from handlers.model import Finding
 from handlers.registry import Explanation, check, could_not_check, not_applicable, offer
 
@@ -14,7 +15,7 @@ DOCS = ("https://kubernetes.io/docs/tasks/debug/debug-cluster/windows/",)
 
 @check(
     CHECK_ID,
-    title="Node services",
+    title=N_("Node services"),
     scopes=("node", "pod"),
     explanation=Explanation(
         cause=(

@@ -9,6 +9,7 @@ from typing import Literal
 from handlers import knowledge, windows
 from handlers.context import Context
 from handlers.errors import WinpodError
+from handlers.i18n import N_, _
 from handlers.knowledge import Version, version_text
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable
@@ -122,7 +123,7 @@ def _cluster_version(context: Context) -> tuple[Version | None, str]:
 
 @check(
     CHECK_ID,
-    title="Windows and runtime support",
+    title=N_("Windows and runtime support"),
     scopes=("node",),
     explanation=Explanation(
         cause=(
@@ -164,7 +165,7 @@ def os_lifecycle(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                "Windows release and runtime are supported",
+                _("Windows release and runtime are supported"),
                 f"{windows.describe_build(facts.build)} with {runtime or 'its runtime'} has no "
                 "known support end for this cluster version",
                 evidence,

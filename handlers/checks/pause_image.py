@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers import windows
 from handlers.context import Context
 from handlers.errors import WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable, offer
 
@@ -18,7 +19,7 @@ DOCS = (
 
 @check(
     CHECK_ID,
-    title="Pause (sandbox) image",
+    title=N_("Pause (sandbox) image"),
     scopes=("pod", "node"),
     explanation=Explanation(
         cause=(
@@ -58,7 +59,7 @@ def pause_image(context: Context) -> list[Finding]:
                 Finding(
                     CHECK_ID,
                     "ok",
-                    "Pod sandbox is running",
+                    _("Pod sandbox is running"),
                     "the pod runs, so its pause image was pulled and started",
                 )
             ]
@@ -79,7 +80,7 @@ def pause_image(context: Context) -> list[Finding]:
                 Finding(
                     CHECK_ID,
                     "warning",
-                    "Could not check the pause image",
+                    _("Could not check the pause image"),
                     f"reading the node's containerd configuration failed: {exc}",
                 )
             ]
@@ -89,7 +90,7 @@ def pause_image(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                "Pause image fits the node",
+                _("Pause image fits the node"),
                 f"{configured} has a variant for {windows.describe_build(host_build)}",
                 tuple(evidence),
             )
@@ -102,7 +103,7 @@ def pause_image(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "error",
-            "Wrong pause (sandbox) image",
+            _("Wrong pause (sandbox) image"),
             f"{summary}. Configure {windows.recommended_pause_image(host_build, isolation)} in "
             "containerd and restart it; until then no pod can start on this node.",
             tuple(evidence),

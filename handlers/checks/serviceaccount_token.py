@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers import probes, windows
 from handlers.context import Context
 from handlers.errors import WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable
 
@@ -15,7 +16,7 @@ DOCS = ("https://github.com/moby/moby/issues/28401",)
 
 @check(
     CHECK_ID,
-    title="ServiceAccount token",
+    title=N_("ServiceAccount token"),
     scopes=("pod", "node"),
     explanation=Explanation(
         cause=(
@@ -50,12 +51,14 @@ def serviceaccount_token(context: Context) -> list[Finding]:
     )
     if context.kind == "Node":
         if not old:
-            return [Finding(CHECK_ID, "ok", "Host can serve ServiceAccount tokens", build_evidence)]
+            return [
+                Finding(CHECK_ID, "ok", _("Host can serve ServiceAccount tokens"), build_evidence)
+            ]
         return [
             Finding(
                 CHECK_ID,
                 "error",
-                "Pods on this node cannot read their ServiceAccount token",
+                _("Pods on this node cannot read their ServiceAccount token"),
                 f"Windows before build {FIXED_IN_BUILD} cannot follow the secret's symlinks "
                 f"(moby#28401). {fix}",
                 (build_evidence,),
@@ -73,7 +76,7 @@ def serviceaccount_token(context: Context) -> list[Finding]:
                 Finding(
                     CHECK_ID,
                     "warning",
-                    "ServiceAccount token will be unreadable",
+                    _("ServiceAccount token will be unreadable"),
                     f"The token could not be probed (pod not running or no PowerShell), but "
                     f"builds before {FIXED_IN_BUILD} cannot read it. {fix}",
                     (build_evidence,),
@@ -85,13 +88,15 @@ def serviceaccount_token(context: Context) -> list[Finding]:
     try:
         probe, length = probes.token_length(context)
     except WinpodError as exc:
-        return [Finding(CHECK_ID, "warning", "Could not check the ServiceAccount token", str(exc))]
+        return [
+            Finding(CHECK_ID, "warning", _("Could not check the ServiceAccount token"), str(exc))
+        ]
     if probe.ok:
         return [
             Finding(
                 CHECK_ID,
                 "ok",
-                "ServiceAccount token readable",
+                _("ServiceAccount token readable"),
                 f"the token file can be read ({length} characters; its content is never "
                 "read by winpod)",
                 (probe.evidence(),),
@@ -102,7 +107,7 @@ def serviceaccount_token(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "error",
-                "The pod cannot read its ServiceAccount token",
+                _("The pod cannot read its ServiceAccount token"),
                 f"Windows before build {FIXED_IN_BUILD} cannot follow the secret's symlinks "
                 f"(moby#28401). {fix}",
                 (build_evidence, probe.evidence()),
@@ -114,7 +119,7 @@ def serviceaccount_token(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "warning",
-            "The ServiceAccount token cannot be read",
+            _("The ServiceAccount token cannot be read"),
             "The host build has the symlink fix, so look elsewhere: a HostProcess pod reads "
             "it under $env:CONTAINER_SANDBOX_MOUNT_POINT; Linux-only securityContext fields "
             "break mounts on Windows.",
