@@ -22,9 +22,13 @@ DOCS = (
     scopes=("pod",),
     explanation=Explanation(
         cause=(
-            "When the Windows node is a Hyper-V virtual machine, the host drops frames sent from "
-            "the containers' MAC addresses unless MAC address spoofing is enabled on the VM's "
-            "adapters, so pods reach nothing off the pod: not the API, not DNS, not other nodes."
+            N_(
+                "When the Windows node is a Hyper-V virtual machine, the host drops frames sent "
+                "from "
+                "the containers' MAC addresses unless MAC address spoofing is enabled on the VM's "
+                "adapters, so pods reach nothing off the pod: not the API, not DNS, not other "
+                "nodes."
+            )
         ),
         signals=(
             "Test-NetConnection <kubernetes Service IP> -Port 443 fails from the pod",
@@ -32,9 +36,11 @@ DOCS = (
             "Get-VMNetworkAdapter -VMName <vm> on the Hyper-V host shows MacAddressSpoofing Off",
         ),
         fixes=(
-            "on the Hyper-V host: Get-VMNetworkAdapter -VMName <vm> | Set-VMNetworkAdapter "
-            "-MacAddressSpoofing On (remediation mac-spoofing-on; needs hypervisor rights)",
-            "VMware: allow promiscuous mode / forged transmits on the port group",
+            N_(
+                "on the Hyper-V host: Get-VMNetworkAdapter -VMName <vm> | Set-VMNetworkAdapter "
+                "-MacAddressSpoofing On (remediation mac-spoofing-on; needs hypervisor rights)"
+            ),
+            N_("VMware: allow promiscuous mode / forged transmits on the port group"),
         ),
         links=DOCS,
     ),

@@ -71,11 +71,14 @@ def _ref(pod: KubeObject) -> str:
     scopes=("pod", "node"),
     explanation=Explanation(
         cause=(
-            "A Windows pod gets its network from the node's CNI plugin (Calico, flannel, "
-            "Azure CNI…). When that plugin is not ready, every new sandbox on the node fails: "
-            "Calico's Windows node pod may hold an expired token ('connection is unauthorized'), "
-            "or after a reboot application pods start before calico-node-windows and stay "
-            "without a network; flannel waits for its network to be created."
+            N_(
+                "A Windows pod gets its network from the node's CNI plugin (Calico, flannel, "
+                "Azure CNI…). When that plugin is not ready, every new sandbox on the node fails: "
+                "Calico's Windows node pod may hold an expired token ('connection is "
+                "unauthorized'), "
+                "or after a reboot application pods start before calico-node-windows and stay "
+                "without a network; flannel waits for its network to be created."
+            )
         ),
         signals=(
             'FailedCreatePodSandBox: plugin type="calico" … failed (add): error getting '
@@ -86,8 +89,11 @@ def _ref(pod: KubeObject) -> str:
             "started after the pods that failed",
         ),
         fixes=(
-            "delete the node's CNI pod so that its DaemonSet starts a fresh one (cni-pod-restart)",
-            "then delete the pods that failed, so that their controllers recreate them",
+            N_(
+                "delete the node's CNI pod so that its DaemonSet starts a fresh one "
+                "(cni-pod-restart)"
+            ),
+            N_("then delete the pods that failed, so that their controllers recreate them"),
         ),
         links=DOCS,
     ),

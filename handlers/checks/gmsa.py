@@ -76,12 +76,14 @@ def spec_problem(spec: KubeObject) -> str | None:
     scopes=("pod",),
     explanation=Explanation(
         cause=(
-            "A Windows pod gets an Active Directory identity through a group Managed Service "
-            "Account: securityContext.windowsOptions.gmsaCredentialSpecName names a "
-            "GMSACredentialSpec (CRD windows.k8s.io/v1), whose contents the gMSA webhook puts "
-            "into the pod. It fails for one of three reasons: the ServiceAccount may not `use` "
-            "the spec (RBAC), the spec is missing, invalid or not applied, or the container "
-            "cannot reach a domain controller."
+            N_(
+                "A Windows pod gets an Active Directory identity through a group Managed Service "
+                "Account: securityContext.windowsOptions.gmsaCredentialSpecName names a "
+                "GMSACredentialSpec (CRD windows.k8s.io/v1), whose contents the gMSA webhook puts "
+                "into the pod. It fails for one of three reasons: the ServiceAccount may not `use` "
+                "the spec (RBAC), the spec is missing, invalid or not applied, or the container "
+                "cannot reach a domain controller."
+            )
         ),
         signals=(
             "webhook: service account … is not authorized `use` gMSA cred spec …",
@@ -92,11 +94,16 @@ def spec_problem(spec: KubeObject) -> str | None:
             "whether the named GMSACredentialSpec exists (and the CRD at all)",
         ),
         fixes=(
-            "RBAC: a Role with verb `use` on the gmsacredentialspecs resource name, bound to the "
-            "pod's ServiceAccount",
-            "spec: create it from New-CredentialSpec's JSON; install the gMSA webhook and CRD",
-            "domain: DNS to the domain controllers (UDP and TCP 53) and the node allowed to "
-            "retrieve the gMSA password",
+            N_(
+                "RBAC: a Role with verb `use` on the gmsacredentialspecs resource name, bound to "
+                "the "
+                "pod's ServiceAccount"
+            ),
+            N_("spec: create it from New-CredentialSpec's JSON; install the gMSA webhook and CRD"),
+            N_(
+                "domain: DNS to the domain controllers (UDP and TCP 53) and the node allowed to "
+                "retrieve the gMSA password"
+            ),
         ),
         links=DOCS,
     ),

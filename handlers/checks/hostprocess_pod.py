@@ -60,13 +60,17 @@ def _run_as(pod: KubeObject) -> str | None:
     scopes=("pod",),
     explanation=Explanation(
         cause=(
-            "HostProcess containers run directly on the host as a Windows account. containerd "
-            "creates that account's logon token, which only works while containerd itself runs "
-            "as LocalSystem: otherwise 'failed to logon user: Access is denied'. The container "
-            "runs in the host's file system: its image is mounted at "
-            "$env:CONTAINER_SANDBOX_MOUNT_POINT, and from containerd 1.7 on (bind mounts) volumes "
-            "appear at their own mountPath, no longer under $env:CONTAINER_SANDBOX_MOUNT_POINT; "
-            "a command pointing at the wrong place fails with 'failed to find executable'."
+            N_(
+                "HostProcess containers run directly on the host as a Windows account. containerd "
+                "creates that account's logon token, which only works while containerd itself runs "
+                "as LocalSystem: otherwise 'failed to logon user: Access is denied'. The container "
+                "runs in the host's file system: its image is mounted at "
+                "$env:CONTAINER_SANDBOX_MOUNT_POINT, and from containerd 1.7 on (bind mounts) "
+                "volumes "
+                "appear at their own mountPath, no longer under "
+                "$env:CONTAINER_SANDBOX_MOUNT_POINT; "
+                "a command pointing at the wrong place fails with 'failed to find executable'."
+            )
         ),
         signals=(
             "pod securityContext.windowsOptions.hostProcess: true",
@@ -76,10 +80,15 @@ def _run_as(pod: KubeObject) -> str | None:
             "node nodeInfo.containerRuntimeVersion (1.6 vs 1.7+ mounts)",
         ),
         fixes=(
-            "run the containerd service as LocalSystem (sc.exe config containerd obj= LocalSystem)",
-            "use runAsUserName NT AUTHORITY\\SYSTEM (or Local service / NetworkService)",
-            "call the executable by an absolute path: image files under "
-            "$env:CONTAINER_SANDBOX_MOUNT_POINT, volumes at their mountPath on containerd 1.7+",
+            N_(
+                "run the containerd service as LocalSystem (sc.exe config containerd obj= "
+                "LocalSystem)"
+            ),
+            N_("use runAsUserName NT AUTHORITY\\SYSTEM (or Local service / NetworkService)"),
+            N_(
+                "call the executable by an absolute path: image files under "
+                "$env:CONTAINER_SANDBOX_MOUNT_POINT, volumes at their mountPath on containerd 1.7+"
+            ),
         ),
         links=DOCS,
     ),

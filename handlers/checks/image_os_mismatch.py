@@ -22,13 +22,16 @@ DOCS = (
     scopes=("pod",),
     explanation=Explanation(
         cause=(
-            "Kubernetes runs Windows containers with process isolation, where the image's Windows "
-            "build must fit the host's: before Windows Server 2022 (20348) they must be equal; "
-            "from 20348 on, containerd 1.7.6+ and 2.x run images from 20348 up to the host's "
-            "build, while containerd 1.6 and 1.7.0-1.7.5 still need the exact host build. Pods "
-            "whose RuntimeClass has the handler runhcs-wcow-hypervisor run with Hyper-V "
-            "isolation, where the host's build and older ones run. An image built for another "
-            "build leaves the pod stuck in ContainerCreating."
+            N_(
+                "Kubernetes runs Windows containers with process isolation, where the image's "
+                "Windows "
+                "build must fit the host's: before Windows Server 2022 (20348) they must be equal; "
+                "from 20348 on, containerd 1.7.6+ and 2.x run images from 20348 up to the host's "
+                "build, while containerd 1.6 and 1.7.0-1.7.5 still need the exact host build. Pods "
+                "whose RuntimeClass has the handler runhcs-wcow-hypervisor run with Hyper-V "
+                "isolation, where the host's build and older ones run. An image built for another "
+                "build leaves the pod stuck in ContainerCreating."
+            )
         ),
         signals=(
             "event: The container operating system does not match the host operating system",
@@ -39,11 +42,15 @@ DOCS = (
             "pod runtimeClassName whose RuntimeClass handler is runhcs-wcow-hypervisor",
         ),
         fixes=(
-            "use the image tag built for the node's Windows build",
-            "pin the workload to matching nodes: nodeSelector node.kubernetes.io/windows-build "
-            "and kubernetes.io/os: windows (remediation pin-windows-build)",
-            "on containerd before 1.7.6, upgrade containerd (1.7.6+ accepts ltsc2022 images on "
-            "newer hosts)",
+            N_("use the image tag built for the node's Windows build"),
+            N_(
+                "pin the workload to matching nodes: nodeSelector node.kubernetes.io/windows-build "
+                "and kubernetes.io/os: windows (remediation pin-windows-build)"
+            ),
+            N_(
+                "on containerd before 1.7.6, upgrade containerd (1.7.6+ accepts ltsc2022 images on "
+                "newer hosts)"
+            ),
         ),
         links=(*DOCS, "https://github.com/containerd/containerd/pull/9069"),
     ),

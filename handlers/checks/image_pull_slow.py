@@ -121,11 +121,13 @@ def prepull_daemonset(image: str, namespace: str, windows_build: str | None) -> 
     scopes=("pod", "node"),
     explanation=Explanation(
         cause=(
-            "Windows images are several GB (Server Core layers alone are gigabytes), and "
-            "extracting them can take longer than containerd waits for pull progress "
-            "(image_pull_progress_timeout: 1m in containerd 1.x, 5m in 2.x); the pull is then "
-            "cancelled ('context canceled') and retried from the start. Disks full of such "
-            "images also make image garbage collection fail (ImageGCFailed)."
+            N_(
+                "Windows images are several GB (Server Core layers alone are gigabytes), and "
+                "extracting them can take longer than containerd waits for pull progress "
+                "(image_pull_progress_timeout: 1m in containerd 1.x, 5m in 2.x); the pull is then "
+                "cancelled ('context canceled') and retried from the start. Disks full of such "
+                "images also make image garbage collection fail (ImageGCFailed)."
+            )
         ),
         signals=(
             "event Failed: … failed to pull and unpack image … context canceled",
@@ -135,10 +137,13 @@ def prepull_daemonset(image: str, namespace: str, windows_build: str | None) -> 
             "node status images[].sizeBytes of the image",
         ),
         fixes=(
-            'containerd 1.x: [plugins."io.containerd.grpc.v1.cri"] image_pull_progress_timeout',
-            "containerd 2.x: [plugins.'io.containerd.cri.v1.images'] image_pull_progress_timeout",
-            "pre-pull the image on every Windows node with a DaemonSet (shown in the finding)",
-            "share base image tags between workloads; keep images small; give nodes more disk",
+            N_('containerd 1.x: [plugins."io.containerd.grpc.v1.cri"] image_pull_progress_timeout'),
+            N_(
+                "containerd 2.x: [plugins.'io.containerd.cri.v1.images'] "
+                "image_pull_progress_timeout"
+            ),
+            N_("pre-pull the image on every Windows node with a DaemonSet (shown in the finding)"),
+            N_("share base image tags between workloads; keep images small; give nodes more disk"),
         ),
         links=DOCS,
     ),

@@ -41,8 +41,8 @@ def _ranges() -> tuple[str, ...]:
             "failures (General failure, pods unreachable) clustered on nodes of one revision",
         ),
         fixes=(
-            "move the node pool to a node image with the fixing update (or later)",
-            "until then, keep workloads on nodes of an unaffected revision",
+            N_("move the node pool to a node image with the fixing update (or later)"),
+            N_("until then, keep workloads on nodes of an unaffected revision"),
         ),
         links=DOCS,
     ),

@@ -20,9 +20,12 @@ DOCS = (
     scopes=("pod",),
     explanation=Explanation(
         cause=(
-            "Without a kubernetes.io/os nodeSelector (or a taint on the Windows pool) the "
-            "scheduler may place a Linux pod on a Windows node, where its image cannot be pulled "
-            "or started. spec.os.name does not steer scheduling."
+            N_(
+                "Without a kubernetes.io/os nodeSelector (or a taint on the Windows pool) the "
+                "scheduler may place a Linux pod on a Windows node, where its image cannot be "
+                "pulled "
+                "or started. spec.os.name does not steer scheduling."
+            )
         ),
         signals=(
             'pull: image operating system "linux" cannot be used on this platform',
@@ -30,9 +33,11 @@ DOCS = (
             "no kubernetes.io/os nodeSelector, on a node labelled kubernetes.io/os=windows",
         ),
         fixes=(
-            "add nodeSelector kubernetes.io/os: linux to Linux workloads (remediation "
-            "pin-windows-build sets the right selector)",
-            "taint the Windows pool os=windows:NoSchedule and tolerate it only in Windows pods",
+            N_(
+                "add nodeSelector kubernetes.io/os: linux to Linux workloads (remediation "
+                "pin-windows-build sets the right selector)"
+            ),
+            N_("taint the Windows pool os=windows:NoSchedule and tolerate it only in Windows pods"),
         ),
         links=DOCS,
     ),

@@ -94,11 +94,13 @@ class MemoryPicture:
     scopes=("pod", "node"),
     explanation=Explanation(
         cause=(
-            "Windows has no out-of-memory process killer: when pods use more memory than the "
-            "node has, Windows pages, then fails to create or terminate pods "
-            "('The paging file is too small for this operation to complete.'). Pods without a "
-            "memory limit can take it all, and a node whose allocatable memory equals its "
-            "capacity keeps nothing back for Windows, kubelet and containerd."
+            N_(
+                "Windows has no out-of-memory process killer: when pods use more memory than the "
+                "node has, Windows pages, then fails to create or terminate pods "
+                "('The paging file is too small for this operation to complete.'). Pods without a "
+                "memory limit can take it all, and a node whose allocatable memory equals its "
+                "capacity keeps nothing back for Windows, kubelet and containerd."
+            )
         ),
         signals=(
             "pods on the node without resources.limits.memory",
@@ -107,10 +109,12 @@ class MemoryPicture:
             "event: The paging file is too small for this operation to complete (0x800705AF)",
         ),
         fixes=(
-            "give every container resources.limits.memory (and requests close to real use)",
-            "reserve memory for the system: kubelet --system-reserved=memory=2Gi and "
-            "--kube-reserved=memory=… (or the node pool's kubelet config)",
-            "move memory-heavy pods to larger nodes, or add nodes",
+            N_("give every container resources.limits.memory (and requests close to real use)"),
+            N_(
+                "reserve memory for the system: kubelet --system-reserved=memory=2Gi and "
+                "--kube-reserved=memory=… (or the node pool's kubelet config)"
+            ),
+            N_("move memory-heavy pods to larger nodes, or add nodes"),
         ),
         links=DOCS,
     ),

@@ -17,13 +17,16 @@ DOCS = ("https://kubernetes.io/docs/concepts/services-networking/windows-network
     scopes=("node",),
     explanation=Explanation(
         cause=(
-            "The Windows network stack only load-balances Service ClusterIPs for pods; the node "
-            "itself cannot reach them. This is a known limitation, not a fault."
+            N_(
+                "The Windows network stack only load-balances Service ClusterIPs for pods; the "
+                "node "
+                "itself cannot reach them. This is a known limitation, not a fault."
+            )
         ),
         signals=("Test-NetConnection <ClusterIP> from the node (not a pod) fails",),
         fixes=(
-            "run the client in a pod on the node",
-            "or use the Service's endpoint (pod) IPs from the node",
+            N_("run the client in a pod on the node"),
+            N_("or use the Service's endpoint (pod) IPs from the node"),
         ),
         links=DOCS,
     ),

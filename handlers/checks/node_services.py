@@ -19,19 +19,25 @@ DOCS = ("https://kubernetes.io/docs/tasks/debug/debug-cluster/windows/",)
     scopes=("node", "pod"),
     explanation=Explanation(
         cause=(
-            "A Windows node needs kubelet, kube-proxy and containerd running; without "
-            "kube-proxy, Services stop working in its pods, without the others pods stop being "
-            "created. kube-proxy is a Windows service (kubeproxy on AKS and aks-engine, "
-            "kube-proxy with kubeadm and Calico) or a HostProcess pod (sig-windows-tools)."
+            N_(
+                "A Windows node needs kubelet, kube-proxy and containerd running; without "
+                "kube-proxy, Services stop working in its pods, without the others pods stop being "
+                "created. kube-proxy is a Windows service (kubeproxy on AKS and aks-engine, "
+                "kube-proxy with kubeadm and Calico) or a HostProcess pod (sig-windows-tools)."
+            )
         ),
         signals=(
             "Get-Service kubelet, kubeproxy, kube-proxy, containerd over WinRM",
             "a kube-proxy pod in kube-system on the node when there is no kube-proxy service",
         ),
         fixes=(
-            "kube-proxy-restart restarts kube-proxy's service, or deletes its HostProcess pod "
-            "so that its DaemonSet starts a new one",
-            "kubelet / containerd: look at their logs on the node (C:\\k\\*.log) and start them",
+            N_(
+                "kube-proxy-restart restarts kube-proxy's service, or deletes its HostProcess pod "
+                "so that its DaemonSet starts a new one"
+            ),
+            N_(
+                "kubelet / containerd: look at their logs on the node (C:\\k\\*.log) and start them"
+            ),
         ),
         links=DOCS,
     ),

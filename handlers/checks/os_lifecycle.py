@@ -127,13 +127,16 @@ def _cluster_version(context: Context) -> tuple[Version | None, str]:
     scopes=("node",),
     explanation=Explanation(
         cause=(
-            "Windows releases and container runtimes drop out of support as Kubernetes moves on: "
-            "Windows Server 2019 is not supported on AKS from Kubernetes 1.33, no new Windows "
-            "Server 2022 pools are created from 1.35, the Annual Channel was retired on "
-            "2026-05-15, and from 1.26 a kubelet will not register with a runtime lacking CRI "
-            "v1. Nothing fails at once, but upgrades and support stop. The rules, with their "
-            "dates and sources, are in handlers/data/os_lifecycle.yaml. Reported as warning or "
-            "info, never as an error."
+            N_(
+                "Windows releases and container runtimes drop out of support as Kubernetes moves "
+                "on: "
+                "Windows Server 2019 is not supported on AKS from Kubernetes 1.33, no new Windows "
+                "Server 2022 pools are created from 1.35, the Annual Channel was retired on "
+                "2026-05-15, and from 1.26 a kubelet will not register with a runtime lacking CRI "
+                "v1. Nothing fails at once, but upgrades and support stop. The rules, with their "
+                "dates and sources, are in handlers/data/os_lifecycle.yaml. Reported as warning or "
+                "info, never as an error."
+            )
         ),
         signals=(
             "node build (nodeInfo.kernelVersion) and osImage",
@@ -141,8 +144,8 @@ def _cluster_version(context: Context) -> tuple[Version | None, str]:
             "the cluster's version from /version (else the node's kubeletVersion)",
         ),
         fixes=(
-            "move workloads to node pools on a supported Windows Server LTSC release",
-            "upgrade containerd to 1.7 or later",
+            N_("move workloads to node pools on a supported Windows Server LTSC release"),
+            N_("upgrade containerd to 1.7 or later"),
         ),
         links=DOCS,
     ),

@@ -36,8 +36,8 @@ DOCS = (
             "dropped 1903/1909/2004, 3.9 dropped 20H2, 3.10.2 added ltsc2025",
         ),
         fixes=(
-            'containerd 1.x: sandbox_image under plugins."io.containerd.grpc.v1.cri"',
-            "containerd 2.x: plugins.'io.containerd.cri.v1.images'.pinned_images.sandbox",
+            N_('containerd 1.x: sandbox_image under plugins."io.containerd.grpc.v1.cri"'),
+            N_("containerd 2.x: plugins.'io.containerd.cri.v1.images'.pinned_images.sandbox"),
             f"use {windows.RECOMMENDED_PAUSE_IMAGE} or registry.k8s.io/pause:3.6 and later, "
             "then restart containerd",
         ),

@@ -20,18 +20,23 @@ DOCS = ("https://github.com/moby/moby/issues/28401",)
     scopes=("pod", "node"),
     explanation=Explanation(
         cause=(
-            "Secret files are symlinks that Windows hosts before build 17074 cannot follow "
-            "through the volume mount, so pods there cannot read their ServiceAccount token and "
-            "every call to the Kubernetes API fails (moby#28401). Nothing in the pod fixes it."
+            N_(
+                "Secret files are symlinks that Windows hosts before build 17074 cannot follow "
+                "through the volume mount, so pods there cannot read their ServiceAccount token "
+                "and "
+                "every call to the Kubernetes API fails (moby#28401). Nothing in the pod fixes it."
+            )
         ),
         signals=(
             "node build below 17074 (e.g. 16299 / 1709)",
             r"reading C:\var\run\secrets\kubernetes.io\serviceaccount\token fails in the pod",
         ),
         fixes=(
-            "move the workload to nodes on Windows Server 2019 (17763) or later; every release "
-            "from 1803 (17134) on has the fix",
-            "HostProcess pods read the token under $env:CONTAINER_SANDBOX_MOUNT_POINT",
+            N_(
+                "move the workload to nodes on Windows Server 2019 (17763) or later; every release "
+                "from 1803 (17134) on has the fix"
+            ),
+            N_("HostProcess pods read the token under $env:CONTAINER_SANDBOX_MOUNT_POINT"),
         ),
         links=DOCS,
     ),

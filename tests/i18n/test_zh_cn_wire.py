@@ -175,6 +175,23 @@ def test_cli_text_output_in_chinese(sim: RunningSim) -> None:
     assert '"findings"' in as_json.stdout  # JSON keys stay as SPEC §3 has them
 
 
+def test_explain_in_chinese() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "bot", "explain", "image-os-mismatch", "--locale", "zh-CN"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    cause = shown.stdout.split("原因：", 1)[1].split("winpod 检查的信号：", 1)[0]
+    assert "ContainerCreating" in cause  # the id stays; the sentence around it is Chinese
+    assert not english_runs(cause), cause
+    fixes = shown.stdout.split("解决方法：", 1)[1].split("参考资料：", 1)[0]
+    assert not english_runs(fixes), fixes
+
+
 def test_the_demo_runs_in_chinese() -> None:
     shown = subprocess.run(
         [sys.executable, "-m", "bot", "demo", "--locale", "zh-CN"],
