@@ -101,7 +101,9 @@ def _ref(pod: KubeObject) -> str:
 def cni_not_ready(context: Context) -> list[Finding]:
     if not context.windows_node:
         return [
-            Finding(CHECK_ID, "ok", _("Not a Windows node"), "the CNI check is for Windows nodes")
+            Finding(
+                CHECK_ID, "ok", _("Not a Windows node"), _("the CNI check is for Windows nodes")
+            )
         ]
     node = str(context.node_name)
     pods = context.pods_on_node()
@@ -147,7 +149,7 @@ def cni_not_ready(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "ok",
                 _("Pod network ready"),
-                "no CNI error for the pods here, and the node's CNI pod is not behind them",
+                _("no CNI error for the pods here, and the node's CNI pod is not behind them"),
                 tuple(evidence),
             )
         ]

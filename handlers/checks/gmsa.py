@@ -113,7 +113,7 @@ def gmsa(context: Context) -> list[Finding]:
     pod = context.pod
     names = credential_spec_names(pod)
     if not names:
-        return [Finding(CHECK_ID, "ok", _("No gMSA"), "the pod uses no gMSA credential spec")]
+        return [Finding(CHECK_ID, "ok", _("No gMSA"), _("the pod uses no gMSA credential spec"))]
     evidence: list[str] = [f"gmsaCredentialSpecName: {', '.join(names)}"]
     causes: list[Cause] = []
     for event in _events(context):
@@ -141,7 +141,9 @@ def gmsa(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "ok",
                 _("gMSA credential spec in place"),
-                f"GMSACredentialSpec {', '.join(names)} exists and no gMSA failure was reported",
+                _("GMSACredentialSpec {join} exists and no gMSA failure was reported").format(
+                    join=", ".join(names)
+                ),
                 tuple(evidence),
             )
         ]
@@ -153,7 +155,7 @@ def gmsa(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "error" if failing else "warning",
-            f"gMSA fails: {_label(ordered[0])}",
+            _("gMSA fails: {label}").format(label=_label(ordered[0])),
             summary,
             tuple(evidence),
             (),

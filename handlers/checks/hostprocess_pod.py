@@ -98,7 +98,7 @@ def hostprocess_pod(context: Context) -> list[Finding]:
     pod = context.pod
     if not is_hostprocess(pod):
         return [
-            Finding(CHECK_ID, "ok", _("No HostProcess"), "the pod has no HostProcess container")
+            Finding(CHECK_ID, "ok", _("No HostProcess"), _("the pod has no HostProcess container"))
         ]
     events = context.pod_events()
     logon = [e for e in events if LOGON_FAILED.search(str(e.get("message", "")))]
@@ -115,7 +115,7 @@ def hostprocess_pod(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "ok",
                 _("HostProcess container starts"),
-                "no logon or executable failure for this HostProcess pod",
+                _("no logon or executable failure for this HostProcess pod"),
                 tuple(evidence),
             )
         ]

@@ -95,7 +95,9 @@ def image_os_mismatch(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "ok",
                 _("Images fit the node's Windows build"),
-                f"every image tag that names a build can run on {host}{how}",
+                _("every image tag that names a build can run on {host}{how}").format(
+                    host=host, how=how
+                ),
                 (f"images: {listed}", *([isolation_evidence] if isolation_evidence else [])),
             )
         ]

@@ -177,10 +177,12 @@ def image_pull_slow(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "warning",
                 _("Image garbage collection fails on the node"),
-                f"The kubelet cannot free enough disk for images on {context.node_name}: large "
-                "Windows images fill it and new pulls will fail. Share base image tags between "
-                "workloads, remove unused images, or give the nodes larger disks. When pulls "
-                f"are also cut off: {setting}.",
+                _(
+                    "The kubelet cannot free enough disk for images on {node_name}: large "
+                    "Windows images fill it and new pulls will fail. Share base image tags "
+                    "between workloads, remove unused images, or give the nodes larger "
+                    "disks. When pulls are also cut off: {setting}."
+                ).format(node_name=context.node_name, setting=setting),
                 tuple(evidence),
                 (),
                 DOCS,
@@ -196,9 +198,12 @@ def image_pull_slow(context: Context) -> list[Finding]:
             # on a node diagnosis the node works; its pods carry the errors
             "error" if context.kind == "Pod" else "warning",
             _("Image pull cut off before it finished"),
-            f"The pull of {slow_images[0]} does not finish: Windows images are several GB and "
-            f"extracting them outlasts the runtime's progress timeout. {setting}. Or pre-pull "
-            f"the image on the Windows nodes with a DaemonSet (kubectl apply -f -): {daemonset}",
+            _(
+                "The pull of {value} does not finish: Windows images are several GB "
+                "and extracting them outlasts the runtime's progress timeout. "
+                "{setting}. Or pre-pull the image on the Windows nodes with a "
+                "DaemonSet (kubectl apply -f -): {daemonset}"
+            ).format(value=slow_images[0], setting=setting, daemonset=daemonset),
             tuple(evidence),
             (),
             DOCS,
@@ -293,7 +298,7 @@ def _quiet(context: Context) -> Finding:
                 CHECK_ID,
                 "ok",
                 _("Images pulled"),
-                "the pod's images finished pulling",
+                _("the pod's images finished pulling"),
                 tuple(event_line(e) for e in pulled[:2]),
             )
-    return Finding(CHECK_ID, "ok", _("No slow image pulls"), "no pull was cut off or is stuck")
+    return Finding(CHECK_ID, "ok", _("No slow image pulls"), _("no pull was cut off or is stuck"))

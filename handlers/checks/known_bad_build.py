@@ -59,8 +59,10 @@ def known_bad_build(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "info",
                 _("Windows update revision unknown"),
-                "the node's kernelVersion names no update revision to compare with known "
-                "regressions",
+                _(
+                    "the node's kernelVersion names no update revision to compare with "
+                    "known regressions"
+                ),
                 (kernel,),
             )
         ]
@@ -71,8 +73,10 @@ def known_bad_build(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "ok",
                 _("No known networking regression in this Windows update"),
-                f"{facts.build}.{revision} is not in any range of known container-networking "
-                "regressions",
+                _(
+                    "{build}.{revision} is not in any range of known container-networking "
+                    "regressions"
+                ).format(build=facts.build, revision=revision),
                 (kernel,),
             )
         ]
@@ -89,10 +93,21 @@ def known_bad_build(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "info",
                 _("Windows update with an overlay-network regression"),
-                f"{facts.name} runs Windows {facts.build}.{revision}, which has a known "
-                f"regression in overlay (VXLAN) pod networks: {row.symptom}. The node shows no "
-                f"overlay annotation ({', '.join(OVERLAY_ANNOTATIONS)}), so it is probably not "
-                f"affected; if it is, the fix is {row.build}.{row.fixed_in} ({row.fixed_update}).",
+                _(
+                    "{name} runs Windows {build}.{revision}, which has a known regression "
+                    "in overlay (VXLAN) pod networks: {symptom}. The node shows no overlay "
+                    "annotation ({join}), so it is probably not affected; if it is, the "
+                    "fix is {build2}.{fixed_in} ({fixed_update})."
+                ).format(
+                    name=facts.name,
+                    build=facts.build,
+                    revision=revision,
+                    symptom=row.symptom,
+                    join=", ".join(OVERLAY_ANNOTATIONS),
+                    build2=row.build,
+                    fixed_in=row.fixed_in,
+                    fixed_update=row.fixed_update,
+                ),
                 evidence,
                 (),
                 row.sources,
@@ -106,10 +121,23 @@ def known_bad_build(context: Context) -> list[Finding]:
             CHECK_ID,
             "warning",
             _("Windows update with a known container-networking regression"),
-            f"{facts.name} runs Windows {facts.build}.{revision}, inside the regression that "
-            f"started with {row.build}.{row.first_bad} ({row.first_bad_update}): {row.symptom}."
-            f"{scope} Fixed in {row.build}.{row.fixed_in} ({row.fixed_update}): move the node "
-            "pool to a node image with that update or later.",
+            _(
+                "{name} runs Windows {build}.{revision}, inside the regression that "
+                "started with {build2}.{first_bad} ({first_bad_update}): "
+                "{symptom}.{scope} Fixed in {build2}.{fixed_in} ({fixed_update}): move "
+                "the node pool to a node image with that update or later."
+            ).format(
+                name=facts.name,
+                build=facts.build,
+                revision=revision,
+                build2=row.build,
+                first_bad=row.first_bad,
+                first_bad_update=row.first_bad_update,
+                symptom=row.symptom,
+                scope=scope,
+                fixed_in=row.fixed_in,
+                fixed_update=row.fixed_update,
+            ),
             evidence,
             (),
             row.sources,

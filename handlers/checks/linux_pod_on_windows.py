@@ -69,7 +69,7 @@ def linux_pod_on_windows(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "ok",
                 _("No Linux image on this Windows node"),
-                "the images are Windows images or multi-arch ones",
+                _("the images are Windows images or multi-arch ones"),
             )
         ]
     evidence = [f"container {name}: image {image} is a Linux image" for name, image in linux_images]
@@ -87,9 +87,11 @@ def linux_pod_on_windows(context: Context) -> list[Finding]:
             CHECK_ID,
             "error",
             _("Linux pod scheduled onto a Windows node"),
-            f"Node {context.node_name} runs Windows, which cannot run a Linux image. Give the "
-            "workload the nodeSelector kubernetes.io/os: linux (and taint the Windows pool) so "
-            "it lands on a Linux node.",
+            _(
+                "Node {node_name} runs Windows, which cannot run a Linux image. Give "
+                "the workload the nodeSelector kubernetes.io/os: linux (and taint the "
+                "Windows pool) so it lands on a Linux node."
+            ).format(node_name=context.node_name),
             tuple(evidence),
             (offer("pin-windows-build", context.target.ref),),
             DOCS,

@@ -165,8 +165,11 @@ def memory_overcommit(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "info",
                 _("Node memory is not protected"),
-                f"{node} {why}, but every pod on it has a memory limit. Reserve memory for "
-                "Windows, kubelet and containerd (--system-reserved / --kube-reserved).",
+                _(
+                    "{node} {why}, but every pod on it has a memory limit. Reserve memory "
+                    "for Windows, kubelet and containerd (--system-reserved / "
+                    "--kube-reserved)."
+                ).format(node=node, why=why),
                 tuple(evidence),
                 (),
                 DOCS,
@@ -210,9 +213,11 @@ def _overcommitted(
         CHECK_ID,
         "error" if paging else "warning",
         "Node memory overcommitted" if paging else "Pods can exhaust the node's memory",
-        f"Windows has no out-of-memory killer, and on {node} {'; '.join(reasons)}.{pods} Set "
-        "resources.limits.memory on every container and reserve memory for the system "
-        "(kubelet --system-reserved / --kube-reserved).",
+        _(
+            "Windows has no out-of-memory killer, and on {node} {join}.{pods} Set "
+            "resources.limits.memory on every container and reserve memory for the "
+            "system (kubelet --system-reserved / --kube-reserved)."
+        ).format(node=node, join="; ".join(reasons), pods=pods),
         evidence,
         (),
         DOCS,

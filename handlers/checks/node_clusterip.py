@@ -39,8 +39,11 @@ def node_clusterip(context: Context) -> list[Finding]:
             CHECK_ID,
             "info",
             _("The node cannot reach Service ClusterIPs (by design)"),
-            f"Windows only load-balances ClusterIPs for pods; tools run on {context.node_name} "
-            "itself cannot reach them. Run the client in a pod, or use endpoint IPs.",
+            _(
+                "Windows only load-balances ClusterIPs for pods; tools run on "
+                "{node_name} itself cannot reach them. Run the client in a pod, or use "
+                "endpoint IPs."
+            ).format(node_name=context.node_name),
             (),
             (),
             DOCS,

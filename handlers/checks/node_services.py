@@ -5,7 +5,7 @@ from __future__ import annotations
 from handlers import hns
 from handlers.context import Context
 from handlers.errors import WinpodError
-from handlers.i18n import N_
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, could_not_check, not_applicable, offer
 
@@ -62,16 +62,26 @@ def node_services(context: Context) -> list[Finding]:
     evidence = tuple(f"{name}: {state}" for name, state in states.items())
     down = [name for name, state in states.items() if state not in ("Running", "Running, Ready")]
     if not down:
-        return [Finding(CHECK_ID, "ok", f"{_listed(list(states))} are running", "", evidence)]
+        return [
+            Finding(
+                CHECK_ID,
+                "ok",
+                _("{listed} are running").format(listed=_listed(list(states))),
+                "",
+                evidence,
+            )
+        ]
     offered = kube_proxy in down and restartable
     remediations = (offer("kube-proxy-restart", node),) if offered else ()
     return [
         Finding(
             CHECK_ID,
             "error",
-            f"Not running on {node}: {', '.join(down)}",
-            "Pods on this node lose Services without kube-proxy and cannot be created or "
-            "managed without kubelet and containerd.",
+            _("Not running on {node}: {join}").format(node=node, join=", ".join(down)),
+            _(
+                "Pods on this node lose Services without kube-proxy and cannot be "
+                "created or managed without kubelet and containerd."
+            ),
             evidence,
             remediations,
             DOCS,

@@ -169,8 +169,13 @@ def os_lifecycle(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "ok",
                 _("Windows release and runtime are supported"),
-                f"{windows.describe_build(facts.build)} with {runtime or 'its runtime'} has no "
-                "known support end for this cluster version",
+                _(
+                    "{describe_build} with {value} has no known support end for this "
+                    "cluster version"
+                ).format(
+                    describe_build=windows.describe_build(facts.build),
+                    value=runtime or "its runtime",
+                ),
                 evidence,
             )
         ]

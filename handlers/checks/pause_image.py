@@ -60,7 +60,7 @@ def pause_image(context: Context) -> list[Finding]:
                     CHECK_ID,
                     "ok",
                     _("Pod sandbox is running"),
-                    "the pod runs, so its pause image was pulled and started",
+                    _("the pod runs, so its pause image was pulled and started"),
                 )
             ]
         for event in context.pod_events():
@@ -81,7 +81,7 @@ def pause_image(context: Context) -> list[Finding]:
                     CHECK_ID,
                     "warning",
                     _("Could not check the pause image"),
-                    f"reading the node's containerd configuration failed: {exc}",
+                    _("reading the node's containerd configuration failed: {exc}").format(exc=exc),
                 )
             ]
         evidence.append(f"could not read the node's containerd configuration: {exc}")
@@ -91,7 +91,9 @@ def pause_image(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "ok",
                 _("Pause image fits the node"),
-                f"{configured} has a variant for {windows.describe_build(host_build)}",
+                _("{configured} has a variant for {describe_build}").format(
+                    configured=configured, describe_build=windows.describe_build(host_build)
+                ),
                 tuple(evidence),
             )
         ]
@@ -104,8 +106,13 @@ def pause_image(context: Context) -> list[Finding]:
             CHECK_ID,
             "error",
             _("Wrong pause (sandbox) image"),
-            f"{summary}. Configure {windows.recommended_pause_image(host_build, isolation)} in "
-            "containerd and restart it; until then no pod can start on this node.",
+            _(
+                "{summary}. Configure {recommended_pause_image} in containerd and "
+                "restart it; until then no pod can start on this node."
+            ).format(
+                summary=summary,
+                recommended_pause_image=windows.recommended_pause_image(host_build, isolation),
+            ),
             tuple(evidence),
             (offer("fix-sandbox-image", node),),
             DOCS,

@@ -64,8 +64,10 @@ def serviceaccount_token(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "error",
                 _("Pods on this node cannot read their ServiceAccount token"),
-                f"Windows before build {FIXED_IN_BUILD} cannot follow the secret's symlinks "
-                f"(moby#28401). {fix}",
+                _(
+                    "Windows before build {FIXED_IN_BUILD} cannot follow the secret's "
+                    "symlinks (moby#28401). {fix}"
+                ).format(FIXED_IN_BUILD=FIXED_IN_BUILD, fix=fix),
                 (build_evidence,),
                 (),
                 DOCS,
@@ -82,8 +84,10 @@ def serviceaccount_token(context: Context) -> list[Finding]:
                     CHECK_ID,
                     "warning",
                     _("ServiceAccount token will be unreadable"),
-                    f"The token could not be probed (pod not running or no PowerShell), but "
-                    f"builds before {FIXED_IN_BUILD} cannot read it. {fix}",
+                    _(
+                        "The token could not be probed (pod not running or no PowerShell), but "
+                        "builds before {FIXED_IN_BUILD} cannot read it. {fix}"
+                    ).format(FIXED_IN_BUILD=FIXED_IN_BUILD, fix=fix),
                     (build_evidence,),
                     (),
                     DOCS,
@@ -102,8 +106,10 @@ def serviceaccount_token(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "ok",
                 _("ServiceAccount token readable"),
-                f"the token file can be read ({length} characters; its content is never "
-                "read by winpod)",
+                _(
+                    "the token file can be read ({length} characters; its content is never "
+                    "read by winpod)"
+                ).format(length=length),
                 (probe.evidence(),),
             )
         ]
@@ -113,8 +119,10 @@ def serviceaccount_token(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "error",
                 _("The pod cannot read its ServiceAccount token"),
-                f"Windows before build {FIXED_IN_BUILD} cannot follow the secret's symlinks "
-                f"(moby#28401). {fix}",
+                _(
+                    "Windows before build {FIXED_IN_BUILD} cannot follow the secret's "
+                    "symlinks (moby#28401). {fix}"
+                ).format(FIXED_IN_BUILD=FIXED_IN_BUILD, fix=fix),
                 (build_evidence, probe.evidence()),
                 (),
                 DOCS,
@@ -125,9 +133,11 @@ def serviceaccount_token(context: Context) -> list[Finding]:
             CHECK_ID,
             "warning",
             _("The ServiceAccount token cannot be read"),
-            "The host build has the symlink fix, so look elsewhere: a HostProcess pod reads "
-            "it under $env:CONTAINER_SANDBOX_MOUNT_POINT; Linux-only securityContext fields "
-            "break mounts on Windows.",
+            _(
+                "The host build has the symlink fix, so look elsewhere: a HostProcess "
+                "pod reads it under $env:CONTAINER_SANDBOX_MOUNT_POINT; Linux-only "
+                "securityContext fields break mounts on Windows."
+            ),
             (build_evidence, probe.evidence()),
             (),
             DOCS,
