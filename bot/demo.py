@@ -200,7 +200,13 @@ class Story:
     def press(self, action_id: str, user: str, channel: str = OPS) -> None:
         """Press the shown button with this action id (its label is in the reader's language)."""
         button = next(b for b in self.buttons.values() if b.action_id == action_id)
-        print(f"  @{user.lower()} presses [{button.number}] {button.label}", flush=True)
+        print(
+            "  "
+            + _("@{user} presses [{number}] {label}").format(
+                user=user.lower(), number=button.number, label=button.label
+            ),
+            flush=True,
+        )
         self.stage.click(button, user)
 
     def result_of(self, channel: str, count_before: int, what: str) -> dict[str, Any]:
@@ -227,53 +233,55 @@ class Story:
 
 def run_story(stage: Stage, colour: bool) -> None:
     story = Story(stage, colour)
-    story.say("An SRE on call asks what is wrong with a pod stuck in ContainerCreating.")
+    story.say(_("An SRE on call asks what is wrong with a pod stuck in ContainerCreating."))
     before = len(stage.messages(OPS))
     story.type_command("diagnose web/iis-0")
     story.show(story.result_of(OPS, before, "the diagnosis of web/iis-0"), OPS)
 
-    story.say("The other seed problems, each found by its own check (headlines only):")
+    story.say(_("The other seed problems, each found by its own check (headlines only):"))
     for reference in ("web/legacy-0", "jobs/worker-0", "web/nginx-7c5d", "web/report-0"):
         before = len(stage.messages(OPS))
         story.type_command(f"diagnose {reference}")
         story.headline(story.result_of(OPS, before, f"the diagnosis of {reference}"))
 
-    story.say("Another team reports that DNS fails in shop/api-0 since its node rebooted.")
+    story.say(_("Another team reports that DNS fails in shop/api-0 since its node rebooted."))
     before = len(stage.messages(OPS))
     story.type_command("diagnose shop/api-0")
     message = story.result_of(OPS, before, "the diagnosis of shop/api-0")
     story.show(message, OPS)
 
-    story.say("hns-reset is high risk: it needs two approvers. Alice approves first…")
+    story.say(_("hns-reset is high risk: it needs two approvers. Alice approves first…"))
     story.press("remediate:hns-reset", ALICE)
     message = story.thread_says(OPS, message["ts"], _first_approval(ALICE), "the first approval")
     story.show(message, OPS)
     story.say(
-        "…Alice cannot be the second approver too; Bob is, and the fix runs on the node "
-        "over WinRM, then is verified."
+        _(
+            "…Alice cannot be the second approver too; Bob is, and the fix runs on the node "
+            "over WinRM, then is verified."
+        )
     )
     told = len(stage.ephemeral_for(ALICE))
     story.press("remediate:hns-reset", ALICE)
     stage.wait(lambda: len(stage.ephemeral_for(ALICE)) > told, "Alice's refusal")
-    print(f"  (only Alice sees) {stage.ephemeral_for(ALICE)[-1]}")
+    print("  " + _("(only Alice sees) {text}").format(text=stage.ephemeral_for(ALICE)[-1]))
     story.press("remediate:hns-reset", BOB)
     verification = _("*Verification — {verdict}:* {summary}").split("{verdict}")[0]
     message = story.thread_says(OPS, message["ts"], verification, "the result of hns-reset")
     story.show(message, OPS)
 
-    story.say("A Windows node reboots at night. The next sweep notices before anyone else does.")
+    story.say(_("A Windows node reboots at night. The next sweep notices before anyone else does."))
     alerts_before = len(stage.messages(ALERTS))
-    print("  (simulator) akswin000000 reboots", flush=True)
+    print("  " + _("(simulator) {node} reboots").format(node="akswin000000"), flush=True)
     stage.control("POST", "/sim/v1/hosts/akswin000000/reboot")
     alert = stage.wait(lambda: stage.messages(ALERTS)[alerts_before:], "the sweep alert")[0]
     story.show(alert, ALERTS)
-    story.say("kube-proxy-restart needs one approver; Bob presses it from the alert.")
+    story.say(_("kube-proxy-restart needs one approver; Bob presses it from the alert."))
     story.press("remediate:kube-proxy-restart", BOB, ALERTS)
     all_clear = _(":white_check_mark: DNS works again on {node}.").format(node=code("akswin000000"))
     alert = story.thread_says(ALERTS, alert["ts"], all_clear, "the fix and the all-clear")
     story.show(alert, ALERTS)
 
-    story.say("The SRE wants to look at a node over RDP for a few minutes.")
+    story.say(_("The SRE wants to look at a node over RDP for a few minutes."))
     before = len(stage.messages(OPS))
     story.type_command("rdp open akswin000001 ttl=10m")
     request = stage.wait(lambda: stage.messages(OPS)[before:], "the RDP request")[0]
@@ -288,7 +296,7 @@ def run_story(stage: Stage, colour: bool) -> None:
     closed = stage.wait(lambda: stage.messages(OPS)[before:], "the RDP close")[0]
     story.show(closed, OPS)
 
-    story.say("Everything above is in the audit log.")
+    story.say(_("Everything above is in the audit log."))
     print(story.type_command("audit 12").replace("```", ""))
 
 
@@ -354,7 +362,8 @@ def _show_new(story: Story, before: dict[str, int]) -> None:
 def run_demo(colour: bool, interactive_mode: bool = False, locale: str = "en") -> int:
     with tempfile.TemporaryDirectory(prefix="winpod-demo-") as tmp:
         print(
-            "Starting the simulated Windows cluster (seed scenario) and the winpod bot…", flush=True
+            _("Starting the simulated Windows cluster (seed scenario) and the winpod bot…"),
+            flush=True,
         )
         stage = Stage(Path(tmp), locale)
         try:
@@ -363,12 +372,18 @@ def run_demo(colour: bool, interactive_mode: bool = False, locale: str = "en") -
             else:
                 run_story(stage, colour)
                 print(
-                    "\nThe demo is over: every seed problem, a fix approved by two people, a "
-                    "sweep alert fixed from its buttons, and RDP opened and closed."
+                    "\n"
+                    + _(
+                        "The demo is over: every seed problem, a fix approved by two people, a "
+                        "sweep alert fixed from its buttons, and RDP opened and closed."
+                    )
                 )
         except DemoError as exc:
             log = (Path(tmp) / "bot.log").read_text()[-3000:]
-            print(f"winpod demo: {exc}\n--- bot log ---\n{log}", file=sys.stderr)
+            print(
+                "winpod demo: " + _("{error}\n--- bot log ---\n{log}").format(error=exc, log=log),
+                file=sys.stderr,
+            )
             return 3
         finally:
             stage.stop()

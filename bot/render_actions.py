@@ -30,6 +30,7 @@ _STATUS_ICON = {
     "expired": ":alarm_clock:",
 }
 # What an action's status and risk read as (the ids stay in the store and the JSON).
+_KIND_WORD = {"node": N_("node"), "pod": N_("pod"), "cluster": N_("cluster")}
 _STATUS_WORD = {
     "pending": N_("pending"),
     "approved": N_("approved"),
@@ -164,7 +165,8 @@ _EXTENSIONS = {"node-script": "ps1", "api": "json", "pod-exec": "txt", "instruct
 def _where(action: PendingAction, plan: Plan, cluster: str) -> Mrkdwn:
     """The target and how winpod reaches it, in plain words."""
     address = str(plan.data.get("address") or "")
-    place = Mrkdwn("{} {}").format(action.target_kind, inline(action.target))
+    kind = _(_KIND_WORD.get(action.target_kind, action.target_kind))
+    place = Mrkdwn("{} {}").format(kind, inline(action.target))
     if plan.kind == "node-script" and plan.runs_on:
         how = Mrkdwn(_("over WinRM to Hyper-V host {host} ({address})")).format(
             host=plan.runs_on, address=address

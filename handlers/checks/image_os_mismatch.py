@@ -89,7 +89,7 @@ def image_os_mismatch(context: Context) -> list[Finding]:
         evidence.append(isolation_evidence)
     if not wrong_builds and not events:
         listed = ", ".join(image for _, image in images)
-        how = " with Hyper-V isolation" if isolation == "hyperv" else ""
+        how = _(" with Hyper-V isolation") if isolation == "hyperv" else ""
         return [
             Finding(
                 CHECK_ID,
@@ -104,17 +104,17 @@ def image_os_mismatch(context: Context) -> list[Finding]:
     suggestion = windows.suggest_tag(host_build)
     if wrong_builds:
         reason = windows.compatibility_reason(host_build, wrong_builds[0], isolation)
-        summary = (
-            f"{reason}. Use the {suggestion} tag of the image, or pin the workload to nodes of "
-            f"build {windows.describe_build(wrong_builds[0])}."
-        )
+        summary = _(
+            "{reason}. Use the {tag} tag of the image, or pin the workload to nodes of "
+            "build {build}."
+        ).format(reason=reason, tag=suggestion, build=windows.describe_build(wrong_builds[0]))
     else:
-        summary = (
+        summary = _(
             "The container runtime reports that an image's Windows version does not match the "
-            f"node ({host}); the tags do not say which build they are, so check the image's "
-            f"os.version (and the pause image, see pause-image). Images for this node use the "
-            f"{suggestion} tag."
-        )
+            "node ({host}); the tags do not say which build they are, so check the image's "
+            "os.version (and the pause image, see pause-image). Images for this node use the "
+            "{tag} tag."
+        ).format(host=host, tag=suggestion)
     return [
         Finding(
             CHECK_ID,

@@ -104,4 +104,4 @@ def _kube_proxy_pod(context: Context) -> tuple[str, str, bool]:
 
 
 def _listed(names: list[str]) -> str:
-    return ", ".join(names[:-1]) + f" and {names[-1]}"
+    return _("{names} and {last}").format(names=", ".join(names[:-1]), last=names[-1])
