@@ -64,8 +64,8 @@ PENDING = {
     "handlers/remediations/pin_windows_build.py": "plan texts, results",
     "handlers/remediations/pod_dns_override.py": "plan texts, results",
     "handlers/remediations/rdp_access.py": "plan texts, results",
-    "bot/commands.py": "slash command help and replies",
-    "bot/listeners/*.py": "ephemeral replies",
+    "bot/commands.py": "usage errors (the help is wrapped)",
+    "bot/listeners/*.py": "the names of Slack calls in logs (replies are wrapped)",
     "bot/approvals.py": "a few ephemeral replies",
     "bot/demo.py": "the demo's narration",
     "bot/demo_view.py": "the demo's drawing of messages",
@@ -77,7 +77,7 @@ PENDING = {
     "bot/remediation.py": "result summaries",
     "bot/leader.py": "an error message",
     "bot/runtime.py": "the RDP expiry note",
-    "bot/slack_app.py": "the channel refusal",
+    "bot/slack_app.py": "start-up errors",
 }
 # Modules whose English is never shown to a Slack or CLI reader (Prometheus HELP texts).
 NOT_USER_FACING = ("bot/metrics.py",)
