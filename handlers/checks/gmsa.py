@@ -141,8 +141,8 @@ def gmsa(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "ok",
                 _("gMSA credential spec in place"),
-                _("GMSACredentialSpec {join} exists and no gMSA failure was reported").format(
-                    join=", ".join(names)
+                _("GMSACredentialSpec {names} exists and no gMSA failure was reported").format(
+                    names=", ".join(names)
                 ),
                 tuple(evidence),
             )

@@ -199,11 +199,11 @@ def image_pull_slow(context: Context) -> list[Finding]:
             "error" if context.kind == "Pod" else "warning",
             _("Image pull cut off before it finished"),
             _(
-                "The pull of {value} does not finish: Windows images are several GB "
+                "The pull of {image} does not finish: Windows images are several GB "
                 "and extracting them outlasts the runtime's progress timeout. "
                 "{setting}. Or pre-pull the image on the Windows nodes with a "
                 "DaemonSet (kubectl apply -f -): {daemonset}"
-            ).format(value=slow_images[0], setting=setting, daemonset=daemonset),
+            ).format(image=slow_images[0], setting=setting, daemonset=daemonset),
             tuple(evidence),
             (),
             DOCS,

@@ -96,14 +96,14 @@ def known_bad_build(context: Context) -> list[Finding]:
                 _(
                     "{name} runs Windows {build}.{revision}, which has a known regression "
                     "in overlay (VXLAN) pod networks: {symptom}. The node shows no overlay "
-                    "annotation ({join}), so it is probably not affected; if it is, the "
+                    "annotation ({annotations}), so it is probably not affected; if it is, the "
                     "fix is {build2}.{fixed_in} ({fixed_update})."
                 ).format(
                     name=facts.name,
                     build=facts.build,
                     revision=revision,
                     symptom=row.symptom,
-                    join=", ".join(OVERLAY_ANNOTATIONS),
+                    annotations=", ".join(OVERLAY_ANNOTATIONS),
                     build2=row.build,
                     fixed_in=row.fixed_in,
                     fixed_update=row.fixed_update,

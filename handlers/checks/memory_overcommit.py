@@ -214,10 +214,10 @@ def _overcommitted(
         "error" if paging else "warning",
         "Node memory overcommitted" if paging else "Pods can exhaust the node's memory",
         _(
-            "Windows has no out-of-memory killer, and on {node} {join}.{pods} Set "
+            "Windows has no out-of-memory killer, and on {node} {reasons}.{pods} Set "
             "resources.limits.memory on every container and reserve memory for the "
             "system (kubelet --system-reserved / --kube-reserved)."
-        ).format(node=node, join="; ".join(reasons), pods=pods),
+        ).format(node=node, reasons="; ".join(reasons), pods=pods),
         evidence,
         (),
         DOCS,

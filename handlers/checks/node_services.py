@@ -77,7 +77,7 @@ def node_services(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "error",
-            _("Not running on {node}: {join}").format(node=node, join=", ".join(down)),
+            _("Not running on {node}: {services}").format(node=node, services=", ".join(down)),
             _(
                 "Pods on this node lose Services without kube-proxy and cannot be "
                 "created or managed without kubelet and containerd."

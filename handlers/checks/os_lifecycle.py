@@ -170,11 +170,10 @@ def os_lifecycle(context: Context) -> list[Finding]:
                 "ok",
                 _("Windows release and runtime are supported"),
                 _(
-                    "{describe_build} with {value} has no known support end for this "
-                    "cluster version"
+                    "{build} with {runtime} has no known support end for this cluster version"
                 ).format(
-                    describe_build=windows.describe_build(facts.build),
-                    value=runtime or "its runtime",
+                    build=windows.describe_build(facts.build),
+                    runtime=runtime or _("its runtime"),
                 ),
                 evidence,
             )

@@ -91,8 +91,8 @@ def pause_image(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "ok",
                 _("Pause image fits the node"),
-                _("{configured} has a variant for {describe_build}").format(
-                    configured=configured, describe_build=windows.describe_build(host_build)
+                _("{configured} has a variant for {build}").format(
+                    configured=configured, build=windows.describe_build(host_build)
                 ),
                 tuple(evidence),
             )
@@ -107,11 +107,11 @@ def pause_image(context: Context) -> list[Finding]:
             "error",
             _("Wrong pause (sandbox) image"),
             _(
-                "{summary}. Configure {recommended_pause_image} in containerd and "
+                "{summary}. Configure {image} in containerd and "
                 "restart it; until then no pod can start on this node."
             ).format(
                 summary=summary,
-                recommended_pause_image=windows.recommended_pause_image(host_build, isolation),
+                image=windows.recommended_pause_image(host_build, isolation),
             ),
             tuple(evidence),
             (offer("fix-sandbox-image", node),),

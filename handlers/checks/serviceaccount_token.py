@@ -50,10 +50,10 @@ def serviceaccount_token(context: Context) -> list[Finding]:
     build_evidence = (
         f"node {context.node_name} is {host}; the fix shipped in build {FIXED_IN_BUILD}"
     )
-    fix = (
-        f"Move the workload to nodes on build {FIXED_IN_BUILD} or later (Windows Server 2019 and "
+    fix = _(
+        "Move the workload to nodes on build {build} or later (Windows Server 2019 and "
         "newer); nothing inside the pod can fix it."
-    )
+    ).format(build=FIXED_IN_BUILD)
     if context.kind == "Node":
         if not old:
             return [
@@ -65,9 +65,9 @@ def serviceaccount_token(context: Context) -> list[Finding]:
                 "error",
                 _("Pods on this node cannot read their ServiceAccount token"),
                 _(
-                    "Windows before build {FIXED_IN_BUILD} cannot follow the secret's "
+                    "Windows before build {build} cannot follow the secret's "
                     "symlinks (moby#28401). {fix}"
-                ).format(FIXED_IN_BUILD=FIXED_IN_BUILD, fix=fix),
+                ).format(build=FIXED_IN_BUILD, fix=fix),
                 (build_evidence,),
                 (),
                 DOCS,
@@ -86,8 +86,8 @@ def serviceaccount_token(context: Context) -> list[Finding]:
                     _("ServiceAccount token will be unreadable"),
                     _(
                         "The token could not be probed (pod not running or no PowerShell), but "
-                        "builds before {FIXED_IN_BUILD} cannot read it. {fix}"
-                    ).format(FIXED_IN_BUILD=FIXED_IN_BUILD, fix=fix),
+                        "builds before {build} cannot read it. {fix}"
+                    ).format(build=FIXED_IN_BUILD, fix=fix),
                     (build_evidence,),
                     (),
                     DOCS,
@@ -120,9 +120,9 @@ def serviceaccount_token(context: Context) -> list[Finding]:
                 "error",
                 _("The pod cannot read its ServiceAccount token"),
                 _(
-                    "Windows before build {FIXED_IN_BUILD} cannot follow the secret's "
+                    "Windows before build {build} cannot follow the secret's "
                     "symlinks (moby#28401). {fix}"
-                ).format(FIXED_IN_BUILD=FIXED_IN_BUILD, fix=fix),
+                ).format(build=FIXED_IN_BUILD, fix=fix),
                 (build_evidence, probe.evidence()),
                 (),
                 DOCS,
