@@ -81,8 +81,8 @@ def plan_open(context: Context, target: str, params: Mapping[str, str]) -> Plan:
     settings = context.settings
     ttl = rdp.parse_ttl(params.get("ttl"), settings)
     ranges = rdp.source_ranges(params.get("from"), settings)
-    _, address = rdp.check_node(context.transports.cluster, target, settings)
-    service, slice_, _ = rdp.manifests(
+    _checked, address = rdp.check_node(context.transports.cluster, target, settings)
+    service, slice_, _expiry = rdp.manifests(
         target,
         address,
         settings.kubernetes.namespace,
