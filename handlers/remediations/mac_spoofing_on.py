@@ -44,7 +44,7 @@ def _verify(context: Context, plan: Plan) -> Verification:
         VMName=plan.target,
         Enable="false",
     )
-    _, data = run_script(context, read)
+    _output, data = run_script(context, read)
     on = _spoofing_on(data)
     return Verification(
         on, f"MacAddressSpoofing {'On' if on else 'still Off'} for VM {plan.target}"
