@@ -8,6 +8,7 @@ from typing import Any
 from handlers import detached, hns, node_scripts, script_commands
 from handlers.context import Context
 from handlers.errors import ChannelLost, OutcomeUnknown, WinpodError
+from handlers.i18n import _
 from handlers.remediations import Outcome, Plan, pretty
 from handlers.transports import KubeObject
 
@@ -33,7 +34,11 @@ def plan_script(
     host = address or context.node_address()
     winrm = context.settings.winrm
     # the approvers see where the script and the WinRM credentials will go
-    receiver = f"{what}; sent over WinRM to {host}:{winrm.port}" if what else what
+    receiver = (
+        _("{what}; sent over WinRM to {address}").format(what=what, address=f"{host}:{winrm.port}")
+        if what
+        else what
+    )
     return Plan(
         remediation_id,
         target,
@@ -62,9 +67,17 @@ def run_script(context: Context, plan: Plan) -> tuple[Outcome, dict[str, Any]]:
     data = node_scripts.parse_output(name, result)
     output = node_scripts.mask_secrets(pretty(data))
     ok = result.ok and bool(data.get("ok", True)) and not data.get("error")
-    summary = f"{name} on {address} " + ("succeeded" if ok else f"failed (exit {result.exit_code})")
+    summary = (
+        _("{script} on {address} succeeded").format(script=name, address=address)
+        if ok
+        else _("{script} on {address} failed (exit {code})").format(
+            script=name, address=address, code=result.exit_code
+        )
+    )
     if data.get("refused"):
-        summary = f"{name} on {address} refused, nothing changed: {data['refused']}"
+        summary = _("{script} on {address} refused, nothing changed: {why}").format(
+            script=name, address=address, why=data["refused"]
+        )
     return Outcome(ok, summary, output), data
 
 
