@@ -118,7 +118,7 @@ _DEFAULT_REGISTRY = "docker.io"
 
 def parse_image(ref: str) -> ImageRef:
     """Split an image reference; raises ValueError when it names no repository."""
-    name, _, digest = ref.strip().partition("@")
+    name, _at, digest = ref.strip().partition("@")
     tag: str | None = None
     colon = name.rfind(":")
     if colon > name.rfind("/"):

@@ -63,7 +63,7 @@ def image_os_mismatch(context: Context) -> list[Finding]:
         return not_applicable(CHECK_ID, "the pod is not on a Windows node")
     images = pod_images(context.pod)
     # A platform error for a Linux image is linux-pod-on-windows's finding, not this one's.
-    linux = any(windows.looks_like_linux_image(image) for _, image in images)
+    linux = any(windows.looks_like_linux_image(image) for _container, image in images)
     events = [
         e
         for e in context.pod_events()
@@ -88,7 +88,7 @@ def image_os_mismatch(context: Context) -> list[Finding]:
     if isolation_evidence:
         evidence.append(isolation_evidence)
     if not wrong_builds and not events:
-        listed = ", ".join(image for _, image in images)
+        listed = ", ".join(image for _container, image in images)
         how = _(" with Hyper-V isolation") if isolation == "hyperv" else ""
         return [
             Finding(

@@ -38,7 +38,7 @@ def _owner(context: Context) -> tuple[str, str] | None:
 
 def _selector(context: Context) -> dict[str, str]:
     assert context.pod is not None
-    images = [image for _, image in pod_images(context.pod)]
+    images = [image for _container, image in pod_images(context.pod)]
     if context.windows_node and any(windows.looks_like_linux_image(i) for i in images):
         return {"kubernetes.io/os": "linux"}
     selector = {"kubernetes.io/os": "windows"}

@@ -218,6 +218,36 @@ def test_every_module_is_accounted_for() -> None:
     )
 
 
+def _rebinds_gettext(path: Path) -> list[str]:
+    """Where a module that imports gettext's `_` binds `_` itself (a throwaway `_, x = …`):
+    inside that function `_("…")` would then call the throwaway."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imports = any(
+        isinstance(node, ast.ImportFrom)
+        and node.module == "handlers.i18n"
+        and any(alias.name == "_" for alias in node.names)
+        for node in ast.walk(tree)
+    )
+    if not imports:
+        return []
+    return [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.Name) and node.id == "_" and isinstance(node.ctx, ast.Store))
+        or (isinstance(node, ast.arg) and node.arg == "_")
+    ]
+
+
+def test_no_module_shadows_gettext() -> None:
+    found = [
+        where
+        for pattern in ("bot/**/*.py", "handlers/**/*.py")
+        for path in sorted(ROOT.glob(pattern))
+        for where in _rebinds_gettext(path)
+    ]
+    assert not found, "rename these throwaways (`_` is gettext here):\n" + "\n".join(found)
+
+
 def test_the_unwrapped_english_finder_finds_unwrapped_english(tmp_path: Path) -> None:
     """The guard above cannot pass by finding nothing."""
     module = ROOT / "tests/i18n/_probe_module.py"
