@@ -301,8 +301,12 @@ def offer(remediation_id: str, target: str) -> RemediationRef:
 
 
 def not_applicable(check_id: str, why: str) -> list[Finding]:
-    return [Finding(check_id, "info", _("{check}: not applicable").format(check=check_id), why)]
+    """`why` is marked with N_() where it is written, translated here."""
+    return [Finding(check_id, "info", _("{check}: not applicable").format(check=check_id), _(why))]
 
 
 def could_not_check(check_id: str, what: str, why: object) -> list[Finding]:
-    return [Finding(check_id, "warning", f"Could not check {what}", str(why))]
+    """`what` is marked with N_() where it is written, translated here."""
+    return [
+        Finding(check_id, "warning", _("Could not check {what}").format(what=_(what)), str(why))
+    ]

@@ -48,10 +48,10 @@ DOCS = (
 def apiserver_unreachable(context: Context) -> list[Finding]:
     assert context.pod is not None
     if not context.windows_node:
-        return not_applicable(CHECK_ID, "not a Windows node")
+        return not_applicable(CHECK_ID, N_("not a Windows node"))
     status = context.pod.get("status") or {}
     if status.get("phase") != "Running" or not status.get("podIP"):
-        return not_applicable(CHECK_ID, "the pod is not running, so it cannot be probed")
+        return not_applicable(CHECK_ID, N_("the pod is not running, so it cannot be probed"))
     try:
         api_ip = context.service_ip("default", "kubernetes")
         if probes.has_powershell(context):
@@ -62,11 +62,11 @@ def apiserver_unreachable(context: Context) -> list[Finding]:
             # still tells whether anything off the pod answers.
             dns_pods = context.kube_dns_pod_ips()
             if not dns_pods:
-                return not_applicable(CHECK_ID, "Nano Server pod and no kube-dns pod to probe")
+                return not_applicable(CHECK_ID, N_("Nano Server pod and no kube-dns pod to probe"))
             probe = probes.nslookup(context, server=dns_pods[0])
             reached = "the pod reaches a kube-dns pod (Nano Server cannot test the API port)"
     except WinpodError as exc:
-        return could_not_check(CHECK_ID, "the path to the Kubernetes API", exc)
+        return could_not_check(CHECK_ID, N_("the path to the Kubernetes API"), exc)
     if probe.ok:
         return [
             Finding(

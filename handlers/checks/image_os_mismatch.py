@@ -60,7 +60,7 @@ def image_os_mismatch(context: Context) -> list[Finding]:
     target = context.target
     host_build = context.build
     if not context.windows_node or host_build is None:
-        return not_applicable(CHECK_ID, "the pod is not on a Windows node")
+        return not_applicable(CHECK_ID, N_("the pod is not on a Windows node"))
     images = pod_images(context.pod)
     # A platform error for a Linux image is linux-pod-on-windows's finding, not this one's.
     linux = any(windows.looks_like_linux_image(image) for _container, image in images)

@@ -150,7 +150,7 @@ def prepull_daemonset(image: str, namespace: str, windows_build: str | None) -> 
 )
 def image_pull_slow(context: Context) -> list[Finding]:
     if not context.windows_node or context.node is None:
-        return not_applicable(CHECK_ID, "not on a Windows node")
+        return not_applicable(CHECK_ID, N_("not on a Windows node"))
     node = context.node
     runtime = context.container_runtime
     gc_failures = [

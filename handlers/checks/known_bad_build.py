@@ -50,7 +50,7 @@ def _ranges() -> tuple[str, ...]:
 def known_bad_build(context: Context) -> list[Finding]:
     facts = context.node_facts
     if facts is None or not facts.windows or facts.build is None:
-        return not_applicable(CHECK_ID, "not on a Windows node")
+        return not_applicable(CHECK_ID, N_("not on a Windows node"))
     revision = windows.revision_from_kernel_version(facts.kernel_version)
     kernel = f"node {facts.name} kernelVersion {facts.kernel_version}"
     if revision is None:

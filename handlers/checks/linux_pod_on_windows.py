@@ -45,7 +45,7 @@ DOCS = (
 def linux_pod_on_windows(context: Context) -> list[Finding]:
     assert context.pod is not None
     if not context.windows_node:
-        return not_applicable(CHECK_ID, "the pod is not on a Windows node")
+        return not_applicable(CHECK_ID, N_("the pod is not on a Windows node"))
     spec = context.pod.get("spec") or {}
     selector = (spec.get("nodeSelector") or {}).get("kubernetes.io/os")
     linux_events = [

@@ -121,7 +121,7 @@ class MemoryPicture:
 )
 def memory_overcommit(context: Context) -> list[Finding]:
     if not context.windows_node or context.node is None:
-        return not_applicable(CHECK_ID, "not on a Windows node")
+        return not_applicable(CHECK_ID, N_("not on a Windows node"))
     node = context.node_name
     status = context.node.get("status") or {}
     evidence: list[str] = []

@@ -33,7 +33,7 @@ DOCS = ("https://kubernetes.io/docs/concepts/services-networking/windows-network
 )
 def node_clusterip(context: Context) -> list[Finding]:
     if not context.windows_node:
-        return not_applicable(CHECK_ID, "not a Windows node")
+        return not_applicable(CHECK_ID, N_("not a Windows node"))
     return [
         Finding(
             CHECK_ID,

@@ -44,7 +44,7 @@ DOCS = ("https://kubernetes.io/docs/tasks/debug/debug-cluster/windows/",)
 )
 def node_services(context: Context) -> list[Finding]:
     if not context.windows_node:
-        return not_applicable(CHECK_ID, "not a Windows node")
+        return not_applicable(CHECK_ID, N_("not a Windows node"))
     try:
         services = context.node_status().get("services") or {}
     except WinpodError as exc:

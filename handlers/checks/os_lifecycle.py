@@ -153,7 +153,7 @@ def _cluster_version(context: Context) -> tuple[Version | None, str]:
 def os_lifecycle(context: Context) -> list[Finding]:
     facts = context.node_facts
     if facts is None or not facts.windows or facts.build is None:
-        return not_applicable(CHECK_ID, "not a Windows node")
+        return not_applicable(CHECK_ID, N_("not a Windows node"))
     assert context.node is not None
     runtime = context.container_runtime
     cluster, cluster_evidence = _cluster_version(context)

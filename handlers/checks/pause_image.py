@@ -47,7 +47,7 @@ DOCS = (
 def pause_image(context: Context) -> list[Finding]:
     host_build = context.build
     if not context.windows_node or host_build is None:
-        return not_applicable(CHECK_ID, "not a Windows node")
+        return not_applicable(CHECK_ID, N_("not a Windows node"))
     node = context.node_name or ""
     isolation = windows.isolation_for_runtime(context.container_runtime)
     evidence: list[str] = []

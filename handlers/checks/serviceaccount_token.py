@@ -44,7 +44,7 @@ DOCS = ("https://github.com/moby/moby/issues/28401",)
 def serviceaccount_token(context: Context) -> list[Finding]:
     build = context.build
     if not context.windows_node or build is None:
-        return not_applicable(CHECK_ID, "not a Windows node")
+        return not_applicable(CHECK_ID, N_("not a Windows node"))
     old = build < FIXED_IN_BUILD
     host = windows.describe_build(build)
     build_evidence = (
@@ -76,7 +76,7 @@ def serviceaccount_token(context: Context) -> list[Finding]:
     assert context.pod is not None
     spec, status = context.pod.get("spec") or {}, context.pod.get("status") or {}
     if spec.get("automountServiceAccountToken") is False:
-        return not_applicable(CHECK_ID, "the pod does not mount a ServiceAccount token")
+        return not_applicable(CHECK_ID, N_("the pod does not mount a ServiceAccount token"))
     if status.get("phase") != "Running" or not probes.has_powershell(context):
         if old:
             return [
@@ -93,7 +93,7 @@ def serviceaccount_token(context: Context) -> list[Finding]:
                     DOCS,
                 )
             ]
-        return not_applicable(CHECK_ID, "the pod is not running or has no PowerShell to probe")
+        return not_applicable(CHECK_ID, N_("the pod is not running or has no PowerShell to probe"))
     try:
         probe, length = probes.token_length(context)
     except WinpodError as exc:
