@@ -26,6 +26,14 @@ VERDICTS = {
 }
 
 
+# The sweep's counts as the App Home says them (bot.home.SHOWN_COUNTS).
+_SWEEP_COUNTS = {
+    "checked": N_("{count} checked"),
+    "failing": N_("{count} failing"),
+    "unreachable": N_("{count} unreachable"),
+}
+
+
 @dataclass(frozen=True)
 class NodeRow:
     name: str
@@ -145,7 +153,12 @@ def home_view(home: Home) -> dict[str, object]:
     sweep = (
         _("Last sweep: {time}").format(time=_when(home.last_sweep))
         + (
-            " (" + ", ".join(f"{v} {k}" for k, v in home.sweep_summary.items()) + ")"
+            " ("
+            + ", ".join(
+                _(_SWEEP_COUNTS.get(k, "{count} " + k)).format(count=v)
+                for k, v in home.sweep_summary.items()
+            )
+            + ")"
             if home.sweep_summary
             else ""
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from bot_process import RunningBot, start_bot
+from english import english_runs
 from sim_process import ROOT, RunningSim, start_sim
 
 pytestmark = pytest.mark.wire
@@ -42,22 +43,6 @@ def bot(sim: RunningSim) -> Iterator[RunningBot]:
 
 
 _OK = ":white_check_mark:"
-
-
-def english_runs(text: str) -> list[str]:
-    """Runs of four or more English words outside code, mentions, links and emoji."""
-    text = re.sub(r"```.*?```|`[^`]*`|<[^>]*>|:[a-z0-9_+-]+:|https?://\S+", " ", text, flags=re.S)
-    runs, run = [], []
-    for token in text.split():
-        if re.fullmatch(r"[(\"']?[A-Za-z][a-z]+(?:'[a-z]+)?[,.;:!?)\"']*", token):
-            run.append(token)
-            continue
-        if len(run) >= 4:
-            runs.append(" ".join(run))
-        run = []
-    if len(run) >= 4:
-        runs.append(" ".join(run))
-    return runs
 
 
 def winpod_texts(message: Message) -> list[str]:
