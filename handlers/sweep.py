@@ -31,6 +31,7 @@ from handlers.checks.dns_after_reboot import (
 )
 from handlers.context import Context, Transports
 from handlers.errors import WinpodError
+from handlers.i18n import _
 from handlers.model import Finding, NodeFacts
 from handlers.node_watch import WINDOWS_NODES, boot_id, list_boots
 from handlers.transports import KubeObject
@@ -138,7 +139,7 @@ def _event_time(event: KubeObject | None) -> datetime:
 
 def _current_boots(transports: Transports, reads: _Counter) -> dict[str, str]:
     if transports.watchable is not None:
-        boots, _ = list_boots(transports.watchable)
+        boots, _version = list_boots(transports.watchable)
     else:
         nodes = transports.cluster.list("Node", label_selector=WINDOWS_NODES)
         boots = {str(n["metadata"]["name"]): boot_id(n) for n in nodes}
@@ -241,7 +242,9 @@ def _probe_nodes(
             node.context.provide(Context.KUBE_DNS_POD_IPS, dns_pod_ips)
             node.running = node.context.running_pods_on_node()
         except WinpodError as exc:
-            node.error = f"could not read {node.name} or its pods: {exc}"
+            node.error = _("could not read {node} or its pods: {error}").format(
+                node=node.name, error=exc
+            )
             return [Step(finish, node)]
         node.waiting = len(probe_pods(node.running))
         if not node.waiting:
@@ -322,11 +325,14 @@ def _report(name: str, boot: str, rebooted: bool, node: _Node | None) -> NodeRep
         state = "failing"
     elif not node.lookups:
         state = "no-pods"
-        note = f"{name} has no running pod to probe DNS from" + (
-            ""
+        note = (
+            _("{node} has no running pod to probe DNS from").format(node=name)
             if running
-            else "; with fewer than two running pods, stale HNS policies "
-            "break DNS for the next pod (dns-keeper keeps two on every node)"
+            else _(
+                "{node} has no running pod to probe DNS from; with fewer than two running pods, "
+                "stale HNS policies break DNS for the next pod (dns-keeper keeps two on every "
+                "node)"
+            ).format(node=name)
         )
         evidence = (*evidence, note)
     elif not answered:
