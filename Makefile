@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test demo bench lint clean
+.PHONY: test demo bench lint clean catalog
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,20 @@ test: lint
 
 demo: $(STAMP)
 	$(BIN)/winpod demo
+
+# Message catalogs (README "Translating"): extract every _()/ngettext()/N_() string, merge the
+# new ones into each locale's .po (empty msgstr: translate them there), compile the .mo files
+# that ship in the package. Run it again after translating; tests/test_catalog.py checks both.
+LOCALES_DIR := handlers/locale
+POT := $(VENV)/winpod.pot
+catalog: $(STAMP)
+	$(BIN)/pybabel --quiet extract -F babel.cfg --no-location --sort-output --no-wrap \
+		--project winpod -o $(POT) .
+	test -f $(LOCALES_DIR)/zh_CN/LC_MESSAGES/winpod.po || \
+		$(BIN)/pybabel --quiet init -D winpod -i $(POT) -d $(LOCALES_DIR) -l zh_CN --no-wrap
+	$(BIN)/pybabel --quiet update -D winpod -i $(POT) -d $(LOCALES_DIR) --no-fuzzy-matching \
+		--ignore-obsolete --no-wrap
+	$(BIN)/pybabel compile --statistics -D winpod -d $(LOCALES_DIR)
 
 # Speed and memory against the simulator; prints one JSON object per benchmark (not part of test).
 bench: $(STAMP)

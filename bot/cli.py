@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 from bot import render_text
 from config.settings import ConfigError, Settings, load_settings
-from handlers import engine, names
+from handlers import engine, i18n, names
 from handlers.checks import default_registry
 from handlers.errors import BadInput, WinpodError
 from handlers.model import Diagnosis
@@ -51,6 +51,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     unknown cluster is a usage error listing the clusters."""
     settings = load_settings(args.config)
     settings = settings.for_cluster(settings.resolve_cluster(getattr(args, "cluster", None)))
+    if not args.locale:
+        i18n.use(settings.locale)  # `--locale` (applied in `main`) wins over the settings
     if args.context:
         kube = settings.kubernetes.model_copy(update={"context": args.context})
         settings = settings.model_copy(update={"kubernetes": kube})
@@ -158,7 +160,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo  # noqa: PLC0415
 
-    return run_demo(colour=_colour(), interactive_mode=args.interactive)
+    return run_demo(colour=_colour(), interactive_mode=args.interactive, locale=i18n.current())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--context", help="kubeconfig context (default: kubernetes.context)")
     common.add_argument(
         "--cluster", help="which of the configured clusters (default: default_cluster)"
+    )
+    common.add_argument(
+        "--locale", choices=i18n.LOCALES, help="the language of the text (default: locale)"
+    )
+    language = _Parser(add_help=False)
+    language.add_argument(
+        "--locale",
+        choices=i18n.LOCALES,
+        help="the language of the text (default: $WINPOD_LOCALE, else en)",
     )
     output = _Parser(add_help=False)
     output.add_argument("--output", "-o", choices=("text", "json"), default="text")
@@ -242,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--scenario", required=True, help="scenario YAML (see sim/README.md)")
     sim.add_argument("--out", required=True, help="directory for kubeconfig, winpod.yaml, …")
     sim.add_argument("--winrm-port", type=PORT, default=0, help="0: any free port")
-    demo = add("demo", cmd_demo, "the whole story on the embedded simulated cluster", [])
+    demo = add("demo", cmd_demo, "the whole story on the embedded simulated cluster", [language])
     demo.add_argument(
         "--interactive",
         action="store_true",
@@ -253,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    locale = getattr(args, "locale", None) or os.environ.get("WINPOD_LOCALE") or "en"
+    try:
+        i18n.use(locale)
+    except ValueError as exc:
+        print(f"winpod: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         code: int = args.handler(args)
     except ConfigError as exc:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from handlers import names
 from handlers.errors import BadInput
+from handlers.i18n import N_
 
 Parsed = dict[str, str]
 # Slack caps what can be typed in the message box at 4,000 characters; more is no command, and
@@ -124,25 +125,25 @@ class CommandTable:
 def default_commands() -> CommandTable:
     return CommandTable(
         [
-            Subcommand("help", "help", "what winpod can do", "/winpod help", _no_args),
+            Subcommand("help", "help", N_("what winpod can do"), "/winpod help", _no_args),
             Subcommand(
                 "diagnose",
                 "diagnose NAMESPACE/POD",
-                "diagnose a Windows pod and post the findings here",
+                N_("diagnose a Windows pod and post the findings here"),
                 "/winpod diagnose web/iis-0",
                 _one("pod", names.pod_ref),
             ),
             Subcommand(
                 "node",
                 "node NODE",
-                "diagnose a Windows node",
+                N_("diagnose a Windows node"),
                 "/winpod node akswin000001",
                 _one("node", names.node_name),
             ),
             Subcommand(
                 "sweep",
                 "sweep",
-                "check DNS on every rebooted Windows node now and post the summary",
+                N_("check DNS on every rebooted Windows node now and post the summary"),
                 "/winpod sweep",
                 _no_args,
             ),
@@ -157,21 +158,21 @@ def default_commands() -> CommandTable:
             Subcommand(
                 "explain",
                 "explain CHECK_ID",
-                "the knowledge behind a check",
+                N_("the knowledge behind a check"),
                 "/winpod explain dns-after-reboot",
                 _one("check", _check_id),
             ),
             Subcommand(
                 "audit",
                 "audit [N]",
-                "the last N audit entries (default 20)",
+                N_("the last N audit entries (default 20)"),
                 "/winpod audit 10",
                 _count,
             ),
             Subcommand(
                 "rdp",
                 "rdp open NODE [ttl=30m] [from=CIDR] | rdp close NODE | rdp list",
-                "RDP to a Windows node through a LoadBalancer, after two approvals",
+                N_("RDP to a Windows node through a LoadBalancer, after two approvals"),
                 "/winpod rdp open akswin000001 ttl=1h",
                 _rdp,
             ),

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.demo_view import Button, draw
+from bot.slack_text import code, mention
+from handlers.i18n import _
 
 OPS, ALERTS = "C0OPS", "C0ALERTS"
 ONCALL, ALICE, BOB = "U0ONCALL", "U0APPROVER1", "U0APPROVER2"
@@ -33,7 +35,7 @@ class DemoError(Exception):
 class Stage:
     """The simulator and the bot as child processes, and the simulated Slack's control API."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, locale: str = "en") -> None:
         self.out = out
         self.processes: list[subprocess.Popen[str]] = []
         scenario = resources.files("sim") / "scenarios" / "seed.yaml"
@@ -49,6 +51,7 @@ class Stage:
             # as on a managed cluster: node scripts through the Kubernetes API alone (the
             # simulated hosts answer WinRM too; the Hyper-V host's script still uses it)
             "WINPOD_NODE__TRANSPORT": "hostprocess",
+            "WINPOD_LOCALE": locale,
         }
         self._spawn(
             [
@@ -197,9 +200,16 @@ class Story:
         print(f"  @{user.lower()} › /winpod {text}", flush=True)
         return self.stage.command(text, user)
 
-    def press(self, label_start: str, user: str, channel: str = OPS) -> None:
-        button = next(b for b in self.buttons.values() if b.label.startswith(label_start))
-        print(f"  @{user.lower()} presses [{button.number}] {button.label}", flush=True)
+    def press(self, action_id: str, user: str, channel: str = OPS) -> None:
+        """Press the shown button with this action id (its label is in the reader's language)."""
+        button = next(b for b in self.buttons.values() if b.action_id == action_id)
+        print(
+            "  "
+            + _("@{user} presses [{number}] {label}").format(
+                user=user.lower(), number=button.number, label=button.label
+            ),
+            flush=True,
+        )
         self.stage.click(button, user)
 
     def result_of(self, channel: str, count_before: int, what: str) -> dict[str, Any]:
@@ -227,72 +237,81 @@ class Story:
 def run_story(stage: Stage, colour: bool) -> None:
     story = Story(stage, colour)
     story.say(
-        "winpod reaches the Windows nodes through the Kubernetes API alone: each node script "
-        "runs in a short-lived HostProcess pod on the node (node.transport: hostprocess)."
+        _(
+            "winpod reaches the Windows nodes through the Kubernetes API alone: each node "
+            "script runs in a short-lived HostProcess pod on the node (node.transport: "
+            "hostprocess)."
+        )
     )
     story.say(
-        "The simulated cluster also answers WinRM: node.transport: winrm sends the same "
-        "scripts over WS-Management, and the Hyper-V host (no Kubernetes node) is reached "
-        "only that way."
+        _(
+            "The simulated cluster also answers WinRM: node.transport: winrm sends the same "
+            "scripts over WS-Management, and the Hyper-V host (no Kubernetes node) is reached "
+            "only that way."
+        )
     )
-    story.say("An SRE on call asks what is wrong with a pod stuck in ContainerCreating.")
+    story.say(_("An SRE on call asks what is wrong with a pod stuck in ContainerCreating."))
     before = len(stage.messages(OPS))
     story.type_command("diagnose web/iis-0")
     story.show(story.result_of(OPS, before, "the diagnosis of web/iis-0"), OPS)
 
-    story.say("The other seed problems, each found by its own check (headlines only):")
+    story.say(_("The other seed problems, each found by its own check (headlines only):"))
     for reference in ("web/legacy-0", "jobs/worker-0", "web/nginx-7c5d", "web/report-0"):
         before = len(stage.messages(OPS))
         story.type_command(f"diagnose {reference}")
         story.headline(story.result_of(OPS, before, f"the diagnosis of {reference}"))
 
-    story.say("Another team reports that DNS fails in shop/api-0 since its node rebooted.")
+    story.say(_("Another team reports that DNS fails in shop/api-0 since its node rebooted."))
     before = len(stage.messages(OPS))
     story.type_command("diagnose shop/api-0")
     message = story.result_of(OPS, before, "the diagnosis of shop/api-0")
     story.show(message, OPS)
 
-    story.say("hns-reset is high risk: it needs two approvers. Alice approves first…")
-    story.press("Run hns-reset", ALICE)
-    message = story.thread_says(OPS, message["ts"], "approved (1/2)", "the first approval")
+    story.say(_("hns-reset is high risk: it needs two approvers. Alice approves first…"))
+    story.press("remediate:hns-reset", ALICE)
+    message = story.thread_says(OPS, message["ts"], _first_approval(ALICE), "the first approval")
     story.show(message, OPS)
     story.say(
-        "…Alice cannot be the second approver too; Bob is, and the fix runs in a HostProcess "
-        "pod on the node (it outlives kubelet's restart), then is verified."
+        _(
+            "…Alice cannot be the second approver too; Bob is, and the fix runs in a HostProcess "
+            "pod on the node (it outlives kubelet's restart), then is verified."
+        )
     )
     told = len(stage.ephemeral_for(ALICE))
-    story.press("Approve hns-reset", ALICE)
+    story.press("remediate:hns-reset", ALICE)
     stage.wait(lambda: len(stage.ephemeral_for(ALICE)) > told, "Alice's refusal")
-    print(f"  (only Alice sees) {stage.ephemeral_for(ALICE)[-1]}")
-    story.press("Approve hns-reset", BOB)
-    message = story.thread_says(OPS, message["ts"], "Verification —", "the result of hns-reset")
+    print("  " + _("(only Alice sees) {text}").format(text=stage.ephemeral_for(ALICE)[-1]))
+    story.press("remediate:hns-reset", BOB)
+    verification = _("*Verification — {verdict}:* {summary}").split("{verdict}")[0]
+    message = story.thread_says(OPS, message["ts"], verification, "the result of hns-reset")
     story.show(message, OPS)
     stats = stage.control("GET", "/sim/v1/stats")
-    print(
-        f"  (simulator) HostProcess pods so far: {stats['hostprocess_pods']}; WinRM requests: "
-        f"{stats['winrm']} (the Hyper-V host's, for jobs/worker-0)",
-        flush=True,
+    said = _(
+        "(simulator) HostProcess pods so far: {pods}; WinRM requests: {winrm} (the Hyper-V "
+        "host's, for jobs/worker-0)"
     )
+    print("  " + said.format(pods=stats["hostprocess_pods"], winrm=stats["winrm"]), flush=True)
 
-    story.say("A Windows node reboots at night. The next sweep notices before anyone else does.")
+    story.say(_("A Windows node reboots at night. The next sweep notices before anyone else does."))
     alerts_before = len(stage.messages(ALERTS))
-    print("  (simulator) akswin000000 reboots", flush=True)
+    print("  " + _("(simulator) {node} reboots").format(node="akswin000000"), flush=True)
     stage.control("POST", "/sim/v1/hosts/akswin000000/reboot")
     alert = stage.wait(lambda: stage.messages(ALERTS)[alerts_before:], "the sweep alert")[0]
     story.show(alert, ALERTS)
-    story.say("kube-proxy-restart needs one approver; Bob presses it from the alert.")
-    story.press("Run kube-proxy-restart", BOB, ALERTS)
-    alert = story.thread_says(ALERTS, alert["ts"], "DNS works again", "the fix and the all-clear")
+    story.say(_("kube-proxy-restart needs one approver; Bob presses it from the alert."))
+    story.press("remediate:kube-proxy-restart", BOB, ALERTS)
+    all_clear = _(":white_check_mark: DNS works again on {node}.").format(node=code("akswin000000"))
+    alert = story.thread_says(ALERTS, alert["ts"], all_clear, "the fix and the all-clear")
     story.show(alert, ALERTS)
 
-    story.say("The SRE wants to look at a node over RDP for a few minutes.")
+    story.say(_("The SRE wants to look at a node over RDP for a few minutes."))
     before = len(stage.messages(OPS))
     story.type_command("rdp open akswin000001 ttl=10m")
     request = stage.wait(lambda: stage.messages(OPS)[before:], "the RDP request")[0]
     story.show(request, OPS)
-    story.press("Approve RDP", ALICE)
-    story.thread_says(OPS, request["ts"], "approved (1/2)", "the first RDP approval")
-    story.press("Approve RDP", BOB)
+    story.press("remediate:rdp-open", ALICE)
+    story.thread_says(OPS, request["ts"], _first_approval(ALICE), "the first RDP approval")
+    story.press("remediate:rdp-open", BOB)
     request = story.thread_says(OPS, request["ts"], "mstsc.exe", "the RDP address")
     story.show(request, OPS)
     before = len(stage.messages(OPS))
@@ -300,8 +319,15 @@ def run_story(stage: Stage, colour: bool) -> None:
     closed = stage.wait(lambda: stage.messages(OPS)[before:], "the RDP close")[0]
     story.show(closed, OPS)
 
-    story.say("Everything above is in the audit log.")
+    story.say(_("Everything above is in the audit log."))
     print(story.type_command("audit 12").replace("```", ""))
+
+
+def _first_approval(user: str) -> str:
+    """What the thread says after the first of two approvals (as the bot words it)."""
+    return _(
+        ":ballot_box_with_check: {person} approved ({count}/{needed}); it needs a second approver."
+    ).format(person=mention(user), count=1, needed=2)
 
 
 def interactive(stage: Stage, colour: bool) -> None:
@@ -356,24 +382,31 @@ def _show_new(story: Story, before: dict[str, int]) -> None:
             story.show(message, channel)
 
 
-def run_demo(colour: bool, interactive_mode: bool = False) -> int:
+def run_demo(colour: bool, interactive_mode: bool = False, locale: str = "en") -> int:
     with tempfile.TemporaryDirectory(prefix="winpod-demo-") as tmp:
         print(
-            "Starting the simulated Windows cluster (seed scenario) and the winpod bot…", flush=True
+            _("Starting the simulated Windows cluster (seed scenario) and the winpod bot…"),
+            flush=True,
         )
-        stage = Stage(Path(tmp))
+        stage = Stage(Path(tmp), locale)
         try:
             if interactive_mode:
                 interactive(stage, colour)
             else:
                 run_story(stage, colour)
                 print(
-                    "\nThe demo is over: every seed problem, a fix approved by two people, a "
-                    "sweep alert fixed from its buttons, and RDP opened and closed."
+                    "\n"
+                    + _(
+                        "The demo is over: every seed problem, a fix approved by two people, a "
+                        "sweep alert fixed from its buttons, and RDP opened and closed."
+                    )
                 )
         except DemoError as exc:
             log = (Path(tmp) / "bot.log").read_text()[-3000:]
-            print(f"winpod demo: {exc}\n--- bot log ---\n{log}", file=sys.stderr)
+            print(
+                "winpod demo: " + _("{error}\n--- bot log ---\n{log}").format(error=exc, log=log),
+                file=sys.stderr,
+            )
             return 3
         finally:
             stage.stop()

@@ -25,6 +25,7 @@ from config.settings import Settings
 from handlers import rdp, remediations
 from handlers.context import Transports
 from handlers.errors import OutcomeUnknown, WinpodError
+from handlers.i18n import _
 from handlers.registry import (
     Outcome,
     Plan,
@@ -424,13 +425,17 @@ class RemediationService:
         store, settings = self.store, self.settings
         if action.plan is None:
             return RunReport(
-                action, False, "refused: it was requested by an older winpod without a plan"
+                action, False, _("refused: it was requested by an older winpod without a plan")
             )
         approved = Plan.from_json(action.plan)
         try:
             fresh = self.plan(action.remediation, action.target, _text(action.params))
         except WinpodError as exc:
-            return RunReport(action, False, f"refused: the target cannot be planned now: {exc}")
+            return RunReport(
+                action,
+                False,
+                _("refused: the target cannot be planned now: {error}").format(error=exc),
+            )
         changes = approved.differences(fresh)
         if changes:
             return self._refuse_changed(action, changes)
@@ -442,7 +447,9 @@ class RemediationService:
                 action_id=action.id,
                 target=action.target,
             )
-            return RunReport(action, True, "dry run: nothing ran", approved.preview, dry_run=True)
+            return RunReport(
+                action, True, _("dry run: nothing ran"), approved.preview, dry_run=True
+            )
         try:
             outcome = remediations.execute(self.transports, settings, approved, self.registry)
         except OutcomeUnknown as exc:
@@ -463,7 +470,7 @@ class RemediationService:
                 self.transports, settings, approved, diagnosed, self.registry
             )
         except WinpodError as exc:
-            verification = Verification(None, f"could not verify: {exc}")
+            verification = Verification(None, _("could not verify: {error}").format(error=exc))
         self._record_rdp(action, approved, outcome)
         return RunReport(
             action,
@@ -491,9 +498,10 @@ class RemediationService:
         return RunReport(
             action,
             False,
-            "refused: the target changed since it was approved ("
-            + ", ".join(changes)
-            + "); nothing ran — request it again",
+            _(
+                "refused: the target changed since it was approved ({changes}); nothing ran — "
+                "request it again"
+            ).format(changes=", ".join(changes)),
         )
 
     def _record_rdp(self, action: PendingAction, plan: Plan, outcome: Outcome) -> None:
@@ -544,9 +552,9 @@ class RemediationService:
         action = report.action
         verification = report.verification
         fixed = (
-            "not verified"
+            _("not verified")
             if verification is None or verification.fixed is None
-            else ("fixed" if verification.fixed else "still failing")
+            else (_("fixed") if verification.fixed else _("still failing"))
         )
         summary = report.summary.splitlines()[0] if report.summary else ""
         result = {

@@ -10,9 +10,11 @@ from typing import Any
 
 from bot.remediation import Reply, RunReport
 from bot.render_slack import cut
+from bot.render_text import RISK_WORDS
 from bot.slack_text import Mrkdwn, code_block, mention
 from bot.slack_text import code as inline
 from bot.store import PendingAction
+from handlers.i18n import N_, _, ngettext
 from handlers.registry import Plan, RemediationSpec
 
 Block = dict[str, Any]
@@ -27,10 +29,21 @@ _STATUS_ICON = {
     "rejected": ":no_entry_sign:",
     "expired": ":alarm_clock:",
 }
+# What an action's status and risk read as (the ids stay in the store and the JSON).
+_KIND_WORD = {"node": N_("node"), "pod": N_("pod"), "cluster": N_("cluster")}
+_STATUS_WORD = {
+    "pending": N_("pending"),
+    "approved": N_("approved"),
+    "running": N_("running"),
+    "succeeded": N_("succeeded"),
+    "failed": N_("failed"),
+    "rejected": N_("rejected"),
+    "expired": N_("expired"),
+}
 
 
 def people(users: tuple[str, ...] | list[str]) -> Mrkdwn:
-    return Mrkdwn(", ").join(mention(u) for u in users) or Mrkdwn("nobody")
+    return Mrkdwn(", ").join(mention(u) for u in users) or Mrkdwn(_("nobody"))
 
 
 def code(text: str) -> Mrkdwn:
@@ -42,21 +55,25 @@ def status_line(action: PendingAction, needed: int) -> Mrkdwn:
     icon = _STATUS_ICON.get(action.status, ":grey_question:")
     if (action.result or {}).get("outcome") == "unknown":
         icon = ":grey_question:"
-    head = Mrkdwn(icon + " *{}* on {}: {}").format(
-        action.remediation, inline(action.target), action.status
+    head = Mrkdwn(icon + " " + _("{remediation} on {target}: {status}")).format(
+        remediation=Mrkdwn("*{}*").format(action.remediation),
+        target=inline(action.target),
+        status=_(_STATUS_WORD.get(action.status, action.status)),
     )
     if action.status in ("pending", "approved"):
-        head += Mrkdwn(" · approvals {}/{} ({})").format(
-            len(action.approvals), needed, people(action.approvals)
+        head += Mrkdwn(_(" · approvals {count}/{needed} ({people})")).format(
+            count=len(action.approvals), needed=needed, people=people(action.approvals)
         )
         if len(action.approvals) < needed:
             head += Mrkdwn(
-                " · needs a second approver"
+                _(" · needs a second approver")
                 if needed - len(action.approvals) == 1 and (needed > 1)
-                else " · needs an approver"
+                else _(" · needs an approver")
             )
     elif action.status == "rejected":
-        head += Mrkdwn(" by {}").format(mention(action.rejected_by or "someone"))
+        head += Mrkdwn(_(" by {person}")).format(
+            person=mention(action.rejected_by) if action.rejected_by else _("someone")
+        )
     elif action.result and action.result.get("summary"):
         head += Mrkdwn(" · {}").format(str(action.result["summary"]))
     return _fit(head, 2900)
@@ -93,14 +110,17 @@ def with_action_status(
                         element["text"] = {
                             "type": "plain_text",
                             "emoji": True,
-                            "text": cut(f"Approve {action.remediation}", 75),
+                            "text": cut(
+                                _("Approve {remediation}").format(remediation=action.remediation),
+                                75,
+                            ),
                         }
                 elements.append(
                     {
                         "type": "button",
                         "action_id": f"reject:{action.id}",
                         "value": action.id,
-                        "text": {"type": "plain_text", "text": "Reject"},
+                        "text": {"type": "plain_text", "text": _("Reject")},
                     }
                 )
             if elements:
@@ -132,7 +152,9 @@ def with_action_status(
 
 
 def _on(action: PendingAction) -> Mrkdwn:
-    return Mrkdwn("*{}* on {}").format(action.remediation, inline(action.target))
+    return Mrkdwn(_("{remediation} on {target}")).format(
+        remediation=Mrkdwn("*{}*").format(action.remediation), target=inline(action.target)
+    )
 
 
 MAX_INLINE_PART = 3800  # one message of a script posted inline
@@ -144,21 +166,28 @@ _EXTENSIONS = {"node-script": "ps1", "api": "json", "pod-exec": "txt", "instruct
 def _where(action: PendingAction, plan: Plan, cluster: str) -> Mrkdwn:
     """The target and how winpod reaches it, in plain words."""
     address = str(plan.data.get("address") or "")
-    place = Mrkdwn("{} {}").format(action.target_kind, inline(action.target))
+    kind = _(_KIND_WORD.get(action.target_kind, action.target_kind))
+    place = Mrkdwn("{} {}").format(kind, inline(action.target))
     if plan.kind == "node-script" and plan.runs_on:
-        how = Mrkdwn("over WinRM to Hyper-V host {} ({})").format(plan.runs_on, address)
+        how = Mrkdwn(_("over WinRM to Hyper-V host {host} ({address})")).format(
+            host=plan.runs_on, address=address
+        )
     elif plan.kind == "node-script" and plan.data.get("transport") == "hostprocess":
-        how = Mrkdwn("in a HostProcess pod on {}").format(str(plan.data.get("node") or ""))
+        how = Mrkdwn(_("in a HostProcess pod on {node}")).format(
+            node=str(plan.data.get("node") or "")
+        )
     elif plan.kind == "node-script":
         place += Mrkdwn(" ({})").format(address)
-        how = Mrkdwn("over WinRM to {}").format(address)
+        how = Mrkdwn(_("over WinRM to {address}")).format(address=address)
     elif plan.kind == "pod-exec":
-        how = Mrkdwn("by exec in the pod, through the Kubernetes API")
+        how = Mrkdwn(_("by exec in the pod, through the Kubernetes API"))
     elif plan.kind == "api":
-        how = Mrkdwn("through the Kubernetes API")
+        how = Mrkdwn(_("through the Kubernetes API"))
     else:
-        how = Mrkdwn("nothing runs: instructions to follow by hand")
-    return Mrkdwn("{} in cluster {} — {}").format(place, inline(cluster), how)
+        how = Mrkdwn(_("nothing runs: instructions to follow by hand"))
+    return Mrkdwn(_("{target} in cluster {cluster} — {how}")).format(
+        target=place, cluster=inline(cluster), how=how
+    )
 
 
 def request_message(
@@ -173,19 +202,26 @@ def request_message(
     impact and the commands that change state — then who must approve by when."""
     commands = "\n".join(plan.commands) or plan.what
     first = Mrkdwn(
-        ":memo: {} asked for {} ({} risk)\n*Target:* {}\n*Steps:* {}\n*Impact:* {}\n"
-        "*Plan:* {}\n*Commands that change state:*\n{}"
+        _(
+            ":memo: {requester} asked for {action} ({risk} risk)\n*Target:* {target}\n"
+            "*Steps:* {steps}\n*Impact:* {impact}\n*Plan:* {plan}\n"
+            "*Commands that change state:*\n{commands}"
+        )
     ).format(
-        mention(action.requester),
-        _on(action),
-        action.risk,
-        _where(action, plan, cluster),
-        spec.does(action.target),
-        spec.impact(action.target),
-        cut(plan.what, MAX_PLAN),
-        code_block(cut(commands, MAX_COMMANDS)),
+        requester=mention(action.requester),
+        action=_on(action),
+        risk=_(RISK_WORDS.get(action.risk, action.risk)),
+        target=_where(action, plan, cluster),
+        steps=spec.does(action.target),
+        impact=spec.impact(action.target),
+        plan=cut(plan.what, MAX_PLAN),
+        commands=code_block(cut(commands, MAX_COMMANDS)),
     )
-    attached = " The full script is attached in this thread." if plan.kind != "instructions" else ""
+    attached = (
+        " " + _("The full script is attached in this thread.")
+        if plan.kind != "instructions"
+        else ""
+    )
     blocks: list[Block] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": cut(first, 2990)}},
         {
@@ -193,15 +229,32 @@ def request_message(
             "elements": [
                 {
                     "type": "mrkdwn",
-                    "text": Mrkdwn("It needs {} approver(s); it expires in {}.{}").format(
-                        needed, expires_in, attached
-                    ),
+                    "text": Mrkdwn(
+                        ngettext(
+                            "It needs {count} approver; it expires in {expires_in}.",
+                            "It needs {count} approvers; it expires in {expires_in}.",
+                            needed,
+                        )
+                    ).format(count=needed, expires_in=expires_in)
+                    + attached,
                 }
             ],
         },
     ]
-    text = Mrkdwn(":memo: {} asked for {} ({} risk): {}; it needs {} approver(s).").format(
-        mention(action.requester), _on(action), action.risk, _where(action, plan, cluster), needed
+    text = Mrkdwn(
+        ngettext(
+            ":memo: {requester} asked for {action} ({risk} risk): {target}; it needs {count} "
+            "approver.",
+            ":memo: {requester} asked for {action} ({risk} risk): {target}; it needs {count} "
+            "approvers.",
+            needed,
+        )
+    ).format(
+        requester=mention(action.requester),
+        action=_on(action),
+        risk=_(RISK_WORDS.get(action.risk, action.risk)),
+        target=_where(action, plan, cluster),
+        count=needed,
     )
     return text, blocks
 
@@ -211,14 +264,16 @@ def script_file(plan: Plan) -> tuple[str, str]:
     name = str(plan.data.get("script") or plan.remediation)
     return (
         f"{name}.{_EXTENSIONS.get(plan.kind, 'txt')}",
-        f"{plan.remediation} on {plan.target}: exactly what will run",
+        _("{remediation} on {target}: exactly what will run").format(
+            remediation=plan.remediation, target=plan.target
+        ),
     )
 
 
 def script_attached_text(plan: Plan) -> Mrkdwn:
-    return Mrkdwn("Exactly what will run for *{}* (the full text, as approved):").format(
-        plan.remediation
-    )
+    return Mrkdwn(
+        _("Exactly what will run for {remediation} (the full text, as approved):")
+    ).format(remediation=Mrkdwn("*{}*").format(plan.remediation))
 
 
 def script_inline_texts(plan: Plan) -> list[Mrkdwn]:
@@ -231,7 +286,9 @@ def script_inline_texts(plan: Plan) -> list[Mrkdwn]:
         else:
             parts.append(cut(line, MAX_INLINE_PART))
     return [
-        Mrkdwn("Exactly what will run for *{}* ({}/{}):\n").format(plan.remediation, n, len(parts))
+        Mrkdwn(_("Exactly what will run for {remediation} ({part}/{parts}):") + "\n").format(
+            remediation=Mrkdwn("*{}*").format(plan.remediation), part=n, parts=len(parts)
+        )
         + code_block(part)
         for n, part in enumerate(parts, 1)
     ]
@@ -240,41 +297,56 @@ def script_inline_texts(plan: Plan) -> list[Mrkdwn]:
 def approved_text(action: PendingAction, by: str, needed: int) -> Mrkdwn:
     if len(set(action.approvals)) < needed:
         return Mrkdwn(
-            ":ballot_box_with_check: {} approved ({}/{}); it needs a second approver."
-        ).format(mention(by), len(action.approvals), needed)
-    return Mrkdwn(":white_check_mark: {} approved {}.").format(mention(by), _on(action))
+            _(
+                ":ballot_box_with_check: {person} approved ({count}/{needed}); it needs a second "
+                "approver."
+            )
+        ).format(person=mention(by), count=len(action.approvals), needed=needed)
+    return Mrkdwn(_(":white_check_mark: {person} approved {action}.")).format(
+        person=mention(by), action=_on(action)
+    )
 
 
 def started_text(action: PendingAction) -> Mrkdwn:
-    return Mrkdwn(":gear: Approved by {}; running {}…").format(
-        people(action.approvals), _on(action)
+    return Mrkdwn(_(":gear: Approved by {people}; running {action}…")).format(
+        people=people(action.approvals), action=_on(action)
     )
 
 
 def queued_text(action: PendingAction, holder: str | None, busy: bool) -> Mrkdwn:
     if busy:
         return Mrkdwn(
-            ":hourglass: {} is approved; winpod is busy, so it starts as soon as there is room. "
-            "Nothing to do."
-        ).format(_on(action))
+            _(
+                ":hourglass: {action} is approved; winpod is busy, so it starts as soon as "
+                "there is room. Nothing to do."
+            )
+        ).format(action=_on(action))
     return Mrkdwn(
-        ":hourglass: {} is approved and waits: another remediation ({}) is running there. "
-        "It starts by itself when that ends."
-    ).format(_on(action), holder or "unknown")
+        _(
+            ":hourglass: {action} is approved and waits: another remediation ({holder}) is "
+            "running there. It starts by itself when that ends."
+        )
+    ).format(action=_on(action), holder=holder or _("unknown"))
 
 
 def rejected_text(action: PendingAction, by: str) -> Mrkdwn:
-    return Mrkdwn(":no_entry_sign: {} rejected {}; nothing ran.").format(mention(by), _on(action))
+    return Mrkdwn(_(":no_entry_sign: {person} rejected {action}; nothing ran.")).format(
+        person=mention(by), action=_on(action)
+    )
 
 
 def changed_text(action: PendingAction, changes: list[str], fresh_offer: bool) -> Mrkdwn:
     return Mrkdwn(
-        ":warning: {} did not run: the target changed since it was approved ({}), so what was "
-        "approved is no longer what would run. {}"
+        _(
+            ":warning: {action} did not run: the target changed since it was approved "
+            "({changes}), so what was approved is no longer what would run. {next}"
+        )
     ).format(
-        _on(action),
-        ", ".join(changes),
-        "Use the new button to request it again." if fresh_offer else "Request it again.",
+        action=_on(action),
+        changes=", ".join(changes),
+        next=_("Use the new button to request it again.")
+        if fresh_offer
+        else _("Request it again."),
     )
 
 
@@ -282,23 +354,30 @@ def finished_text(report: RunReport) -> Mrkdwn:
     action = report.action
     if report.dry_run:
         return Mrkdwn(
-            ":test_tube: *Dry run* (dry_run: true): this is exactly what would run, and "
-            "nothing did:\n{}"
+            _(
+                ":test_tube: *Dry run* (dry_run: true): this is exactly what would run, and "
+                "nothing did:"
+            )
+            + "\n{}"
         ).format(code(report.output))
     if report.unknown:
         return Mrkdwn(
-            ":grey_question: {}: outcome unknown — it started, and its result could not be "
-            "read: {}\nLook at the target before running it again."
-        ).format(_on(action), report.summary)
+            _(
+                ":grey_question: {action}: outcome unknown — it started, and its result could "
+                "not be read: {summary}\nLook at the target before running it again."
+            )
+        ).format(action=_on(action), summary=report.summary)
     if report.verification is None:
         retry = (
-            " It may work when tried again (a network or API problem, not the fix itself)."
+            " " + _("It may work when tried again (a network or API problem, not the fix itself).")
             if report.failure is not None and report.failure.retryable
             else ""
         )
         return Mrkdwn(":red_circle: {}: {}{}").format(_on(action), report.summary, retry)
     verification = report.verification
-    fixed = {True: "fixed", False: "still failing", None: "not verified"}[verification.fixed]
+    fixed = {True: _("fixed"), False: _("still failing"), None: _("not verified")}[
+        verification.fixed
+    ]
     text = Mrkdwn("{} {}: {}\n").format(
         Mrkdwn(":large_green_circle:" if report.ok else ":red_circle:"),
         _on(action),
@@ -306,39 +385,53 @@ def finished_text(report: RunReport) -> Mrkdwn:
     )
     if report.output:
         text += code(report.output) + Mrkdwn("\n")
-    text += Mrkdwn("*Verification — {}:* {}").format(fixed, verification.summary)
+    text += Mrkdwn(_("*Verification — {verdict}:* {summary}")).format(
+        verdict=fixed, summary=verification.summary
+    )
     for line in verification.evidence[:5]:
         text += Mrkdwn("\n• {}").format(line)
     return text
 
 
 def expired_text(action: PendingAction) -> Mrkdwn:
-    return Mrkdwn(":alarm_clock: {} expired before it was approved; nothing ran.").format(
-        _on(action)
+    return Mrkdwn(_(":alarm_clock: {action} expired before it was approved; nothing ran.")).format(
+        action=_on(action)
     )
 
 
 def cut_off_text(action: PendingAction) -> Mrkdwn:
     return Mrkdwn(
-        ":red_circle: {}: outcome unknown: winpod stopped while it ran; check the target and "
-        "diagnose again."
-    ).format(_on(action))
+        _(
+            ":red_circle: {action}: outcome unknown: winpod stopped while it ran; check the "
+            "target and diagnose again."
+        )
+    ).format(action=_on(action))
 
 
 def why_not(action: PendingAction) -> Mrkdwn:
     """Why a click on an action changes nothing."""
     name = Mrkdwn("*{}*").format(action.remediation)
     templates = {
-        "approved": ":hourglass: {} is already approved; it runs as soon as its target is free. "
-        "Nothing to do.",
-        "running": ":gear: {} is already running.",
-        "succeeded": "{} already ran (succeeded); nothing to do.",
-        "failed": "{} already ran and failed; diagnose again to retry.",
-        "expired": ":alarm_clock: {} expired before it was approved; diagnose again to ask anew.",
+        "approved": N_(
+            ":hourglass: {action} is already approved; it runs as soon as its target is free. "
+            "Nothing to do."
+        ),
+        "running": N_(":gear: {action} is already running."),
+        "succeeded": N_("{action} already ran (succeeded); nothing to do."),
+        "failed": N_("{action} already ran and failed; diagnose again to retry."),
+        "expired": N_(
+            ":alarm_clock: {action} expired before it was approved; diagnose again to ask anew."
+        ),
     }
     if action.status == "rejected":
-        return Mrkdwn("{} was rejected by {}.").format(name, mention(action.rejected_by or ""))
-    return Mrkdwn(templates.get(action.status, "{} is " + action.status + ".")).format(name)
+        return Mrkdwn(_("{action} was rejected by {person}.")).format(
+            action=name, person=mention(action.rejected_by or "")
+        )
+    if action.status not in templates:
+        return Mrkdwn(_("{action} is {status}.")).format(
+            action=name, status=_(_STATUS_WORD.get(action.status, action.status))
+        )
+    return Mrkdwn(_(templates[action.status])).format(action=name)
 
 
 def reply_text(reply: Reply, approvers: Mrkdwn, needed: int) -> Mrkdwn | None:
@@ -346,23 +439,27 @@ def reply_text(reply: Reply, approvers: Mrkdwn, needed: int) -> Mrkdwn | None:
     action = reply.action
     if reply.kind == "approvers-unknown":
         return Mrkdwn(
-            ":warning: winpod could not check who may approve right now ({}); nothing "
-            "changed. Try again in a minute."
-        ).format(reply.detail)
+            _(
+                ":warning: winpod could not check who may approve right now ({reason}); nothing "
+                "changed. Try again in a minute."
+            )
+        ).format(reason=reply.detail)
     if reply.kind == "unknown" or action is None:
-        return Mrkdwn(":warning: This button no longer works; run the diagnosis again.")
+        return Mrkdwn(_(":warning: This button no longer works; run the diagnosis again."))
     name = Mrkdwn("*{}*").format(action.remediation)
     if reply.kind == "not-approver":
-        return Mrkdwn(":no_entry: Only approvers can approve or reject {}. Approvers: {}.").format(
-            name, approvers
-        )
+        return Mrkdwn(
+            _(":no_entry: Only approvers can approve or reject {action}. Approvers: {people}.")
+        ).format(action=name, people=approvers)
     if reply.kind == "already-approved":
-        return Mrkdwn(":raised_hand: You already approved {}; {}").format(
-            name,
-            "it needs a second, different approver." if needed > 1 else "it is on its way.",
+        return Mrkdwn(_(":raised_hand: You already approved {action}; {next}")).format(
+            action=name,
+            next=_("it needs a second, different approver.")
+            if needed > 1
+            else _("it is on its way."),
         )
     if reply.kind == "needs-more":
-        return Mrkdwn("Approved. {} needs a second approver.").format(name)
+        return Mrkdwn(_("Approved. {action} needs a second approver.")).format(action=name)
     if reply.kind == "queued":
         return queued_text(action, reply.detail or None, reply.detail == "busy")
     if reply.kind == "ended":
@@ -371,13 +468,15 @@ def reply_text(reply: Reply, approvers: Mrkdwn, needed: int) -> Mrkdwn | None:
 
 
 def cannot_run_text(remediation: str, target: str, why: str) -> Mrkdwn:
-    return Mrkdwn(":no_entry: *{}* on {} cannot run: {}").format(remediation, inline(target), why)
+    return Mrkdwn(_(":no_entry: {remediation} on {target} cannot run: {why}")).format(
+        remediation=Mrkdwn("*{}*").format(remediation), target=inline(target), why=why
+    )
 
 
 def not_approver_text(remediation: str, approvers: Mrkdwn) -> Mrkdwn:
-    return Mrkdwn(":no_entry: Only approvers can approve *{}*. Approvers: {}.").format(
-        remediation, approvers
-    )
+    return Mrkdwn(
+        _(":no_entry: Only approvers can approve {remediation}. Approvers: {people}.")
+    ).format(remediation=Mrkdwn("*{}*").format(remediation), people=approvers)
 
 
 def fresh_request_blocks(action: PendingAction, offer_id: str) -> list[Block]:
@@ -392,7 +491,10 @@ def fresh_request_blocks(action: PendingAction, offer_id: str) -> list[Block]:
                     "value": offer_id,
                     "text": {
                         "type": "plain_text",
-                        "text": cut(f"Request {action.remediation} again", 75),
+                        "text": cut(
+                            _("Request {remediation} again").format(remediation=action.remediation),
+                            75,
+                        ),
                     },
                 }
             ],
@@ -401,4 +503,4 @@ def fresh_request_blocks(action: PendingAction, offer_id: str) -> list[Block]:
 
 
 def rdp_expired_text(node: str) -> Mrkdwn:
-    return Mrkdwn(":lock: RDP to {} expired and was closed.").format(inline(node))
+    return Mrkdwn(_(":lock: RDP to {node} expired and was closed.")).format(node=inline(node))

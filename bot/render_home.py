@@ -10,18 +10,27 @@ from datetime import UTC, datetime
 from bot.render_actions import Block, status_line
 from bot.render_slack import cut, escape
 from bot.store import PendingAction, RdpSession
+from handlers.i18n import N_, _, ngettext
 
 MAX_BLOCKS = 100  # views.publish refuses more
 MAX_NODES = 40
 MAX_ACTIONS = 15  # two blocks each: the status and its buttons
 MAX_SESSIONS = 10
 VERDICTS = {
-    "ok": ":large_green_circle: ok",
-    "failing": ":red_circle: DNS failing",
-    "no-network": ":red_circle: no network",
-    "unreachable": ":warning: unreachable",
-    "no-pods": ":white_circle: no running pods to probe",
-    "not-probed": ":white_circle: not probed",
+    "ok": N_(":large_green_circle: ok"),
+    "failing": N_(":red_circle: DNS failing"),
+    "no-network": N_(":red_circle: no network"),
+    "unreachable": N_(":warning: unreachable"),
+    "no-pods": N_(":white_circle: no running pods to probe"),
+    "not-probed": N_(":white_circle: not probed"),
+}
+
+
+# The sweep's counts as the App Home says them (bot.home.SHOWN_COUNTS).
+_SWEEP_COUNTS = {
+    "checked": N_("{count} checked"),
+    "failing": N_("{count} failing"),
+    "unreachable": N_("{count} unreachable"),
 }
 
 
@@ -65,23 +74,40 @@ def _header(text: str) -> Block:
 
 
 def _more(shown: int, total: int, what: str) -> list[Block]:
-    return [_context(f"… and {total - shown} more {what}.")] if total > shown else []
+    hidden = total - shown
+    if hidden <= 0:
+        return []
+    notes = {
+        "nodes": ngettext("… and {count} more node.", "… and {count} more nodes.", hidden),
+        "actions": ngettext("… and {count} more action.", "… and {count} more actions.", hidden),
+        "sessions": ngettext("… and {count} more session.", "… and {count} more sessions.", hidden),
+    }
+    return [_context(notes[what].format(count=hidden))]
 
 
 def _node_block(node: NodeRow, swept: bool) -> Block:
-    build = f"build {node.build}" if node.build else "build unknown"
+    build = _("build {build}").format(build=node.build) if node.build else _("build unknown")
     verdict = (
-        VERDICTS.get(node.verdict, escape(node.verdict))
+        _(VERDICTS[node.verdict])
+        if node.verdict in VERDICTS
+        else escape(node.verdict)
         if node.verdict
-        else ("not in the last sweep" if swept else "no sweep recorded")
+        else (_("not in the last sweep") if swept else _("no sweep recorded"))
     )
     if node.alert_open:
-        verdict += " · :rotating_light: reboot alert open"
+        verdict += " · " + _(":rotating_light: reboot alert open")
     return _section(
-        f"*{escape(node.name)}* · {build} · {escape(node.os_image or 'OS unknown')}\n"
-        f"boot id `{escape(node.boot_id or '?')}`"
-        + (f" · last boot {escape(node.rebooted)}" if node.rebooted else "")
-        + f" · Ready since {escape(node.ready_since or '?')} · last sweep: {verdict}"
+        f"*{escape(node.name)}* · {build} · {escape(node.os_image or _('OS unknown'))}\n"
+        + _("boot id {boot_id}").format(boot_id=f"`{escape(node.boot_id or '?')}`")
+        + (
+            " · " + _("last boot {time}").format(time=escape(node.rebooted))
+            if node.rebooted
+            else ""
+        )
+        + " · "
+        + _("Ready since {time} · last sweep: {verdict}").format(
+            time=escape(node.ready_since or "?"), verdict=verdict
+        )
     )
 
 
@@ -89,7 +115,10 @@ def _action_blocks(action: PendingAction, needed: int) -> list[Block]:
     return [
         _section(
             status_line(action, needed)
-            + f"\nasked by <@{action.requester}> · expires {_when(action.expires_at)}"
+            + "\n"
+            + _("asked by {person} · expires {time}").format(
+                person=f"<@{action.requester}>", time=_when(action.expires_at)
+            )
         ),
         {
             "type": "actions",
@@ -102,7 +131,9 @@ def _action_blocks(action: PendingAction, needed: int) -> list[Block]:
                     "style": "primary",
                     "text": {
                         "type": "plain_text",
-                        "text": cut(f"Approve {action.remediation}", 75),
+                        "text": cut(
+                            _("Approve {remediation}").format(remediation=action.remediation), 75
+                        ),
                     },
                 },
                 {
@@ -110,7 +141,7 @@ def _action_blocks(action: PendingAction, needed: int) -> list[Block]:
                     "action_id": f"reject:{action.id}",
                     "value": action.id,
                     "style": "danger",
-                    "text": {"type": "plain_text", "text": "Reject"},
+                    "text": {"type": "plain_text", "text": _("Reject")},
                 },
             ],
         },
@@ -120,41 +151,58 @@ def _action_blocks(action: PendingAction, needed: int) -> list[Block]:
 def home_view(home: Home) -> dict[str, object]:
     """The `home` view for views.publish."""
     sweep = (
-        f"Last sweep: {_when(home.last_sweep)}"
+        _("Last sweep: {time}").format(time=_when(home.last_sweep))
         + (
-            " (" + ", ".join(f"{v} {k}" for k, v in home.sweep_summary.items()) + ")"
+            " ("
+            + ", ".join(
+                _(_SWEEP_COUNTS.get(k, "{count} " + k)).format(count=v)
+                for k, v in home.sweep_summary.items()
+            )
+            + ")"
             if home.sweep_summary
             else ""
         )
         if home.last_sweep
-        else "No sweep recorded yet."
+        else _("No sweep recorded yet.")
     )
     blocks: list[Block] = [
-        _header(f"winpod · cluster {home.cluster}"),
-        _context(f"{sweep} · refreshed {_when(datetime.now(UTC))}"),
+        _header(_("winpod · cluster {cluster}").format(cluster=home.cluster)),
+        _context(
+            _("{sweep} · refreshed {time}").format(sweep=sweep, time=_when(datetime.now(UTC)))
+        ),
         {"type": "divider"},
-        _header("Windows nodes"),
+        _header(_("Windows nodes")),
     ]
     if home.nodes_error:
-        blocks.append(_section(f":warning: Could not list the nodes: {escape(home.nodes_error)}"))
+        blocks.append(
+            _section(
+                _(":warning: Could not list the nodes: {error}").format(
+                    error=escape(home.nodes_error)
+                )
+            )
+        )
     elif not home.nodes:
-        blocks.append(_context("No Windows nodes in this cluster."))
+        blocks.append(_context(_("No Windows nodes in this cluster.")))
     swept = home.last_sweep is not None
     blocks += [_node_block(n, swept) for n in home.nodes[:MAX_NODES]]
     blocks += _more(min(len(home.nodes), MAX_NODES), len(home.nodes), "nodes")
-    blocks += [{"type": "divider"}, _header("Waiting for approval")]
+    blocks += [{"type": "divider"}, _header(_("Waiting for approval"))]
     if not home.waiting:
-        blocks.append(_context("Nothing is waiting for approval."))
+        blocks.append(_context(_("Nothing is waiting for approval.")))
     for action, needed in home.waiting[:MAX_ACTIONS]:
         blocks += _action_blocks(action, needed)
     blocks += _more(min(len(home.waiting), MAX_ACTIONS), len(home.waiting), "actions")
-    blocks += [{"type": "divider"}, _header("Open RDP sessions")]
+    blocks += [{"type": "divider"}, _header(_("Open RDP sessions"))]
     if not home.sessions:
-        blocks.append(_context("No RDP session is open."))
+        blocks.append(_context(_("No RDP session is open.")))
     blocks += [
         _section(
-            f"*{escape(s.node)}* · for <@{s.requester}> · closes {_when(s.expires_at)} · "
-            f"from {escape(', '.join(s.source_ranges))}"
+            f"*{escape(s.node)}* · "
+            + _("for {person} · closes {time} · from {ranges}").format(
+                person=f"<@{s.requester}>",
+                time=_when(s.expires_at),
+                ranges=escape(", ".join(s.source_ranges)),
+            )
         )
         for s in home.sessions[:MAX_SESSIONS]
     ]
@@ -173,7 +221,11 @@ def clusters_home_view(homes: Sequence[Home]) -> dict[str, object]:
         if len(part) > share:
             part = [
                 *part[: share - 1],
-                _context(f"More of cluster {escape(home.cluster)} than fits here."),
+                _context(
+                    _("More of cluster {cluster} than fits here.").format(
+                        cluster=escape(home.cluster)
+                    )
+                ),
             ]
         blocks += part
     return {"type": "home", "callback_id": "winpod-home", "blocks": blocks}

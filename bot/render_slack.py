@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -19,8 +20,10 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.render_text import RISK_WORDS
 from bot.slack_text import Mrkdwn, code, mention
 from bot.slack_text import escape as escape  # noqa: PLC0414 - render_actions imports it here
+from handlers.i18n import _, ngettext
 from handlers.model import SEVERITY_ORDER, Diagnosis, Finding, RemediationRef
 
 Block = dict[str, Any]
@@ -63,6 +66,15 @@ BRIEF = Detail(section=600, evidence=500, evidence_line=200)
 
 
 @dataclass(frozen=True)
+class Swept:
+    """What a sweep alert's header says where a diagnosis says how long it took: when the node
+    last booted (its latest `Rebooted` event) and the cluster (kube context) swept."""
+
+    booted_at: datetime | None
+    cluster: str | None
+
+
+@dataclass(frozen=True)
 class _Offer:
     """One remediation as this message offers it; `offer_id` None means no button here."""
 
@@ -96,7 +108,9 @@ def _same_kind(original: str, cut_text: str) -> str:
 
 
 def _cut_note(missing: int) -> str:
-    return f"… (cut: {missing} more characters)"
+    return ngettext(
+        "… (cut: {count} more character)", "… (cut: {count} more characters)", missing
+    ).format(count=missing)
 
 
 def _before_partial_entity(text: str, keep: int) -> int:
@@ -131,26 +145,28 @@ def _text_size(value: Any) -> int:
     return 0
 
 
-def _plural(count: int, noun: str, plural: str | None = None) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"
-
-
 def diagnosis_message(
     diagnosis: Diagnosis,
     offer_ids: dict[tuple[str, str], str],
     impacts: dict[str, str],
     cluster: str | None = None,
+    swept: Swept | None = None,
 ) -> tuple[str, list[Block]]:
     """The fallback text and blocks of one diagnosis: most severe findings first, one button per
-    offered remediation (`offer_ids` maps (remediation id, target) to the caller's offer id)."""
+    offered remediation (`offer_ids` maps (remediation id, target) to the caller's offer id);
+    `swept` when a sweep found it (an alert)."""
     findings = sorted(diagnosis.findings, key=lambda f: SEVERITY_ORDER.get(f.severity, 2))
     problems = [f for f in findings if f.severity != "ok"]
     fine = [f for f in findings if f.severity == "ok"]
-    head = [_header(diagnosis, cluster), _context(_intro(diagnosis)), DividerBlock().to_dict()]
+    head = [
+        _header(diagnosis, cluster),
+        _context(_intro(diagnosis, swept)),
+        DividerBlock().to_dict(),
+    ]
     if fine:
         tail = [_ok_block(fine)]
     elif not problems:
-        tail = [_context("No check reported anything.")]
+        tail = [_context(_("No check reported anything."))]
     else:
         tail = []
     plans = _plan_offers(problems, offer_ids)
@@ -163,16 +179,18 @@ def diagnosis_message(
         ]
         if _fits(rendered, blocks=blocks, text=text):
             return _fallback(diagnosis), head + [b for r in rendered for b in r] + tail
-    shown, note = _fit(
-        rendered, blocks=blocks, text=text, noun="finding", command=_full_command(diagnosis)
-    )
+    shown, note = _fit(rendered, blocks=blocks, text=text, command=_full_command(diagnosis))
     return _fallback(diagnosis), head + shown + tail + [note]
 
 
 def _fallback(diagnosis: Diagnosis) -> str:
     errors = sum(1 for f in diagnosis.findings if f.severity == "error")
     warnings = sum(1 for f in diagnosis.findings if f.severity == "warning")
-    summary = f"{diagnosis.target.ref}: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+    summary = _("{target}: {errors}, {warnings}").format(
+        target=diagnosis.target.ref,
+        errors=ngettext("{count} error", "{count} errors", errors).format(count=errors),
+        warnings=ngettext("{count} warning", "{count} warnings", warnings).format(count=warnings),
+    )
     return cut(escape(summary), MAX_TEXT)
 
 
@@ -181,9 +199,9 @@ def _header(diagnosis: Diagnosis, cluster: str | None = None) -> Block:
     target, node = diagnosis.target, diagnosis.node
     suffix = ""
     if target.kind == "Pod":
-        suffix = f" on {target.node}" if target.node else " (not scheduled)"
+        suffix = _(" on {node}").format(node=target.node) if target.node else _(" (not scheduled)")
     if node is not None and node.build:
-        suffix += f" · build {node.build}"
+        suffix += _(" · build {build}").format(build=node.build)
     prefix = f"{target.kind} " if cluster is None else f"[{cluster}] {target.kind} "
     # A long name gives way first, so the node and build stay readable.
     room = MAX_HEADER - len(prefix) - len(suffix)
@@ -192,18 +210,38 @@ def _header(diagnosis: Diagnosis, cluster: str | None = None) -> Block:
     return HeaderBlock(text=PlainTextObject(text=text)).to_dict()
 
 
-def _intro(diagnosis: Diagnosis) -> str:
+def _intro(diagnosis: Diagnosis, swept: Swept | None) -> str:
     target, node = diagnosis.target, diagnosis.node
     parts: list[str] = []
     state = " / ".join(escape(p) for p in (target.phase, target.reason) if p)
     if state:
         parts.append(f"*{state}*")
     if node is not None:
-        image = escape(node.os_image or "unknown OS")
+        image = escape(node.os_image or _("unknown OS"))
         parts.append(f"{image} ({escape(node.kernel_version)})" if node.kernel_version else image)
-        parts.append(f"boot ID `{escape(node.boot_id or '?')}`")
-    parts.append(f"diagnosed in {diagnosis.duration_ms} ms")
+        parts.append(_("boot ID {boot_id}").format(boot_id=f"`{escape(node.boot_id or '?')}`"))
+    if swept is None:
+        parts.append(_("diagnosed in {ms} ms").format(ms=diagnosis.duration_ms))
+    else:
+        if swept.booted_at is not None:
+            parts.append(_("rebooted {time} UTC").format(time=f"{swept.booted_at:%Y-%m-%d %H:%M}"))
+        parts.append(_("found by the sweep"))
+        if swept.cluster:
+            parts.append(_("cluster {name}").format(name=f"`{escape(swept.cluster)}`"))
     return " · ".join(parts)
+
+
+def sweep_alert_text(node: str, fallback: str, cluster: str | None = None) -> str:
+    """A sweep alert's notification text; `fallback` is `diagnosis_message`'s (escaped);
+    `cluster` when winpod serves several."""
+    where = (
+        Mrkdwn("{}").format(node)
+        if cluster is None
+        else Mrkdwn(_("{node} in cluster {cluster}")).format(node=node, cluster=cluster)
+    )
+    return Mrkdwn(
+        _(":rotating_light: {node} rebooted and DNS fails in its pods — {summary}")
+    ).format(node=where, summary=Mrkdwn(fallback))
 
 
 def _ok_block(fine: Sequence[Finding]) -> Block:
@@ -250,7 +288,9 @@ def _finding_blocks(
         _evidence_text(finding.evidence, detail),
         _docs_text(finding.docs),
         " · ".join(
-            f"`{escape(o.ref.id)}` on {escape(o.ref.target)} (not offerable here)"
+            _("{remediation} on {target} (not offerable here)").format(
+                remediation=f"`{escape(o.ref.id)}`", target=escape(o.ref.target)
+            )
             for o in offers
             if o.offer_id is None
         ),
@@ -279,7 +319,13 @@ def _evidence_text(evidence: Sequence[str], detail: Detail) -> str:
         room -= len(bullet) + 1
     hidden = len(evidence) - len(lines)
     if hidden:
-        lines.append(f"… {_plural(hidden, 'more evidence line')} not shown")
+        lines.append(
+            ngettext(
+                "… {count} more evidence line not shown",
+                "… {count} more evidence lines not shown",
+                hidden,
+            ).format(count=hidden)
+        )
     return "\n".join(lines)
 
 
@@ -287,13 +333,16 @@ def _docs_text(docs: Sequence[str]) -> str:
     links: list[str] = []
     used = 0
     for number, url in enumerate(docs, start=1):
-        label = "docs" if len(docs) == 1 else f"docs {number}"
+        label = _("docs") if len(docs) == 1 else _("docs {number}").format(number=number)
         if url.startswith(("https://", "http://")):
             link = f"<{escape(url).replace('|', '%7C')}|{label}>"
         else:
             link = escape(url)
         if used + len(link) > DOCS_BUDGET:
-            links.append(f"… {_plural(len(docs) - number + 1, 'more link')}")
+            more = len(docs) - number + 1
+            links.append(
+                ngettext("… {count} more link", "… {count} more links", more).format(count=more)
+            )
             break
         links.append(link)
         used += len(link) + 3
@@ -306,7 +355,12 @@ def _button(
     # Anything not known to be low risk asks for confirmation: the safe side.
     confirm = _confirm(ref, impacts) if ref.risk != "low" else None
     return ButtonElement(
-        text=PlainTextObject(text=shorten(f"Run {ref.id} on {ref.target}", MAX_BUTTON_LABEL)),
+        text=PlainTextObject(
+            text=shorten(
+                _("Run {remediation} on {target}").format(remediation=ref.id, target=ref.target),
+                MAX_BUTTON_LABEL,
+            )
+        ),
         action_id=action_id,
         value=offer_id,
         style=_BUTTON_STYLES.get(ref.risk),
@@ -315,15 +369,17 @@ def _button(
 
 
 def _confirm(ref: RemediationRef, impacts: dict[str, str]) -> ConfirmObject:
-    impact = impacts.get(ref.id) or (
-        f"{ref.id} on {ref.target} is a {ref.risk}-risk change. This opens an approval request; "
-        "nothing runs until it is approved."
-    )
+    impact = impacts.get(ref.id) or _(
+        "{remediation} on {target} is a {risk}-risk change. This opens an approval "
+        "request; nothing runs until it is approved."
+    ).format(remediation=ref.id, target=ref.target, risk=_(RISK_WORDS.get(ref.risk, ref.risk)))
     return ConfirmObject(
-        title=PlainTextObject(text=shorten(f"Run {ref.id}?", MAX_CONFIRM_TITLE)),
+        title=PlainTextObject(
+            text=shorten(_("Run {remediation}?").format(remediation=ref.id), MAX_CONFIRM_TITLE)
+        ),
         text=PlainTextObject(text=cut(impact, MAX_CONFIRM_TEXT)),
-        confirm=PlainTextObject(text="Request approval"),
-        deny=PlainTextObject(text="Cancel"),
+        confirm=PlainTextObject(text=_("Request approval")),
+        deny=PlainTextObject(text=_("Cancel")),
         style="danger" if ref.risk == "high" else None,
     )
 
@@ -339,12 +395,12 @@ def _fits(rendered: Sequence[list[Block]], *, blocks: int, text: int) -> bool:
 
 
 def _fit(
-    rendered: Sequence[list[Block]], *, blocks: int, text: int, noun: str, command: str
+    rendered: Sequence[list[Block]], *, blocks: int, text: int, command: str
 ) -> tuple[list[Block], Block]:
     """The items' blocks that fit, in order, and the note counting the items that do not."""
     blocks -= 1
     # The note's number is at most len(rendered), so this bounds the note's size.
-    text -= _text_size(_more_note(len(rendered), noun, command))
+    text -= _text_size(_more_note(len(rendered), command))
     shown: list[Block] = []
     count = 0
     for finding_blocks in rendered:
@@ -355,18 +411,32 @@ def _fit(
         blocks -= len(finding_blocks)
         text -= size
         count += 1
-    return shown, _more_note(len(rendered) - count, noun, command)
+    return shown, _more_note(len(rendered) - count, command)
 
 
-def _more_note(hidden: int, noun: str, command: str) -> Block:
-    text = f"… {_plural(hidden, 'more ' + noun)} not shown"
-    return _context(text + f"; run `{escape(command)}` for all" if command else text)
+def _more_note(hidden: int, command: str) -> Block:
+    """What was left out: findings (with the command that shows them all), or commands."""
+    if command:
+        text = ngettext(
+            "… {count} more finding not shown; run {command} for all",
+            "… {count} more findings not shown; run {command} for all",
+            hidden,
+        ).format(count=hidden, command=f"`{escape(command)}`")
+    else:
+        text = ngettext(
+            "… {count} more command not shown", "… {count} more commands not shown", hidden
+        ).format(count=hidden)
+    return _context(text)
 
 
 def progress_message(target_ref: str, node: str | None) -> tuple[str, list[Block]]:
     """The first post of a diagnosis, edited into the result when it is done."""
-    where = f" on {node}" if node else ""
-    text = cut(escape(f"Diagnosing {target_ref}{where}…"), MAX_TEXT)
+    what = (
+        _("Diagnosing {target} on {node}…").format(target=target_ref, node=node)
+        if node
+        else _("Diagnosing {target}…").format(target=target_ref)
+    )
+    text = cut(escape(what), MAX_TEXT)
     return text, [_section(f":hourglass_flowing_sand: {text}")]
 
 
@@ -378,28 +448,29 @@ def error_message(text: str) -> tuple[str, list[Block]]:
 
 def help_message(commands: Sequence[tuple[str, str, str]]) -> tuple[str, list[Block]]:
     """Every command as (usage, description, example), one section each."""
-    header = HeaderBlock(text=PlainTextObject(text="winpod commands")).to_dict()
+    header = HeaderBlock(text=PlainTextObject(text=_("winpod commands"))).to_dict()
     sections: list[list[Block]] = []
     for usage, description, example in commands:
-        text = f"`{escape(usage)}`\n{escape(description)}"
+        text = f"`{escape(usage)}`\n{escape(_(description))}"
         if example:
-            text += f"\n_e.g._ `{escape(example)}`"
+            text += "\n" + _("_e.g._ {example}").format(example=f"`{escape(example)}`")
         sections.append([_section(text)])
     blocks, text_room = MAX_BLOCKS - 1, MESSAGE_TEXT_BUDGET - _text_size(header)
     if _fits(sections, blocks=blocks, text=text_room):
         body = [section for [section] in sections]
     else:
-        shown, note = _fit(sections, blocks=blocks, text=text_room, noun="command", command="")
+        shown, note = _fit(sections, blocks=blocks, text=text_room, command="")
         body = [*shown, note]
-    fallback = "winpod commands: " + ", ".join(usage for usage, _, _ in commands)
+    fallback = _("winpod commands: {commands}").format(
+        commands=", ".join(usage for usage, _description, _example in commands)
+    )
     return cut(escape(fallback), MAX_TEXT), [header, *body]
 
 
 def usage_error(problem: str, right_form: str) -> str:
     """The ephemeral reply to a malformed command: what is wrong and the form that works."""
-    text = (
-        f":warning: {escape(problem)}\nUse `{escape(right_form)}` "
-        "(`/winpod help` lists every command)."
+    text = _(":warning: {problem}\nUse {form} (`/winpod help` lists every command).").format(
+        problem=escape(problem), form=f"`{escape(right_form)}`"
     )
     return cut(text, MAX_TEXT)
 
@@ -407,35 +478,45 @@ def usage_error(problem: str, right_form: str) -> str:
 def queued_note(position: int) -> str:
     """Where a diagnosis waits while others run; `position` 1 is next in line."""
     if position <= 1:
-        return ":hourglass: Queued: next in line, starts as soon as a running diagnosis finishes."
-    return (
-        f":hourglass: Queued: {_plural(position - 1, 'diagnosis', 'diagnoses')} ahead of this one; "
-        "it starts as soon as a slot frees up."
-    )
+        return _(
+            ":hourglass: Queued: next in line, starts as soon as a running diagnosis finishes."
+        )
+    ahead = position - 1
+    return ngettext(
+        ":hourglass: Queued: {count} diagnosis ahead of this one; it starts as soon as a slot "
+        "frees up.",
+        ":hourglass: Queued: {count} diagnoses ahead of this one; it starts as soon as a slot "
+        "frees up.",
+        ahead,
+    ).format(count=ahead)
 
 
 def rdp_request_message(
     requester: str, what: str, node: str, offer_id: str, impact: str
 ) -> tuple[str, list[dict[str, Any]]]:
     """An RDP request waiting for approval, with the button that opens the approval flow."""
-    text = Mrkdwn(":closed_lock_with_key: {} asks to {}.").format(mention(requester), what)
+    text = Mrkdwn(_(":closed_lock_with_key: {requester} asks to {what}.")).format(
+        requester=mention(requester), what=what
+    )
     button = ButtonElement(
-        text=shorten(f"Approve RDP to {node}", MAX_BUTTON_LABEL),
+        text=shorten(_("Approve RDP to {node}").format(node=node), MAX_BUTTON_LABEL),
         action_id="remediate:rdp-open",
         value=offer_id,
         style="danger",
         confirm=ConfirmObject(
-            title="Open RDP?",
+            title=_("Open RDP?"),
             text=cut(escape(impact), MAX_CONFIRM_TEXT),
-            confirm="Approve",
-            deny="Cancel",
+            confirm=_("Approve"),
+            deny=_("Cancel"),
         ),
     )
     blocks = [
         SectionBlock(text=MarkdownTextObject(text=cut(text, MAX_TEXT))),
         ContextBlock(
             elements=[
-                MarkdownTextObject(text="High risk: two approvers; it closes by itself at expiry.")
+                MarkdownTextObject(
+                    text=_("High risk: two approvers; it closes by itself at expiry.")
+                )
             ]
         ),
         ActionsBlock(elements=[button]),
@@ -445,13 +526,18 @@ def rdp_request_message(
 
 def cluster_unreachable_text(cluster: str, reason: str, nodes: list[str]) -> Mrkdwn:
     """Said once per outage: a cluster did not answer the sweep, so its nodes were not probed."""
-    shown = ", ".join(nodes[:20]) + (f" and {len(nodes) - 20} more" if len(nodes) > 20 else "")
+    shown = ", ".join(nodes[:20])
+    if len(nodes) > 20:
+        shown += " " + _("and {count} more").format(count=len(nodes) - 20)
     return Mrkdwn(
-        ":warning: Cluster {} does not answer ({}); its Windows nodes were not probed{}."
-    ).format(code(cluster), cut(reason, 300), f": {shown}" if nodes else "")
+        _(
+            ":warning: Cluster {cluster} does not answer ({reason}); its Windows nodes were not "
+            "probed{nodes}."
+        )
+    ).format(cluster=code(cluster), reason=cut(reason, 300), nodes=f": {shown}" if nodes else "")
 
 
 def cluster_reachable_text(cluster: str) -> Mrkdwn:
-    return Mrkdwn(":white_check_mark: Cluster {} answers again; its nodes are swept again.").format(
-        code(cluster)
-    )
+    return Mrkdwn(
+        _(":white_check_mark: Cluster {cluster} answers again; its nodes are swept again.")
+    ).format(cluster=code(cluster))

@@ -7,6 +7,7 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from handlers.i18n import N_, _
 from handlers.model import Diagnosis, Finding
 from handlers.registry import CheckSpec
 
@@ -15,7 +16,14 @@ if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) is slow to import for a typ
     from bot.remediation import RunReport
     from bot.store import AuditEntry
 
-_MARKS = {"error": "✖ ERROR", "warning": "▲ WARNING", "info": "ℹ INFO", "ok": "✔ OK"}
+_MARKS = {
+    "error": N_("✖ ERROR"),
+    "warning": N_("▲ WARNING"),
+    "info": N_("ℹ INFO"),
+    "ok": N_("✔ OK"),
+}
+# A risk as read (the id stays in JSON and the store); Slack's renderers use it too.
+RISK_WORDS = {"low": N_("low"), "medium": N_("medium"), "high": N_("high")}
 _COLOURS = {"error": "31;1", "warning": "33;1", "info": "36", "ok": "32"}
 _WIDTH = 100
 
@@ -49,57 +57,69 @@ def diagnosis_text(diagnosis: Diagnosis, colour: bool = False) -> str:
     target, node = diagnosis.target, diagnosis.node
     head = f"{target.kind} {target.ref}"
     if target.kind == "Pod":
-        head += f" on {target.node or '(not scheduled)'}"
+        head += _(" on {node}").format(node=target.node) if target.node else _(" (not scheduled)")
         state = "/".join(p for p in (target.phase, target.reason) if p)
         if state:
             head += f" — {state}"
     if node is not None:
-        build = f"build {node.build}" if node.build else node.kernel_version
-        head += f"\n  node {node.name}: {node.os_image or 'unknown OS'} ({build}), "
-        head += f"boot ID {node.boot_id or '?'}"
+        build = _("build {build}").format(build=node.build) if node.build else node.kernel_version
+        head += "\n  " + _("node {node}: {os} ({build}), boot ID {boot_id}").format(
+            node=node.name,
+            os=node.os_image or _("unknown OS"),
+            build=build,
+            boot_id=node.boot_id or "?",
+        )
     lines = [_paint(head, "1", colour), ""]
     for finding in diagnosis.findings:
         lines.extend(_finding_lines(finding, colour))
     counts = {s: sum(1 for f in diagnosis.findings if f.severity == s) for s in _MARKS}
     lines.append(
-        f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info, "
-        f"{counts['ok']} ok · {diagnosis.duration_ms} ms"
+        _("{errors} error(s), {warnings} warning(s), {info} info, {ok} ok · {ms} ms").format(
+            errors=counts["error"],
+            warnings=counts["warning"],
+            info=counts["info"],
+            ok=counts["ok"],
+            ms=diagnosis.duration_ms,
+        )
     )
     return "\n".join(lines)
 
 
 def _finding_lines(finding: Finding, colour: bool) -> list[str]:
-    mark = _paint(_MARKS[finding.severity], _COLOURS[finding.severity], colour)
+    mark = _paint(_(_MARKS[finding.severity]), _COLOURS[finding.severity], colour)
     if finding.severity in ("ok", "info") and not finding.remediations and not finding.docs:
         detail = f" — {finding.summary}" if finding.summary else ""
         return [f"{mark}  {finding.title} [{finding.check}]{detail}"]
     lines = [f"{mark}  {finding.title} [{finding.check}]"]
     lines.extend(_wrap(finding.summary, "    "))
     if finding.evidence:
-        lines.append("    evidence:")
+        lines.append("    " + _("evidence:"))
         for item in finding.evidence:
             lines.extend(
                 textwrap.wrap(item, _WIDTH, initial_indent="      • ", subsequent_indent="        ")
             )
     for ref in finding.remediations:
         lines.append(
-            f"    fix: {ref.id} ({ref.risk} risk) on {ref.target}"
-            f"   → winpod remediate {ref.id} {ref.target}"
+            "    "
+            + _("fix: {remediation} ({risk} risk) on {target}").format(
+                remediation=ref.id, risk=_(RISK_WORDS.get(ref.risk, ref.risk)), target=ref.target
+            )
+            + f"   → winpod remediate {ref.id} {ref.target}"
         )
-    lines.extend(f"    docs: {link}" for link in finding.docs)
+    lines.extend("    " + _("docs: {link}").format(link=link) for link in finding.docs)
     lines.append("")
     return lines
 
 
 def explain_text(spec: CheckSpec) -> str:
     info = spec.explanation
-    lines = [f"{spec.id} — {spec.title}", ""]
-    lines.append("Cause:")
-    lines.extend(_wrap(info.cause, "  "))
+    lines = [f"{spec.id} — {_(spec.title)}", ""]
+    lines.append(_("Cause:"))
+    lines.extend(_wrap(_(info.cause), "  "))
     for heading, items in (
-        ("Signals winpod looks for:", info.signals),
-        ("Fixes:", info.fixes),
-        ("Read more:", info.links),
+        (_("Signals winpod looks for:"), [_(s) for s in info.signals]),
+        (_("Fixes:"), [_(f) for f in info.fixes]),
+        (_("Read more:"), info.links),
     ):
         lines.append("")
         lines.append(heading)
@@ -117,7 +137,7 @@ def _bullets(items: Iterable[str]) -> list[str]:
 def audit_text(entries: Sequence[AuditEntry]) -> str:
     """The audit log as aligned lines, oldest first: when, who, what, on what, details."""
     if not entries:
-        return "The audit log is empty."
+        return _("The audit log is empty.")
     lines = []
     for entry in entries:
         detail = entry.detail
@@ -161,8 +181,14 @@ def run_report_text(report: RunReport) -> str:
         lines.append(report.output)
     verification = report.verification
     if verification is not None:
-        state = {True: "fixed", False: "still failing", None: "not verified"}[verification.fixed]
-        lines.append(f"Verification — {state}: {verification.summary}")
+        state = {True: _("fixed"), False: _("still failing"), None: _("not verified")}[
+            verification.fixed
+        ]
+        lines.append(
+            _("Verification — {verdict}: {summary}").format(
+                verdict=state, summary=verification.summary
+            )
+        )
         lines.extend(f"  • {line}" for line in verification.evidence)
     return "\n".join(lines)
 

@@ -19,6 +19,7 @@ from bot.approvals import ApprovalFlow
 from bot.listeners import actions, commands, events
 from bot.services import BotServices
 from config.settings import ConfigError, Settings
+from handlers.i18n import N_, _
 
 
 def web_client(settings: Settings) -> WebClient:
@@ -62,10 +63,10 @@ def create_app(services: BotServices) -> App:
     return app
 
 
-CHANNEL_REFUSAL = (
+CHANNEL_REFUSAL = N_(
     ":no_entry: winpod is not enabled in this channel; ask an admin to add it to "
     "slack.allowed_channels."
-)
+)  # translated where it is said, with _()
 
 
 def gate(services: BotServices) -> Callable[..., Any]:
@@ -87,7 +88,9 @@ def gate(services: BotServices) -> Callable[..., Any]:
             if channel not in slack.allowed_channels:
                 user = str((body.get("user") or {}).get("id") or "")
                 if channel and user:
-                    services.pool.submit(lambda: _tell(client, str(channel), user, CHANNEL_REFUSAL))
+                    services.pool.submit(
+                        lambda: _tell(client, str(channel), user, _(CHANNEL_REFUSAL))
+                    )
                 return BoltResponse(status=200, body="")
         return next()
 

@@ -18,6 +18,7 @@ from bot import render_slack
 from bot.services import BotServices
 from bot.slack_text import Mrkdwn, code
 from handlers import sweep
+from handlers.i18n import N_, _, ngettext
 from handlers.model import Diagnosis, Target
 from handlers.registry import TargetKind, TargetRef
 from handlers.remediations import impact_texts
@@ -114,7 +115,9 @@ class Sweeper:
     def _post_alert(self, node: sweep.NodeReport, channel: str) -> bool:
         store = self.services.store
         assert self.client is not None and node.finding is not None
-        diagnosis = Diagnosis(Target("Node", node.name, node=node.name), None, (node.finding,))
+        diagnosis = Diagnosis(
+            Target("Node", node.name, node=node.name), node.facts, (node.finding,)
+        )
         offers = {}
         for ref in node.finding.remediations:
             diagnosed = (
@@ -126,17 +129,20 @@ class Sweeper:
                 ref.id, ref.target, {}, node.finding.check, ref.risk, diagnosed.to_json()
             )
         cluster = self.services.cluster if self.services.settings.many_clusters else None
-        text, blocks = render_slack.diagnosis_message(
-            diagnosis, offers, impact_texts({rid: target for rid, target in offers}), cluster
+        swept = render_slack.Swept(
+            node.booted_at, cluster or self.services.transports.cluster.context
         )
-        where = node.name if cluster is None else f"{node.name} in cluster {cluster}"
+        text, blocks = render_slack.diagnosis_message(
+            diagnosis,
+            offers,
+            impact_texts({rid: target for rid, target in offers}),
+            cluster,
+            swept,
+        )
         try:
             response = self.client.chat_postMessage(
                 channel=channel,
-                text=Mrkdwn(":rotating_light: {} rebooted and DNS fails in its pods — {}").format(
-                    where,
-                    Mrkdwn(text),  # the renderer's fallback text is escaped already
-                ),
+                text=render_slack.sweep_alert_text(node.name, text, cluster),
                 blocks=blocks,
             )
         except SlackApiError as exc:
@@ -153,7 +159,10 @@ class Sweeper:
 
     def _follow_up(self, channel: str | None, ts: str | None, node: sweep.NodeReport) -> None:
         self.services.store.audit(
-            "winpod", "recovered", {"summary": f"DNS works again on {node.name}"}, target=node.name
+            "winpod",
+            "recovered",
+            {"summary": f"DNS works again on {node.name}"},  # i18n: the audit log is English
+            target=node.name,
         )
         if self.client is None or not channel or not ts:
             return
@@ -163,7 +172,9 @@ class Sweeper:
             self.client.chat_postMessage(
                 channel=channel,
                 thread_ts=ts,
-                text=Mrkdwn(":white_check_mark: DNS works again on {}.\n").format(code(node.name))
+                text=Mrkdwn(_(":white_check_mark: DNS works again on {node}.") + "\n").format(
+                    node=code(node.name)
+                )
                 + evidence,
             )
         except SlackApiError as exc:
@@ -188,24 +199,46 @@ class ProgressMessage:
             self.client.chat_update(
                 channel=self.channel,
                 ts=self.ts,
-                text=f":mag: Sweeping: probed {done}/{total} nodes…",
+                text=ngettext(
+                    ":mag: Sweeping: probed {done}/{total} node…",
+                    ":mag: Sweeping: probed {done}/{total} nodes…",
+                    total,
+                ).format(done=done, total=total),
             )
         except SlackApiError as exc:
             log.warning("progress update failed: %s", exc.response.get("error"))
+
+
+_STATE_WORD = {
+    "failing": N_("failing"),
+    "no-network": N_("no network"),
+    "unreachable": N_("unreachable"),
+    "no-pods": N_("no pods"),
+}
 
 
 def sweep_text(report: sweep.SweepReport) -> str:
     """The on-demand summary: counts, then one line per node that is not fine."""
     s = report.summary()
     lines = [
-        f"Sweep: {s['checked']} Windows nodes checked, {s['rebooted']} rebooted, "
-        f"{s['failing']} with failing DNS, {s['unreachable']} could not be checked "
-        f"({s['duration_ms']} ms)."
+        ngettext(
+            "Sweep: {checked} Windows node checked, {rebooted} rebooted, {failing} with failing "
+            "DNS, {unreachable} could not be checked ({ms} ms).",
+            "Sweep: {checked} Windows nodes checked, {rebooted} rebooted, {failing} with failing "
+            "DNS, {unreachable} could not be checked ({ms} ms).",
+            s["checked"],
+        ).format(
+            checked=s["checked"],
+            rebooted=s["rebooted"],
+            failing=s["failing"],
+            unreachable=s["unreachable"],
+            ms=s["duration_ms"],
+        )
     ]
     for node in report.nodes:
-        if node.state in ("failing", "no-network", "unreachable", "no-pods"):
+        if node.state in _STATE_WORD:
             lines.append(
-                f"• {node.name}: {node.state.replace('-', ' ')}"
+                f"• {node.name}: {_(_STATE_WORD[node.state])}"
                 + (f" — {node.evidence[-1]}" if node.evidence else "")
             )
     return "\n".join(lines)

@@ -366,6 +366,9 @@ class Settings(BaseSettings):
         None, description="the cluster a command without cluster=NAME means; null: the first"
     )
     dry_run: bool = Field(False, description="show what would run; run nothing")
+    locale: Literal["en", "zh-CN"] = Field(
+        "en", description="the language of every message, reply and CLI text (SPEC §13)"
+    )
     housekeeping_interval: Duration = Field(
         timedelta(seconds=30),
         description="how often the leader expires pending actions and closes expired RDP; "

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from handlers import names
 from handlers.context import Context
 from handlers.errors import BadInput
+from handlers.i18n import _
 from handlers.model import Finding, RemediationRef, Risk
 
 Scope = Literal["pod", "node"]
@@ -300,8 +301,12 @@ def offer(remediation_id: str, target: str) -> RemediationRef:
 
 
 def not_applicable(check_id: str, why: str) -> list[Finding]:
-    return [Finding(check_id, "info", f"{check_id}: not applicable", why)]
+    """`why` is marked with N_() where it is written, translated here."""
+    return [Finding(check_id, "info", _("{check}: not applicable").format(check=check_id), _(why))]
 
 
 def could_not_check(check_id: str, what: str, why: object) -> list[Finding]:
-    return [Finding(check_id, "warning", f"Could not check {what}", str(why))]
+    """`what` is marked with N_() where it is written, translated here."""
+    return [
+        Finding(check_id, "warning", _("Could not check {what}").format(what=_(what)), str(why))
+    ]

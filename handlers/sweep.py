@@ -32,7 +32,8 @@ from handlers.checks.dns_after_reboot import (
 )
 from handlers.context import Context, Transports
 from handlers.errors import WinpodError
-from handlers.model import Finding
+from handlers.i18n import _
+from handlers.model import Finding, NodeFacts
 from handlers.node_watch import WINDOWS_NODES, boot_id, list_boots
 from handlers.transports import KubeObject
 
@@ -50,6 +51,9 @@ class NodeReport:
     probed: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()
     finding: Finding | None = None
+    # For an alert's header, like a diagnosis's: what the Node says, when it last rebooted.
+    facts: NodeFacts | None = None
+    booted_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -136,7 +140,7 @@ def _event_time(event: KubeObject | None) -> datetime:
 
 def _current_boots(transports: Transports, reads: _Counter) -> dict[str, str]:
     if transports.watchable is not None:
-        boots, _ = list_boots(transports.watchable)
+        boots, _version = list_boots(transports.watchable)
     else:
         nodes = transports.cluster.list("Node", label_selector=WINDOWS_NODES)
         boots = {str(n["metadata"]["name"]): boot_id(n) for n in nodes}
@@ -239,7 +243,9 @@ def _probe_nodes(
             node.context.provide(Context.KUBE_DNS_POD_IPS, dns_pod_ips)
             node.running = node.context.running_pods_on_node()
         except WinpodError as exc:
-            node.error = f"could not read {node.name} or its pods: {exc}"
+            node.error = _("could not read {node} or its pods: {error}").format(
+                node=node.name, error=exc
+            )
             return [Step(finish, node)]
         node.waiting = len(probe_pods(node.running))
         if not node.waiting:
@@ -321,11 +327,14 @@ def _report(name: str, boot: str, rebooted: bool, node: _Node | None) -> NodeRep
         state = "failing"
     elif not node.lookups:
         state = "no-pods"
-        note = f"{name} has no running pod to probe DNS from" + (
-            ""
+        note = (
+            _("{node} has no running pod to probe DNS from").format(node=name)
             if running
-            else "; with fewer than two running pods, stale HNS policies "
-            "break DNS for the next pod (dns-keeper keeps two on every node)"
+            else _(
+                "{node} has no running pod to probe DNS from; with fewer than two running pods, "
+                "stale HNS policies break DNS for the next pod (dns-keeper keeps two on every "
+                "node)"
+            ).format(node=name)
         )
         evidence = (*evidence, note)
     elif not answered:
@@ -337,4 +346,12 @@ def _report(name: str, boot: str, rebooted: bool, node: _Node | None) -> NodeRep
     alertable = (
         finding if finding is not None and finding.severity in ("error", "warning") else None
     )
-    return NodeReport(name, boot, rebooted, state, running, probed, evidence, alertable)
+    facts = None if node.context is None else node.context.node_facts
+    booted_at = None
+    if alertable is not None and node.context is not None:
+        # The check read these events for its evidence already (the context keeps them).
+        when = max(map(_event_time, node.context.node_reboots()), default=None)
+        booted_at = when if when is not None and when != _event_time(None) else None
+    return NodeReport(
+        name, boot, rebooted, state, running, probed, evidence, alertable, facts, booted_at
+    )

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from handlers.i18n import _
+
 
 @dataclass(frozen=True)
 class WindowsRelease:
@@ -48,7 +50,7 @@ def describe_build(build: int) -> str:
     """A build as people name it, e.g. "17763 (Windows Server 2019 / 1809)"."""
     release = release_for_build(build)
     if release is None:
-        return f"build {build} (unknown release)"
+        return _("build {build} (unknown release)").format(build=build)
     return f"{build} ({release.name})"
 
 
@@ -116,7 +118,7 @@ _DEFAULT_REGISTRY = "docker.io"
 
 def parse_image(ref: str) -> ImageRef:
     """Split an image reference; raises ValueError when it names no repository."""
-    name, _, digest = ref.strip().partition("@")
+    name, _at, digest = ref.strip().partition("@")
     tag: str | None = None
     colon = name.rfind(":")
     if colon > name.rfind("/"):
@@ -299,35 +301,35 @@ def compatibility_reason(
 ) -> str:
     """One sentence on why a node of `host_build` does or does not run an `image_build` image."""
     image, node = _describe_image_build(image_build), describe_build(host_build)
-    builds = f"the image is {image}, the node is {node}"
+    builds = _("the image is {image}, the node is {node}").format(image=image, node=node)
     if isolation == "hyperv":
-        rule = "Hyper-V isolation runs images of the host's build and older ones, never newer"
-        return f"{rule}: {builds}"
+        rule = _("Hyper-V isolation runs images of the host's build and older ones, never newer")
+        return _("{rule}: {builds}").format(rule=rule, builds=builds)
     if isolation == "process-exact" and host_build >= LTSC2022_BUILD:
-        rule = (
+        rule = _(
             "containerd before 1.7.6 needs the image build to equal the host build "
             "(later versions accept 20348 up to the host build)"
         )
         if image_build == host_build:
-            return f"{rule}, and it does: {builds}"
-        return f"{rule}: {builds}"
+            return _("{rule}, and it does: {builds}").format(rule=rule, builds=builds)
+        return _("{rule}: {builds}").format(rule=rule, builds=builds)
     if host_build < LTSC2022_BUILD:
-        rule = (
+        rule = _(
             "process isolation before Windows Server 2022 needs the image build to equal "
             "the host build"
         )
         if image_build == host_build:
-            return f"{rule}, and it does: {builds}"
-        return f"{rule}: {builds}"
-    window = (
-        f"from Windows Server 2022 on, a node runs images built for {LTSC2022_BUILD} (ltsc2022) "
+            return _("{rule}, and it does: {builds}").format(rule=rule, builds=builds)
+        return _("{rule}: {builds}").format(rule=rule, builds=builds)
+    window = _(
+        "from Windows Server 2022 on, a node runs images built for {build} (ltsc2022) "
         "up to its own build"
-    )
+    ).format(build=LTSC2022_BUILD)
     if image_build < LTSC2022_BUILD:
-        return f"{window}, never older ones: {builds}"
+        return _("{rule}, never older ones: {builds}").format(rule=window, builds=builds)
     if image_build > host_build:
-        return f"{window}, never newer ones: {builds}"
-    return f"{window}: {builds}"
+        return _("{rule}, never newer ones: {builds}").format(rule=window, builds=builds)
+    return _("{rule}: {builds}").format(rule=window, builds=builds)
 
 
 def suggest_tag(host_build: int) -> str | None:

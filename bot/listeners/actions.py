@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 from bot import home
 from bot.approvals import ApprovalFlow, Click
 from bot.services import BotServices
+from handlers.i18n import _
 
 
 def register(app: App, services: BotServices, flow: ApprovalFlow) -> None:
@@ -34,7 +35,7 @@ def button(services: BotServices, handle: Callable[[Click, str], None]) -> Calla
                 home.publish(services, client, click.user)
 
         if not services.pool.submit(run).accepted:
-            busy = ":hourglass: winpod is busy; press it again in a minute. Nothing changed."
+            busy = _(":hourglass: winpod is busy; press it again in a minute. Nothing changed.")
             try:
                 if click.view_id:
                     client.chat_postMessage(channel=click.user, text=busy)

@@ -21,6 +21,7 @@ from bot.sweeper import ProgressMessage, Sweeper, sweep_text
 from config.settings import ConfigError, UnknownCluster
 from handlers import engine, rdp, remediations
 from handlers.errors import BadInput, WinpodError
+from handlers.i18n import _
 from handlers.model import Diagnosis, Target
 from handlers.registry import TargetKind, TargetRef
 
@@ -40,8 +41,10 @@ def winpod_command(services: BotServices) -> Callable[..., None]:
             allowed = services.settings.slack.allowed_channels
             if allowed and command.get("channel_id") not in allowed:
                 ack(
-                    text=":no_entry: winpod is not enabled in this channel; ask an admin to add "
-                    "it to slack.allowed_channels."
+                    text=_(
+                        ":no_entry: winpod is not enabled in this channel; ask an admin to add "
+                        "it to slack.allowed_channels."
+                    )
                 )
                 return
             try:
@@ -120,7 +123,7 @@ def _diagnose(
         },
     )
     if not admission.accepted:
-        ack(text=":hourglass: winpod is busy with other diagnoses; try again in a minute.")
+        ack(text=_(":hourglass: winpod is busy with other diagnoses; try again in a minute."))
         return "busy"
     if admission.queued_behind:
         ack(text=render_slack.queued_note(admission.queued_behind))
@@ -169,7 +172,7 @@ def _sweep(
     services.store.audit(user, "command", {"text": "/winpod sweep", "channel": channel})
     admission = services.pool.submit(lambda: run_sweep(services, client, channel, user))
     if not admission.accepted:
-        ack(text=":hourglass: winpod is busy; try the sweep again in a minute.")
+        ack(text=_(":hourglass: winpod is busy; try the sweep again in a minute."))
         return "busy"
     ack()
     return "accepted"
@@ -178,7 +181,9 @@ def _sweep(
 def run_sweep(services: BotServices, client: WebClient, channel: str, user: str) -> None:
     """On demand: one message edited as probes finish, then the summary (always, when asked)."""
     try:
-        posted = client.chat_postMessage(channel=channel, text=":mag: Sweeping the Windows nodes…")
+        posted = client.chat_postMessage(
+            channel=channel, text=_(":mag: Sweeping the Windows nodes…")
+        )
         ts = str(posted["ts"])
         report = Sweeper(services, client).run(
             commit=True, progress=ProgressMessage(client, channel, ts)
@@ -187,14 +192,22 @@ def run_sweep(services: BotServices, client: WebClient, channel: str, user: str)
             client.chat_update(
                 channel=channel,
                 ts=ts,
-                text=":hourglass: A sweep is already running; its alerts will "
-                "arrive in the alert channel.",
+                text=_(
+                    ":hourglass: A sweep is already running; its alerts will "
+                    "arrive in the alert channel."
+                ),
             )
             return
         home.record_sweep(services.store, report)
         client.chat_update(channel=channel, ts=ts, text=escape(sweep_text(report)))
     except WinpodError as exc:
-        _tell_user(services, client, channel, user, Mrkdwn(":x: the sweep stopped: {}").format(exc))
+        _tell_user(
+            services,
+            client,
+            channel,
+            user,
+            Mrkdwn(_(":x: the sweep stopped: {error}")).format(error=exc),
+        )
     except SlackApiError as exc:
         _log_slack_error(services, "posting the sweep", exc, None)
 
@@ -206,12 +219,15 @@ def _rdp(
     if args["action"] == "list":
         found = rdp.sessions(services.transports.cluster, services.settings.kubernetes.namespace)
         lines = [
-            Mrkdwn("• {} until {} UTC from {} — {}").format(
-                code(s.node), f"{s.expires_at:%H:%M}", ", ".join(s.source_ranges), s.connect
+            Mrkdwn(_("• {node} until {time} UTC from {ranges} — {connect}")).format(
+                node=code(s.node),
+                time=f"{s.expires_at:%H:%M}",
+                ranges=", ".join(s.source_ranges),
+                connect=s.connect,
             )
             for s in found
         ]
-        ack(text=Mrkdwn("\n").join(lines) or "No RDP session is open.")
+        ack(text=Mrkdwn("\n").join(lines) or _("No RDP session is open."))
         return "ok"
     services.store.audit(
         user,
@@ -226,7 +242,7 @@ def _rdp(
     )
     admission = services.pool.submit(job)
     if not admission.accepted:
-        ack(text=":hourglass: winpod is busy; try again in a minute.")
+        ack(text=_(":hourglass: winpod is busy; try again in a minute."))
         return "busy"
     ack()
     return "accepted"
@@ -248,7 +264,9 @@ def request_rdp(
             services.transports, services.settings, "rdp-open", node, params, registry
         )
     except WinpodError as exc:
-        refusal = Mrkdwn(":no_entry: RDP to {} refused: {}").format(code(node), exc)
+        refusal = Mrkdwn(_(":no_entry: RDP to {node} refused: {why}")).format(
+            node=code(node), why=exc
+        )
         _tell_user(services, client, channel, user, refusal)
         return
     offer = services.store.save_offer("rdp-open", plan.target, params, "rdp", "high")
@@ -272,25 +290,34 @@ def close_rdp(services: BotServices, client: WebClient, channel: str, user: str,
         service.approve_as_operator(action, user)
         reply = service.start(action.id, inline=True)
     except WinpodError as exc:
-        failure = Mrkdwn(":x: closing RDP to {} failed: {}").format(code(node), exc)
+        failure = Mrkdwn(_(":x: closing RDP to {node} failed: {why}")).format(
+            node=code(node), why=exc
+        )
         _tell_user(services, client, channel, user, failure)
         return
     result = (reply.action.result if reply.action else None) or {}
     if not result.get("ok"):
         why = result.get("error") or result.get("summary") or reply.kind
-        failure = Mrkdwn(":x: closing RDP to {} failed: {}").format(code(node), str(why))
+        failure = Mrkdwn(_(":x: closing RDP to {node} failed: {why}")).format(
+            node=code(node), why=str(why)
+        )
         _tell_user(services, client, channel, user, failure)
         return
     summary = str(result.get("summary"))
     try:
         client.chat_postMessage(
-            channel=channel, text=Mrkdwn(":lock: {}: {}").format(mention(user), summary)
+            channel=channel,
+            text=Mrkdwn(_(":lock: {person}: {summary}")).format(
+                person=mention(user), summary=summary
+            ),
         )
         if session is not None and session.channel and session.thread_ts:
             client.chat_postMessage(
                 channel=session.channel,
                 thread_ts=session.thread_ts,
-                text=Mrkdwn(":lock: {} closed RDP to {}.").format(mention(user), code(node)),
+                text=Mrkdwn(_(":lock: {person} closed RDP to {node}.")).format(
+                    person=mention(user), node=code(node)
+                ),
             )
     except SlackApiError as exc:
         _log_slack_error(services, "announcing the RDP close", exc, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers import probes
 from handlers.context import Context
 from handlers.errors import WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding, RemediationRef
 from handlers.registry import Explanation, check, could_not_check, not_applicable, offer
 
@@ -17,13 +18,17 @@ DOCS = (
 
 @check(
     CHECK_ID,
-    title="Reaching the Kubernetes API",
+    title=N_("Reaching the Kubernetes API"),
     scopes=("pod",),
     explanation=Explanation(
         cause=(
-            "When the Windows node is a Hyper-V virtual machine, the host drops frames sent from "
-            "the containers' MAC addresses unless MAC address spoofing is enabled on the VM's "
-            "adapters, so pods reach nothing off the pod: not the API, not DNS, not other nodes."
+            N_(
+                "When the Windows node is a Hyper-V virtual machine, the host drops frames sent "
+                "from "
+                "the containers' MAC addresses unless MAC address spoofing is enabled on the VM's "
+                "adapters, so pods reach nothing off the pod: not the API, not DNS, not other "
+                "nodes."
+            )
         ),
         signals=(
             "Test-NetConnection <kubernetes Service IP> -Port 443 fails from the pod",
@@ -31,9 +36,11 @@ DOCS = (
             "Get-VMNetworkAdapter -VMName <vm> on the Hyper-V host shows MacAddressSpoofing Off",
         ),
         fixes=(
-            "on the Hyper-V host: Get-VMNetworkAdapter -VMName <vm> | Set-VMNetworkAdapter "
-            "-MacAddressSpoofing On (remediation mac-spoofing-on; needs hypervisor rights)",
-            "VMware: allow promiscuous mode / forged transmits on the port group",
+            N_(
+                "on the Hyper-V host: Get-VMNetworkAdapter -VMName <vm> | Set-VMNetworkAdapter "
+                "-MacAddressSpoofing On (remediation mac-spoofing-on; needs hypervisor rights)"
+            ),
+            N_("VMware: allow promiscuous mode / forged transmits on the port group"),
         ),
         links=DOCS,
     ),
@@ -41,10 +48,10 @@ DOCS = (
 def apiserver_unreachable(context: Context) -> list[Finding]:
     assert context.pod is not None
     if not context.windows_node:
-        return not_applicable(CHECK_ID, "not a Windows node")
+        return not_applicable(CHECK_ID, N_("not a Windows node"))
     status = context.pod.get("status") or {}
     if status.get("phase") != "Running" or not status.get("podIP"):
-        return not_applicable(CHECK_ID, "the pod is not running, so it cannot be probed")
+        return not_applicable(CHECK_ID, N_("the pod is not running, so it cannot be probed"))
     try:
         api_ip = context.service_ip("default", "kubernetes")
         if probes.has_powershell(context):
@@ -55,14 +62,16 @@ def apiserver_unreachable(context: Context) -> list[Finding]:
             # still tells whether anything off the pod answers.
             dns_pods = context.kube_dns_pod_ips()
             if not dns_pods:
-                return not_applicable(CHECK_ID, "Nano Server pod and no kube-dns pod to probe")
+                return not_applicable(CHECK_ID, N_("Nano Server pod and no kube-dns pod to probe"))
             probe = probes.nslookup(context, server=dns_pods[0])
             reached = "the pod reaches a kube-dns pod (Nano Server cannot test the API port)"
     except WinpodError as exc:
-        return could_not_check(CHECK_ID, "the path to the Kubernetes API", exc)
+        return could_not_check(CHECK_ID, N_("the path to the Kubernetes API"), exc)
     if probe.ok:
         return [
-            Finding(CHECK_ID, "ok", "Pod reaches the Kubernetes API", reached, (probe.evidence(),))
+            Finding(
+                CHECK_ID, "ok", _("Pod reaches the Kubernetes API"), reached, (probe.evidence(),)
+            )
         ]
     evidence = [probe.evidence()]
     node = context.node_name or ""
@@ -93,7 +102,7 @@ def apiserver_unreachable(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "error",
-            "Pod cannot reach the Kubernetes API",
+            _("Pod cannot reach the Kubernetes API"),
             summary,
             tuple(evidence),
             remediations,

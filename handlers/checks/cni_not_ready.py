@@ -7,6 +7,7 @@ import re
 from datetime import datetime
 
 from handlers.context import Context, event_line
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, offer
 from handlers.transports import KubeObject
@@ -66,15 +67,18 @@ def _ref(pod: KubeObject) -> str:
 
 @check(
     CHECK_ID,
-    title="Pod network (CNI)",
+    title=N_("Pod network (CNI)"),
     scopes=("pod", "node"),
     explanation=Explanation(
         cause=(
-            "A Windows pod gets its network from the node's CNI plugin (Calico, flannel, "
-            "Azure CNI…). When that plugin is not ready, every new sandbox on the node fails: "
-            "Calico's Windows node pod may hold an expired token ('connection is unauthorized'), "
-            "or after a reboot application pods start before calico-node-windows and stay "
-            "without a network; flannel waits for its network to be created."
+            N_(
+                "A Windows pod gets its network from the node's CNI plugin (Calico, flannel, "
+                "Azure CNI…). When that plugin is not ready, every new sandbox on the node fails: "
+                "Calico's Windows node pod may hold an expired token ('connection is "
+                "unauthorized'), "
+                "or after a reboot application pods start before calico-node-windows and stay "
+                "without a network; flannel waits for its network to be created."
+            )
         ),
         signals=(
             'FailedCreatePodSandBox: plugin type="calico" … failed (add): error getting '
@@ -85,15 +89,22 @@ def _ref(pod: KubeObject) -> str:
             "started after the pods that failed",
         ),
         fixes=(
-            "delete the node's CNI pod so that its DaemonSet starts a fresh one (cni-pod-restart)",
-            "then delete the pods that failed, so that their controllers recreate them",
+            N_(
+                "delete the node's CNI pod so that its DaemonSet starts a fresh one "
+                "(cni-pod-restart)"
+            ),
+            N_("then delete the pods that failed, so that their controllers recreate them"),
         ),
         links=DOCS,
     ),
 )
 def cni_not_ready(context: Context) -> list[Finding]:
     if not context.windows_node:
-        return [Finding(CHECK_ID, "ok", "Not a Windows node", "the CNI check is for Windows nodes")]
+        return [
+            Finding(
+                CHECK_ID, "ok", _("Not a Windows node"), _("the CNI check is for Windows nodes")
+            )
+        ]
     node = str(context.node_name)
     pods = context.pods_on_node()
     cni = cni_pod(pods)
@@ -137,8 +148,8 @@ def cni_not_ready(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                "Pod network ready",
-                "no CNI error for the pods here, and the node's CNI pod is not behind them",
+                _("Pod network ready"),
+                _("no CNI error for the pods here, and the node's CNI pod is not behind them"),
                 tuple(evidence),
             )
         ]
@@ -149,7 +160,7 @@ def cni_not_ready(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "error",
-            "Pod network not ready (CNI)",
+            _("Pod network not ready (CNI)"),
             (
                 f"new pod sandboxes on {node} fail because its pod network (CNI) is not ready"
                 + (

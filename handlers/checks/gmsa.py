@@ -7,6 +7,7 @@ from typing import Literal
 
 from handlers.context import Context, event_line
 from handlers.errors import NotFound, WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check
 from handlers.transports import KubeObject
@@ -71,16 +72,18 @@ def spec_problem(spec: KubeObject) -> str | None:
 
 @check(
     CHECK_ID,
-    title="gMSA credential spec",
+    title=N_("gMSA credential spec"),
     scopes=("pod",),
     explanation=Explanation(
         cause=(
-            "A Windows pod gets an Active Directory identity through a group Managed Service "
-            "Account: securityContext.windowsOptions.gmsaCredentialSpecName names a "
-            "GMSACredentialSpec (CRD windows.k8s.io/v1), whose contents the gMSA webhook puts "
-            "into the pod. It fails for one of three reasons: the ServiceAccount may not `use` "
-            "the spec (RBAC), the spec is missing, invalid or not applied, or the container "
-            "cannot reach a domain controller."
+            N_(
+                "A Windows pod gets an Active Directory identity through a group Managed Service "
+                "Account: securityContext.windowsOptions.gmsaCredentialSpecName names a "
+                "GMSACredentialSpec (CRD windows.k8s.io/v1), whose contents the gMSA webhook puts "
+                "into the pod. It fails for one of three reasons: the ServiceAccount may not `use` "
+                "the spec (RBAC), the spec is missing, invalid or not applied, or the container "
+                "cannot reach a domain controller."
+            )
         ),
         signals=(
             "webhook: service account … is not authorized `use` gMSA cred spec …",
@@ -91,11 +94,16 @@ def spec_problem(spec: KubeObject) -> str | None:
             "whether the named GMSACredentialSpec exists (and the CRD at all)",
         ),
         fixes=(
-            "RBAC: a Role with verb `use` on the gmsacredentialspecs resource name, bound to the "
-            "pod's ServiceAccount",
-            "spec: create it from New-CredentialSpec's JSON; install the gMSA webhook and CRD",
-            "domain: DNS to the domain controllers (UDP and TCP 53) and the node allowed to "
-            "retrieve the gMSA password",
+            N_(
+                "RBAC: a Role with verb `use` on the gmsacredentialspecs resource name, bound to "
+                "the "
+                "pod's ServiceAccount"
+            ),
+            N_("spec: create it from New-CredentialSpec's JSON; install the gMSA webhook and CRD"),
+            N_(
+                "domain: DNS to the domain controllers (UDP and TCP 53) and the node allowed to "
+                "retrieve the gMSA password"
+            ),
         ),
         links=DOCS,
     ),
@@ -105,7 +113,7 @@ def gmsa(context: Context) -> list[Finding]:
     pod = context.pod
     names = credential_spec_names(pod)
     if not names:
-        return [Finding(CHECK_ID, "ok", "No gMSA", "the pod uses no gMSA credential spec")]
+        return [Finding(CHECK_ID, "ok", _("No gMSA"), _("the pod uses no gMSA credential spec"))]
     evidence: list[str] = [f"gmsaCredentialSpecName: {', '.join(names)}"]
     causes: list[Cause] = []
     for event in _events(context):
@@ -132,8 +140,10 @@ def gmsa(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                "gMSA credential spec in place",
-                f"GMSACredentialSpec {', '.join(names)} exists and no gMSA failure was reported",
+                _("gMSA credential spec in place"),
+                _("GMSACredentialSpec {names} exists and no gMSA failure was reported").format(
+                    names=", ".join(names)
+                ),
                 tuple(evidence),
             )
         ]
@@ -145,7 +155,7 @@ def gmsa(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "error" if failing else "warning",
-            f"gMSA fails: {_label(ordered[0])}",
+            _("gMSA fails: {label}").format(label=_label(ordered[0])),
             summary,
             tuple(evidence),
             (),

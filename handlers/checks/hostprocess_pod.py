@@ -6,6 +6,7 @@ import re
 
 from handlers import knowledge
 from handlers.context import Context, event_line
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check
 from handlers.transports import KubeObject
@@ -55,17 +56,21 @@ def _run_as(pod: KubeObject) -> str | None:
 
 @check(
     CHECK_ID,
-    title="HostProcess containers",
+    title=N_("HostProcess containers"),
     scopes=("pod",),
     explanation=Explanation(
         cause=(
-            "HostProcess containers run directly on the host as a Windows account. containerd "
-            "creates that account's logon token, which only works while containerd itself runs "
-            "as LocalSystem: otherwise 'failed to logon user: Access is denied'. The container "
-            "runs in the host's file system: its image is mounted at "
-            "$env:CONTAINER_SANDBOX_MOUNT_POINT, and from containerd 1.7 on (bind mounts) volumes "
-            "appear at their own mountPath, no longer under $env:CONTAINER_SANDBOX_MOUNT_POINT; "
-            "a command pointing at the wrong place fails with 'failed to find executable'."
+            N_(
+                "HostProcess containers run directly on the host as a Windows account. containerd "
+                "creates that account's logon token, which only works while containerd itself runs "
+                "as LocalSystem: otherwise 'failed to logon user: Access is denied'. The container "
+                "runs in the host's file system: its image is mounted at "
+                "$env:CONTAINER_SANDBOX_MOUNT_POINT, and from containerd 1.7 on (bind mounts) "
+                "volumes "
+                "appear at their own mountPath, no longer under "
+                "$env:CONTAINER_SANDBOX_MOUNT_POINT; "
+                "a command pointing at the wrong place fails with 'failed to find executable'."
+            )
         ),
         signals=(
             "pod securityContext.windowsOptions.hostProcess: true",
@@ -75,10 +80,15 @@ def _run_as(pod: KubeObject) -> str | None:
             "node nodeInfo.containerRuntimeVersion (1.6 vs 1.7+ mounts)",
         ),
         fixes=(
-            "run the containerd service as LocalSystem (sc.exe config containerd obj= LocalSystem)",
-            "use runAsUserName NT AUTHORITY\\SYSTEM (or Local service / NetworkService)",
-            "call the executable by an absolute path: image files under "
-            "$env:CONTAINER_SANDBOX_MOUNT_POINT, volumes at their mountPath on containerd 1.7+",
+            N_(
+                "run the containerd service as LocalSystem (sc.exe config containerd obj= "
+                "LocalSystem)"
+            ),
+            N_("use runAsUserName NT AUTHORITY\\SYSTEM (or Local service / NetworkService)"),
+            N_(
+                "call the executable by an absolute path: image files under "
+                "$env:CONTAINER_SANDBOX_MOUNT_POINT, volumes at their mountPath on containerd 1.7+"
+            ),
         ),
         links=DOCS,
     ),
@@ -87,7 +97,9 @@ def hostprocess_pod(context: Context) -> list[Finding]:
     assert context.pod is not None
     pod = context.pod
     if not is_hostprocess(pod):
-        return [Finding(CHECK_ID, "ok", "No HostProcess", "the pod has no HostProcess container")]
+        return [
+            Finding(CHECK_ID, "ok", _("No HostProcess"), _("the pod has no HostProcess container"))
+        ]
     events = context.pod_events()
     logon = [e for e in events if LOGON_FAILED.search(str(e.get("message", "")))]
     missing = [e for e in events if EXECUTABLE_NOT_FOUND.search(str(e.get("message", "")))]
@@ -102,8 +114,8 @@ def hostprocess_pod(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                "HostProcess container starts",
-                "no logon or executable failure for this HostProcess pod",
+                _("HostProcess container starts"),
+                _("no logon or executable failure for this HostProcess pod"),
                 tuple(evidence),
             )
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers import windows
 from handlers.context import Context, pod_images
 from handlers.errors import WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable, offer
 
@@ -17,17 +18,20 @@ DOCS = (
 
 @check(
     CHECK_ID,
-    title="Image Windows version",
+    title=N_("Image Windows version"),
     scopes=("pod",),
     explanation=Explanation(
         cause=(
-            "Kubernetes runs Windows containers with process isolation, where the image's Windows "
-            "build must fit the host's: before Windows Server 2022 (20348) they must be equal; "
-            "from 20348 on, containerd 1.7.6+ and 2.x run images from 20348 up to the host's "
-            "build, while containerd 1.6 and 1.7.0-1.7.5 still need the exact host build. Pods "
-            "whose RuntimeClass has the handler runhcs-wcow-hypervisor run with Hyper-V "
-            "isolation, where the host's build and older ones run. An image built for another "
-            "build leaves the pod stuck in ContainerCreating."
+            N_(
+                "Kubernetes runs Windows containers with process isolation, where the image's "
+                "Windows "
+                "build must fit the host's: before Windows Server 2022 (20348) they must be equal; "
+                "from 20348 on, containerd 1.7.6+ and 2.x run images from 20348 up to the host's "
+                "build, while containerd 1.6 and 1.7.0-1.7.5 still need the exact host build. Pods "
+                "whose RuntimeClass has the handler runhcs-wcow-hypervisor run with Hyper-V "
+                "isolation, where the host's build and older ones run. An image built for another "
+                "build leaves the pod stuck in ContainerCreating."
+            )
         ),
         signals=(
             "event: The container operating system does not match the host operating system",
@@ -38,11 +42,15 @@ DOCS = (
             "pod runtimeClassName whose RuntimeClass handler is runhcs-wcow-hypervisor",
         ),
         fixes=(
-            "use the image tag built for the node's Windows build",
-            "pin the workload to matching nodes: nodeSelector node.kubernetes.io/windows-build "
-            "and kubernetes.io/os: windows (remediation pin-windows-build)",
-            "on containerd before 1.7.6, upgrade containerd (1.7.6+ accepts ltsc2022 images on "
-            "newer hosts)",
+            N_("use the image tag built for the node's Windows build"),
+            N_(
+                "pin the workload to matching nodes: nodeSelector node.kubernetes.io/windows-build "
+                "and kubernetes.io/os: windows (remediation pin-windows-build)"
+            ),
+            N_(
+                "on containerd before 1.7.6, upgrade containerd (1.7.6+ accepts ltsc2022 images on "
+                "newer hosts)"
+            ),
         ),
         links=(*DOCS, "https://github.com/containerd/containerd/pull/9069"),
     ),
@@ -52,10 +60,10 @@ def image_os_mismatch(context: Context) -> list[Finding]:
     target = context.target
     host_build = context.build
     if not context.windows_node or host_build is None:
-        return not_applicable(CHECK_ID, "the pod is not on a Windows node")
+        return not_applicable(CHECK_ID, N_("the pod is not on a Windows node"))
     images = pod_images(context.pod)
     # A platform error for a Linux image is linux-pod-on-windows's finding, not this one's.
-    linux = any(windows.looks_like_linux_image(image) for _, image in images)
+    linux = any(windows.looks_like_linux_image(image) for _container, image in images)
     events = [
         e
         for e in context.pod_events()
@@ -80,36 +88,38 @@ def image_os_mismatch(context: Context) -> list[Finding]:
     if isolation_evidence:
         evidence.append(isolation_evidence)
     if not wrong_builds and not events:
-        listed = ", ".join(image for _, image in images)
-        how = " with Hyper-V isolation" if isolation == "hyperv" else ""
+        listed = ", ".join(image for _container, image in images)
+        how = _(" with Hyper-V isolation") if isolation == "hyperv" else ""
         return [
             Finding(
                 CHECK_ID,
                 "ok",
-                "Images fit the node's Windows build",
-                f"every image tag that names a build can run on {host}{how}",
+                _("Images fit the node's Windows build"),
+                _("every image tag that names a build can run on {host}{how}").format(
+                    host=host, how=how
+                ),
                 (f"images: {listed}", *([isolation_evidence] if isolation_evidence else [])),
             )
         ]
     suggestion = windows.suggest_tag(host_build)
     if wrong_builds:
         reason = windows.compatibility_reason(host_build, wrong_builds[0], isolation)
-        summary = (
-            f"{reason}. Use the {suggestion} tag of the image, or pin the workload to nodes of "
-            f"build {windows.describe_build(wrong_builds[0])}."
-        )
+        summary = _(
+            "{reason}. Use the {tag} tag of the image, or pin the workload to nodes of "
+            "build {build}."
+        ).format(reason=reason, tag=suggestion, build=windows.describe_build(wrong_builds[0]))
     else:
-        summary = (
+        summary = _(
             "The container runtime reports that an image's Windows version does not match the "
-            f"node ({host}); the tags do not say which build they are, so check the image's "
-            f"os.version (and the pause image, see pause-image). Images for this node use the "
-            f"{suggestion} tag."
-        )
+            "node ({host}); the tags do not say which build they are, so check the image's "
+            "os.version (and the pause image, see pause-image). Images for this node use the "
+            "{tag} tag."
+        ).format(host=host, tag=suggestion)
     return [
         Finding(
             CHECK_ID,
             "error",
-            "Container image built for another Windows version",
+            _("Container image built for another Windows version"),
             summary,
             tuple(evidence),
             (offer("pin-windows-build", target.ref),),

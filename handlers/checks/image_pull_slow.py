@@ -10,6 +10,7 @@ import yaml
 
 from handlers import knowledge, windows
 from handlers.context import Context, event_line, pod_images
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable
 from handlers.transports import KubeObject
@@ -116,15 +117,17 @@ def prepull_daemonset(image: str, namespace: str, windows_build: str | None) -> 
 
 @check(
     CHECK_ID,
-    title="Slow image pulls",
+    title=N_("Slow image pulls"),
     scopes=("pod", "node"),
     explanation=Explanation(
         cause=(
-            "Windows images are several GB (Server Core layers alone are gigabytes), and "
-            "extracting them can take longer than containerd waits for pull progress "
-            "(image_pull_progress_timeout: 1m in containerd 1.x, 5m in 2.x); the pull is then "
-            "cancelled ('context canceled') and retried from the start. Disks full of such "
-            "images also make image garbage collection fail (ImageGCFailed)."
+            N_(
+                "Windows images are several GB (Server Core layers alone are gigabytes), and "
+                "extracting them can take longer than containerd waits for pull progress "
+                "(image_pull_progress_timeout: 1m in containerd 1.x, 5m in 2.x); the pull is then "
+                "cancelled ('context canceled') and retried from the start. Disks full of such "
+                "images also make image garbage collection fail (ImageGCFailed)."
+            )
         ),
         signals=(
             "event Failed: … failed to pull and unpack image … context canceled",
@@ -134,17 +137,20 @@ def prepull_daemonset(image: str, namespace: str, windows_build: str | None) -> 
             "node status images[].sizeBytes of the image",
         ),
         fixes=(
-            'containerd 1.x: [plugins."io.containerd.grpc.v1.cri"] image_pull_progress_timeout',
-            "containerd 2.x: [plugins.'io.containerd.cri.v1.images'] image_pull_progress_timeout",
-            "pre-pull the image on every Windows node with a DaemonSet (shown in the finding)",
-            "share base image tags between workloads; keep images small; give nodes more disk",
+            N_('containerd 1.x: [plugins."io.containerd.grpc.v1.cri"] image_pull_progress_timeout'),
+            N_(
+                "containerd 2.x: [plugins.'io.containerd.cri.v1.images'] "
+                "image_pull_progress_timeout"
+            ),
+            N_("pre-pull the image on every Windows node with a DaemonSet (shown in the finding)"),
+            N_("share base image tags between workloads; keep images small; give nodes more disk"),
         ),
         links=DOCS,
     ),
 )
 def image_pull_slow(context: Context) -> list[Finding]:
     if not context.windows_node or context.node is None:
-        return not_applicable(CHECK_ID, "not on a Windows node")
+        return not_applicable(CHECK_ID, N_("not on a Windows node"))
     node = context.node
     runtime = context.container_runtime
     gc_failures = [
@@ -170,11 +176,13 @@ def image_pull_slow(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "warning",
-                "Image garbage collection fails on the node",
-                f"The kubelet cannot free enough disk for images on {context.node_name}: large "
-                "Windows images fill it and new pulls will fail. Share base image tags between "
-                "workloads, remove unused images, or give the nodes larger disks. When pulls "
-                f"are also cut off: {setting}.",
+                _("Image garbage collection fails on the node"),
+                _(
+                    "The kubelet cannot free enough disk for images on {node_name}: large "
+                    "Windows images fill it and new pulls will fail. Share base image tags "
+                    "between workloads, remove unused images, or give the nodes larger "
+                    "disks. When pulls are also cut off: {setting}."
+                ).format(node_name=context.node_name, setting=setting),
                 tuple(evidence),
                 (),
                 DOCS,
@@ -189,10 +197,13 @@ def image_pull_slow(context: Context) -> list[Finding]:
             CHECK_ID,
             # on a node diagnosis the node works; its pods carry the errors
             "error" if context.kind == "Pod" else "warning",
-            "Image pull cut off before it finished",
-            f"The pull of {slow_images[0]} does not finish: Windows images are several GB and "
-            f"extracting them outlasts the runtime's progress timeout. {setting}. Or pre-pull "
-            f"the image on the Windows nodes with a DaemonSet (kubectl apply -f -): {daemonset}",
+            _("Image pull cut off before it finished"),
+            _(
+                "The pull of {image} does not finish: Windows images are several GB "
+                "and extracting them outlasts the runtime's progress timeout. "
+                "{setting}. Or pre-pull the image on the Windows nodes with a "
+                "DaemonSet (kubectl apply -f -): {daemonset}"
+            ).format(image=slow_images[0], setting=setting, daemonset=daemonset),
             tuple(evidence),
             (),
             DOCS,
@@ -286,8 +297,8 @@ def _quiet(context: Context) -> Finding:
             return Finding(
                 CHECK_ID,
                 "ok",
-                "Images pulled",
-                "the pod's images finished pulling",
+                _("Images pulled"),
+                _("the pod's images finished pulling"),
                 tuple(event_line(e) for e in pulled[:2]),
             )
-    return Finding(CHECK_ID, "ok", "No slow image pulls", "no pull was cut off or is stuck")
+    return Finding(CHECK_ID, "ok", _("No slow image pulls"), _("no pull was cut off or is stuck"))

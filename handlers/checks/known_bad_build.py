@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers import knowledge, windows
 from handlers.context import Context
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable
 
@@ -26,7 +27,7 @@ def _ranges() -> tuple[str, ...]:
 
 @check(
     CHECK_ID,
-    title="Windows update with a networking regression",
+    title=N_("Windows update with a networking regression"),
     scopes=("pod", "node"),
     explanation=Explanation(
         cause=(
@@ -40,8 +41,8 @@ def _ranges() -> tuple[str, ...]:
             "failures (General failure, pods unreachable) clustered on nodes of one revision",
         ),
         fixes=(
-            "move the node pool to a node image with the fixing update (or later)",
-            "until then, keep workloads on nodes of an unaffected revision",
+            N_("move the node pool to a node image with the fixing update (or later)"),
+            N_("until then, keep workloads on nodes of an unaffected revision"),
         ),
         links=DOCS,
     ),
@@ -49,7 +50,7 @@ def _ranges() -> tuple[str, ...]:
 def known_bad_build(context: Context) -> list[Finding]:
     facts = context.node_facts
     if facts is None or not facts.windows or facts.build is None:
-        return not_applicable(CHECK_ID, "not on a Windows node")
+        return not_applicable(CHECK_ID, N_("not on a Windows node"))
     revision = windows.revision_from_kernel_version(facts.kernel_version)
     kernel = f"node {facts.name} kernelVersion {facts.kernel_version}"
     if revision is None:
@@ -57,9 +58,11 @@ def known_bad_build(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "info",
-                "Windows update revision unknown",
-                "the node's kernelVersion names no update revision to compare with known "
-                "regressions",
+                _("Windows update revision unknown"),
+                _(
+                    "the node's kernelVersion names no update revision to compare with "
+                    "known regressions"
+                ),
                 (kernel,),
             )
         ]
@@ -69,9 +72,11 @@ def known_bad_build(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                "No known networking regression in this Windows update",
-                f"{facts.build}.{revision} is not in any range of known container-networking "
-                "regressions",
+                _("No known networking regression in this Windows update"),
+                _(
+                    "{build}.{revision} is not in any range of known container-networking "
+                    "regressions"
+                ).format(build=facts.build, revision=revision),
                 (kernel,),
             )
         ]
@@ -87,11 +92,22 @@ def known_bad_build(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "info",
-                "Windows update with an overlay-network regression",
-                f"{facts.name} runs Windows {facts.build}.{revision}, which has a known "
-                f"regression in overlay (VXLAN) pod networks: {row.symptom}. The node shows no "
-                f"overlay annotation ({', '.join(OVERLAY_ANNOTATIONS)}), so it is probably not "
-                f"affected; if it is, the fix is {row.build}.{row.fixed_in} ({row.fixed_update}).",
+                _("Windows update with an overlay-network regression"),
+                _(
+                    "{name} runs Windows {build}.{revision}, which has a known regression "
+                    "in overlay (VXLAN) pod networks: {symptom}. The node shows no overlay "
+                    "annotation ({annotations}), so it is probably not affected; if it is, the "
+                    "fix is {build2}.{fixed_in} ({fixed_update})."
+                ).format(
+                    name=facts.name,
+                    build=facts.build,
+                    revision=revision,
+                    symptom=row.symptom,
+                    annotations=", ".join(OVERLAY_ANNOTATIONS),
+                    build2=row.build,
+                    fixed_in=row.fixed_in,
+                    fixed_update=row.fixed_update,
+                ),
                 evidence,
                 (),
                 row.sources,
@@ -104,11 +120,24 @@ def known_bad_build(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "warning",
-            "Windows update with a known container-networking regression",
-            f"{facts.name} runs Windows {facts.build}.{revision}, inside the regression that "
-            f"started with {row.build}.{row.first_bad} ({row.first_bad_update}): {row.symptom}."
-            f"{scope} Fixed in {row.build}.{row.fixed_in} ({row.fixed_update}): move the node "
-            "pool to a node image with that update or later.",
+            _("Windows update with a known container-networking regression"),
+            _(
+                "{name} runs Windows {build}.{revision}, inside the regression that "
+                "started with {build2}.{first_bad} ({first_bad_update}): "
+                "{symptom}.{scope} Fixed in {build2}.{fixed_in} ({fixed_update}): move "
+                "the node pool to a node image with that update or later."
+            ).format(
+                name=facts.name,
+                build=facts.build,
+                revision=revision,
+                build2=row.build,
+                first_bad=row.first_bad,
+                first_bad_update=row.first_bad_update,
+                symptom=row.symptom,
+                scope=scope,
+                fixed_in=row.fixed_in,
+                fixed_update=row.fixed_update,
+            ),
             evidence,
             (),
             row.sources,

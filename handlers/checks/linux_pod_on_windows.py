@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers import windows
 from handlers.context import Context, pod_images
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable, offer
 
@@ -15,13 +16,16 @@ DOCS = (
 
 @check(
     CHECK_ID,
-    title="Linux image on a Windows node",
+    title=N_("Linux image on a Windows node"),
     scopes=("pod",),
     explanation=Explanation(
         cause=(
-            "Without a kubernetes.io/os nodeSelector (or a taint on the Windows pool) the "
-            "scheduler may place a Linux pod on a Windows node, where its image cannot be pulled "
-            "or started. spec.os.name does not steer scheduling."
+            N_(
+                "Without a kubernetes.io/os nodeSelector (or a taint on the Windows pool) the "
+                "scheduler may place a Linux pod on a Windows node, where its image cannot be "
+                "pulled "
+                "or started. spec.os.name does not steer scheduling."
+            )
         ),
         signals=(
             'pull: image operating system "linux" cannot be used on this platform',
@@ -29,9 +33,11 @@ DOCS = (
             "no kubernetes.io/os nodeSelector, on a node labelled kubernetes.io/os=windows",
         ),
         fixes=(
-            "add nodeSelector kubernetes.io/os: linux to Linux workloads (remediation "
-            "pin-windows-build sets the right selector)",
-            "taint the Windows pool os=windows:NoSchedule and tolerate it only in Windows pods",
+            N_(
+                "add nodeSelector kubernetes.io/os: linux to Linux workloads (remediation "
+                "pin-windows-build sets the right selector)"
+            ),
+            N_("taint the Windows pool os=windows:NoSchedule and tolerate it only in Windows pods"),
         ),
         links=DOCS,
     ),
@@ -39,7 +45,7 @@ DOCS = (
 def linux_pod_on_windows(context: Context) -> list[Finding]:
     assert context.pod is not None
     if not context.windows_node:
-        return not_applicable(CHECK_ID, "the pod is not on a Windows node")
+        return not_applicable(CHECK_ID, N_("the pod is not on a Windows node"))
     spec = context.pod.get("spec") or {}
     selector = (spec.get("nodeSelector") or {}).get("kubernetes.io/os")
     linux_events = [
@@ -62,8 +68,8 @@ def linux_pod_on_windows(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                "No Linux image on this Windows node",
-                "the images are Windows images or multi-arch ones",
+                _("No Linux image on this Windows node"),
+                _("the images are Windows images or multi-arch ones"),
             )
         ]
     evidence = [f"container {name}: image {image} is a Linux image" for name, image in linux_images]
@@ -80,10 +86,12 @@ def linux_pod_on_windows(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "error",
-            "Linux pod scheduled onto a Windows node",
-            f"Node {context.node_name} runs Windows, which cannot run a Linux image. Give the "
-            "workload the nodeSelector kubernetes.io/os: linux (and taint the Windows pool) so "
-            "it lands on a Linux node.",
+            _("Linux pod scheduled onto a Windows node"),
+            _(
+                "Node {node_name} runs Windows, which cannot run a Linux image. Give "
+                "the workload the nodeSelector kubernetes.io/os: linux (and taint the "
+                "Windows pool) so it lands on a Linux node."
+            ).format(node_name=context.node_name),
             tuple(evidence),
             (offer("pin-windows-build", context.target.ref),),
             DOCS,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from handlers.context import Context, event_line
 from handlers.errors import WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable
 from handlers.transports import KubeObject
@@ -89,15 +90,17 @@ class MemoryPicture:
 
 @check(
     CHECK_ID,
-    title="Memory overcommit",
+    title=N_("Memory overcommit"),
     scopes=("pod", "node"),
     explanation=Explanation(
         cause=(
-            "Windows has no out-of-memory process killer: when pods use more memory than the "
-            "node has, Windows pages, then fails to create or terminate pods "
-            "('The paging file is too small for this operation to complete.'). Pods without a "
-            "memory limit can take it all, and a node whose allocatable memory equals its "
-            "capacity keeps nothing back for Windows, kubelet and containerd."
+            N_(
+                "Windows has no out-of-memory process killer: when pods use more memory than the "
+                "node has, Windows pages, then fails to create or terminate pods "
+                "('The paging file is too small for this operation to complete.'). Pods without a "
+                "memory limit can take it all, and a node whose allocatable memory equals its "
+                "capacity keeps nothing back for Windows, kubelet and containerd."
+            )
         ),
         signals=(
             "pods on the node without resources.limits.memory",
@@ -106,17 +109,19 @@ class MemoryPicture:
             "event: The paging file is too small for this operation to complete (0x800705AF)",
         ),
         fixes=(
-            "give every container resources.limits.memory (and requests close to real use)",
-            "reserve memory for the system: kubelet --system-reserved=memory=2Gi and "
-            "--kube-reserved=memory=… (or the node pool's kubelet config)",
-            "move memory-heavy pods to larger nodes, or add nodes",
+            N_("give every container resources.limits.memory (and requests close to real use)"),
+            N_(
+                "reserve memory for the system: kubelet --system-reserved=memory=2Gi and "
+                "--kube-reserved=memory=… (or the node pool's kubelet config)"
+            ),
+            N_("move memory-heavy pods to larger nodes, or add nodes"),
         ),
         links=DOCS,
     ),
 )
 def memory_overcommit(context: Context) -> list[Finding]:
     if not context.windows_node or context.node is None:
-        return not_applicable(CHECK_ID, "not on a Windows node")
+        return not_applicable(CHECK_ID, N_("not on a Windows node"))
     node = context.node_name
     status = context.node.get("status") or {}
     evidence: list[str] = []
@@ -159,9 +164,12 @@ def memory_overcommit(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "info",
-                "Node memory is not protected",
-                f"{node} {why}, but every pod on it has a memory limit. Reserve memory for "
-                "Windows, kubelet and containerd (--system-reserved / --kube-reserved).",
+                _("Node memory is not protected"),
+                _(
+                    "{node} {why}, but every pod on it has a memory limit. Reserve memory "
+                    "for Windows, kubelet and containerd (--system-reserved / "
+                    "--kube-reserved)."
+                ).format(node=node, why=why),
                 tuple(evidence),
                 (),
                 DOCS,
@@ -171,7 +179,7 @@ def memory_overcommit(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "ok",
-            "Node memory is not overcommitted",
+            _("Node memory is not overcommitted"),
             f"{node} keeps memory reserved for the system and has memory available"
             if unlimited
             else f"every pod on {node} has a memory limit",
@@ -205,9 +213,11 @@ def _overcommitted(
         CHECK_ID,
         "error" if paging else "warning",
         "Node memory overcommitted" if paging else "Pods can exhaust the node's memory",
-        f"Windows has no out-of-memory killer, and on {node} {'; '.join(reasons)}.{pods} Set "
-        "resources.limits.memory on every container and reserve memory for the system "
-        "(kubelet --system-reserved / --kube-reserved).",
+        _(
+            "Windows has no out-of-memory killer, and on {node} {reasons}.{pods} Set "
+            "resources.limits.memory on every container and reserve memory for the "
+            "system (kubelet --system-reserved / --kube-reserved)."
+        ).format(node=node, reasons="; ".join(reasons), pods=pods),
         evidence,
         (),
         DOCS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers import hns
 from handlers.context import Context
 from handlers.errors import WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, could_not_check, not_applicable, offer
 
@@ -14,30 +15,36 @@ DOCS = ("https://kubernetes.io/docs/tasks/debug/debug-cluster/windows/",)
 
 @check(
     CHECK_ID,
-    title="Node services",
+    title=N_("Node services"),
     scopes=("node", "pod"),
     explanation=Explanation(
         cause=(
-            "A Windows node needs kubelet, kube-proxy and containerd running; without "
-            "kube-proxy, Services stop working in its pods, without the others pods stop being "
-            "created. kube-proxy is a Windows service (kubeproxy on AKS and aks-engine, "
-            "kube-proxy with kubeadm and Calico) or a HostProcess pod (sig-windows-tools)."
+            N_(
+                "A Windows node needs kubelet, kube-proxy and containerd running; without "
+                "kube-proxy, Services stop working in its pods, without the others pods stop being "
+                "created. kube-proxy is a Windows service (kubeproxy on AKS and aks-engine, "
+                "kube-proxy with kubeadm and Calico) or a HostProcess pod (sig-windows-tools)."
+            )
         ),
         signals=(
             "Get-Service kubelet, kubeproxy, kube-proxy, containerd over WinRM",
             "a kube-proxy pod in kube-system on the node when there is no kube-proxy service",
         ),
         fixes=(
-            "kube-proxy-restart restarts kube-proxy's service, or deletes its HostProcess pod "
-            "so that its DaemonSet starts a new one",
-            "kubelet / containerd: look at their logs on the node (C:\\k\\*.log) and start them",
+            N_(
+                "kube-proxy-restart restarts kube-proxy's service, or deletes its HostProcess pod "
+                "so that its DaemonSet starts a new one"
+            ),
+            N_(
+                "kubelet / containerd: look at their logs on the node (C:\\k\\*.log) and start them"
+            ),
         ),
         links=DOCS,
     ),
 )
 def node_services(context: Context) -> list[Finding]:
     if not context.windows_node:
-        return not_applicable(CHECK_ID, "not a Windows node")
+        return not_applicable(CHECK_ID, N_("not a Windows node"))
     try:
         services = context.node_status().get("services") or {}
     except WinpodError as exc:
@@ -55,16 +62,26 @@ def node_services(context: Context) -> list[Finding]:
     evidence = tuple(f"{name}: {state}" for name, state in states.items())
     down = [name for name, state in states.items() if state not in ("Running", "Running, Ready")]
     if not down:
-        return [Finding(CHECK_ID, "ok", f"{_listed(list(states))} are running", "", evidence)]
+        return [
+            Finding(
+                CHECK_ID,
+                "ok",
+                _("{listed} are running").format(listed=_listed(list(states))),
+                "",
+                evidence,
+            )
+        ]
     offered = kube_proxy in down and restartable
     remediations = (offer("kube-proxy-restart", node),) if offered else ()
     return [
         Finding(
             CHECK_ID,
             "error",
-            f"Not running on {node}: {', '.join(down)}",
-            "Pods on this node lose Services without kube-proxy and cannot be created or "
-            "managed without kubelet and containerd.",
+            _("Not running on {node}: {services}").format(node=node, services=", ".join(down)),
+            _(
+                "Pods on this node lose Services without kube-proxy and cannot be "
+                "created or managed without kubelet and containerd."
+            ),
             evidence,
             remediations,
             DOCS,
@@ -87,4 +104,4 @@ def _kube_proxy_pod(context: Context) -> tuple[str, str, bool]:
 
 
 def _listed(names: list[str]) -> str:
-    return ", ".join(names[:-1]) + f" and {names[-1]}"
+    return _("{names} and {last}").format(names=", ".join(names[:-1]), last=names[-1])

@@ -9,6 +9,7 @@ from typing import Literal
 from handlers import knowledge, windows
 from handlers.context import Context
 from handlers.errors import WinpodError
+from handlers.i18n import N_, _
 from handlers.knowledge import Version, version_text
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable
@@ -122,17 +123,20 @@ def _cluster_version(context: Context) -> tuple[Version | None, str]:
 
 @check(
     CHECK_ID,
-    title="Windows and runtime support",
+    title=N_("Windows and runtime support"),
     scopes=("node",),
     explanation=Explanation(
         cause=(
-            "Windows releases and container runtimes drop out of support as Kubernetes moves on: "
-            "Windows Server 2019 is not supported on AKS from Kubernetes 1.33, no new Windows "
-            "Server 2022 pools are created from 1.35, the Annual Channel was retired on "
-            "2026-05-15, and from 1.26 a kubelet will not register with a runtime lacking CRI "
-            "v1. Nothing fails at once, but upgrades and support stop. The rules, with their "
-            "dates and sources, are in handlers/data/os_lifecycle.yaml. Reported as warning or "
-            "info, never as an error."
+            N_(
+                "Windows releases and container runtimes drop out of support as Kubernetes moves "
+                "on: "
+                "Windows Server 2019 is not supported on AKS from Kubernetes 1.33, no new Windows "
+                "Server 2022 pools are created from 1.35, the Annual Channel was retired on "
+                "2026-05-15, and from 1.26 a kubelet will not register with a runtime lacking CRI "
+                "v1. Nothing fails at once, but upgrades and support stop. The rules, with their "
+                "dates and sources, are in handlers/data/os_lifecycle.yaml. Reported as warning or "
+                "info, never as an error."
+            )
         ),
         signals=(
             "node build (nodeInfo.kernelVersion) and osImage",
@@ -140,8 +144,8 @@ def _cluster_version(context: Context) -> tuple[Version | None, str]:
             "the cluster's version from /version (else the node's kubeletVersion)",
         ),
         fixes=(
-            "move workloads to node pools on a supported Windows Server LTSC release",
-            "upgrade containerd to 1.7 or later",
+            N_("move workloads to node pools on a supported Windows Server LTSC release"),
+            N_("upgrade containerd to 1.7 or later"),
         ),
         links=DOCS,
     ),
@@ -149,7 +153,7 @@ def _cluster_version(context: Context) -> tuple[Version | None, str]:
 def os_lifecycle(context: Context) -> list[Finding]:
     facts = context.node_facts
     if facts is None or not facts.windows or facts.build is None:
-        return not_applicable(CHECK_ID, "not a Windows node")
+        return not_applicable(CHECK_ID, N_("not a Windows node"))
     assert context.node is not None
     runtime = context.container_runtime
     cluster, cluster_evidence = _cluster_version(context)
@@ -164,9 +168,13 @@ def os_lifecycle(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                "Windows release and runtime are supported",
-                f"{windows.describe_build(facts.build)} with {runtime or 'its runtime'} has no "
-                "known support end for this cluster version",
+                _("Windows release and runtime are supported"),
+                _(
+                    "{build} with {runtime} has no known support end for this cluster version"
+                ).format(
+                    build=windows.describe_build(facts.build),
+                    runtime=runtime or _("its runtime"),
+                ),
                 evidence,
             )
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers import windows
 from handlers.context import Context
 from handlers.errors import WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable, offer
 
@@ -18,7 +19,7 @@ DOCS = (
 
 @check(
     CHECK_ID,
-    title="Pause (sandbox) image",
+    title=N_("Pause (sandbox) image"),
     scopes=("pod", "node"),
     explanation=Explanation(
         cause=(
@@ -35,8 +36,8 @@ DOCS = (
             "dropped 1903/1909/2004, 3.9 dropped 20H2, 3.10.2 added ltsc2025",
         ),
         fixes=(
-            'containerd 1.x: sandbox_image under plugins."io.containerd.grpc.v1.cri"',
-            "containerd 2.x: plugins.'io.containerd.cri.v1.images'.pinned_images.sandbox",
+            N_('containerd 1.x: sandbox_image under plugins."io.containerd.grpc.v1.cri"'),
+            N_("containerd 2.x: plugins.'io.containerd.cri.v1.images'.pinned_images.sandbox"),
             f"use {windows.RECOMMENDED_PAUSE_IMAGE} or registry.k8s.io/pause:3.6 and later, "
             "then restart containerd",
         ),
@@ -46,7 +47,7 @@ DOCS = (
 def pause_image(context: Context) -> list[Finding]:
     host_build = context.build
     if not context.windows_node or host_build is None:
-        return not_applicable(CHECK_ID, "not a Windows node")
+        return not_applicable(CHECK_ID, N_("not a Windows node"))
     node = context.node_name or ""
     isolation = windows.isolation_for_runtime(context.container_runtime)
     evidence: list[str] = []
@@ -58,8 +59,8 @@ def pause_image(context: Context) -> list[Finding]:
                 Finding(
                     CHECK_ID,
                     "ok",
-                    "Pod sandbox is running",
-                    "the pod runs, so its pause image was pulled and started",
+                    _("Pod sandbox is running"),
+                    _("the pod runs, so its pause image was pulled and started"),
                 )
             ]
         for event in context.pod_events():
@@ -79,8 +80,8 @@ def pause_image(context: Context) -> list[Finding]:
                 Finding(
                     CHECK_ID,
                     "warning",
-                    "Could not check the pause image",
-                    f"reading the node's containerd configuration failed: {exc}",
+                    _("Could not check the pause image"),
+                    _("reading the node's containerd configuration failed: {exc}").format(exc=exc),
                 )
             ]
         evidence.append(f"could not read the node's containerd configuration: {exc}")
@@ -89,8 +90,10 @@ def pause_image(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                "Pause image fits the node",
-                f"{configured} has a variant for {windows.describe_build(host_build)}",
+                _("Pause image fits the node"),
+                _("{configured} has a variant for {build}").format(
+                    configured=configured, build=windows.describe_build(host_build)
+                ),
                 tuple(evidence),
             )
         ]
@@ -102,9 +105,14 @@ def pause_image(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "error",
-            "Wrong pause (sandbox) image",
-            f"{summary}. Configure {windows.recommended_pause_image(host_build, isolation)} in "
-            "containerd and restart it; until then no pod can start on this node.",
+            _("Wrong pause (sandbox) image"),
+            _(
+                "{summary}. Configure {image} in containerd and "
+                "restart it; until then no pod can start on this node."
+            ).format(
+                summary=summary,
+                image=windows.recommended_pause_image(host_build, isolation),
+            ),
             tuple(evidence),
             (offer("fix-sandbox-image", node),),
             DOCS,

@@ -13,6 +13,7 @@ from config.settings import Settings
 from handlers import engine
 from handlers.context import Context, Transports
 from handlers.errors import NotFound
+from handlers.i18n import _
 from handlers.model import Finding
 from handlers.registry import (
     Outcome,
@@ -124,7 +125,7 @@ def verify(
     because Windows networking takes a moment to settle after a reset."""
     registry = registry or default_registry()
     spec = registry.remediation_spec(the_plan.remediation)
-    result = Verification(None, "nothing to verify")
+    result = Verification(None, _("nothing to verify"))
     for attempt in range(attempts):
         result = _verify_once(transports, settings, spec, the_plan, diagnosed, registry)
         if result.fixed is not False:
@@ -142,7 +143,7 @@ def _verify_once(
     diagnosed: TargetRef | None,
     registry: Registry,
 ) -> Verification:
-    own = Verification(None, "nothing to verify for this target")
+    own = Verification(None, _("nothing to verify for this target"))
     if spec.verify is not None:
         target = TargetRef(spec.target_kind, the_plan.target)
         own = spec.verify(context_for(transports, settings, spec, target), the_plan)
@@ -161,10 +162,16 @@ def _verify_once(
     failing = [f for f in relevant if f.severity in ("error", "warning")]
     evidence = tuple(_finding_line(f) for f in relevant)
     if not relevant:
-        return Verification(None, f"the checks do not apply to {diagnosed.ref}", evidence)
+        return Verification(
+            None, _("the checks do not apply to {target}").format(target=diagnosed.ref), evidence
+        )
     if failing:
         return Verification(
-            False, f"still failing on {diagnosed.ref}: {failing[0].title}", evidence
+            False,
+            _("still failing on {target}: {title}").format(
+                target=diagnosed.ref, title=failing[0].title
+            ),
+            evidence,
         )
     return Verification(True, ", ".join(f.title for f in relevant), evidence)
 

@@ -8,6 +8,7 @@ from typing import Any
 from handlers import detached, hns, node_scripts, script_commands
 from handlers.context import Context, script_timeout_s
 from handlers.errors import ChannelLost, OutcomeUnknown
+from handlers.i18n import _
 from handlers.remediations import Outcome, Plan, pretty
 from handlers.transports import KubeObject, NodeTarget
 
@@ -36,8 +37,12 @@ def plan_script(
     # (a Hyper-V host without WinRM credentials).
     shell, node = context.script_receiver(address)
     # the approvers see where the script (and, over WinRM, the credentials) will go
-    how = " as a scheduled task" if script in DETACHED_SCRIPTS and not shell.detached else ""
-    receiver = f"{what}; sent {shell.describe(node)}{how}" if what else what
+    how = _(" as a scheduled task") if script in DETACHED_SCRIPTS and not shell.detached else ""
+    receiver = (
+        _("{what}; sent {where}{how}").format(what=what, where=shell.describe(node), how=how)
+        if what
+        else what
+    )
     data: dict[str, Any] = {
         "script": script,
         "address": node.address,
@@ -61,7 +66,7 @@ def plan_script(
 def run_script(context: Context, plan: Plan) -> tuple[Outcome, dict[str, Any]]:
     name, address = str(plan.data["script"]), str(plan.data["address"])
     hyperv = bool(plan.data.get("hyperv") or plan.runs_on)
-    shell, _ = context.script_receiver(address if hyperv else None)  # as configured now
+    shell = context.script_receiver(address if hyperv else None)[0]  # as configured now
     node = NodeTarget(str(plan.data.get("node") or address), address)
     where = node.name if shell.detached else address
     if name in DETACHED_SCRIPTS and not shell.detached:
@@ -74,9 +79,17 @@ def run_script(context: Context, plan: Plan) -> tuple[Outcome, dict[str, Any]]:
     data = node_scripts.parse_output(name, result)
     output = node_scripts.mask_secrets(pretty(data))
     ok = result.ok and bool(data.get("ok", True)) and not data.get("error")
-    summary = f"{name} on {where} " + ("succeeded" if ok else f"failed (exit {result.exit_code})")
+    summary = (
+        _("{script} on {address} succeeded").format(script=name, address=where)
+        if ok
+        else _("{script} on {address} failed (exit {code})").format(
+            script=name, address=where, code=result.exit_code
+        )
+    )
     if data.get("refused"):
-        summary = f"{name} on {where} refused, nothing changed: {data['refused']}"
+        summary = _("{script} on {address} refused, nothing changed: {why}").format(
+            script=name, address=where, why=data["refused"]
+        )
     return Outcome(ok, summary, output), data
 
 

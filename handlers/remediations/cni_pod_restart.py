@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from handlers.checks.cni_not_ready import cni_pod, is_ready
 from handlers.context import Context
 from handlers.errors import BadInput, NotFound
+from handlers.i18n import _
 from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, remediation
 
@@ -41,11 +42,13 @@ def _run(context: Context, plan: Plan) -> Outcome:
     "cni-pod-restart",
     risk="medium",
     target_kind=TargetKind.NODE,
-    does=lambda t: (
-        f"delete the CNI pod on {t} (its DaemonSet starts a fresh one), wait until it is Ready, "
-        "then verify that the pods there get their network"
-    ),
-    impact=lambda t: f"new pods on {t} wait for a network for a few seconds while the CNI restarts",
+    does=lambda t: _(
+        "delete the CNI pod on {target} (its DaemonSet starts a fresh one), wait until it is "
+        "Ready, then verify that the pods there get their network"
+    ).format(target=t),
+    impact=lambda t: _(
+        "new pods on {target} wait for a network for a few seconds while the CNI restarts"
+    ).format(target=t),
     verified_by=("cni-not-ready",),
     run=_run,
 )

@@ -27,7 +27,7 @@ def _named(refs: list[str]) -> str:
 
 
 def _run(context: Context, plan: Plan) -> Outcome:
-    outcome, _ = run_script(context, plan)
+    outcome = run_script(context, plan)[0]
     if not outcome.ok:
         return outcome
     deadline = time.monotonic() + context.settings.work.restart_timeout.total_seconds()

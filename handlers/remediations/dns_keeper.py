@@ -7,6 +7,7 @@ from typing import Any
 
 from handlers.context import Context
 from handlers.errors import NotFound
+from handlers.i18n import _
 from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, Verification, pretty, remediation
 
@@ -93,10 +94,10 @@ def _verify(context: Context, plan: Plan) -> Verification:
     "dns-keeper",
     risk="low",
     target_kind=TargetKind.CLUSTER,
-    does=lambda t: (
+    does=lambda t: _(
         "create (or confirm) a tiny DaemonSet so that every Windows node runs at least two pods"
     ),
-    impact=lambda t: "one small pause pod on every Windows node",
+    impact=lambda t: _("one small pause pod on every Windows node"),
     verified_by=("dns-after-reboot",),
     run=_run,
     verify=_verify,

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from handlers import windows
 from handlers.context import Context
 from handlers.errors import WinpodError
+from handlers.i18n import _
 from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, remediation
 
@@ -19,8 +20,12 @@ def _run(context: Context, plan: Plan) -> Outcome:
     "fix-sandbox-image",
     risk="medium",
     target_kind=TargetKind.NODE,
-    does=lambda t: f"show the sandbox image configured on {t} and the right one for its build",
-    impact=lambda t: f"nothing changes on {t}: it shows what to change in containerd",
+    does=lambda t: _(
+        "show the sandbox image configured on {target} and the right one for its build"
+    ).format(target=t),
+    impact=lambda t: _("nothing changes on {target}: it shows what to change in containerd").format(
+        target=t
+    ),
     verified_by=("pause-image",),
     run=_run,
 )

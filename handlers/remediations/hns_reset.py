@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from handlers.context import Context
+from handlers.i18n import _
 from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, remediation
 from handlers.remediations._node_script import (
@@ -41,15 +42,15 @@ def _run(context: Context, plan: Plan) -> Outcome:
     "hns-reset",
     risk="high",
     target_kind=TargetKind.NODE,
-    does=lambda t: (
-        f"on {t}: stop kube-proxy, kubelet and the containers, remove the HNS policy "
+    does=lambda t: _(
+        "on {target}: stop kube-proxy, kubelet and the containers, remove the HNS policy "
         "lists and then the pod network (never the management network), start kubelet and "
         "kube-proxy, then verify DNS"
-    ),
-    impact=lambda t: (
-        f"kube-proxy and kubelet stop on {t}; its containers are stopped and every pod there "
+    ).format(target=t),
+    impact=lambda t: _(
+        "kube-proxy and kubelet stop on {target}; its containers are stopped and every pod there "
         "gets a new sandbox, without network for about a minute"
-    ),
+    ).format(target=t),
     verified_by=("dns-after-reboot",),
     run=_run,
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from handlers.context import Context
+from handlers.i18n import _
 from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, remediation
 from handlers.remediations._node_script import (
@@ -32,13 +33,13 @@ def _run(context: Context, plan: Plan) -> Outcome:
     "kube-proxy-restart",
     risk="medium",
     target_kind=TargetKind.NODE,
-    does=lambda t: (
-        f"on {t}: restart kube-proxy (its kubeproxy / kube-proxy service, or its HostProcess "
-        "pod), then verify"
-    ),
-    impact=lambda t: (
-        f"Services are unreachable from pods on {t} for a few seconds while kube-proxy restarts"
-    ),
+    does=lambda t: _(
+        "on {target}: restart kube-proxy (its kubeproxy / kube-proxy service, or its "
+        "HostProcess pod), then verify"
+    ).format(target=t),
+    impact=lambda t: _(
+        "Services are unreachable from pods on {target} for a few seconds while kube-proxy restarts"
+    ).format(target=t),
     verified_by=("dns-after-reboot", "node-services"),
     run=_run,
 )

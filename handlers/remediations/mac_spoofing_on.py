@@ -7,6 +7,7 @@ from typing import Any
 
 from handlers.context import Context
 from handlers.errors import BadInput
+from handlers.i18n import _
 from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, Verification, remediation
 from handlers.remediations._node_script import plan_script, run_script
@@ -43,7 +44,7 @@ def _verify(context: Context, plan: Plan) -> Verification:
         VMName=plan.target,
         Enable="false",
     )
-    _, data = run_script(context, read)
+    _output, data = run_script(context, read)
     on = _spoofing_on(data)
     return Verification(
         on, f"MacAddressSpoofing {'On' if on else 'still Off'} for VM {plan.target}"
@@ -54,11 +55,13 @@ def _verify(context: Context, plan: Plan) -> Verification:
     "mac-spoofing-on",
     risk="high",
     target_kind=TargetKind.NODE,
-    does=lambda t: (
-        f"over WinRM on the Hyper-V host of {t}: enable MAC address spoofing on the "
+    does=lambda t: _(
+        "over WinRM on the Hyper-V host of {target}: enable MAC address spoofing on the "
         "VM's adapters, then verify"
-    ),
-    impact=lambda t: f"changes the Hyper-V host's settings for VM {t} (hypervisor rights)",
+    ).format(target=t),
+    impact=lambda t: _(
+        "changes the Hyper-V host's settings for VM {target} (hypervisor rights)"
+    ).format(target=t),
     verified_by=("apiserver-unreachable",),
     run=_run,
     verify=_verify,

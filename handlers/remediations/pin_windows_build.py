@@ -8,6 +8,7 @@ from typing import Any
 from handlers import windows
 from handlers.context import Context, pod_images
 from handlers.errors import NotFound
+from handlers.i18n import _
 from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, Verification, pretty, remediation
 from handlers.transports import KubeObject
@@ -37,7 +38,7 @@ def _owner(context: Context) -> tuple[str, str] | None:
 
 def _selector(context: Context) -> dict[str, str]:
     assert context.pod is not None
-    images = [image for _, image in pod_images(context.pod)]
+    images = [image for _container, image in pod_images(context.pod)]
     if context.windows_node and any(windows.looks_like_linux_image(i) for i in images):
         return {"kubernetes.io/os": "linux"}
     selector = {"kubernetes.io/os": "windows"}
@@ -82,11 +83,11 @@ def _verify(context: Context, plan: Plan) -> Verification:
     "pin-windows-build",
     risk="low",
     target_kind=TargetKind.POD,
-    does=lambda t: (
-        f"patch the workload owning {t} with the kubernetes.io/os and "
+    does=lambda t: _(
+        "patch the workload owning {target} with the kubernetes.io/os and "
         "node.kubernetes.io/windows-build nodeSelector"
-    ),
-    impact=lambda t: f"the workload owning {t} rolls out its pods again",
+    ).format(target=t),
+    impact=lambda t: _("the workload owning {target} rolls out its pods again").format(target=t),
     verified_by=(),
     run=_run,
     verify=_verify,

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from handlers import probes
 from handlers.context import Context
 from handlers.errors import BadInput, WinpodError
+from handlers.i18n import _
 from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, remediation
 
@@ -32,10 +33,12 @@ def _run(context: Context, plan: Plan) -> Outcome:
     "pod-dns-override",
     risk="low",
     target_kind=TargetKind.POD,
-    does=lambda t: (
-        f"exec in {t}: point its DNS servers at the kube-dns pod IPs and set the cluster suffix"
+    does=lambda t: _(
+        "exec in {target}: point its DNS servers at the kube-dns pod IPs and set the cluster suffix"
+    ).format(target=t),
+    impact=lambda t: _("only {target} changes; the override is lost when the pod restarts").format(
+        target=t
     ),
-    impact=lambda t: f"only {t} changes; the override is lost when the pod restarts",
     verified_by=("dns-after-reboot",),
     run=_run,
 )

@@ -9,6 +9,7 @@ from config.settings import format_duration
 from handlers import rdp
 from handlers.context import Context
 from handlers.errors import NotFound
+from handlers.i18n import _
 from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, Verification, pretty, remediation
 
@@ -28,17 +29,23 @@ def _run_open(context: Context, plan: Plan) -> Outcome:
     )
     until = expires_at.strftime("%H:%M UTC")
     if extended:
-        return Outcome(True, f"RDP to {plan.target} extended until {until}")
+        return Outcome(
+            True, _("RDP to {node} extended until {time}").format(node=plan.target, time=until)
+        )
     address = rdp.wait_for_address(cluster, namespace, name, settings.rdp.lb_timeout)
     if address is None:
         rdp.close_access(cluster, namespace, plan.target)
         return Outcome(
             False,
-            f"the load balancer gave {name} no address within "
-            f"{format_duration(settings.rdp.lb_timeout)}; closed it again",
+            _("the load balancer gave {name} no address within {timeout}; closed it again").format(
+                name=name, timeout=format_duration(settings.rdp.lb_timeout)
+            ),
         )
     return Outcome(
-        True, f"RDP to {plan.target} open at {address} until {until}: mstsc.exe /v:{address}"
+        True,
+        _("RDP to {node} open at {address} until {time}: {command}").format(
+            node=plan.target, address=address, time=until, command=f"mstsc.exe /v:{address}"
+        ),
     )
 
 
@@ -47,19 +54,24 @@ def _verify_open(context: Context, plan: Plan) -> Verification:
     try:
         context.transports.cluster.get("Service", rdp.service_name(plan.target), namespace)
     except NotFound:
-        return Verification(False, "the RDP Service is gone")
-    return Verification(True, f"Service {namespace}/{rdp.service_name(plan.target)} is open")
+        return Verification(False, _("the RDP Service is gone"))
+    return Verification(
+        True,
+        _("Service {name} is open").format(name=f"{namespace}/{rdp.service_name(plan.target)}"),
+    )
 
 
 @remediation(
     "rdp-open",
     risk="high",
     target_kind=TargetKind.NODE,
-    does=lambda t: (
-        f"expose RDP (3389) of {t} through a LoadBalancer Service limited to the "
+    does=lambda t: _(
+        "expose RDP (3389) of {target} through a LoadBalancer Service limited to the "
         "given source ranges, closed automatically at expiry"
-    ),
-    impact=lambda t: f"RDP to {t} becomes reachable from the source ranges until it expires",
+    ).format(target=t),
+    impact=lambda t: _(
+        "RDP to {target} becomes reachable from the source ranges until it expires"
+    ).format(target=t),
     verified_by=(),
     run=_run_open,
     verify=_verify_open,
@@ -69,8 +81,8 @@ def plan_open(context: Context, target: str, params: Mapping[str, str]) -> Plan:
     settings = context.settings
     ttl = rdp.parse_ttl(params.get("ttl"), settings)
     ranges = rdp.source_ranges(params.get("from"), settings)
-    _, address = rdp.check_node(context.transports.cluster, target, settings)
-    service, slice_, _ = rdp.manifests(
+    _checked, address = rdp.check_node(context.transports.cluster, target, settings)
+    service, slice_, _expiry = rdp.manifests(
         target,
         address,
         settings.kubernetes.namespace,
@@ -82,7 +94,9 @@ def plan_open(context: Context, target: str, params: Mapping[str, str]) -> Plan:
         "rdp-open",
         target,
         "api",
-        f"open RDP to {target} for {format_duration(ttl)} from {', '.join(ranges)}",
+        _("open RDP to {node} for {ttl} from {ranges}").format(
+            node=target, ttl=format_duration(ttl), ranges=", ".join(ranges)
+        ),
         pretty([service, slice_]),
         {
             "ttl": str(int(ttl.total_seconds())) + "s",
@@ -96,16 +110,18 @@ def plan_open(context: Context, target: str, params: Mapping[str, str]) -> Plan:
 def _run_close(context: Context, plan: Plan) -> Outcome:
     namespace = context.settings.kubernetes.namespace
     if rdp.close_access(context.transports.cluster, namespace, plan.target):
-        return Outcome(True, f"RDP to {plan.target} closed")
-    return Outcome(True, f"no RDP session of winpod's was open for {plan.target}")
+        return Outcome(True, _("RDP to {node} closed").format(node=plan.target))
+    return Outcome(
+        True, _("no RDP session of winpod's was open for {node}").format(node=plan.target)
+    )
 
 
 @remediation(
     "rdp-close",
     risk="low",
     target_kind=TargetKind.NODE,
-    does=lambda t: f"delete winpod's RDP Service and endpoints for {t}",
-    impact=lambda t: f"RDP sessions to {t} through winpod are cut",
+    does=lambda t: _("delete winpod's RDP Service and endpoints for {target}").format(target=t),
+    impact=lambda t: _("RDP sessions to {target} through winpod are cut").format(target=t),
     verified_by=(),
     run=_run_close,
     target_must_exist=False,  # a node scaled away must not keep its RDP door open
@@ -119,7 +135,7 @@ def plan_close(context: Context, target: str, params: Mapping[str, str]) -> Plan
         "rdp-close",
         target,
         "api",
-        f"delete Service {name} and its endpoints",
+        _("delete Service {name} and its endpoints").format(name=name),
         f"delete Service, EndpointSlice/Endpoints {context.settings.kubernetes.namespace}"
         f"/{name} (only if labelled as winpod's)",
     )

@@ -27,6 +27,7 @@ from handlers.errors import (
     Unreachable,
     WinpodError,
 )
+from handlers.i18n import _
 from handlers.node_scripts import for_the_wire, script_name_of
 from handlers.transports import (
     Cluster,
@@ -104,7 +105,7 @@ class HostProcessShell:
         self._windows: dict[str, bool] = {}  # node name -> whether it is a Windows node
 
     def describe(self, target: NodeTarget) -> str:
-        return f"in a HostProcess pod on {target.name}"
+        return _("in a HostProcess pod on {node}").format(node=target.name)
 
     def run_script(self, target: NodeTarget, script: str, timeout_s: float) -> CommandResult:
         self._require_windows(target.name)

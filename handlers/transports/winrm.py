@@ -25,6 +25,7 @@ from winrm.protocol import Protocol
 
 from config.settings import WinRMSettings
 from handlers.errors import BadInput, ChannelLost, Refused, TimedOut, Unreachable, WinpodError
+from handlers.i18n import _
 from handlers.node_scripts import for_the_wire
 from handlers.transports import CommandResult, NodeTarget, powershell_output
 
@@ -70,8 +71,8 @@ class SessionCache:
             else:
                 idle.append((self._clock(), session))
             while len(self._idle) > self._hosts:
-                _, dropped = self._idle.popitem(last=False)
-                for _, old in dropped:
+                _host, dropped = self._idle.popitem(last=False)
+                for _since, old in dropped:
                     _close(old)
 
     def idle(self, key: SessionKey) -> int:
@@ -104,7 +105,9 @@ class WinRMShell:
     detached = False
 
     def describe(self, target: NodeTarget) -> str:
-        return f"over WinRM to {target.address}:{self._settings.port}"
+        return _("over WinRM to {address}").format(
+            address=f"{target.address}:{self._settings.port}"
+        )
 
     def run_script(self, target: NodeTarget, script: str, timeout_s: float) -> CommandResult:
         settings = self._settings

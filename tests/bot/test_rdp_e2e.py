@@ -322,6 +322,12 @@ def test_rdp_opens_after_two_approvals_extends_on_reopen_and_closes_on_request(
     assert len(audited(log, "rdp-open", "akswin000001")) == 2
     assert len(audited(log, "rdp-close", "akswin000001")) == 1
     assert any(REQUESTER in line for line in audited(log, "rdp-close", "akswin000001"))
+    # The request and the open are the requester's, never the first approver's.
+    requested = audited(log, "request", "akswin000001") + audited(log, "rdp-open", "akswin000001")
+    assert len(audited(log, "request", "akswin000001")) == 3  # open, open again, close
+    assert {line.split()[2] for line in requested} == {REQUESTER}
+    approvers = {line.split()[2] for line in audited(log, "approval", "akswin000001")}
+    assert {APPROVER_A, APPROVER_B} <= approvers  # (the requester's own close needs none)
 
 
 def test_a_session_opened_from_the_cli_is_closed_by_the_running_bot_at_expiry(

@@ -55,7 +55,10 @@ def alerts_for(bot: RunningBot, node: str) -> list[Message]:
     return [
         m
         for m in bot.messages(ALERTS)
-        if (m.get("blocks") or [{}])[0].get("text", {}).get("text") == f"Node {node}"
+        if re.fullmatch(
+            rf"Node {re.escape(node)}( · build \d+)?",
+            str((m.get("blocks") or [{}])[0].get("text", {}).get("text")),
+        )
     ]
 
 
@@ -130,6 +133,13 @@ def test_a_reboot_alerts_once_across_sweeps_and_restarts(
     assert alert["text"].startswith(f":rotating_light: {BROKEN} rebooted and DNS fails")
     shown = message_text(alert)
     assert FIRST_LOOKUP in shown
+    # The header says what a diagnosis's says: build and OS, and when the node booted, where.
+    assert re.fullmatch(r"Node \S+ · build \d{5}", alert["blocks"][0]["text"]["text"])
+    intro = alert["blocks"][1]["elements"][0]["text"]
+    assert "Windows Server" in intro
+    assert re.search(r"rebooted \d{4}-\d\d-\d\d \d\d:\d\d UTC", intro)
+    assert "cluster `winpod-sim`" in intro
+    assert "diagnosed in" not in intro
     assert "stale HNS policies" in shown
     assert {
         "remediate:hns-reset",
