@@ -61,6 +61,8 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
         "hns-reset",
         target,
         "hns-reset",
-        f"run hns-reset.ps1 on {target} (its result is read back even if the network blips "
-        "or kubelet restarts)",
+        _(
+            "run hns-reset.ps1 on {node} (its result is read back even if the network blips "
+            "or kubelet restarts)"
+        ).format(node=target),
     )

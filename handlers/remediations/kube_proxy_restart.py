@@ -52,8 +52,10 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
             "kube-proxy-restart",
             target,
             "api",
-            f"delete kube-proxy pod kube-system/{name} on {target} and wait for its "
-            "replacement to be Ready",
+            _(
+                "delete kube-proxy pod kube-system/{pod} on {node} and wait for its "
+                "replacement to be Ready"
+            ).format(pod=name, node=target),
             f"kubectl -n kube-system delete pod {name}",
             {"pod": name},
         )
@@ -62,5 +64,5 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
         "kube-proxy-restart",
         target,
         "kube-proxy-restart",
-        f"run kube-proxy-restart.ps1 on {target}",
+        _("run kube-proxy-restart.ps1 on {node}").format(node=target),
     )

@@ -151,7 +151,7 @@ def test_the_same_node_rebooting_in_both_clusters_alerts_twice_each_to_its_chann
 
     for cluster in (EU, US):
         (alert,) = bot.wait_for(lambda c=cluster: alerts(bot, c), what=f"the {cluster} alert")
-        assert header(alert) == f"[{cluster}] Node {BROKEN}"
+        assert header(alert) == f"[{cluster}] Node {BROKEN} · build 17763"
         assert alert["text"].startswith(f":rotating_light: {BROKEN} in cluster {cluster} rebooted")
     assert bot.messages("C0ALERTS") == []  # slack.alert_channel: each cluster has its own
 

@@ -373,7 +373,9 @@ def alerts(bot: RunningBot, node: str) -> list[Message]:
     return [
         m
         for m in bot.messages(ALERTS)
-        if (m.get("blocks") or [{}])[0].get("text", {}).get("text") == f"Node {node}"
+        # the header names the node, then its build: "Node akswin000040 · build 17763"
+        if str((m.get("blocks") or [{}])[0].get("text", {}).get("text")).split(" · ")[0]
+        == f"Node {node}"
     ]
 
 
