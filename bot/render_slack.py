@@ -429,14 +429,21 @@ def _more_note(hidden: int, command: str) -> Block:
     return _context(text)
 
 
-def progress_message(target_ref: str, node: str | None) -> tuple[str, list[Block]]:
+def in_cluster(text: str, cluster: str | None) -> str:
+    """`text` led by `[cluster]` when winpod serves several clusters (as headers are)."""
+    return text if cluster is None else f"[{cluster}] {text}"
+
+
+def progress_message(
+    target_ref: str, node: str | None, cluster: str | None = None
+) -> tuple[str, list[Block]]:
     """The first post of a diagnosis, edited into the result when it is done."""
     what = (
         _("Diagnosing {target} on {node}…").format(target=target_ref, node=node)
         if node
         else _("Diagnosing {target}…").format(target=target_ref)
     )
-    text = cut(escape(what), MAX_TEXT)
+    text = cut(escape(in_cluster(what, cluster)), MAX_TEXT)
     return text, [_section(f":hourglass_flowing_sand: {text}")]
 
 
@@ -492,12 +499,14 @@ def queued_note(position: int) -> str:
 
 
 def rdp_request_message(
-    requester: str, what: str, node: str, offer_id: str, impact: str
+    requester: str, what: str, node: str, offer_id: str, impact: str, cluster: str | None = None
 ) -> tuple[str, list[dict[str, Any]]]:
     """An RDP request waiting for approval, with the button that opens the approval flow."""
     text = Mrkdwn(_(":closed_lock_with_key: {requester} asks to {what}.")).format(
         requester=mention(requester), what=what
     )
+    if cluster is not None:
+        text = Mrkdwn("[{}] ").format(cluster) + text
     button = ButtonElement(
         text=shorten(_("Approve RDP to {node}").format(node=node), MAX_BUTTON_LABEL),
         action_id="remediate:rdp-open",

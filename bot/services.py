@@ -45,6 +45,11 @@ class BotServices:
             self.node_watch = NodeWatch(self.transports.watchable)
         self.siblings.setdefault(self.cluster, self)
 
+    @property
+    def named_cluster(self) -> str | None:
+        """The cluster's name where messages must say it (winpod serves several), else None."""
+        return self.cluster if self.settings.many_clusters else None
+
     def in_cluster(self, name: str | None) -> BotServices:
         """The services of cluster `name` (None: the default one): its own settings view,
         transports, node watch, sweep lock and approval flow, sharing the store, pool and

@@ -128,7 +128,7 @@ class Sweeper:
             offers[(ref.id, ref.target)] = store.save_offer(
                 ref.id, ref.target, {}, node.finding.check, ref.risk, diagnosed.to_json()
             )
-        cluster = self.services.cluster if self.services.settings.many_clusters else None
+        cluster = self.services.named_cluster
         swept = render_slack.Swept(
             node.booted_at, cluster or self.services.transports.cluster.context
         )

@@ -182,7 +182,10 @@ def run_sweep(services: BotServices, client: WebClient, channel: str, user: str)
     """On demand: one message edited as probes finish, then the summary (always, when asked)."""
     try:
         posted = client.chat_postMessage(
-            channel=channel, text=_(":mag: Sweeping the Windows nodes…")
+            channel=channel,
+            text=render_slack.in_cluster(
+                _(":mag: Sweeping the Windows nodes…"), services.named_cluster
+            ),
         )
         ts = str(posted["ts"])
         report = Sweeper(services, client).run(
@@ -199,7 +202,8 @@ def run_sweep(services: BotServices, client: WebClient, channel: str, user: str)
             )
             return
         home.record_sweep(services.store, report)
-        client.chat_update(channel=channel, ts=ts, text=escape(sweep_text(report)))
+        summary = render_slack.in_cluster(sweep_text(report), services.named_cluster)
+        client.chat_update(channel=channel, ts=ts, text=escape(summary))
     except WinpodError as exc:
         _tell_user(
             services,
@@ -271,7 +275,12 @@ def request_rdp(
         return
     offer = services.store.save_offer("rdp-open", plan.target, params, "rdp", "high")
     text, blocks = render_slack.rdp_request_message(
-        user, plan.what, node, offer, registry.remediation_spec("rdp-open").impact(node)
+        user,
+        plan.what,
+        node,
+        offer,
+        registry.remediation_spec("rdp-open").impact(node),
+        services.named_cluster,
     )
     try:
         client.chat_postMessage(channel=channel, text=text, blocks=blocks)
@@ -348,7 +357,9 @@ def run_diagnosis(
     posted: dict[str, str] = {}
 
     def on_target(target: Target) -> None:
-        text, blocks = render_slack.progress_message(target.ref, target.node)
+        text, blocks = render_slack.progress_message(
+            target.ref, target.node, services.named_cluster
+        )
         response = client.chat_postMessage(channel=channel, text=text, blocks=blocks)
         posted["ts"] = str(response["ts"])
 
@@ -378,7 +389,7 @@ def run_diagnosis(
         diagnosis,
         offers,
         remediations.impact_texts(targets),
-        services.cluster if services.settings.many_clusters else None,
+        services.named_cluster,
     )
     try:
         client.chat_update(channel=channel, ts=posted["ts"], text=text, blocks=blocks)

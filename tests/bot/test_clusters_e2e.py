@@ -293,3 +293,21 @@ def test_the_app_home_shows_each_cluster_with_its_own_nodes_and_waiting_actions(
     us_part = text[text.index(f"winpod · cluster {US}") :]
     eu_part = text[: text.index(f"winpod · cluster {US}")]
     assert "hns-reset" in us_part and "hns-reset" not in eu_part  # the action waits in prod-us
+
+
+def test_an_on_demand_sweep_and_an_rdp_request_name_their_cluster(
+    serve: Callable[..., RunningBot],
+) -> None:
+    bot = serve()
+
+    assert bot.command(f"sweep cluster={US}", channel="C0SWEEP").status == 200
+    (summary,) = bot.wait_for(
+        lambda: [m for m in bot.messages("C0SWEEP") if "Sweep:" in str(m.get("text"))],
+        what="the sweep summary",
+    )
+    assert str(summary["text"]).startswith(f"[{US}] Sweep:")
+
+    assert bot.command(f"rdp open {BROKEN} cluster={US}", channel="C0RDP").status == 200
+    (request,) = bot.wait_for(lambda: bot.messages("C0RDP"), what="the RDP request")
+    assert str(request["text"]).startswith(f"[{US}] "), request["text"]
+    assert "asks to" in str(request["text"])
