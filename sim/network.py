@@ -344,10 +344,14 @@ def reachable(world: World, pod: Obj, ip: str, port: int, protocol: str = "TCP")
     host = host_of_pod(world, pod)
     if host is not None and host.vm is not None and not host.vm.mac_address_spoofing:
         return False  # the Hyper-V switch drops every frame from the containers' MACs
+    if host is not None and source in host.stale_endpoint_ips:
+        return False  # a stale remote endpoint holds this pod's recycled IP (k/k#130963)
     service = _service_by_ip(world, ip)
     if service is not None:
         if host is not None and not kube_proxy_running(world, host):
             return False  # no kube-proxy, no load-balancer policies for Service VIPs
+        if host is not None and host.ports_exhausted:
+            return False  # no dynamic port left for the load balancer's SNAT (AKS#1375)
         if ip == cluster_dns_ip(world) and dns_vip_policy_missing(
             world, host, str((pod.get("spec") or {}).get("nodeName"))
         ):

@@ -18,6 +18,7 @@ from sim.world import (
     CUSTOM_RESOURCES,
     DEFAULT_NETWORKS,
     KUBE_PROXY_SERVICES,
+    PORT_BLOCK,
     ApiError,
     HnsNetwork,
     Obj,
@@ -35,6 +36,7 @@ DEFAULT_WINDOWS_KERNEL = "10.0.17763.2061"
 SERVICE_STATES = {"Running", "Stopped", "StartPending", "StopPending", "Paused"}
 BOT_NAMESPACE = "winpod"
 HNS_APIS = ("v1", "v2")
+_IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 KUBE_PROXY_FORMS = ("service", "hostprocess-pod")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
 # libyaml's safe loader when PyYAML has it: twenty times faster on fleet-sized scenarios.
@@ -274,6 +276,11 @@ def _host_network(spec: Obj, where: str, host: WindowsHost) -> None:
     host.kube_proxy = _choice(
         where, "kubeProxy", spec.get("kubeProxy", "service"), KUBE_PROXY_FORMS
     )
+    host.stale_endpoint_ips = _stale_endpoints(where, network.get("staleRemoteEndpoints", 0))
+    host.unapplied_load_balancers = _count(
+        where, "network.unappliedLoadBalancers", network.get("unappliedLoadBalancers", 0)
+    )
+    _host_ports(spec, where, host)
     host.management_outage_s = _seconds(where, "managementOutage", spec.get("managementOutage", 60))
     host.network_blip_s = _seconds(where, "networkBlip", spec.get("networkBlip", 0))
     listed = spec.get("networks")
@@ -287,6 +294,47 @@ def _host_network(spec: Obj, where: str, host: WindowsHost) -> None:
         HnsNetwork(str(n["name"]), str(n.get("type", "L2Bridge")), bool(n.get("management", False)))
         for n in listed
     ]
+
+
+def _count(where: str, field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ScenarioError(f"{where}, field spec.{field}: must be a whole number, not {value!r}")
+    return value
+
+
+def stale_endpoint_ip(index: int) -> str:
+    """The IP of the index-th generated stale remote endpoint: 10.244.250.1, .2, …"""
+    return f"10.244.{250 + index // 254}.{index % 254 + 1}"
+
+
+def _stale_endpoints(where: str, value: Any) -> list[str]:
+    """`staleRemoteEndpoints`: a count (IPs 10.244.250.1…), or the IPs themselves."""
+    if isinstance(value, list):
+        if not all(isinstance(ip, str) and _IPV4.fullmatch(ip) for ip in value):
+            raise ScenarioError(
+                f"{where}, field spec.network.staleRemoteEndpoints: a count or a list of IPv4s"
+            )
+        return list(value)
+    count = _count(where, "network.staleRemoteEndpoints", value)
+    return [stale_endpoint_ip(i) for i in range(count)]
+
+
+def _host_ports(spec: Obj, where: str, host: WindowsHost) -> None:
+    """`ports`: the TCP dynamic range and HNS's excluded 64-port blocks inside it."""
+    ports = spec.get("ports") or {}
+    if not isinstance(ports, dict):
+        raise ScenarioError(f"{where}, field spec.ports: must be a mapping")
+    host.dynamic_start = _count(where, "ports.dynamicStart", ports.get("dynamicStart", 49152))
+    host.dynamic_count = _count(where, "ports.dynamicCount", ports.get("dynamicCount", 16384))
+    host.excluded_tcp_blocks = _count(
+        where, "ports.excludedTcpBlocks", ports.get("excludedTcpBlocks", 12)
+    )
+    if host.dynamic_start < 1024 or host.dynamic_start + host.dynamic_count > 65536:
+        raise ScenarioError(f"{where}, field spec.ports: the range must lie within 1024-65535")
+    if host.excluded_tcp_blocks * PORT_BLOCK > host.dynamic_count:
+        raise ScenarioError(
+            f"{where}, field spec.ports.excludedTcpBlocks: more blocks than the range holds"
+        )
 
 
 def _choice(where: str, field: str, value: Any, allowed: Any) -> str:

@@ -20,6 +20,7 @@ CHECK_MODULES = (
     "hostprocess_pod",
     "gmsa",
     "cni_not_ready",
+    "hns_stale_endpoints",
 )
 
 __all__ = ["CHECK_MODULES", "default_registry"]

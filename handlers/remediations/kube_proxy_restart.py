@@ -39,7 +39,7 @@ def _run(context: Context, plan: Plan) -> Outcome:
     impact=lambda t: (
         f"Services are unreachable from pods on {t} for a few seconds while kube-proxy restarts"
     ),
-    verified_by=("dns-after-reboot", "node-services"),
+    verified_by=("dns-after-reboot", "node-services", "hns-stale-endpoints"),
     run=_run,
 )
 def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:

@@ -1,0 +1,80 @@
+"""`hns-endpoint-cleanup`: remove exactly the stale remote HNS endpoints the approvers saw.
+
+The plan is made from one reading of the node's HNS (`hns-endpoints.ps1`) against the
+EndpointSlices and names every endpoint with its IP; the script gets those `ID=IP` pairs as its
+only parameter and removes an endpoint only while it still has that IP. A plan made anew before
+the run that names other endpoints is refused as changed (`Plan.differences`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from handlers.checks.hns_stale_endpoints import hns_picture
+from handlers.context import Context
+from handlers.errors import BadInput
+from handlers.node_scripts import MAX_ENDPOINTS
+from handlers.registry import TargetKind
+from handlers.remediations import Outcome, Plan, remediation
+from handlers.remediations._node_script import plan_script, run_script
+
+
+def _rows(data: object) -> list[str]:
+    if not isinstance(data, list):
+        return []
+    return [f"{row.get('ID')} ({row.get('IPAddress')})" for row in data if isinstance(row, dict)]
+
+
+def _run(context: Context, plan: Plan) -> Outcome:
+    outcome, data = run_script(context, plan)
+    removed, before, after = _rows(data.get("removed")), data.get("before"), data.get("after")
+    skipped = [
+        f"{row.get('ID')} ({row.get('IPAddress')}): {row.get('why')}"
+        for row in data.get("skipped") or []
+        if isinstance(row, dict)
+    ]
+    lines = [
+        f"removed {len(removed)}: {', '.join(removed) or 'none'}",
+        *([f"skipped {len(skipped)}: {'; '.join(skipped)}"] if skipped else []),
+        f"remote endpoints before: {len(before) if isinstance(before, list) else '?'}, "
+        f"after: {len(after) if isinstance(after, list) else '?'}",
+    ]
+    return Outcome(outcome.ok, outcome.summary + "\n" + "\n".join(lines), outcome.output)
+
+
+@remediation(
+    "hns-endpoint-cleanup",
+    risk="high",
+    target_kind=TargetKind.NODE,
+    does=lambda t: (
+        f"on {t}: remove the stale remote HNS endpoints the plan names (each with its IP, "
+        "from the HNS reading the approvers saw) and nothing else, with a snapshot of the "
+        "remote endpoints before and after"
+    ),
+    impact=lambda t: (
+        f"traffic from pods on {t} to the removed endpoints' IPs stops (no EndpointSlice holds "
+        "them); other endpoints are untouched"
+    ),
+    verified_by=("hns-stale-endpoints",),
+    run=_run,
+)
+def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
+    del params  # this remediation takes no parameters: the endpoints come from the node
+    picture = hns_picture(context)
+    if not picture.stale:
+        raise BadInput(f"no stale remote HNS endpoint on {target}: nothing to remove")
+    chosen = picture.stale[:MAX_ENDPOINTS]
+    left = len(picture.stale) - len(chosen)
+    named = "; ".join(e.describe() for e in chosen)
+    what = (
+        f"remove {len(chosen)} stale remote HNS endpoint(s) on {target}, and only these: {named}"
+        + (f" ({left} more remain for a second run)" if left else "")
+    )
+    return plan_script(
+        context,
+        "hns-endpoint-cleanup",
+        target,
+        "hns-endpoint-cleanup",
+        what,
+        Endpoints=",".join(f"{e.id}={e.ip}" for e in chosen),
+    )
