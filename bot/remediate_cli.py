@@ -112,6 +112,7 @@ def remediate(
         plan = service.plan(remediation_id, target, {})
         print(f"{spec.id} on {plan.target} ({spec.risk} risk): {spec.does(plan.target)}")
         print(f"Impact: {spec.impact(plan.target)}")
+        print(f"Plan: {plan.what}")
         print(f"Exactly what will run ({plan.kind}):\n{plan.preview}\n")
         if dry_run or settings.dry_run:
             store.audit(user, "dry-run", {"remediation": spec.id, "what": plan.what}, target=target)

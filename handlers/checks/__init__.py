@@ -21,6 +21,7 @@ CHECK_MODULES = (
     "gmsa",
     "cni_not_ready",
     "hns_stale_endpoints",
+    "port_exhaustion",
 )
 
 __all__ = ["CHECK_MODULES", "default_registry"]

@@ -9,6 +9,7 @@ the run that names other endpoints is refused as changed (`Plan.differences`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from handlers.checks.hns_stale_endpoints import hns_picture
 from handlers.context import Context
@@ -70,7 +71,7 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
         f"remove {len(chosen)} stale remote HNS endpoint(s) on {target}, and only these: {named}"
         + (f" ({left} more remain for a second run)" if left else "")
     )
-    return plan_script(
+    planned = plan_script(
         context,
         "hns-endpoint-cleanup",
         target,
@@ -78,3 +79,6 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
         what,
         Endpoints=",".join(f"{e.id}={e.ip}" for e in chosen),
     )
+    # Approvers read these first: every endpoint by name and IP, then the script's own line.
+    named_lines = tuple(f"Remove-HnsEndpoint {e.id}  # IP {e.ip}" for e in chosen)
+    return replace(planned, commands=(*named_lines, *planned.commands))

@@ -5,12 +5,9 @@ over WinRM: `kube-proxy-restart` (applies the load balancers) and `hns-endpoint-
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
-from sim_process import ROOT
 
 from handlers import remediations
 from handlers.errors import BadInput
@@ -24,17 +21,6 @@ pytestmark = pytest.mark.wire
 SCENARIO = "check_hns_stale_endpoints.yaml"
 CHECK = "hns-stale-endpoints"
 STALE = ("10.244.250.1", "10.244.250.2", "10.244.250.3")
-
-
-def winpod(cluster: CheckCluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args, "--config", str(cluster.sim.config)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=ROOT,
-        check=False,
-    )
 
 
 def test_stale_endpoints_are_named_with_their_ips_and_the_pod_that_reuses_one(
@@ -82,7 +68,7 @@ def test_unapplied_load_balancers_and_kube_proxy_texts(cluster: CheckCluster) ->
 
 
 def test_kube_proxy_restart_applies_the_load_balancers(cluster: CheckCluster) -> None:
-    run = winpod(cluster, "remediate", "kube-proxy-restart", "akswin-lb", "--yes")
+    run = cluster.winpod("remediate", "kube-proxy-restart", "akswin-lb", "--yes")
 
     assert run.returncode == 0, run.stderr + run.stdout
     assert "Verification — fixed" in run.stdout
@@ -99,6 +85,10 @@ def test_a_plan_made_again_after_the_node_changed_differs(cluster: CheckCluster)
     )
     for ip in STALE:
         assert ip in approved.what
+        # what approvers read first in Slack: each endpoint with its IP
+        assert any(
+            c.startswith("Remove-HnsEndpoint ") and c.endswith(ip) for c in approved.commands
+        )
     api = cluster.transports.cluster
     api.create(
         "EndpointSlice",
@@ -127,7 +117,7 @@ def test_a_plan_made_again_after_the_node_changed_differs(cluster: CheckCluster)
 
 
 def test_cleanup_removes_exactly_the_named_endpoints_and_verifies(cluster: CheckCluster) -> None:
-    dry = winpod(cluster, "remediate", "hns-endpoint-cleanup", "akswin-stale", "--dry-run")
+    dry = cluster.winpod("remediate", "hns-endpoint-cleanup", "akswin-stale", "--dry-run")
     assert dry.returncode == 0, dry.stderr + dry.stdout
     for ip in STALE:
         assert ip in dry.stdout
@@ -136,7 +126,7 @@ def test_cleanup_removes_exactly_the_named_endpoints_and_verifies(cluster: Check
         == 3
     )
 
-    run = winpod(cluster, "remediate", "hns-endpoint-cleanup", "akswin-stale", "--yes")
+    run = cluster.winpod("remediate", "hns-endpoint-cleanup", "akswin-stale", "--yes")
 
     assert run.returncode == 0, run.stderr + run.stdout
     assert "removed 3:" in run.stdout
@@ -149,7 +139,7 @@ def test_cleanup_removes_exactly_the_named_endpoints_and_verifies(cluster: Check
     assert cluster.only(cluster.pod("web/reused-0", fresh=True), "dns-after-reboot").severity == (
         "ok"
     )
-    audit = winpod(cluster, "audit", "--last", "20")
+    audit = cluster.winpod("audit", "--last", "20")
     assert "hns-endpoint-cleanup" in audit.stdout
 
 
