@@ -176,7 +176,9 @@ def adapter(world: World, pod: Obj) -> Adapter | None:
         else ((cluster_dns,) if cluster_dns else ())
     )
     suffix = override.suffix or default_suffix
-    search = tuple(dict.fromkeys([suffix, default_suffix, f"svc.{CLUSTER_DOMAIN}", CLUSTER_DOMAIN]))
+    # Windows pods get one DNS suffix, their namespace's (kubernetes.io dns-pod-service):
+    # `kubernetes` and the full name resolve, `kubernetes.default` does not.
+    search = tuple(dict.fromkeys([suffix, default_suffix]))
     octets = ip.split(".")
     gateway = ".".join([*octets[:3], "1"]) if len(octets) == 4 else ""
     mac = "00-15-5D-" + "-".join(digest[i : i + 2].upper() for i in (0, 2, 4))
