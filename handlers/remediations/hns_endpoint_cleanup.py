@@ -19,28 +19,49 @@ from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, remediation
 from handlers.remediations._node_script import plan_script, run_script
 
+Pair = tuple[str, str]  # (endpoint ID, IP)
 
-def _rows(data: object) -> list[str]:
+
+def _pairs(data: object) -> list[Pair]:
     if not isinstance(data, list):
         return []
-    return [f"{row.get('ID')} ({row.get('IPAddress')})" for row in data if isinstance(row, dict)]
+    return [(str(r.get("ID")), str(r.get("IPAddress"))) for r in data if isinstance(r, dict)]
+
+
+def _shown(pairs: list[Pair]) -> str:
+    return ", ".join(f"{endpoint} ({ip})" for endpoint, ip in pairs) or "none"
+
+
+def _snapshot(title: str, pairs: list[Pair]) -> list[str]:
+    return [f"{title} ({len(pairs)}):", *(f"  {endpoint} {ip}" for endpoint, ip in pairs)]
 
 
 def _run(context: Context, plan: Plan) -> Outcome:
     outcome, data = run_script(context, plan)
-    removed, before, after = _rows(data.get("removed")), data.get("before"), data.get("after")
+    removed, before, after = (_pairs(data.get(key)) for key in ("removed", "before", "after"))
     skipped = [
         f"{row.get('ID')} ({row.get('IPAddress')}): {row.get('why')}"
         for row in data.get("skipped") or []
         if isinstance(row, dict)
     ]
     lines = [
-        f"removed {len(removed)}: {', '.join(removed) or 'none'}",
+        f"removed {len(removed)}: {_shown(removed)}",
         *([f"skipped {len(skipped)}: {'; '.join(skipped)}"] if skipped else []),
-        f"remote endpoints before: {len(before) if isinstance(before, list) else '?'}, "
-        f"after: {len(after) if isinstance(after, list) else '?'}",
+        f"remote endpoints before: {len(before)}, after: {len(after)}",
     ]
-    return Outcome(outcome.ok, outcome.summary + "\n" + "\n".join(lines), outcome.output)
+    # The HNS snapshot for the thread and the audit: the named endpoints before and after,
+    # then both lists whole.
+    planned = str(plan.data["params"]["Endpoints"]).split(",")
+    named = [p for p in before if f"{p[0]}={p[1]}" in planned]
+    snapshot = [
+        *([f"error: {data['error']}"] if data.get("error") else []),
+        *lines,
+        f"named in the plan: {_shown(named)}; still present after: "
+        f"{_shown([p for p in named if p in after])}",
+        *_snapshot("remote endpoints before", before),
+        *_snapshot("remote endpoints after", after),
+    ]
+    return Outcome(outcome.ok, outcome.summary + "\n" + "\n".join(lines), "\n".join(snapshot))
 
 
 @remediation(
