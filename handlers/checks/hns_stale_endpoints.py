@@ -136,8 +136,6 @@ def _remediations(node: str, picture: HnsPicture) -> tuple[RemediationRef, ...]:
 def hns_stale_endpoints(context: Context) -> list[Finding]:
     if not context.windows_node:
         return not_applicable(CHECK_ID, "not a Windows node")
-    if context.transports.node_shell is None:
-        return not_applicable(CHECK_ID, "no node transport to read HNS with")
     if context.kind == "Pod":
         assert context.pod is not None
         if not _pod_symptomatic(context.pod) and not _kube_proxy_events(context):

@@ -132,8 +132,6 @@ def _sandbox_events(context: Context) -> list[KubeObject]:
 def port_exhaustion(context: Context) -> list[Finding]:
     if not context.windows_node:
         return not_applicable(CHECK_ID, "not a Windows node")
-    if context.transports.node_shell is None:
-        return not_applicable(CHECK_ID, "no node transport to read the port ranges with")
     events = _sandbox_events(context)
     if context.kind == "Pod" and not events:
         return [Finding(CHECK_ID, "ok", "No sandbox re-creation", "no SandboxChanged event")]

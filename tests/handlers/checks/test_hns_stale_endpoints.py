@@ -173,3 +173,12 @@ def test_the_most_endpoints_a_plan_names_still_fit_one_command_line() -> None:
     command = "powershell.exe -NoLogo -NoProfile -NonInteractive -EncodedCommand " + encoded
 
     assert len(command) < 8191 - 512  # cmd.exe's limit, with the margin test_scripts keeps
+
+
+def test_without_the_node_kube_proxy_texts_still_warn(cluster: CheckCluster) -> None:
+    finding = cluster.node_finding("akswin-nowinrm", CHECK)
+
+    assert finding.severity == "warning"
+    assert finding.title == "kube-proxy reports HNS leftovers (HNS could not be read)"
+    assert "(0xb7)" in finding.evidence[0]
+    assert cluster.offered(finding) == [("kube-proxy-restart", "akswin-nowinrm", "medium")]
