@@ -87,13 +87,39 @@ def hns_picture(context: Context) -> HnsPicture:
     return HnsPicture(stale, unapplied, len(remote))
 
 
+def _kube_proxy_pod_events(context: Context) -> list[KubeObject]:
+    """Events of kube-proxy's HostProcess pod on the node (sig-windows-tools), if it has one."""
+    pod = next(
+        (
+            p
+            for p in context.pods_on_node()
+            if p["metadata"].get("namespace") == "kube-system"
+            and str((p["metadata"].get("labels") or {}).get("k8s-app", "")).startswith("kube-proxy")
+        ),
+        None,
+    )
+    if pod is None:
+        return []
+    name = pod["metadata"]["name"]
+    return context.once(
+        ("kube-proxy-pod-events", name),
+        lambda: context.transports.cluster.list(
+            "Event", namespace="kube-system", field_selector=f"involvedObject.name={name}"
+        ),
+    )
+
+
 def _kube_proxy_events(context: Context) -> list[KubeObject]:
-    events = [*context.node_events(), *(context.pod_events() if context.kind == "Pod" else [])]
+    events = [
+        *context.node_events(),
+        *_kube_proxy_pod_events(context),
+        *(context.pod_events() if context.kind == "Pod" else []),
+    ]
     return [e for e in events if KUBE_PROXY_TEXT.search(str(e.get("message", "")))]
 
 
 def _pod_symptomatic(pod: KubeObject) -> bool:
-    """A pod whose own state says its network may be at fault: not Ready, or warned about."""
+    """A pod whose own state says its network may be at fault: not Ready."""
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") != "True" for c in conditions)
 

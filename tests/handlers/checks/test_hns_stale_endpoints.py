@@ -182,3 +182,18 @@ def test_without_the_node_kube_proxy_texts_still_warn(cluster: CheckCluster) -> 
     assert finding.title == "kube-proxy reports HNS leftovers (HNS could not be read)"
     assert "(0xb7)" in finding.evidence[0]
     assert cluster.offered(finding) == [("kube-proxy-restart", "akswin-nowinrm", "medium")]
+
+
+def test_a_hostprocess_kube_proxy_is_restarted_as_a_pod_and_its_texts_are_read(
+    cluster: CheckCluster,
+) -> None:
+    finding = cluster.node_finding("akswin-kpod", CHECK)
+    assert finding.severity == "error"
+    assert any("(0x803b0013)" in line for line in finding.evidence)
+    assert cluster.offered(finding) == [("kube-proxy-restart", "akswin-kpod", "medium")]
+
+    run = cluster.winpod("remediate", "kube-proxy-restart", "akswin-kpod", "--yes")
+
+    assert run.returncode == 0, run.stderr + run.stdout
+    assert "replaced by kube-proxy-windows-" in run.stdout
+    assert "Verification — fixed" in run.stdout
