@@ -519,7 +519,33 @@ def load_scenario(path: Path, world: World | None = None) -> World:
             )
             world.hosts[hyperv.name] = hyperv
     _ensure_cluster_services(world)
+    _sandboxes_without_ports(world)
     return world
+
+
+SANDBOX_CHANGED = "Pod sandbox changed, it will be killed and re-created."
+
+
+def _sandboxes_without_ports(world: World) -> None:
+    """On a node whose dynamic ports are exhausted, kubelet keeps re-creating the sandboxes of
+    its pods that are not running yet (AKS#1375): each gets kubelet's SandboxChanged event,
+    unless the scenario already gave it one."""
+    for host in world.hosts.values():
+        if host.role != "node" or not host.ports_exhausted:
+            continue
+        for pod in list(world.iter("pods")):
+            meta = pod["metadata"]
+            if (pod.get("spec") or {}).get("nodeName") != host.name or (
+                pod.get("status") or {}
+            ).get("phase") != "Pending":
+                continue
+            told = world.list(
+                "events",
+                meta.get("namespace"),
+                field_selector=f"involvedObject.name={meta['name']},reason=SandboxChanged",
+            )
+            if not told:
+                world.record_event(meta["namespace"], pod, "SandboxChanged", SANDBOX_CHANGED)
 
 
 def _version_key(version: str) -> tuple[int, ...]:

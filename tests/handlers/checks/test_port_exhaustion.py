@@ -34,6 +34,10 @@ def test_six_free_blocks_is_exhaustion_with_its_numbers_and_events(
 @pytest.mark.wire
 def test_the_pod_whose_sandbox_is_re_created_sees_it(cluster: CheckCluster) -> None:
     assert cluster.pod_finding("web/app-0", CHECK).severity == "error"
+    # the simulator's kubelet re-creates sandboxes on an exhausted node and says so
+    recreated = cluster.pod_finding("web/app-1", CHECK)
+    assert recreated.severity == "error"
+    assert any("SandboxChanged: Pod sandbox changed" in line for line in recreated.evidence)
     # exhausted ports leave no port for the DNS VIP's SNAT: DNS fails in the running pod
     assert cluster.pod_finding("web/dns-0", "dns-after-reboot").severity in ("error", "warning")
 
