@@ -197,3 +197,14 @@ def test_a_hostprocess_kube_proxy_is_restarted_as_a_pod_and_its_texts_are_read(
     assert run.returncode == 0, run.stderr + run.stdout
     assert "replaced by kube-proxy-windows-" in run.stdout
     assert "Verification — fixed" in run.stdout
+
+
+def test_a_leak_no_pod_has_reused_yet_is_a_warning(cluster: CheckCluster) -> None:
+    finding = cluster.node_finding("akswin-leak", CHECK)
+
+    assert finding.severity == "warning"
+    assert finding.evidence[0].endswith("no EndpointSlice holds 10.244.251.7")
+    assert [r[0] for r in cluster.offered(finding)] == [
+        "kube-proxy-restart",
+        "hns-endpoint-cleanup",
+    ]
