@@ -16,6 +16,12 @@ also writes one line per problem to stderr and exits 1. Shapes (keys camelCase):
 - kube-proxy-restart {script, host, service, before, after, ok, error?}
 - mac-spoofing {script, host, vm, adapters[{name, macAddressSpoofing}], changed, error?}
 - node-memory {script, host, totalMB, availableMB}
+- hns-endpoints {script, host, remoteEndpoints[{ID, IPAddress, VirtualNetworkName}],
+  loadBalancers[{ID, State, FrontendVIPs}], errors[]}
+- hns-endpoint-cleanup {script, host, before[{ID, IPAddress}], removed[…], skipped[{ID,
+  IPAddress, why}], after[…], ok}
+- dynamic-ports {script, host, tcp{start, count}, excluded[{start, end}], errors[]}
+- widen-dynamic-ports {script, host, before{start, count}, after{…}, excluded[…], ok, error?}
 - detached-upload {script, id, size}; detached-start {script, id, task, started, error?};
   detached-result {script, id, state, exitCode, stdout, stderr}
 
