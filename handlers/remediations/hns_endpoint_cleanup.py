@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from handlers.checks.hns_stale_endpoints import hns_picture
 from handlers.context import Context
@@ -36,8 +37,11 @@ def _snapshot(title: str, pairs: list[Pair]) -> list[str]:
     return [f"{title} ({len(pairs)}):", *(f"  {endpoint} {ip}" for endpoint, ip in pairs)]
 
 
-def _run(context: Context, plan: Plan) -> Outcome:
-    outcome, data = run_script(context, plan)
+def report(data: Mapping[str, Any], planned: list[str]) -> tuple[list[str], list[str]]:
+    """(summary lines, HNS snapshot lines) from the script's result and the `ID=IP` pairs the
+    plan named. The snapshot goes to the thread and the audit, which both cut long outputs:
+    the named endpoints before and after first, the after list as its difference from before,
+    then the before list whole."""
     removed, before, after = (_pairs(data.get(key)) for key in ("removed", "before", "after"))
     skipped = [
         f"{row.get('ID')} ({row.get('IPAddress')}): {row.get('why')}"
@@ -49,18 +53,29 @@ def _run(context: Context, plan: Plan) -> Outcome:
         *([f"skipped {len(skipped)}: {'; '.join(skipped)}"] if skipped else []),
         f"remote endpoints before: {len(before)}, after: {len(after)}",
     ]
-    # The HNS snapshot for the thread and the audit: the named endpoints before and after,
-    # then both lists whole.
-    planned = str(plan.data["params"]["Endpoints"]).split(",")
     named = [p for p in before if f"{p[0]}={p[1]}" in planned]
+    also_gone = [p for p in before if p not in removed and p not in after]
+    appeared = [p for p in after if p not in before]
+    after_line = (
+        f"remote endpoints after ({len(after)}): those before, without the removed ones"
+        if not also_gone and not appeared
+        else f"remote endpoints after ({len(after)}): also gone {_shown(also_gone)}; "
+        f"new {_shown(appeared)}"
+    )
     snapshot = [
         *([f"error: {data['error']}"] if data.get("error") else []),
         *lines,
         f"named in the plan: {_shown(named)}; still present after: "
         f"{_shown([p for p in named if p in after])}",
+        after_line,
         *_snapshot("remote endpoints before", before),
-        *_snapshot("remote endpoints after", after),
     ]
+    return lines, snapshot
+
+
+def _run(context: Context, plan: Plan) -> Outcome:
+    outcome, data = run_script(context, plan)
+    lines, snapshot = report(data, str(plan.data["params"]["Endpoints"]).split(","))
     return Outcome(outcome.ok, outcome.summary + "\n" + "\n".join(lines), "\n".join(snapshot))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import yaml
 from bot_process import RunningBot, start_bot
 from kubernetes import client
 from sim_process import SCENARIOS, RunningSim, start_sim
@@ -21,6 +22,8 @@ from test_approvals_e2e import (
     press,
     wait_thread,
 )
+
+from bot.store import Store
 
 pytestmark = pytest.mark.wire
 
@@ -85,3 +88,12 @@ def test_a_changed_stale_set_is_refused_then_the_cleanup_runs_on_what_was_shown(
     assert "still present after: none" in result
     assert "remote endpoints before (77):" in result
     assert [r.split("(")[1].split(")")[0] for r in removals(bot)] == list(STALE)
+    # and in the audit, with the run
+    store = Store(yaml.safe_load(bot.sim.config.read_text())["store"]["url"])
+    try:
+        executions = [e for e in store.audit_log(200) if e.kind == "execution"]
+    finally:
+        store.close()
+    audited = "\n".join(str(e.detail.get("output")) for e in executions)
+    assert "still present after: none" in audited
+    assert "remote endpoints after (74): those before, without the removed ones" in audited

@@ -12,6 +12,7 @@ import pytest
 from handlers import remediations
 from handlers.errors import BadInput
 from handlers.node_scripts import MAX_ENDPOINTS, for_the_wire, render
+from handlers.remediations.hns_endpoint_cleanup import report
 
 if TYPE_CHECKING:
     from conftest import CheckCluster
@@ -207,4 +208,22 @@ def test_a_leak_no_pod_has_reused_yet_is_a_warning(cluster: CheckCluster) -> Non
     assert [r[0] for r in cluster.offered(finding)] == [
         "kube-proxy-restart",
         "hns-endpoint-cleanup",
+    ]
+
+
+def test_the_snapshot_says_when_more_went_or_came_than_the_plan_named() -> None:
+    a, b, c = ("A-1", "10.0.0.1"), ("B-2", "10.0.0.2"), ("C-3", "10.0.0.3")
+    rows = [{"ID": i, "IPAddress": ip} for i, ip in (a, b, c)]
+    data = {"before": rows, "removed": rows[:1], "after": [rows[2]], "skipped": []}
+
+    lines, snapshot = report(data, ["A-1=10.0.0.1"])
+
+    assert lines[0] == "removed 1: A-1 (10.0.0.1)"
+    assert "named in the plan: A-1 (10.0.0.1); still present after: none" in snapshot
+    assert "remote endpoints after (1): also gone B-2 (10.0.0.2); new none" in snapshot
+    assert snapshot[-4:] == [
+        "remote endpoints before (3):",
+        "  A-1 10.0.0.1",
+        "  B-2 10.0.0.2",
+        "  C-3 10.0.0.3",
     ]
