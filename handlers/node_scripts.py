@@ -18,7 +18,16 @@ from handlers.transports import CommandResult
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}")
 # Pieces of a script uploaded for a detached run: base64 only, never a quote.
 _BASE64_VALUE = re.compile(r"[A-Za-z0-9+/]{1,2400}={0,2}")
-_BASE64_PARAMS = {"Chunk"}
+# HNS endpoints to remove, `ID=IPv4` pairs separated by commas (at most MAX_ENDPOINTS, so the
+# encoded command still fits cmd.exe's limit).
+MAX_ENDPOINTS = 12
+_HEX = "[0-9A-Fa-f]"
+_GUID = rf"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
+_ENDPOINT = rf"{_GUID}=\d{{1,3}}(?:\.\d{{1,3}}){{3}}"
+_PATTERNS = {
+    "Chunk": _BASE64_VALUE,
+    "Endpoints": re.compile(rf"{_ENDPOINT}(?:,{_ENDPOINT}){{0,{MAX_ENDPOINTS - 1}}}"),
+}
 _PLACEHOLDER = re.compile(r"'\{\{(\w+)\}\}'")
 _SECRETISH = re.compile(
     r"(?i)(password|passwd|pwd|secret|token|apikey|api_key|credential)(\W{1,3})([^\s,;\"']+)"
@@ -43,7 +52,7 @@ def render(name: str, **params: str) -> str:
     for key, value in params.items():
         if key not in wanted:
             raise BadInput(f"script {name} has no parameter {key}")
-        pattern = _BASE64_VALUE if key in _BASE64_PARAMS else _SAFE_VALUE
+        pattern = _PATTERNS.get(key, _SAFE_VALUE)
         # fullmatch: `$` in a pattern also matches before a trailing newline
         if not pattern.fullmatch(value):
             raise BadInput(f"unsafe value for {name} parameter {key}: {value[:40]!r}")

@@ -121,3 +121,55 @@ def load_balancers(world: World, host: WindowsHost, dns_ip: str = DNS_CLUSTER_IP
         for vip, port, protocol in _vips(dns_ip)
     ]
     return balancers[: host.policy_lists]
+
+
+def _slice_addresses(world: World) -> list[str]:
+    found: dict[str, None] = {}
+    for endpoint_slice in world.iter("endpointslices"):
+        for endpoint in endpoint_slice.get("endpoints") or []:
+            found.update(dict.fromkeys(str(a) for a in endpoint.get("addresses") or []))
+    return list(found)
+
+
+def stale_endpoint_id(host: WindowsHost, ip: str) -> str:
+    return _id(host, "stale", ip)
+
+
+def remote_endpoints(world: World, host: WindowsHost) -> list[Obj]:
+    """Every remote endpoint kube-proxy made on this host: one per EndpointSlice address that
+    is not a pod of this node, then the stale ones (`network.staleRemoteEndpoints`) that no
+    EndpointSlice holds any more."""
+    pod_network = host.pod_network
+    if pod_network is None:
+        return []
+    local = {
+        str((p.get("status") or {}).get("podIP"))
+        for p in world.iter("pods")
+        if (p.get("spec") or {}).get("nodeName") == host.name
+    }
+    live = [ip for ip in _slice_addresses(world) if ip not in local and ip != host.address]
+    entries = [(_id(host, host.hns_generation, ip), ip) for ip in live]
+    entries += [(stale_endpoint_id(host, ip), ip) for ip in host.stale_endpoint_ips]
+    return [
+        {
+            "ID": endpoint_id,
+            "IPAddress": ip,
+            "VirtualNetworkName": pod_network.name,
+            "IsRemoteEndpoint": True,
+        }
+        for endpoint_id, ip in entries
+    ]
+
+
+def load_balancer_states(world: World, host: WindowsHost) -> list[Obj]:
+    """Every HNS load balancer with its State: those kube-proxy applied (2), then
+    `network.unappliedLoadBalancers` it could not apply (1: 0x803b0013, the port exists)."""
+    applied = [
+        {"ID": _id(host, "loadbalancer", vip, port, protocol), "State": _APPLIED, "VIPs": [vip]}
+        for vip, port, protocol in _vips(DNS_CLUSTER_IP)
+    ][: host.policy_lists]
+    unapplied = [
+        {"ID": _id(host, "unapplied", i), "State": 1, "VIPs": [f"10.0.{200 + i // 250}.{i % 250}"]}
+        for i in range(host.unapplied_load_balancers)
+    ]
+    return applied + unapplied

@@ -18,6 +18,12 @@ also writes one line per problem to stderr and exits 1. Shapes (keys camelCase):
 - node-memory {script, host, totalMB, availableMB}
 - containerd-restart {script, host, before{service: state}, after{…}, killed, ok, refused?, error?}
 - csi-proxy-start {script, host, before, after, startType, ok, refused?, error?}
+- hns-endpoints {script, host, remoteEndpoints[{ID, IPAddress, VirtualNetworkName}],
+  loadBalancers[{ID, State, FrontendVIPs}], errors[]}
+- hns-endpoint-cleanup {script, host, before[{ID, IPAddress}], removed[…], skipped[{ID,
+  IPAddress, why}], after[…], ok}
+- dynamic-ports {script, host, tcp{start, count}, excluded[{start, end}], errors[]}
+- widen-dynamic-ports {script, host, before{start, count}, after{…}, excluded[…], ok, error?}
 - detached-upload {script, id, size}; detached-start {script, id, task, started, error?};
   detached-result {script, id, state, exitCode, stdout, stderr}
 
@@ -51,6 +57,7 @@ PHYSICAL_MODEL = "PowerEdge R650"
 NODE_SERVICES = ("kubelet", "kubeproxy", "kube-proxy", "containerd", "csi-proxy")
 # Services in these states accept no control request: Stop-Service and Start-Service both fail.
 _STUCK_STATES = {"StartPending", "StopPending"}
+NODE_PORT_END = 32767  # Kubernetes NodePorts are 30000-32767
 
 _SCRIPT_MARKER = re.compile(r"\A\ufeff?#\s*winpod-script:\s*([A-Za-z0-9_-]+)[ \t]*\r?$", re.M)
 _PARAM_START = re.compile(r"^\s*param\s*\(", re.I | re.M)
@@ -261,6 +268,7 @@ def program_policies(world: World, host: WindowsHost) -> None:
     if host.pod_network is not None:
         host.policy_lists = hns.PROGRAMMED
         host.dns = "ok"
+        host.unapplied_load_balancers = 0
 
 
 def _recreate_pod_network(world: World, host: WindowsHost, removed: list[HnsNetwork]) -> None:
@@ -518,7 +526,7 @@ def hns_reset(world: World, host: WindowsHost, params: dict[str, str], text: str
     removals += [
         ("stop kubelet", lambda: _stop_service(host, "kubelet")),
         ("stop containers", lambda: None),  # containerd hosts have ctr.exe
-        ("remove endpoints", lambda: None),
+        ("remove endpoints", host.stale_endpoint_ips.clear),
         ("remove policy lists", remove_policy_lists),
         ("remove pod network", remove_networks),
         ("wait for HNS to settle", lambda: None),
@@ -759,7 +767,117 @@ def csi_proxy_start(
     return _json_output(result, [] if result["ok"] else [f"csi-proxy-start: {error}"])
 
 
+def _remote_endpoint_rows(world: World, host: WindowsHost) -> list[Obj]:
+    return [{k: e[k] for k in ("ID", "IPAddress")} for e in hns.remote_endpoints(world, host)]
+
+
+def hns_endpoints(
+    world: World, host: WindowsHost, params: dict[str, str], text: str
+) -> CommandOutput:
+    """Read-only: the remote HNS endpoints (`Get-HnsEndpoint`, IsRemoteEndpoint) and every HNS
+    load balancer's State (`Get-HnsLoadBalancer`)."""
+    result = {
+        "script": "hns-endpoints",
+        "host": host.name,
+        "remoteEndpoints": [
+            {k: e[k] for k in ("ID", "IPAddress", "VirtualNetworkName")}
+            for e in hns.remote_endpoints(world, host)
+        ],
+        "loadBalancers": [
+            {"ID": b["ID"], "State": b["State"], "FrontendVIPs": b["VIPs"]}
+            for b in hns.load_balancer_states(world, host)
+        ],
+        "errors": [],
+    }
+    return _json_output(result, [])
+
+
+def hns_endpoint_cleanup(
+    world: World, host: WindowsHost, params: dict[str, str], text: str
+) -> CommandOutput:
+    """Remove the remote endpoints named in Endpoints (`ID=IP,…`), each only while it still
+    exists as a remote endpoint with that IP; snapshots before and after."""
+    before = _remote_endpoint_rows(world, host)
+    by_id = {row["ID"].lower(): row for row in before}
+    removed: list[Obj] = []
+    skipped: list[Obj] = []
+    for pair in filter(None, params.get("endpoints", "").split(",")):
+        endpoint_id, _, ip = pair.partition("=")
+        row = by_id.get(endpoint_id.lower())
+        if row is None:
+            skipped.append({"ID": endpoint_id, "IPAddress": ip, "why": "not found"})
+        elif row["IPAddress"] != ip:
+            skipped.append({"ID": endpoint_id, "IPAddress": ip, "why": "its IP changed"})
+        else:
+            if ip in host.stale_endpoint_ips:
+                host.stale_endpoint_ips.remove(ip)
+            removed.append(row)
+            host.history.append(f"hns endpoint {endpoint_id} ({ip}) removed")
+    result = {
+        "script": "hns-endpoint-cleanup",
+        "host": host.name,
+        "before": before,
+        "removed": removed,
+        "skipped": skipped,
+        "after": _remote_endpoint_rows(world, host),
+        "ok": True,
+    }
+    return _json_output(result, [])
+
+
+def _port_range(host: WindowsHost) -> Obj:
+    return {"start": host.dynamic_start, "count": host.dynamic_count}
+
+
+def _excluded(host: WindowsHost) -> list[Obj]:
+    return [{"start": a, "end": b} for a, b in host.excluded_tcp_ranges()]
+
+
+def dynamic_ports(
+    world: World, host: WindowsHost, params: dict[str, str], text: str
+) -> CommandOutput:
+    """Read-only: `netsh int ipv4 show dynamicport tcp` and `show excludedportrange tcp`."""
+    result = {
+        "script": "dynamic-ports",
+        "host": host.name,
+        "tcp": _port_range(host),
+        "excluded": _excluded(host),
+        "errors": [],
+    }
+    return _json_output(result, [])
+
+
+def widen_dynamic_ports(
+    world: World, host: WindowsHost, params: dict[str, str], text: str
+) -> CommandOutput:
+    """`netsh int ipv4 set dynamicport tcp start=Start num=Count`; the script refuses a range
+    that starts among the NodePorts or runs past 65535, netsh one of fewer than 255 ports."""
+    before = _port_range(host)
+    result: Obj = {"script": "widen-dynamic-ports", "host": host.name, "before": before}
+    try:
+        start, count = int(params.get("start", "")), int(params.get("count", ""))
+    except ValueError:
+        start, count = 0, 0
+    error = None
+    if start <= NODE_PORT_END or start + count > 65536:
+        # the script's own guard, before netsh is called
+        error = f"refusing range {start} +{count}: it must start above 32767 and end by 65535"
+    elif count < 255:
+        error = "The parameter is incorrect."
+    if error:
+        result.update(after=before, excluded=_excluded(host), ok=False, error=error)
+        return _json_output(result, [error])
+    host.dynamic_start, host.dynamic_count = start, count
+    host.history.append(f"dynamic ports tcp {start} +{count}")
+    result.update(after=_port_range(host), excluded=_excluded(host), ok=True)
+    return _json_output(result, [])
+
+
 SCRIPTS: dict[str, ScriptHandler] = {
+    "hns-endpoints": hns_endpoints,
+    "hns-endpoint-cleanup": hns_endpoint_cleanup,
+    "dynamic-ports": dynamic_ports,
+    "widen-dynamic-ports": widen_dynamic_ports,
     "node-status": node_status,
     "hns-reset": hns_reset,
     "kube-proxy-restart": kube_proxy_restart,

@@ -176,7 +176,9 @@ def adapter(world: World, pod: Obj) -> Adapter | None:
         else ((cluster_dns,) if cluster_dns else ())
     )
     suffix = override.suffix or default_suffix
-    search = tuple(dict.fromkeys([suffix, default_suffix, f"svc.{CLUSTER_DOMAIN}", CLUSTER_DOMAIN]))
+    # Windows pods get one DNS suffix, their namespace's (kubernetes.io dns-pod-service):
+    # `kubernetes` and the full name resolve, `kubernetes.default` does not.
+    search = tuple(dict.fromkeys([suffix, default_suffix]))
     octets = ip.split(".")
     gateway = ".".join([*octets[:3], "1"]) if len(octets) == 4 else ""
     mac = "00-15-5D-" + "-".join(digest[i : i + 2].upper() for i in (0, 2, 4))
@@ -344,10 +346,14 @@ def reachable(world: World, pod: Obj, ip: str, port: int, protocol: str = "TCP")
     host = host_of_pod(world, pod)
     if host is not None and host.vm is not None and not host.vm.mac_address_spoofing:
         return False  # the Hyper-V switch drops every frame from the containers' MACs
+    if host is not None and source in host.stale_endpoint_ips:
+        return False  # a stale remote endpoint holds this pod's recycled IP (k/k#130963)
     service = _service_by_ip(world, ip)
     if service is not None:
         if host is not None and not kube_proxy_running(world, host):
             return False  # no kube-proxy, no load-balancer policies for Service VIPs
+        if host is not None and host.ports_exhausted:
+            return False  # no dynamic port left for the load balancer's SNAT (AKS#1375)
         if ip == cluster_dns_ip(world) and dns_vip_policy_missing(
             world, host, str((pod.get("spec") or {}).get("nodeName"))
         ):

@@ -18,6 +18,7 @@ from sim.world import (
     CUSTOM_RESOURCES,
     DEFAULT_NETWORKS,
     KUBE_PROXY_SERVICES,
+    PORT_BLOCK,
     ApiError,
     HnsNetwork,
     Obj,
@@ -36,6 +37,7 @@ SERVICE_STATES = {"Running", "Stopped", "StartPending", "StopPending", "Paused"}
 BOT_NAMESPACE = "winpod"
 POD_SECURITY_LABEL = "pod-security.kubernetes.io/enforce"
 HNS_APIS = ("v1", "v2")
+_IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 KUBE_PROXY_FORMS = ("service", "hostprocess-pod")
 RUNTIME_STATES = ("ok", "wedged")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
@@ -277,6 +279,11 @@ def _host_network(spec: Obj, where: str, host: WindowsHost) -> None:
     host.kube_proxy = _choice(
         where, "kubeProxy", spec.get("kubeProxy", "service"), KUBE_PROXY_FORMS
     )
+    host.stale_endpoint_ips = _stale_endpoints(where, network.get("staleRemoteEndpoints", 0))
+    host.unapplied_load_balancers = _count(
+        where, "network.unappliedLoadBalancers", network.get("unappliedLoadBalancers", 0)
+    )
+    _host_ports(spec, where, host)
     host.management_outage_s = _seconds(where, "managementOutage", spec.get("managementOutage", 60))
     host.network_blip_s = _seconds(where, "networkBlip", spec.get("networkBlip", 0))
     listed = spec.get("networks")
@@ -290,6 +297,47 @@ def _host_network(spec: Obj, where: str, host: WindowsHost) -> None:
         HnsNetwork(str(n["name"]), str(n.get("type", "L2Bridge")), bool(n.get("management", False)))
         for n in listed
     ]
+
+
+def _count(where: str, field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ScenarioError(f"{where}, field spec.{field}: must be a whole number, not {value!r}")
+    return value
+
+
+def stale_endpoint_ip(index: int) -> str:
+    """The IP of the index-th generated stale remote endpoint: 10.244.250.1, .2, …"""
+    return f"10.244.{250 + index // 254}.{index % 254 + 1}"
+
+
+def _stale_endpoints(where: str, value: Any) -> list[str]:
+    """`staleRemoteEndpoints`: a count (IPs 10.244.250.1…), or the IPs themselves."""
+    if isinstance(value, list):
+        if not all(isinstance(ip, str) and _IPV4.fullmatch(ip) for ip in value):
+            raise ScenarioError(
+                f"{where}, field spec.network.staleRemoteEndpoints: a count or a list of IPv4s"
+            )
+        return list(value)
+    count = _count(where, "network.staleRemoteEndpoints", value)
+    return [stale_endpoint_ip(i) for i in range(count)]
+
+
+def _host_ports(spec: Obj, where: str, host: WindowsHost) -> None:
+    """`ports`: the TCP dynamic range and HNS's excluded 64-port blocks inside it."""
+    ports = spec.get("ports") or {}
+    if not isinstance(ports, dict):
+        raise ScenarioError(f"{where}, field spec.ports: must be a mapping")
+    host.dynamic_start = _count(where, "ports.dynamicStart", ports.get("dynamicStart", 49152))
+    host.dynamic_count = _count(where, "ports.dynamicCount", ports.get("dynamicCount", 16384))
+    host.excluded_tcp_blocks = _count(
+        where, "ports.excludedTcpBlocks", ports.get("excludedTcpBlocks", 12)
+    )
+    if host.dynamic_start < 1024 or host.dynamic_start + host.dynamic_count > 65536:
+        raise ScenarioError(f"{where}, field spec.ports: the range must lie within 1024-65535")
+    if host.excluded_tcp_blocks * PORT_BLOCK > host.dynamic_count:
+        raise ScenarioError(
+            f"{where}, field spec.ports.excludedTcpBlocks: more blocks than the range holds"
+        )
 
 
 def _choice(where: str, field: str, value: Any, allowed: Any) -> str:
@@ -476,7 +524,33 @@ def load_scenario(path: Path, world: World | None = None) -> World:
             )
             world.hosts[hyperv.name] = hyperv
     _ensure_cluster_services(world)
+    _sandboxes_without_ports(world)
     return world
+
+
+SANDBOX_CHANGED = "Pod sandbox changed, it will be killed and re-created."
+
+
+def _sandboxes_without_ports(world: World) -> None:
+    """On a node whose dynamic ports are exhausted, kubelet keeps re-creating the sandboxes of
+    its pods that are not running yet (AKS#1375): each gets kubelet's SandboxChanged event,
+    unless the scenario already gave it one."""
+    for host in world.hosts.values():
+        if host.role != "node" or not host.ports_exhausted:
+            continue
+        for pod in list(world.iter("pods")):
+            meta = pod["metadata"]
+            if (pod.get("spec") or {}).get("nodeName") != host.name or (
+                pod.get("status") or {}
+            ).get("phase") != "Pending":
+                continue
+            told = world.list(
+                "events",
+                meta.get("namespace"),
+                field_selector=f"involvedObject.name={meta['name']},reason=SandboxChanged",
+            )
+            if not told:
+                world.record_event(meta["namespace"], pod, "SandboxChanged", SANDBOX_CHANGED)
 
 
 def _version_key(version: str) -> tuple[int, ...]:

@@ -339,6 +339,8 @@ DEFAULT_NETWORKS = {
     "overlay": (("External", "L2Bridge", True), ("vxlan0", "Overlay", False)),
 }
 KUBE_PROXY_SERVICES = ("kubeproxy", "kube-proxy")
+PORT_BLOCK = 64  # HNS reserves dynamic ports in blocks of 64
+EXHAUSTED_AT_FREE_BLOCKS = 10  # networkhealth.ps1 PortExhaustionTest fails at or below this
 
 
 @dataclass
@@ -387,6 +389,16 @@ class WindowsHost:
     memory_available_mb: int = 9000
     # SPEC §10 `runtime`: "wedged" = HCS/containerd stuck (sim/runtime.py).
     runtime: str = "ok"  # ok | wedged
+    # SPEC §10 `network`: the IPs of remote HNS endpoints that no EndpointSlice holds (leaked
+    # by kube-proxy; a pod of this node that gets one of these IPs loses its network), and
+    # how many HNS load balancers kube-proxy could not apply (State != 2).
+    stale_endpoint_ips: list[str] = field(default_factory=list)
+    unapplied_load_balancers: int = 0
+    # SPEC §10 `ports`: the TCP dynamic port range, and the 64-port blocks HNS excluded inside
+    # it (non-DSR load balancers, SNAT). Few free blocks: new sandboxes and DNS fail.
+    dynamic_start: int = 49152
+    dynamic_count: int = 16384
+    excluded_tcp_blocks: int = 12
 
     @property
     def management_up(self) -> bool:
@@ -395,6 +407,24 @@ class WindowsHost:
     @property
     def pod_network(self) -> HnsNetwork | None:
         return next((n for n in self.networks if not n.management), None)
+
+    @property
+    def free_port_blocks(self) -> int:
+        """networkhealth.ps1's PortExhaustionTest: free 64-port blocks in the dynamic range."""
+        return self.dynamic_count // PORT_BLOCK - self.excluded_tcp_blocks
+
+    @property
+    def ports_exhausted(self) -> bool:
+        return self.free_port_blocks <= EXHAUSTED_AT_FREE_BLOCKS
+
+    def excluded_tcp_ranges(self) -> list[tuple[int, int]]:
+        """`netsh int ipv4 show excludedportrange tcp`: HNS's blocks, from the range's end
+        down (inclusive start and end ports)."""
+        end = self.dynamic_start + self.dynamic_count
+        return sorted(
+            (end - (i + 1) * PORT_BLOCK, end - i * PORT_BLOCK - 1)
+            for i in range(self.excluded_tcp_blocks)
+        )
 
     def kube_proxy_service(self) -> str | None:
         """The name kube-proxy's Windows service is installed under, if it is a service."""
@@ -420,7 +450,18 @@ class WindowsHost:
             },
             "winrm": self.winrm_enabled,
             "lastBootUpTime": self.last_boot,
-            "network": {"type": self.network_type},
+            "network": {
+                "type": self.network_type,
+                "staleRemoteEndpoints": len(self.stale_endpoint_ips),
+                "staleRemoteEndpointIPs": list(self.stale_endpoint_ips),
+                "unappliedLoadBalancers": self.unapplied_load_balancers,
+            },
+            "ports": {
+                "dynamicStart": self.dynamic_start,
+                "dynamicCount": self.dynamic_count,
+                "excludedTcpBlocks": self.excluded_tcp_blocks,
+                "freeBlocks": self.free_port_blocks,
+            },
             "networks": [n.snapshot() for n in self.networks],
             "managementUp": self.management_up,
             "hnsApi": self.hns_api,

@@ -22,6 +22,8 @@ CHECK_MODULES = (
     "cni_not_ready",
     "runtime_wedged",
     "csi_proxy",
+    "hns_stale_endpoints",
+    "port_exhaustion",
 )
 
 __all__ = ["CHECK_MODULES", "default_registry"]

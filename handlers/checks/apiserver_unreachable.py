@@ -81,7 +81,7 @@ def apiserver_unreachable(context: Context) -> list[Finding]:
         evidence.append(f"node {node} model: {model}")
         is_vm = model == "Virtual Machine"
     except WinpodError as exc:
-        evidence.append(f"could not read the node's model over WinRM: {exc}")
+        evidence.append(f"could not read the node's model: {exc}")
         is_vm = None
     spoofing = _spoofing_evidence(context, evidence) if is_vm else None
     if is_vm:

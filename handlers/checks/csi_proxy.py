@@ -81,7 +81,7 @@ def _status_messages(pod: KubeObject) -> list[str]:
             "its containers' or events' text: open \\\\.\\pipe\\csi-proxy-…: The system cannot "
             "find the file specified",
             "FailedMount events: Error while dialing open \\\\.\\pipe\\csi-proxy-…",
-            "Get-Service csi-proxy over WinRM (node-status.ps1): not installed or not Running",
+            "Get-Service csi-proxy on the node (node-status.ps1): not installed or not Running",
         ),
         fixes=(
             "start the csi-proxy service (csi-proxy-start, medium risk); set it to start "

@@ -16,10 +16,18 @@ DOCS = (
     "https://github.com/Azure/acs-engine/issues/2027",
     "https://github.com/Azure/aks-engine/pull/3956",
 )
+DNS_POD_SERVICE = "https://kubernetes.io/docs/concepts/services-networking/dns-pod-service/"
 SUMMARY = (
     "After a reboot the HNS load-balancer policy for the DNS Service IP is stale, so lookups "
     "through {dns} fail while a kube-dns pod answers directly. Reset the HNS policies (or "
     "restart kube-proxy), or work around it per pod or with a second pod on the node."
+)
+# Windows pods get one DNS suffix, their namespace's: `kubernetes.default` fails there on a
+# healthy node while the full name resolves, so only full names are probed (probes.API_NAME).
+SINGLE_SUFFIX = (
+    "winpod probes the full name {name} only: on Windows a partial name such as "
+    "kubernetes.default fails on a healthy node too (pods get one DNS suffix, their "
+    "namespace's), which is not stale HNS."
 )
 
 
@@ -121,7 +129,7 @@ def _policy_evidence(context: Context) -> tuple[list[str], hns.DnsVip | None]:
     try:
         status = context.node_status()
     except WinpodError as exc:
-        return [f"could not read HNS state over WinRM: {exc}"], None
+        return [f"could not read HNS state on the node: {exc}"], None
     vip = hns.dns_vip_of_status(status)
     return [
         f"HNS on {context.node_name} ({status.get('hnsModule')}): networks "
@@ -163,10 +171,14 @@ def _vip_title(vip: hns.DnsVip) -> str:
             "After a Windows node reboots, the HNS load-balancer policy for the cluster DNS "
             "Service IP can be missing (stale policies), so DNS lookups fail in every pod of the "
             "node until the policies are rebuilt (acs-engine#2027). It comes back after every "
-            "reboot."
+            "reboot. Not this: Windows pods get one DNS suffix (their namespace's), so "
+            "`kubernetes.default` fails on a healthy node while `kubernetes.default.svc."
+            "cluster.local` resolves (kubernetes.io dns-pod-service); winpod probes full names "
+            "only."
         ),
         signals=(
-            "nslookup kubernetes.default.svc.cluster.local fails in the pod",
+            "nslookup kubernetes.default.svc.cluster.local (the full name, never a partial "
+            "one) fails in the pod",
             "the same lookup sent straight to a kube-dns pod IP succeeds",
             "node bootID changed / Rebooted event; no Get-HnsPolicyList entry (v1) or HCN load "
             "balancer (v2) holds the DNS VIP, or those that do reference endpoints that "
@@ -182,7 +194,7 @@ def _vip_title(vip: hns.DnsVip) -> str:
             "pod-dns-override: point the pod's DNS at the kube-dns pod IPs",
             "dns-keeper: a DaemonSet keeps two pods on every Windows node",
         ),
-        links=DOCS,
+        links=(*DOCS, DNS_POD_SERVICE),
     ),
 )
 def dns_after_reboot(context: Context) -> list[Finding]:
@@ -204,7 +216,7 @@ def dns_after_reboot(context: Context) -> list[Finding]:
                 CHECK_ID,
                 "ok",
                 "DNS works in the pod",
-                "the cluster DNS Service answers",
+                "the cluster DNS Service answers. " + SINGLE_SUFFIX.format(name=probes.API_NAME),
                 (through_service.evidence(),),
             )
         ]
@@ -267,7 +279,7 @@ def dns_after_reboot(context: Context) -> list[Finding]:
 
 
 def _node_dns(context: Context) -> list[Finding]:
-    """DNS probed in the node's pods decides; HNS policies (over WinRM) only when no pod
+    """DNS probed in the node's pods decides; HNS policies (a node script) only when no pod
     could be probed. The sweep runs this very function on the probes it made."""
     try:
         lookups = node_lookups(context)
@@ -288,7 +300,7 @@ def _from_lookups(context: Context, answered: list[PodLookup], probed: list[str]
             CHECK_ID,
             "ok",
             f"DNS works in pods on {name}",
-            "the cluster DNS Service answers",
+            "the cluster DNS Service answers. " + SINGLE_SUFFIX.format(name=probes.API_NAME),
             tuple(evidence),
         )
     if not any(lookup.direct_ok for lookup in answered):

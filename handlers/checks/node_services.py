@@ -27,7 +27,7 @@ DOCS = ("https://kubernetes.io/docs/tasks/debug/debug-cluster/windows/",)
             )
         ),
         signals=(
-            "Get-Service kubelet, kubeproxy, kube-proxy, containerd over WinRM",
+            "Get-Service kubelet, kubeproxy, kube-proxy, containerd on the node (node-status.ps1)",
             "a kube-proxy pod in kube-system on the node when there is no kube-proxy service",
         ),
         fixes=(

@@ -40,7 +40,7 @@ def _run(context: Context, plan: Plan) -> Outcome:
     impact=lambda t: _(
         "Services are unreachable from pods on {target} for a few seconds while kube-proxy restarts"
     ).format(target=t),
-    verified_by=("dns-after-reboot", "node-services"),
+    verified_by=("dns-after-reboot", "node-services", "hns-stale-endpoints"),
     run=_run,
 )
 def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:

@@ -362,7 +362,7 @@ def test_refused_winrm_credentials_are_a_warning_and_never_echoed(
         r"    WinRM on 127\.0\.\d+\.\d+:\d+ refused the configured credentials",
         run.stdout,
     )
-    assert "could not read HNS state over WinRM" in run.stdout
+    assert "could not read HNS state on the node" in run.stdout
     for secret in (WRONG_PASSWORD, real_password):
         assert secret not in run.stdout + run.stderr
 

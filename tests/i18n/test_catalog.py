@@ -41,6 +41,10 @@ LOCALISED = (
 PENDING = {
     "handlers/checks/apiserver_unreachable.py": "evidence notes, composite reasons",
     "handlers/checks/cni_not_ready.py": "evidence notes, composite reasons",
+    "handlers/checks/hns_stale_endpoints.py": "all (merged after the catalog was made)",
+    "handlers/checks/port_exhaustion.py": "all (merged after the catalog was made)",
+    "handlers/remediations/hns_endpoint_cleanup.py": "all (merged after the catalog was made)",
+    "handlers/remediations/widen_dynamic_ports.py": "all (merged after the catalog was made)",
     "handlers/checks/csi_proxy.py": "all (merged after the catalog was made)",
     "handlers/checks/runtime_wedged.py": "all (merged after the catalog was made)",
     "handlers/remediations/containerd_restart.py": "all (merged after the catalog was made)",

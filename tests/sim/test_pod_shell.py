@@ -58,7 +58,7 @@ def stale() -> World:
 
 
 def test_nslookup_in_a_healthy_pod_prints_what_windows_prints(healthy: World) -> None:
-    result = run(healthy, "web/iis-0", "nslookup", "kubernetes.default")
+    result = run(healthy, "web/iis-0", "nslookup", API)
     assert result == ExecResult(
         "Server:  kube-dns.kube-system.svc.cluster.local\r\n"
         "Address:  10.0.0.10\r\n"
@@ -95,13 +95,23 @@ def test_public_names_resolve_non_authoritatively_and_unknown_ones_do_not(health
 
 def test_a_bare_service_name_resolves_in_the_pods_namespace(healthy: World) -> None:
     assert "Address:  10.0.120.15\r\n" in run(healthy, "web/iis-0", "nslookup", "frontend").stdout
-    assert run(healthy, "web/iis-0", "nslookup", "frontend.web.svc").exit_code == 0
     assert run(healthy, "jobs/batch-0", "nslookup", "frontend").exit_code == 1
-    assert run(healthy, "jobs/batch-0", "nslookup", "frontend.web").exit_code == 0
+    assert run(healthy, "jobs/batch-0", "nslookup", "frontend.web.svc.cluster.local").exit_code == 0
+
+
+def test_windows_pods_get_one_dns_suffix_so_partial_names_fail(healthy: World) -> None:
+    # kubernetes.io dns-pod-service: only the namespace's suffix; `kubernetes.default` and
+    # `frontend.web.svc` are not completed, full names and bare names of the namespace are.
+    partial = run(healthy, "web/iis-0", "nslookup", "kubernetes.default")
+    assert partial.exit_code == 1
+    assert "can't find kubernetes.default: Non-existent domain" in partial.stderr
+    assert run(healthy, "web/iis-0", "nslookup", "frontend.web.svc").exit_code == 1
+    assert run(healthy, "jobs/batch-0", "nslookup", "frontend.web").exit_code == 1
+    assert run(healthy, "web/iis-0", "nslookup", API).exit_code == 0
 
 
 def test_resolve_dns_name_prints_a_table(healthy: World) -> None:
-    result = ps(healthy, "web/iis-0", "Resolve-DnsName kubernetes.default -Type A -DnsOnly")
+    result = ps(healthy, "web/iis-0", f"Resolve-DnsName {API} -Type A -DnsOnly")
     assert result.exit_code == 0
     assert result.stdout == (
         "\r\n"

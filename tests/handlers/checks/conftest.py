@@ -7,13 +7,15 @@ CLI builds (kubernetes client, pod exec over WebSocket, pywinrm over HTTPS with 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from sim_process import SCENARIOS, RunningSim, start_sim
+from sim_process import ROOT, SCENARIOS, RunningSim, start_sim
 
 from bot.wiring import build_transports
 from config.settings import Settings, load_settings
@@ -60,6 +62,17 @@ class CheckCluster:
     def offered(finding: Finding) -> list[tuple[str, str, str]]:
         """(id, target, risk) of every remediation the finding offers, in order."""
         return [(r.id, r.target, r.risk) for r in finding.remediations]
+
+    def winpod(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`winpod ARGS --config` this simulator's config, as a separate process (the CLI)."""
+        return subprocess.run(
+            [sys.executable, "-m", "bot", *args, "--config", str(self.sim.config)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            cwd=ROOT,
+            check=False,
+        )
 
     @contextmanager
     def fault(self, server: str, **knobs: Any) -> Iterator[None]:

@@ -115,7 +115,7 @@ def test_without_winrm_the_probes_still_make_the_error(cluster: CheckCluster) ->
     assert finding.severity == "error"
     assert finding.evidence[0].startswith(THROUGH_SERVICE + "failed")
     assert finding.evidence[1].startswith(DIRECT + "succeeded")
-    unread = [e for e in finding.evidence if e.startswith("could not read HNS state over WinRM: ")]
+    unread = [e for e in finding.evidence if e.startswith("could not read HNS state on the node: ")]
     assert len(unread) == 1
     assert "cannot connect to WinRM on 127.0." in unread[0]
     assert not any(e.startswith("HNS on ") for e in finding.evidence)
@@ -192,3 +192,21 @@ def test_a_node_whose_second_pod_masks_the_stale_policy_answers_dns(
 
     assert finding.severity == "ok"
     assert finding.title == "DNS works in pods on akswin-kept"
+
+
+def test_a_partial_name_failing_on_a_healthy_node_is_not_blamed_on_hns(
+    cluster: CheckCluster,
+) -> None:
+    # Windows pods get one DNS suffix: `kubernetes.default` fails while the full name resolves.
+    pod_exec = cluster.transports.pod_exec
+    assert pod_exec is not None
+    partial = pod_exec.run("web", "web-1", None, ["nslookup", "kubernetes.default"], 10)
+    assert partial.exit_code == 1
+    assert "Non-existent domain" in partial.stderr
+
+    finding = cluster.only(cluster.pod("web/web-1", fresh=True), CHECK)
+
+    assert finding.severity == "ok"
+    assert finding.evidence[0].startswith(THROUGH_SERVICE + "succeeded")
+    assert "probes the full name kubernetes.default.svc.cluster.local only" in finding.summary
+    assert "which is not stale HNS" in finding.summary

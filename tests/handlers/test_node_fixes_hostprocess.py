@@ -1,6 +1,7 @@
-"""The runtime remediations of the second wave on the HostProcess transport (no WinRM
-anywhere): `containerd-restart` and `csi-proxy-start` run in a script pod on the node, through
-the `winpod remediate` CLI, verified; the WinRM runs of the same are in tests/handlers/checks."""
+"""The node remediations of the second wave on the HostProcess transport (no WinRM anywhere):
+`containerd-restart`, `csi-proxy-start`, `hns-endpoint-cleanup` and `widen-dynamic-ports` run
+in a script pod on the node, through the `winpod remediate` CLI, verified; the WinRM runs of the
+same are in tests/handlers/checks."""
 
 from __future__ import annotations
 
@@ -83,4 +84,31 @@ def test_csi_proxy_start_in_a_hostprocess_pod(sim: RunningSim) -> None:
     assert "Verification — fixed" in run.stdout
     host = sim.control("GET", "/sim/v1/hosts/akswin-stopped")
     assert host["services"]["csi-proxy"] == "Running"
+    assert script_pods_left(sim) == []
+
+
+@pytest.mark.parametrize("sim", ["check_hns_stale_endpoints.yaml"], indirect=True)
+def test_hns_endpoint_cleanup_in_a_hostprocess_pod(sim: RunningSim) -> None:
+    run = remediate(sim, "hns-endpoint-cleanup", "akswin-stale")
+
+    assert run.returncode == 0, run.stderr + run.stdout
+    assert "in a HostProcess pod on akswin-stale" in run.stdout
+    assert "removed 3:" in run.stdout
+    assert "Verification — fixed" in run.stdout
+    host = sim.control("GET", "/sim/v1/hosts/akswin-stale")
+    assert host["network"]["staleRemoteEndpoints"] == 0
+    assert script_pods_left(sim) == []
+
+
+@pytest.mark.parametrize("sim", ["check_port_exhaustion.yaml"], indirect=True)
+def test_widen_dynamic_ports_in_a_hostprocess_pod(sim: RunningSim) -> None:
+    before = sim.control("GET", "/sim/v1/hosts/akswin-ports")["ports"]
+
+    run = remediate(sim, "widen-dynamic-ports", "akswin-ports")
+
+    assert run.returncode == 0, run.stderr + run.stdout
+    assert "in a HostProcess pod on akswin-ports" in run.stdout
+    assert "Verification — fixed" in run.stdout
+    after = sim.control("GET", "/sim/v1/hosts/akswin-ports")["ports"]
+    assert after["dynamicCount"] > before["dynamicCount"]
     assert script_pods_left(sim) == []
