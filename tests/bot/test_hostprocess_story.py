@@ -118,7 +118,9 @@ def test_the_dns_story_from_slack_without_winrm(bot: RunningBot) -> None:
     host = sim.control("GET", "/sim/v1/hosts/akswin000002")
     assert host["dns"] == "ok"
     assert any(h.startswith("hostprocess pod winpod-hns-reset-") for h in host["history"])
-    assert winpod_pods(sim) == []
+    # Every script pod is deleted by the run that made it; on a busy machine a check the
+    # diagnosis stopped waiting for may still be finishing its own.
+    bot.wait_for(lambda: not winpod_pods(sim), timeout=60, what="no winpod script pod left")
     stats = sim.control("GET", "/sim/v1/stats")
     assert stats["winrm"] == 0
     assert stats["hostprocess_pods"] >= 2  # node-status, hns-reset (and the verification's)
