@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -285,15 +285,45 @@ def _probe_nodes(
             progress(len(decided), len(names))
         return []
 
-    with ThreadPoolExecutor(
-        max_workers=settings.sweep.concurrency, thread_name_prefix="probe"
-    ) as pool:
-        pending: set[Future[list[Step]]] = {pool.submit(read, node) for node in nodes.values()}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                pending |= {pool.submit(step.run) for step in future.result()}
+    _run_steps([Step(read, node) for node in nodes.values()], settings.sweep.concurrency)
     return nodes
+
+
+def _run_steps(first: list[Step], workers: int) -> None:
+    """Run `first` and every step they lead to in a pool of `workers`, in the order they
+    become ready. Each finished step queues its successors itself and the caller waits once:
+    a loop waiting on every pending future after each step cost the sweep's interpreter work
+    that grew with the number of steps in flight (bench/RESULTS.md). The first exception a
+    step raises is raised here once every queued step has ended."""
+    lock = threading.Lock()
+    ended = threading.Event()
+    outstanding = len(first)
+    failures: list[BaseException] = []
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as pool:
+
+        def run(step: Step) -> None:
+            nonlocal outstanding
+            following: list[Step] = []
+            try:
+                following = step.run()
+            except BaseException as exc:
+                with lock:
+                    failures.append(exc)
+            with lock:
+                outstanding += len(following) - 1
+                last = outstanding == 0
+            for successor in following:
+                pool.submit(run, successor)
+            if last:
+                ended.set()
+
+        for step in first:
+            pool.submit(run, step)
+        if first:
+            ended.wait()
+    if failures:
+        raise failures[0]
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import builtins
 import json
-import threading
+import ssl
+import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote, urlencode
 
+import certifi
 import urllib3
 import websocket
 from kubernetes import client as k8s
@@ -15,8 +18,13 @@ from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
-from kubernetes.stream import stream
-from kubernetes.stream.ws_client import ERROR_CHANNEL
+from kubernetes.stream.ws_client import (
+    ERROR_CHANNEL,
+    STDERR_CHANNEL,
+    STDOUT_CHANNEL,
+    V4_CHANNEL_PROTOCOL,
+    websocket_proxycare,
+)
 
 from config.settings import KubernetesSettings
 from handlers.errors import (
@@ -57,6 +65,8 @@ API_TIMEOUT_S = (5.0, 30.0)  # (connect, read): a dead API server must not hang 
 # Lists are read in pages of this many objects, so no reply (and no parsed list) is
 # fleet-sized; the API server's own default chunk for kubectl is 500 as well.
 PAGE_SIZE = 500
+# v4 carries the exit status as JSON on channel 3; every API server since 1.4 speaks it.
+EXEC_PROTOCOL = V4_CHANNEL_PROTOCOL
 
 
 def _translate(exc: Exception, what: str) -> WinpodError:
@@ -313,63 +323,96 @@ class KubeCluster:
 
 
 class KubePodExec:
-    """`PodExec` over the exec WebSocket (v5/v4.channel.k8s.io), one ApiClient per call.
+    """`PodExec` over the exec WebSocket (`v4.channel.k8s.io`), spoken with websocket-client.
 
-    `kubernetes.stream.stream` swaps `call_api` on the ApiClient it is given while it runs, so a
-    shared client would send concurrent REST calls over WebSocket: each exec gets its own.
+    The URL, the bearer token (refreshed by the client as for REST calls), the client
+    certificate, the CA and the proxy all come from the cluster's client `Configuration`. The
+    official client's `kubernetes.stream` was used until the sweep measured what it costs per
+    exec: an `ApiClient`, a fresh SSL context that parses the CA file again, and a reset of
+    websocket-client's log level that clears every logger's cache under logging's lock
+    (bench/RESULTS.md, "Sweep figures after session 5"). Here one TLS context serves every
+    exec of the cluster; the handshake stays per exec.
     """
-
-    _timeout_lock = threading.Lock()
 
     def __init__(self, configuration: k8s.Configuration) -> None:
         self._configuration = configuration
+        scheme, _sep, rest = str(configuration.host).rstrip("/").partition("://")
+        self._base = f"{'wss' if scheme == 'https' else 'ws'}://{rest}"
+        self._sslopt: dict[str, Any] = {}
+        if scheme == "https":
+            self._sslopt["context"] = _ssl_context(configuration)
+            if configuration.tls_server_name:
+                self._sslopt["server_hostname"] = configuration.tls_server_name
+
+    def _url(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> str:
+        query = [("command", arg) for arg in argv]
+        query += [("stdout", "true"), ("stderr", "true"), ("stdin", "false"), ("tty", "false")]
+        if container:
+            query.append(("container", container))
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/exec"
+        return f"{self._base}{path}?{urlencode(query)}"
+
+    def _connect_options(self, url: str) -> dict[str, Any]:
+        header = []
+        token = self._configuration.auth_settings().get("BearerToken")
+        if token and token.get("value"):
+            header.append(f"authorization: {token['value']}")
+        options: dict[str, Any] = {"header": header, "subprotocols": [EXEC_PROTOCOL]}
+        if self._configuration.proxy or self._configuration.proxy_headers:
+            options = websocket_proxycare(options, self._configuration, url, None)
+        return options
 
     def run(
         self, namespace: str, pod: str, container: str | None, argv: list[str], timeout_s: float
     ) -> CommandResult:
         what = f"exec in pod {namespace}/{pod}"
-        # websocket-client has no per-connection connect timeout here: bound the handshake too.
-        with self._timeout_lock:
-            if (websocket.getdefaulttimeout() or 0) < timeout_s:
-                websocket.setdefaulttimeout(timeout_s)
-        api_client = k8s.ApiClient(self._configuration)
-        response: Any = None
+        url = self._url(namespace, pod, container, argv)
+        deadline = time.monotonic() + timeout_s
+        received: dict[int, list[bytes]] = {
+            STDOUT_CHANNEL: [],
+            STDERR_CHANNEL: [],
+            ERROR_CHANNEL: [],
+        }
+        ws = websocket.WebSocket(sslopt=self._sslopt, skip_utf8_validation=True)
         try:
-            kwargs: dict[str, Any] = {
-                "command": argv,
-                "stderr": True,
-                "stdin": False,
-                "stdout": True,
-                "tty": False,
-                "_preload_content": False,
-            }
-            if container:
-                kwargs["container"] = container
-            response = stream(
-                k8s.CoreV1Api(api_client).connect_get_namespaced_pod_exec,
-                pod,
-                namespace,
-                **kwargs,
-            )
-            response.run_forever(timeout=timeout_s)
-            if response.is_open():
-                raise TimedOut(f"{what}: no answer within {timeout_s:g} s")
-            stdout = response.read_stdout() or ""
-            stderr = response.read_stderr() or ""
-            exit_code = _exit_code(response.read_channel(ERROR_CHANNEL), what)
-            return CommandResult(stdout, stderr, exit_code)
-        except ApiException as exc:
-            raise _translate_exec(exc, what) from None
+            ws.connect(url, timeout=timeout_s, **self._connect_options(url))
+            while True:
+                ws.settimeout(max(deadline - time.monotonic(), 0.001))
+                opcode, data = ws.recv_data()
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    break
+                if data and data[0] in received:
+                    received[data[0]].append(data[1:])
+        except websocket.WebSocketConnectionClosedException:
+            pass  # closed without a close frame: what the server sent is all there is
+        except websocket.WebSocketBadStatusException as exc:
+            raise _refused_exec(exc, what) from None
+        except (websocket.WebSocketTimeoutException, TimeoutError):
+            raise TimedOut(f"{what}: no answer within {timeout_s:g} s") from None
         except (websocket.WebSocketException, OSError) as exc:
-            if isinstance(exc, websocket.WebSocketTimeoutException | TimeoutError):
-                raise TimedOut(f"{what}: no answer within {timeout_s:g} s") from None
             raise Unreachable(f"{what}: {type(exc).__name__}") from None
         finally:
-            if response is not None and response.sock is not None:
-                response.close()
-                # WebSocket.close() skips a socket the server has closed: release it too
-                response.sock.shutdown()
-            api_client.close()
+            ws.shutdown()  # the server's close frame, when it came, was answered by recv_data
+        if not received[ERROR_CHANNEL]:
+            raise Unreachable(f"{what}: the connection ended before the command's exit status")
+        stdout, stderr, status = (
+            b"".join(received[channel]).decode("utf-8", "replace")
+            for channel in (STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL)
+        )
+        return CommandResult(stdout, stderr, _exit_code(status, what))
+
+
+def _ssl_context(configuration: k8s.Configuration) -> ssl.SSLContext:
+    """The TLS settings of the REST calls (CA, client certificate, verification), loaded once."""
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or certifi.where())
+    if not configuration.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif configuration.assert_hostname is False:
+        context.check_hostname = False
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    return context
 
 
 # How much of the runtime's message an `ExecFailed` quotes.
@@ -398,18 +441,15 @@ def _exit_code(status: str, what: str) -> int:
         return 1
 
 
-def _translate_exec(exc: ApiException, what: str) -> WinpodError:
-    # websocket-client appends the response headers and body after " -+-+- ": keep them out of
-    # the message, and out of the status-code matching below
-    reason = str(exc.reason or "").split(" -+-+- ")[0]
-    if exc.status == 0:
-        if "timed out" in reason.lower():
-            return TimedOut(f"{what}: no answer in time")
-        if "404" in reason:
-            return NotFound(f"{what}: pod not found")
-        if "401" in reason or "403" in reason:
-            return Refused(f"{what}: refused by the Kubernetes API")
-        if "400" in reason:
-            return Refused(f"{what}: the API refused the exec (is the pod running?)")
-        return Unreachable(f"{what}: {reason.splitlines()[0][:200] if reason else 'failed'}")
-    return _translate(exc, what)
+def _refused_exec(exc: websocket.WebSocketBadStatusException, what: str) -> WinpodError:
+    """The API server answered the exec's upgrade with an HTTP error instead of 101 (its
+    headers and body are not quoted: they may echo the request)."""
+    status = int(exc.status_code or 0)
+    if status == 404:
+        return NotFound(f"{what}: pod not found")
+    if status in (401, 403):
+        return Refused(f"{what}: refused by the Kubernetes API")
+    if status == 400:
+        return Refused(f"{what}: the API refused the exec (is the pod running?)")
+    words = str(getattr(exc, "status_message", "") or "").strip()[:80]
+    return Unreachable(f"{what}: the Kubernetes API answered {status} {words}".rstrip())

@@ -510,3 +510,27 @@ def test_the_json_report_has_nodes_findings_and_summary() -> None:
         "failing": 1,
         "unreachable": 0,
     }
+
+
+def test_the_sweep_pool_runs_every_step_a_step_leads_to_then_raises_a_failure() -> None:
+    ran: list[str] = []
+    lock = threading.Lock()
+
+    def step(name: str, following: list[str], fail: bool = False) -> list[sweep.Step]:
+        with lock:
+            ran.append(name)
+        if fail:
+            raise RuntimeError(f"{name} broke")
+        return [sweep.Step(lambda _node, n=n: step(n, []), node, None) for n in following]
+
+    node = sweep._Node("n")
+    first = [
+        sweep.Step(lambda _node: step("a", ["a1", "a2"]), node),
+        sweep.Step(lambda _node: step("b", [], fail=True), node),
+        sweep.Step(lambda _node: step("c", ["c1"]), node),
+    ]
+
+    with pytest.raises(RuntimeError, match="b broke"):
+        sweep._run_steps(first, workers=2)
+    assert sorted(ran) == ["a", "a1", "a2", "b", "c", "c1"]
+    sweep._run_steps([], workers=2)  # nothing to run ends at once

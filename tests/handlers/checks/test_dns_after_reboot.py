@@ -160,7 +160,7 @@ def test_an_exec_failure_is_a_warning_and_the_other_checks_still_report(
         assert finding.check in EXEC_CHECKS
         assert finding.severity == "warning"
         assert finding.summary.startswith(
-            "exec in pod web/web-1: Handshake status 500 Internal Server Error"
+            "exec in pod web/web-1: the Kubernetes API answered 500 Internal Server Error"
         )
         assert "content-type" not in finding.summary  # no raw response headers
     assert all(f.severity == "ok" for f in diagnosis.findings if f not in could_not)
