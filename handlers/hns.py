@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from handlers.i18n import _
 from handlers.transports import Cluster, KubeObject
 
 VipState = Literal["programmed", "stale", "missing"]
@@ -39,10 +40,12 @@ class DnsVip:
 
     def describe(self) -> str:
         if self.state == "missing":
-            return f"no policy list or load balancer holds DNS VIP {self.vip}"
-        return (
-            f"{self.holders} policy list(s)/load balancer(s) hold DNS VIP {self.vip}, "
-            f"referencing {self.references} endpoint(s), {self.missing} of them gone"
+            return _("no policy list or load balancer holds DNS VIP {vip}").format(vip=self.vip)
+        return _(
+            "{holders} policy list(s)/load balancer(s) hold DNS VIP {vip}, referencing "
+            "{references} endpoint(s), {missing} of them gone"
+        ).format(
+            holders=self.holders, vip=self.vip, references=self.references, missing=self.missing
         )
 
 

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from handlers.context import Context, pod_images
+from handlers.i18n import _
 from handlers.transports import CommandResult
 
 API_NAME = "kubernetes.default.svc.cluster.local"
@@ -24,12 +25,23 @@ class ProbeResult:
     output: str
 
     def evidence(self) -> str:
-        verdict = "succeeded" if self.ok else "failed"
         lines = dict.fromkeys(line.strip() for line in self.output.splitlines() if line.strip())
         excerpt = " / ".join(lines)  # nslookup repeats its timeout lines: show each once
         if len(excerpt) > 240:
             excerpt = excerpt[:240] + "…"
-        return f"probe `{self.command}` {verdict}" + (f": {excerpt}" if excerpt else "")
+        if self.ok:
+            said = (
+                _("probe `{command}` succeeded")
+                if not excerpt
+                else _("probe `{command}` succeeded: {output}")
+            )
+        else:
+            said = (
+                _("probe `{command}` failed")
+                if not excerpt
+                else _("probe `{command}` failed: {output}")
+            )
+        return said.format(command=self.command, output=excerpt)
 
 
 def _combined(result: CommandResult) -> str:
@@ -38,7 +50,7 @@ def _combined(result: CommandResult) -> str:
 
 def has_powershell(context: Context) -> bool:
     assert context.pod is not None
-    return not any("nanoserver" in image.lower() for _, image in pod_images(context.pod))
+    return not any("nanoserver" in image.lower() for _name, image in pod_images(context.pod))
 
 
 def nslookup(context: Context, name: str = API_NAME, server: str | None = None) -> ProbeResult:

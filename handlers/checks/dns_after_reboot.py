@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from handlers import hns, probes
 from handlers.context import Context
 from handlers.errors import WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding, RemediationRef
 from handlers.registry import Explanation, check, could_not_check, not_applicable, offer
 from handlers.transports import KubeObject
@@ -17,14 +18,14 @@ DOCS = (
     "https://github.com/Azure/aks-engine/pull/3956",
 )
 DNS_POD_SERVICE = "https://kubernetes.io/docs/concepts/services-networking/dns-pod-service/"
-SUMMARY = (
+SUMMARY = N_(
     "After a reboot the HNS load-balancer policy for the DNS Service IP is stale, so lookups "
     "through {dns} fail while a kube-dns pod answers directly. Reset the HNS policies (or "
     "restart kube-proxy), or work around it per pod or with a second pod on the node."
 )
 # Windows pods get one DNS suffix, their namespace's: `kubernetes.default` fails there on a
 # healthy node while the full name resolves, so only full names are probed (probes.API_NAME).
-SINGLE_SUFFIX = (
+SINGLE_SUFFIX = N_(
     "winpod probes the full name {name} only: on Windows a partial name such as "
     "kubernetes.default fails on a healthy node too (pods get one DNS suffix, their "
     "namespace's), which is not stale HNS."
@@ -65,7 +66,8 @@ def lookup_through_service(pod_context: Context) -> PodLookup:
     try:
         result = probes.nslookup(pod_context)
     except WinpodError as exc:
-        return PodLookup(ref, error=str(exc), evidence=(f"{ref}: could not probe: {exc}",))
+        line = _("{pod}: could not probe: {error}").format(pod=ref, error=exc)
+        return PodLookup(ref, error=str(exc), evidence=(line,))
     return PodLookup(ref, ok=result.ok, evidence=(f"{ref}: {result.evidence()}",))
 
 
@@ -74,7 +76,7 @@ def lookup_direct(pod_context: Context, lookup: PodLookup, server: str) -> PodLo
     try:
         result = probes.nslookup(pod_context, server=server)
     except WinpodError as exc:
-        line = f"{ref}: could not probe: {exc}"
+        line = _("{pod}: could not probe: {error}").format(pod=ref, error=exc)
         return replace(lookup, direct_tried=True, error=str(exc), evidence=(*lookup.evidence, line))
     return replace(
         lookup,
@@ -117,11 +119,19 @@ def node_remediations(
 
 def _reboot_evidence(context: Context) -> list[str]:
     facts = context.node_facts
-    evidence = [f"node {context.node_name} boot ID {facts.boot_id}"] if facts else []
+    evidence = (
+        [_("node {node} boot ID {boot}").format(node=context.node_name, boot=facts.boot_id)]
+        if facts
+        else []
+    )
     reboots = context.node_reboots()
     for event in reboots[-1:]:
         when = event.get("lastTimestamp") or event.get("eventTime") or ""
-        evidence.append(f"event Rebooted {when}: {event.get('message')}")
+        evidence.append(
+            _("event {reason} {time}: {message}").format(
+                reason="Rebooted", time=when, message=event.get("message")
+            )
+        )
     return evidence
 
 
@@ -129,12 +139,20 @@ def _policy_evidence(context: Context) -> tuple[list[str], hns.DnsVip | None]:
     try:
         status = context.node_status()
     except WinpodError as exc:
-        return [f"could not read HNS state on the node: {exc}"], None
+        return [_("could not read HNS state on the node: {error}").format(error=exc)], None
     vip = hns.dns_vip_of_status(status)
+    networks = hns.describe_networks(hns.as_list(status.get("hnsNetworks")))
     return [
-        f"HNS on {context.node_name} ({status.get('hnsModule')}): networks "
-        f"{hns.describe_networks(hns.as_list(status.get('hnsNetworks'))) or 'none'}; "
-        f"{status.get('policyListCount')} policy lists/load balancers; {vip.describe()}"
+        _(
+            "HNS on {node} ({module}): networks {networks}; {count} policy lists/load "
+            "balancers; {vip}"
+        ).format(
+            node=context.node_name,
+            module=status.get("hnsModule"),
+            networks=networks or _("none"),
+            count=status.get("policyListCount"),
+            vip=vip.describe(),
+        )
     ], vip
 
 
@@ -156,18 +174,38 @@ def _kube_proxy_restartable(context: Context) -> bool:
         return True
 
 
-def _vip_title(vip: hns.DnsVip) -> str:
+def _answers() -> str:
+    return (
+        _("the cluster DNS Service answers.") + " " + _(SINGLE_SUFFIX).format(name=probes.API_NAME)
+    )
+
+
+def _running_pods(count: int, node: str) -> str:
+    return _("{count} running pod(s) on {node}").format(count=count, node=node)
+
+
+def _vip_title(vip: hns.DnsVip, masked: bool) -> str:
+    if vip.state == "stale" and masked:
+        return _(
+            "HNS policies for the DNS Service IP reference endpoints that are gone (stale) — "
+            "masked while two or more pods run"
+        )
     if vip.state == "stale":
-        return "HNS policies for the DNS Service IP reference endpoints that are gone (stale)"
-    return "HNS has no policy for the DNS Service IP (stale after reboot)"
+        return _("HNS policies for the DNS Service IP reference endpoints that are gone (stale)")
+    if masked:
+        return _(
+            "HNS has no policy for the DNS Service IP (stale after reboot) — masked while two "
+            "or more pods run"
+        )
+    return _("HNS has no policy for the DNS Service IP (stale after reboot)")
 
 
 @check(
     CHECK_ID,
-    title="DNS after a node reboot",
+    title=N_("DNS after a node reboot"),
     scopes=("pod", "node"),
     explanation=Explanation(
-        cause=(
+        cause=N_(
             "After a Windows node reboots, the HNS load-balancer policy for the cluster DNS "
             "Service IP can be missing (stale policies), so DNS lookups fail in every pod of the "
             "node until the policies are rebuilt (acs-engine#2027). It comes back after every "
@@ -177,46 +215,54 @@ def _vip_title(vip: hns.DnsVip) -> str:
             "only."
         ),
         signals=(
-            "nslookup kubernetes.default.svc.cluster.local (the full name, never a partial "
-            "one) fails in the pod",
-            "the same lookup sent straight to a kube-dns pod IP succeeds",
-            "node bootID changed / Rebooted event; no Get-HnsPolicyList entry (v1) or HCN load "
-            "balancer (v2) holds the DNS VIP, or those that do reference endpoints that "
-            "Get-HnsEndpoint no longer shows",
-            "fewer than two running pods on the node (a second pod masks the problem)",
+            N_(
+                "nslookup kubernetes.default.svc.cluster.local (the full name, never a partial "
+                "one) fails in the pod"
+            ),
+            N_("the same lookup sent straight to a kube-dns pod IP succeeds"),
+            N_(
+                "node bootID changed / Rebooted event; no Get-HnsPolicyList entry (v1) or HCN "
+                "load balancer (v2) holds the DNS VIP, or those that do reference endpoints "
+                "that Get-HnsEndpoint no longer shows"
+            ),
+            N_("fewer than two running pods on the node (a second pod masks the problem)"),
         ),
         fixes=(
-            "kube-proxy-restart: restart kube-proxy, its service or its HostProcess pod (often "
-            "enough)",
-            "hns-reset: stop kube-proxy and kubelet, remove HNS policy lists, then the pod network "
-            "(never the management network), start kubelet and kube-proxy (pods lose network "
-            "for about a minute)",
-            "pod-dns-override: point the pod's DNS at the kube-dns pod IPs",
-            "dns-keeper: a DaemonSet keeps two pods on every Windows node",
+            N_(
+                "kube-proxy-restart: restart kube-proxy, its service or its HostProcess pod "
+                "(often enough)"
+            ),
+            N_(
+                "hns-reset: stop kube-proxy and kubelet, remove HNS policy lists, then the pod "
+                "network (never the management network), start kubelet and kube-proxy (pods "
+                "lose network for about a minute)"
+            ),
+            N_("pod-dns-override: point the pod's DNS at the kube-dns pod IPs"),
+            N_("dns-keeper: a DaemonSet keeps two pods on every Windows node"),
         ),
         links=(*DOCS, DNS_POD_SERVICE),
     ),
 )
 def dns_after_reboot(context: Context) -> list[Finding]:
     if not context.windows_node:
-        return not_applicable(CHECK_ID, "not a Windows node")
+        return not_applicable(CHECK_ID, N_("not a Windows node"))
     if context.kind == "Node":
         return _node_dns(context)
     assert context.pod is not None
     status = context.pod.get("status") or {}
     if status.get("phase") != "Running" or not status.get("podIP"):
-        return not_applicable(CHECK_ID, "the pod is not running, so DNS cannot be probed in it")
+        return not_applicable(CHECK_ID, N_("the pod is not running, so DNS cannot be probed in it"))
     try:
         through_service = probes.nslookup(context)
     except WinpodError as exc:
-        return could_not_check(CHECK_ID, "DNS in the pod", exc)
+        return could_not_check(CHECK_ID, N_("DNS in the pod"), exc)
     if through_service.ok:
         return [
             Finding(
                 CHECK_ID,
                 "ok",
-                "DNS works in the pod",
-                "the cluster DNS Service answers. " + SINGLE_SUFFIX.format(name=probes.API_NAME),
+                _("DNS works in the pod"),
+                _answers(),
                 (through_service.evidence(),),
             )
         ]
@@ -224,7 +270,7 @@ def dns_after_reboot(context: Context) -> list[Finding]:
         dns_ip = context.service_ip("kube-system", "kube-dns")
         pod_ips = context.kube_dns_pod_ips()
     except WinpodError as exc:
-        return could_not_check(CHECK_ID, "where DNS fails", exc)
+        return could_not_check(CHECK_ID, N_("where DNS fails"), exc)
     direct = probes.nslookup(context, server=pod_ips[0]) if pod_ips else None
     evidence = [through_service.evidence()]
     if direct is not None:
@@ -234,9 +280,11 @@ def dns_after_reboot(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "warning",
-                "DNS fails, but so does a direct query to kube-dns",
-                "The pod cannot reach a kube-dns pod either, so this is not the stale-policy DNS "
-                "problem: the pod has no working network (see apiserver-unreachable).",
+                _("DNS fails, but so does a direct query to kube-dns"),
+                _(
+                    "The pod cannot reach a kube-dns pod either, so this is not the stale-policy "
+                    "DNS problem: the pod has no working network (see apiserver-unreachable)."
+                ),
                 tuple(evidence),
                 (),
                 DOCS,
@@ -250,10 +298,12 @@ def dns_after_reboot(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "warning",
-                "DNS through the cluster DNS Service fails, but HNS has its policy",
-                f"Lookups through {dns_ip} fail while a kube-dns pod answers directly, yet the "
-                "node's HNS still has the DNS VIP policy, so this is not the stale-policy "
-                "problem. Check kube-proxy on the node (see node-services).",
+                _("DNS through the cluster DNS Service fails, but HNS has its policy"),
+                _(
+                    "Lookups through {dns} fail while a kube-dns pod answers directly, yet the "
+                    "node's HNS still has the DNS VIP policy, so this is not the stale-policy "
+                    "problem. Check kube-proxy on the node (see node-services)."
+                ).format(dns=dns_ip),
                 tuple(evidence),
                 (offer("kube-proxy-restart", context.node_name or ""),),
                 DOCS,
@@ -262,13 +312,13 @@ def dns_after_reboot(context: Context) -> list[Finding]:
     evidence.extend(_reboot_evidence(context))
     evidence.extend(policy)
     running = context.running_pods_on_node()
-    evidence.append(f"{len(running)} running pod(s) on {context.node_name}")
+    evidence.append(_running_pods(len(running), context.node_name or ""))
     return [
         Finding(
             CHECK_ID,
             "error",
-            "DNS through the cluster DNS Service fails (stale HNS policies)",
-            SUMMARY.format(dns=dns_ip),
+            _("DNS through the cluster DNS Service fails (stale HNS policies)"),
+            _(SUMMARY).format(dns=dns_ip),
             tuple(evidence),
             node_remediations(
                 context.node_name or "", context.target.ref, _kube_proxy_restartable(context)
@@ -284,7 +334,7 @@ def _node_dns(context: Context) -> list[Finding]:
     try:
         lookups = node_lookups(context)
     except WinpodError as exc:
-        return could_not_check(CHECK_ID, "the node's pods", exc)
+        return could_not_check(CHECK_ID, N_("the node's pods"), exc)
     probed = [line for lookup in lookups for line in lookup.evidence]
     answered = [lookup for lookup in lookups if lookup.error is None]
     if answered:
@@ -299,17 +349,19 @@ def _from_lookups(context: Context, answered: list[PodLookup], probed: list[str]
         return Finding(
             CHECK_ID,
             "ok",
-            f"DNS works in pods on {name}",
-            "the cluster DNS Service answers. " + SINGLE_SUFFIX.format(name=probes.API_NAME),
+            _("DNS works in pods on {node}").format(node=name),
+            _answers(),
             tuple(evidence),
         )
     if not any(lookup.direct_ok for lookup in answered):
         return Finding(
             CHECK_ID,
             "warning",
-            f"DNS fails on {name}, and so does a direct query to kube-dns",
-            "The pods cannot reach a kube-dns pod either: the node has no working "
-            "pod network (see apiserver-unreachable), not stale DNS policies.",
+            _("DNS fails on {node}, and so does a direct query to kube-dns").format(node=name),
+            _(
+                "The pods cannot reach a kube-dns pod either: the node has no working "
+                "pod network (see apiserver-unreachable), not stale DNS policies."
+            ),
             tuple(evidence),
             (),
             DOCS,
@@ -317,14 +369,17 @@ def _from_lookups(context: Context, answered: list[PodLookup], probed: list[str]
     running = context.running_pods_on_node()
     evidence.extend(_reboot_evidence(context))
     evidence.append(
-        f"{len(running)} running pod(s) on {name}"
-        + (" — fewer than two, so nothing masks the stale policies" if len(running) < 2 else "")
+        _(
+            "{count} running pod(s) on {node} — fewer than two, so nothing masks the stale policies"
+        ).format(count=len(running), node=name)
+        if len(running) < 2
+        else _running_pods(len(running), name)
     )
     return Finding(
         CHECK_ID,
         "error",
-        f"DNS fails in pods on {name} (stale HNS policies)",
-        SUMMARY.format(dns=context.service_ip("kube-system", "kube-dns")),
+        _("DNS fails in pods on {node} (stale HNS policies)").format(node=name),
+        _(SUMMARY).format(dns=context.service_ip("kube-system", "kube-dns")),
         tuple(evidence),
         node_remediations(name, answered[0].pod, _kube_proxy_restartable(context)),
         DOCS,
@@ -334,27 +389,27 @@ def _from_lookups(context: Context, answered: list[PodLookup], probed: list[str]
 def _from_policies(context: Context, unprobed: list[str]) -> list[Finding]:
     policy, vip = _policy_evidence(context)
     if vip is None:
-        return could_not_check(CHECK_ID, "the node's HNS policies", policy[0])
+        return could_not_check(CHECK_ID, N_("the node's HNS policies"), policy[0])
     if vip.state == "programmed":
         return [
             Finding(
                 CHECK_ID,
                 "ok",
-                "DNS VIP policy present",
-                "HNS has the DNS Service load-balancer policy on live endpoints",
+                _("DNS VIP policy present"),
+                _("HNS has the DNS Service load-balancer policy on live endpoints"),
                 (*unprobed, *policy),
             )
         ]
     evidence = [*unprobed, *_reboot_evidence(context), *policy]
     running = context.running_pods_on_node()
-    evidence.append(f"{len(running)} running pod(s) on {context.node_name}")
+    evidence.append(_running_pods(len(running), context.node_name or ""))
     masked = len(running) >= 2
     return [
         Finding(
             CHECK_ID,
             "warning" if masked else "error",
-            _vip_title(vip) + (" — masked while two or more pods run" if masked else ""),
-            SUMMARY.format(dns=context.service_ip("kube-system", "kube-dns")),
+            _vip_title(vip, masked),
+            _(SUMMARY).format(dns=context.service_ip("kube-system", "kube-dns")),
             tuple(evidence),
             node_remediations(context.node_name or "", None, _kube_proxy_restartable(context)),
             DOCS,

@@ -23,9 +23,6 @@ OPS, ALERTS = "C0OPS", "C0ALERTS"
 APPROVER = "U0APPROVER1"
 Message = dict[str, Any]
 FINDING_MARKERS = (":red_circle:", ":warning:", ":information_source:", ":white_check_mark:")
-# Checks whose finding texts are still English (tests/i18n/test_catalog.py PENDING says what);
-# drop an id here once its module is wrapped. Evidence is skipped: it quotes the cluster.
-ENGLISH_CHECKS = ("dns-after-reboot",)
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +51,7 @@ def winpod_texts(message: Message) -> list[str]:
         text = str((block.get("text") or {}).get("text", ""))
         if block["type"] == "section" and text.startswith(FINDING_MARKERS):
             after_finding = True
-            if not any(f"`{check}`" in text for check in ENGLISH_CHECKS):
-                texts.append(text)
+            texts.append(text)
             continue
         if block["type"] == "context":
             if after_finding:  # the finding's evidence and links
