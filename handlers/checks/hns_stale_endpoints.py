@@ -9,6 +9,7 @@ from typing import Any
 
 from handlers.context import Context, event_line
 from handlers.errors import WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding, RemediationRef, Severity
 from handlers.registry import Explanation, check, could_not_check, not_applicable, offer
 from handlers.transports import KubeObject
@@ -133,10 +134,10 @@ def _remediations(node: str, picture: HnsPicture) -> tuple[RemediationRef, ...]:
 
 @check(
     CHECK_ID,
-    title="Stale HNS endpoints and load balancers",
+    title=N_("Stale HNS endpoints and load balancers"),
     scopes=("pod", "node"),
     explanation=Explanation(
-        cause=(
+        cause=N_(
             "kube-proxy programs a remote HNS endpoint for every Service backend on another "
             "node and a load balancer per Service port. When it misses a deletion (an HNS "
             "restart, a crash), the endpoint stays: a pod that later gets that IP loses its "
@@ -144,28 +145,36 @@ def _remediations(node: str, picture: HnsPicture) -> tuple[RemediationRef, ...]:
             "already exists (0x803b0013)."
         ),
         signals=(
-            "remote Get-HnsEndpoint entries whose IP no EndpointSlice holds",
-            "HNS load balancers whose State is not 2 (applied)",
-            "kube-proxy: hcnCreateLoadBalancer failed in Win32: The specified port already "
-            "exists. (0x803b0013)",
-            "kube-proxy after an HNS restart: Cannot create a file when that file already "
-            "exists. (0xb7)",
+            N_("remote Get-HnsEndpoint entries whose IP no EndpointSlice holds"),
+            N_("HNS load balancers whose State is not 2 (applied)"),
+            N_(
+                "kube-proxy: hcnCreateLoadBalancer failed in Win32: The specified port already "
+                "exists. (0x803b0013)"
+            ),
+            N_(
+                "kube-proxy after an HNS restart: Cannot create a file when that file already "
+                "exists. (0xb7)"
+            ),
         ),
         fixes=(
-            "kube-proxy-restart: restart kube-proxy first (it re-applies its load balancers)",
-            "hns-endpoint-cleanup: remove only the stale remote endpoints, each named with its "
-            "IP in the plan, with an HNS snapshot before and after",
+            N_("kube-proxy-restart: restart kube-proxy first (it re-applies its load balancers)"),
+            N_(
+                "hns-endpoint-cleanup: remove only the stale remote endpoints, each named with "
+                "its IP in the plan, with an HNS snapshot before and after"
+            ),
         ),
         links=DOCS,
     ),
 )
 def hns_stale_endpoints(context: Context) -> list[Finding]:
     if not context.windows_node:
-        return not_applicable(CHECK_ID, "not a Windows node")
+        return not_applicable(CHECK_ID, N_("not a Windows node"))
     if context.kind == "Pod":
         assert context.pod is not None
         if not _pod_symptomatic(context.pod) and not _kube_proxy_events(context):
-            return [Finding(CHECK_ID, "ok", "The pod's network looks sound", "the pod is Ready")]
+            return [
+                Finding(CHECK_ID, "ok", _("The pod's network looks sound"), _("the pod is Ready"))
+            ]
     node = str(context.node_name)
     texts = [event_line(e) for e in _kube_proxy_events(context)[-3:]]
     try:
@@ -176,21 +185,29 @@ def hns_stale_endpoints(context: Context) -> list[Finding]:
                 Finding(
                     CHECK_ID,
                     "warning",
-                    "kube-proxy reports HNS leftovers (HNS could not be read)",
-                    f"kube-proxy on {node} failed to create load balancers; reading HNS failed: "
-                    f"{exc}",
+                    _("kube-proxy reports HNS leftovers (HNS could not be read)"),
+                    _(
+                        "kube-proxy on {node} failed to create load balancers; reading HNS "
+                        "failed: {error}"
+                    ).format(node=node, error=exc),
                     tuple(texts),
                     (offer("kube-proxy-restart", node),),
                     DOCS,
                 )
             ]
-        return could_not_check(CHECK_ID, f"HNS endpoints on {node}", exc)
+        return could_not_check(CHECK_ID, N_("HNS endpoints on the node"), exc)
     evidence = [
-        f"remote endpoint {e.describe()}: no EndpointSlice holds {e.ip}" for e in picture.stale
+        _("remote endpoint {endpoint}: no EndpointSlice holds {ip}").format(
+            endpoint=e.describe(), ip=e.ip
+        )
+        for e in picture.stale
     ]
     evidence += [
-        f"load balancer {b.get('ID')} {', '.join(map(str, b.get('FrontendVIPs') or []))}: "
-        f"State {b.get('State')} (not applied)"
+        _("load balancer {id} {vips}: State {state} (not applied)").format(
+            id=b.get("ID"),
+            vips=", ".join(map(str, b.get("FrontendVIPs") or [])),
+            state=b.get("State"),
+        )
         for b in picture.unapplied
     ]
     stale_ips = {e.ip: e for e in picture.stale}
@@ -200,36 +217,54 @@ def hns_stale_endpoints(context: Context) -> list[Finding]:
         if (ip := str((p.get("status") or {}).get("podIP") or "")) in stale_ips
     ]
     evidence += [
-        f"pod {p['metadata'].get('namespace')}/{p['metadata'].get('name')} has IP {e.ip}, "
-        f"held by stale remote endpoint {e.id}: it has no network"
+        _(
+            "pod {pod} has IP {ip}, held by stale remote endpoint {endpoint}: it has no network"
+        ).format(
+            pod=f"{p['metadata'].get('namespace')}/{p['metadata'].get('name')}",
+            ip=e.ip,
+            endpoint=e.id,
+        )
         for p, e in reused
     ]
     if not picture.stale and not picture.unapplied:
-        note = [f"{picture.remote_count} remote endpoints, each held by an EndpointSlice"]
+        note = [
+            _("{count} remote endpoints, each held by an EndpointSlice").format(
+                count=picture.remote_count
+            )
+        ]
         if texts:
-            note.append("kube-proxy reported HNS leftovers earlier; HNS is clean now")
+            note.append(_("kube-proxy reported HNS leftovers earlier; HNS is clean now"))
         return [
             Finding(
                 CHECK_ID,
                 "ok",
-                "HNS endpoints match the EndpointSlices",
-                f"no stale remote endpoint and no unapplied load balancer on {node}",
+                _("HNS endpoints match the EndpointSlices"),
+                _("no stale remote endpoint and no unapplied load balancer on {node}").format(
+                    node=node
+                ),
                 tuple([*note, *texts]),
             )
         ]
     severity: Severity = "error" if reused or picture.unapplied or texts else "warning"
-    parts = []
-    if picture.stale:
-        parts.append(f"{len(picture.stale)} remote HNS endpoint(s) no EndpointSlice holds")
-    if picture.unapplied:
-        parts.append(f"{len(picture.unapplied)} load balancer(s) not applied")
+    if picture.stale and picture.unapplied:
+        found = _(
+            "{stale} remote HNS endpoint(s) no EndpointSlice holds and {unapplied} load "
+            "balancer(s) not applied on {node}"
+        )
+    elif picture.stale:
+        found = _("{stale} remote HNS endpoint(s) no EndpointSlice holds on {node}")
+    else:
+        found = _("{unapplied} load balancer(s) not applied on {node}")
+    found = found.format(stale=len(picture.stale), unapplied=len(picture.unapplied), node=node)
     return [
         Finding(
             CHECK_ID,
             severity,
-            "Stale HNS endpoints / load balancers",
-            f"{' and '.join(parts)} on {node}: restart kube-proxy first; if stale endpoints "
-            "remain, remove exactly those (hns-endpoint-cleanup).",
+            _("Stale HNS endpoints / load balancers"),
+            _(
+                "{found}: restart kube-proxy first; if stale endpoints remain, remove exactly "
+                "those (hns-endpoint-cleanup)."
+            ).format(found=found),
             tuple([*evidence[:12], *texts]),
             _remediations(node, picture),
             DOCS,

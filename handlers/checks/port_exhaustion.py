@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from handlers.context import Context, event_line
 from handlers.errors import WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, could_not_check, not_applicable, offer
 from handlers.transports import KubeObject
@@ -21,8 +22,11 @@ DOCS = (
 BLOCK = 64  # HNS reserves dynamic ports in blocks of 64
 EXHAUSTED_AT = 10  # networkhealth.ps1 PortExhaustionTest fails at this many free blocks or fewer
 NODE_PORTS = (30000, 32767)  # Kubernetes' NodePort range: a dynamic range must stay clear of it
-SANDBOX_CHANGED = re.compile(r"sandbox changed, it will be killed and re-created", re.IGNORECASE)
-DSR_ADVICE = (
+SANDBOX_CHANGED = re.compile(
+    r"sandbox changed, it will be killed and re-created",  # i18n: kubelet's event text
+    re.IGNORECASE,
+)
+DSR_ADVICE = N_(
     "Enable DSR (Direct Server Return) in kube-proxy (`--enable-dsr=true` with the WinDSR "
     "feature gate, or `winkernel.enableDSR: true` in its config): load balancers with DSR "
     "reserve no dynamic ports for SNAT, which is what exhausts the range."
@@ -51,7 +55,9 @@ class PortRange:
         return max(0, self.count - self.excluded_ports) // BLOCK
 
     def describe(self) -> str:
-        return f"{self.start}-{self.end} ({self.count} ports, {self.count // BLOCK} blocks of 64)"
+        return _("{start}-{end} ({count} ports, {blocks} blocks of 64)").format(
+            start=self.start, end=self.end, count=self.count, blocks=self.count // BLOCK
+        )
 
 
 def widened(ports: PortRange) -> PortRange | None:
@@ -70,7 +76,11 @@ def read_ports(context: Context) -> PortRange:
     data = context.node_script("dynamic-ports")
     tcp = data.get("tcp")
     if not isinstance(tcp, dict):
-        raise WinpodError(f"dynamic-ports printed no range: {'; '.join(data.get('errors') or [])}")
+        raise WinpodError(
+            _("dynamic-ports printed no range: {errors}").format(
+                errors="; ".join(data.get("errors") or [])
+            )
+        )
     excluded = tuple(
         (int(r["start"]), int(r["end"]))
         for r in data.get("excluded") or []
@@ -106,46 +116,57 @@ def _sandbox_events(context: Context) -> list[KubeObject]:
 
 @check(
     CHECK_ID,
-    title="Dynamic port exhaustion",
+    title=N_("Dynamic port exhaustion"),
     scopes=("pod", "node"),
     explanation=Explanation(
-        cause=(
+        cause=N_(
             "HNS reserves the node's TCP dynamic ports in blocks of 64 for every load balancer "
             "without DSR and for SNAT. A node with many Services runs out: at 10 free blocks or "
             "fewer new pod sandboxes fail and are re-created, and DNS through the Service VIP "
-            "stops (AKS#1375). " + DSR_ADVICE
+            "stops (AKS#1375). Enable DSR (Direct Server Return) in kube-proxy "
+            "(`--enable-dsr=true` with the WinDSR feature gate, or `winkernel.enableDSR: true` "
+            "in its config): load balancers with DSR reserve no dynamic ports for SNAT, which is "
+            "what exhausts the range."
         ),
         signals=(
-            "netsh int ipv4 show dynamicport tcp against netsh int ipv4 show excludedportrange "
-            "protocol=tcp: 10 free 64-port blocks or fewer (networkhealth.ps1 PortExhaustionTest)",
-            "event SandboxChanged: Pod sandbox changed, it will be killed and re-created.",
-            "DNS lookups through the cluster DNS Service fail on the node",
+            N_(
+                "netsh int ipv4 show dynamicport tcp against netsh int ipv4 show "
+                "excludedportrange protocol=tcp: 10 free 64-port blocks or fewer "
+                "(networkhealth.ps1 PortExhaustionTest)"
+            ),
+            N_("event SandboxChanged: Pod sandbox changed, it will be killed and re-created."),
+            N_("DNS lookups through the cluster DNS Service fail on the node"),
         ),
         fixes=(
-            "enable DSR in kube-proxy (the lasting fix; advice, not automated)",
-            "widen-dynamic-ports: widen the range downwards, clear of the NodePorts "
-            "30000-32767 and of the excluded ranges (AgentBaker#1352, image-builder#947)",
+            N_("enable DSR in kube-proxy (the lasting fix; advice, not automated)"),
+            N_(
+                "widen-dynamic-ports: widen the range downwards, clear of the NodePorts "
+                "30000-32767 and of the excluded ranges (AgentBaker#1352, image-builder#947)"
+            ),
         ),
         links=DOCS,
     ),
 )
 def port_exhaustion(context: Context) -> list[Finding]:
     if not context.windows_node:
-        return not_applicable(CHECK_ID, "not a Windows node")
+        return not_applicable(CHECK_ID, N_("not a Windows node"))
     events = _sandbox_events(context)
     if context.kind == "Pod" and not events:
-        return [Finding(CHECK_ID, "ok", "No sandbox re-creation", "no SandboxChanged event")]
+        return [Finding(CHECK_ID, "ok", _("No sandbox re-creation"), _("no SandboxChanged event"))]
     node = str(context.node_name)
     try:
         ports = read_ports(context)
     except WinpodError as exc:
-        return could_not_check(CHECK_ID, f"the dynamic port range of {node}", exc)
+        return could_not_check(CHECK_ID, N_("the node's dynamic port range"), exc)
     evidence = [
-        f"TCP dynamic port range {ports.describe()}",
-        f"{ports.excluded_ports} of its ports excluded ({len(ports.excluded)} excluded ranges: "
-        "HNS reservations for load balancers without DSR and SNAT)",
-        f"{ports.free_blocks} free blocks of 64 (networkhealth.ps1 fails at {EXHAUSTED_AT} or "
-        "fewer)",
+        _("TCP dynamic port range {range}").format(range=ports.describe()),
+        _(
+            "{ports} of its ports excluded ({ranges} excluded ranges: HNS reservations for load "
+            "balancers without DSR and SNAT)"
+        ).format(ports=ports.excluded_ports, ranges=len(ports.excluded)),
+        _("{free} free blocks of 64 (networkhealth.ps1 fails at {limit} or fewer)").format(
+            free=ports.free_blocks, limit=EXHAUSTED_AT
+        ),
         *(event_line(e) for e in events[:3]),
     ]
     if ports.free_blocks > EXHAUSTED_AT:
@@ -153,21 +174,31 @@ def port_exhaustion(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                f"{ports.free_blocks} free port blocks on {node}",
-                "the dynamic port range has room",
+                _("{free} free port blocks on {node}").format(free=ports.free_blocks, node=node),
+                _("the dynamic port range has room"),
                 tuple(evidence),
             )
         ]
     wider = widened(ports)
     if wider is not None:
-        evidence.append(f"it can be widened to {wider.describe()}: {wider.free_blocks} free blocks")
+        evidence.append(
+            _("it can be widened to {range}: {free} free blocks").format(
+                range=wider.describe(), free=wider.free_blocks
+            )
+        )
     return [
         Finding(
             CHECK_ID,
             "error",
-            f"Dynamic ports exhausted on {node}",
-            f"Only {ports.free_blocks} free 64-port blocks are left on {node}: new sandboxes "
-            "are re-created and DNS fails. " + DSR_ADVICE + " Widening the range buys room now.",
+            _("Dynamic ports exhausted on {node}").format(node=node),
+            _(
+                "Only {free} free 64-port blocks are left on {node}: new sandboxes are "
+                "re-created and DNS fails."
+            ).format(free=ports.free_blocks, node=node)
+            + " "
+            + _(DSR_ADVICE)
+            + " "
+            + _("Widening the range buys room now."),
             tuple(evidence),
             (offer("widen-dynamic-ports", node),) if wider is not None else (),
             DOCS,

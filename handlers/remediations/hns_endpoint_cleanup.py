@@ -15,6 +15,7 @@ from typing import Any
 from handlers.checks.hns_stale_endpoints import hns_picture
 from handlers.context import Context
 from handlers.errors import BadInput
+from handlers.i18n import _
 from handlers.node_scripts import MAX_ENDPOINTS
 from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, remediation
@@ -30,7 +31,7 @@ def _pairs(data: object) -> list[Pair]:
 
 
 def _shown(pairs: list[Pair]) -> str:
-    return ", ".join(f"{endpoint} ({ip})" for endpoint, ip in pairs) or "none"
+    return ", ".join(f"{endpoint} ({ip})" for endpoint, ip in pairs) or _("none")
 
 
 def _snapshot(title: str, pairs: list[Pair]) -> list[str]:
@@ -49,26 +50,36 @@ def report(data: Mapping[str, Any], planned: list[str]) -> tuple[list[str], list
         if isinstance(row, dict)
     ]
     lines = [
-        f"removed {len(removed)}: {_shown(removed)}",
-        *([f"skipped {len(skipped)}: {'; '.join(skipped)}"] if skipped else []),
-        f"remote endpoints before: {len(before)}, after: {len(after)}",
+        _("removed {count}: {endpoints}").format(count=len(removed), endpoints=_shown(removed)),
+        *(
+            [_("skipped {count}: {why}").format(count=len(skipped), why="; ".join(skipped))]
+            if skipped
+            else []
+        ),
+        _("remote endpoints before: {before}, after: {after}").format(
+            before=len(before), after=len(after)
+        ),
     ]
     named = [p for p in before if f"{p[0]}={p[1]}" in planned]
     also_gone = [p for p in before if p not in removed and p not in after]
     appeared = [p for p in after if p not in before]
     after_line = (
-        f"remote endpoints after ({len(after)}): those before, without the removed ones"
+        _("remote endpoints after ({count}): those before, without the removed ones").format(
+            count=len(after)
+        )
         if not also_gone and not appeared
-        else f"remote endpoints after ({len(after)}): also gone {_shown(also_gone)}; "
-        f"new {_shown(appeared)}"
+        else _("remote endpoints after ({count}): also gone {gone}; new {new}").format(
+            count=len(after), gone=_shown(also_gone), new=_shown(appeared)
+        )
     )
     snapshot = [
-        *([f"error: {data['error']}"] if data.get("error") else []),
+        *([_("error: {error}").format(error=data["error"])] if data.get("error") else []),
         *lines,
-        f"named in the plan: {_shown(named)}; still present after: "
-        f"{_shown([p for p in named if p in after])}",
+        _("named in the plan: {named}; still present after: {present}").format(
+            named=_shown(named), present=_shown([p for p in named if p in after])
+        ),
         after_line,
-        *_snapshot("remote endpoints before", before),
+        *_snapshot(_("remote endpoints before"), before),
     ]
     return lines, snapshot
 
@@ -83,15 +94,15 @@ def _run(context: Context, plan: Plan) -> Outcome:
     "hns-endpoint-cleanup",
     risk="high",
     target_kind=TargetKind.NODE,
-    does=lambda t: (
-        f"on {t}: remove the stale remote HNS endpoints the plan names (each with its IP, "
+    does=lambda t: _(
+        "on {target}: remove the stale remote HNS endpoints the plan names (each with its IP, "
         "from the HNS reading the approvers saw) and nothing else, with a snapshot of the "
         "remote endpoints before and after"
-    ),
-    impact=lambda t: (
-        f"traffic from pods on {t} to the removed endpoints' IPs stops (no EndpointSlice holds "
-        "them); other endpoints are untouched"
-    ),
+    ).format(target=t),
+    impact=lambda t: _(
+        "traffic from pods on {target} to the removed endpoints' IPs stops (no EndpointSlice "
+        "holds them); other endpoints are untouched"
+    ).format(target=t),
     verified_by=("hns-stale-endpoints",),
     run=_run,
 )
@@ -99,14 +110,20 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
     del params  # this remediation takes no parameters: the endpoints come from the node
     picture = hns_picture(context)
     if not picture.stale:
-        raise BadInput(f"no stale remote HNS endpoint on {target}: nothing to remove")
+        raise BadInput(
+            _("no stale remote HNS endpoint on {target}: nothing to remove").format(target=target)
+        )
     chosen = picture.stale[:MAX_ENDPOINTS]
     left = len(picture.stale) - len(chosen)
     named = "; ".join(e.describe() for e in chosen)
     what = (
-        f"remove {len(chosen)} stale remote HNS endpoint(s) on {target}, and only these: {named}"
-        + (f" ({left} more remain for a second run)" if left else "")
-    )
+        _(
+            "remove {count} stale remote HNS endpoint(s) on {target}, and only these: {named} "
+            "({left} more remain for a second run)"
+        )
+        if left
+        else _("remove {count} stale remote HNS endpoint(s) on {target}, and only these: {named}")
+    ).format(count=len(chosen), target=target, named=named, left=left)
     planned = plan_script(
         context,
         "hns-endpoint-cleanup",

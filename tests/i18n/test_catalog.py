@@ -35,6 +35,10 @@ LOCALISED = (
     "bot/render_text.py",
     "bot/render_home.py",
     "handlers/checks/dns_after_reboot.py",
+    "handlers/checks/hns_stale_endpoints.py",
+    "handlers/checks/port_exhaustion.py",
+    "handlers/remediations/hns_endpoint_cleanup.py",
+    "handlers/remediations/widen_dynamic_ports.py",
 )
 # Modules holding user-facing text not all wrapped yet (what is still English). A module in
 # no list (a new check or remediation) fails `test_every_module_is_accounted_for`; once
@@ -42,10 +46,6 @@ LOCALISED = (
 PENDING = {
     "handlers/checks/apiserver_unreachable.py": "evidence notes, composite reasons",
     "handlers/checks/cni_not_ready.py": "evidence notes, composite reasons",
-    "handlers/checks/hns_stale_endpoints.py": "all (merged after the catalog was made)",
-    "handlers/checks/port_exhaustion.py": "all (merged after the catalog was made)",
-    "handlers/remediations/hns_endpoint_cleanup.py": "all (merged after the catalog was made)",
-    "handlers/remediations/widen_dynamic_ports.py": "all (merged after the catalog was made)",
     "handlers/checks/csi_proxy.py": "all (merged after the catalog was made)",
     "handlers/checks/runtime_wedged.py": "all (merged after the catalog was made)",
     "handlers/remediations/containerd_restart.py": "all (merged after the catalog was made)",
