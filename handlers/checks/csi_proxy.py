@@ -9,6 +9,7 @@ from handlers.checks.cni_not_ready import is_ready
 from handlers.checks.hostprocess_pod import is_hostprocess
 from handlers.context import Context, event_line
 from handlers.errors import WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable, offer
 from handlers.transports import KubeObject
@@ -63,10 +64,10 @@ def _status_messages(pod: KubeObject) -> list[str]:
 
 @check(
     CHECK_ID,
-    title="csi-proxy (Windows CSI node plugins)",
+    title=N_("csi-proxy (Windows CSI node plugins)"),
     scopes=("pod", "node"),
     explanation=Explanation(
-        cause=(
+        cause=N_(
             "A CSI node plugin that runs as an ordinary Windows container cannot format disks, "
             "mount volumes or SMB shares itself: it asks the host's csi-proxy service through "
             "named pipes (\\\\.\\pipe\\csi-proxy-filesystem-v1, -disk-, -volume-, -smb-). When "
@@ -76,25 +77,34 @@ def _status_messages(pod: KubeObject) -> list[str]:
             "use csi-proxy (KEP-3636)."
         ),
         signals=(
-            "the node's CSI plugin pod (node-driver-registrar sidecar; csi-azuredisk-node-win, "
-            "ebs-csi-node-windows, csi-smb-node-win…) not Ready, not HostProcess",
-            "its containers' or events' text: open \\\\.\\pipe\\csi-proxy-…: The system cannot "
-            "find the file specified",
-            "FailedMount events: Error while dialing open \\\\.\\pipe\\csi-proxy-…",
-            "Get-Service csi-proxy on the node (node-status.ps1): not installed or not Running",
+            N_(
+                "the node's CSI plugin pod (node-driver-registrar sidecar; "
+                "csi-azuredisk-node-win, ebs-csi-node-windows, csi-smb-node-win…) not Ready, "
+                "not HostProcess"
+            ),
+            N_(
+                "its containers' or events' text: open \\\\.\\pipe\\csi-proxy-…: The system "
+                "cannot find the file specified"
+            ),
+            N_("FailedMount events: Error while dialing open \\\\.\\pipe\\csi-proxy-…"),
+            N_("Get-Service csi-proxy on the node (node-status.ps1): not installed or not Running"),
         ),
         fixes=(
-            "start the csi-proxy service (csi-proxy-start, medium risk); set it to start "
-            "automatically",
-            "not installed: install csi-proxy on the node (node image or a csi-proxy HostProcess "
-            "DaemonSet), or deploy the CSI driver's HostProcess variant",
+            N_(
+                "start the csi-proxy service (csi-proxy-start, medium risk); set it to start "
+                "automatically"
+            ),
+            N_(
+                "not installed: install csi-proxy on the node (node image or a csi-proxy "
+                "HostProcess DaemonSet), or deploy the CSI driver's HostProcess variant"
+            ),
         ),
         links=DOCS,
     ),
 )
 def csi_proxy(context: Context) -> list[Finding]:
     if not context.windows_node or context.node is None:
-        return not_applicable(CHECK_ID, "not on a Windows node")
+        return not_applicable(CHECK_ID, N_("not on a Windows node"))
     node = str(context.node_name)
     plugins = [p for p in context.pods_on_node() if is_csi_node_plugin(p)]
     needing = [p for p in plugins if not is_hostprocess(p)]
@@ -102,30 +112,49 @@ def csi_proxy(context: Context) -> list[Finding]:
     texts = [event_line(e) for e in events if CSI_PIPE.search(str(e.get("message", "")))]
     texts += [m for p in needing for m in _status_messages(p) if CSI_PIPE.search(m)]
     failing = [p for p in needing if not is_ready(p)]
-    evidence = texts[:3] + [
-        f"CSI node plugin {pod_ref(p)}: {'Ready' if is_ready(p) else 'not Ready'}"
-        + (", HostProcess (no csi-proxy needed)" if is_hostprocess(p) else "")
-        for p in plugins
-    ]
+    evidence = texts[:3] + [_plugin_line(p) for p in plugins]
     if plugins and not needing:
-        return [_ok(f"the CSI node plugins on {node} run as HostProcess pods", evidence)]
+        return [
+            _ok(
+                _("the CSI node plugins on {node} run as HostProcess pods").format(node=node),
+                evidence,
+            )
+        ]
     if not texts and not failing:
-        why = "the CSI node plugins there are Ready" if plugins else "no CSI node plugin runs there"
-        return [_ok(f"nothing on {node} waits for csi-proxy: {why}", evidence)]
+        detail = (
+            _("nothing on {node} waits for csi-proxy: the CSI node plugins there are Ready")
+            if plugins
+            else _("nothing on {node} waits for csi-proxy: no CSI node plugin runs there")
+        )
+        return [_ok(detail.format(node=node), evidence)]
     try:
         services = context.node_status().get("services") or {}
         state: str | None = str(services[SERVICE]) if SERVICE in services else None
-        evidence.append(f"service {SERVICE}: {state or 'not installed'}")
+        evidence.append(
+            _("service {service}: {state}").format(service=SERVICE, state=state)
+            if state
+            else _("service {service}: not installed").format(service=SERVICE)
+        )
     except WinpodError as exc:
-        evidence.append(f"service {SERVICE}: could not be read ({exc})")
+        evidence.append(
+            _("service {service}: could not be read ({error})").format(service=SERVICE, error=exc)
+        )
         return [
             Finding(
                 CHECK_ID,
                 "warning",
-                "CSI node plugin may lack csi-proxy",
-                f"the CSI node plugin on {node} is not a HostProcess pod and "
-                + ("cannot open csi-proxy's pipe" if texts else "is not Ready")
-                + "; whether the csi-proxy service runs could not be read",
+                _("CSI node plugin may lack csi-proxy"),
+                (
+                    _(
+                        "the CSI node plugin on {node} is not a HostProcess pod and cannot open "
+                        "csi-proxy's pipe; whether the csi-proxy service runs could not be read"
+                    )
+                    if texts
+                    else _(
+                        "the CSI node plugin on {node} is not a HostProcess pod and is not Ready; "
+                        "whether the csi-proxy service runs could not be read"
+                    )
+                ).format(node=node),
                 tuple(evidence),
                 (),
                 DOCS,
@@ -133,17 +162,31 @@ def csi_proxy(context: Context) -> list[Finding]:
         ]
     if state == "Running":
         if not failing:
-            return [_ok(f"csi-proxy runs on {node} and its CSI plugins are Ready", evidence)]
+            return [
+                _ok(
+                    _("csi-proxy runs on {node} and its CSI plugins are Ready").format(node=node),
+                    evidence,
+                )
+            ]
         if not texts:
-            return [_ok(f"csi-proxy runs on {node}; the plugins fail for another reason", evidence)]
+            return [
+                _ok(
+                    _("csi-proxy runs on {node}; the plugins fail for another reason").format(
+                        node=node
+                    ),
+                    evidence,
+                )
+            ]
         return [
             Finding(
                 CHECK_ID,
                 "warning",
-                "CSI plugin cannot use csi-proxy",
-                f"csi-proxy runs on {node}, yet its CSI plugin still cannot open csi-proxy's "
-                "pipe: the driver may want an API version (v1, v1beta1) this csi-proxy does not "
-                "serve. Upgrade csi-proxy, or deploy the driver's HostProcess variant.",
+                _("CSI plugin cannot use csi-proxy"),
+                _(
+                    "csi-proxy runs on {node}, yet its CSI plugin still cannot open csi-proxy's "
+                    "pipe: the driver may want an API version (v1, v1beta1) this csi-proxy does "
+                    "not serve. Upgrade csi-proxy, or deploy the driver's HostProcess variant."
+                ).format(node=node),
                 tuple(evidence),
                 (),
                 DOCS,
@@ -152,8 +195,24 @@ def csi_proxy(context: Context) -> list[Finding]:
     return [_not_running(node, state, evidence)]
 
 
+def _plugin_line(pod: KubeObject) -> str:
+    if is_hostprocess(pod):
+        line = (
+            _("CSI node plugin {pod}: Ready, HostProcess (no csi-proxy needed)")
+            if is_ready(pod)
+            else _("CSI node plugin {pod}: not Ready, HostProcess (no csi-proxy needed)")
+        )
+    else:
+        line = (
+            _("CSI node plugin {pod}: Ready")
+            if is_ready(pod)
+            else _("CSI node plugin {pod}: not Ready")
+        )
+    return line.format(pod=pod_ref(pod))
+
+
 def _ok(detail: str, evidence: list[str]) -> Finding:
-    return Finding(CHECK_ID, "ok", "csi-proxy not in the way", detail, tuple(evidence))
+    return Finding(CHECK_ID, "ok", _("csi-proxy not in the way"), detail, tuple(evidence))
 
 
 def _not_running(node: str, state: str | None, evidence: list[str]) -> Finding:
@@ -161,20 +220,22 @@ def _not_running(node: str, state: str | None, evidence: list[str]) -> Finding:
     # someone's hands, a missing one must be installed.
     startable = state == "Stopped"
     if state is None:
-        advice = (
+        advice = _(
             "csi-proxy is not installed: install it on the node (node image, or a csi-proxy "
             "HostProcess DaemonSet), or deploy the CSI driver's HostProcess variant"
         )
     elif startable:
-        advice = "start the csi-proxy service (and set it to start automatically)"
+        advice = _("start the csi-proxy service (and set it to start automatically)")
     else:
-        advice = f"the csi-proxy service is {state}: look at it on the node"
+        advice = _("the csi-proxy service is {state}: look at it on the node").format(state=state)
     return Finding(
         CHECK_ID,
         "error",
-        "CSI node plugin cannot reach csi-proxy",
-        f"the CSI node plugin on {node} is not a HostProcess pod and needs the host's csi-proxy "
-        f"service, which is not running: volumes there cannot be mounted; {advice}.",
+        _("CSI node plugin cannot reach csi-proxy"),
+        _(
+            "the CSI node plugin on {node} is not a HostProcess pod and needs the host's "
+            "csi-proxy service, which is not running: volumes there cannot be mounted; {advice}."
+        ).format(node=node, advice=advice),
         tuple(evidence),
         (offer("csi-proxy-start", node),) if startable else (),
         DOCS,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from handlers.checks.hostprocess_pod import is_hostprocess
 from handlers.context import Context, event_line
 from handlers.errors import ExecFailed, WinpodError
+from handlers.i18n import N_, _
 from handlers.model import Finding
 from handlers.registry import Explanation, check, not_applicable, offer
 from handlers.transports import KubeObject
@@ -25,13 +26,15 @@ DOCS = (
 # 0x6ba / HRESULT 0x800706ba), or the call broke mid-way (0x6be). Only with the HCS call in the
 # text: gMSA's nltest prints the same RPC error for an unreachable domain controller.
 HCS_RPC = re.compile(
-    r"hcs(?:shim)?::System::\w+.{0,300}?"
-    r"(?:RPC server is unavailable|remote procedure call failed|0x800706b[ae]|\(0x6b[ae]\))",
+    r"hcs(?:shim)?::System::\w+.{0,300}?"  # i18n: matches HCS's text
+    r"(?:RPC server is unavailable|remote procedure call failed"
+    r"|0x800706b[ae]|\(0x6b[ae]\))",
     re.I | re.S,
 )
 # containerd cannot tear down a container's shim (W-C#430, containerd#9529).
 SHIM_STUCK = re.compile(
-    r"failed to delete shim|close wait error|containers in the non-exited state", re.I
+    r"failed to delete shim|close wait error|containers in the non-exited state",  # i18n: regex
+    re.I,
 )
 # The API server sets deletionTimestamp to the time of the delete plus the grace period; kubelet
 # confirms within seconds after that. A pod still there another grace period later is stuck.
@@ -79,10 +82,10 @@ def _node_ready(node: KubeObject) -> bool:
 
 @check(
     CHECK_ID,
-    title="Container runtime (HCS/containerd)",
+    title=N_("Container runtime (HCS/containerd)"),
     scopes=("pod", "node"),
     explanation=Explanation(
-        cause=(
+        cause=N_(
             "On Windows, containerd starts and stops containers through the Host Compute "
             "Service (HCS) and one shim per container. When that chain wedges, nothing new "
             "can run inside the node's containers: exec and exec probes fail with "
@@ -92,26 +95,34 @@ def _node_ready(node: KubeObject) -> bool:
             "treat a probe that cannot start as failed, so nothing heals by itself."
         ),
         signals=(
-            "events: Liveness/Readiness probe errored: … hcs::System::CreateProcess …: The RPC "
-            "server is unavailable.: unknown (0x800706ba)",
-            "pods on the node Terminating a grace period past their deletionTimestamp "
-            "(no finalizer holding them)",
-            "events: failed to delete shim, close wait error: context deadline exceeded, "
-            "Pod still has one or more containers in the non-exited state",
-            "exec into a running pod of the node fails now (cmd /c echo)",
+            N_(
+                "events: Liveness/Readiness probe errored: … hcs::System::CreateProcess …: The "
+                "RPC server is unavailable.: unknown (0x800706ba)"
+            ),
+            N_(
+                "pods on the node Terminating a grace period past their deletionTimestamp "
+                "(no finalizer holding them)"
+            ),
+            N_(
+                "events: failed to delete shim, close wait error: context deadline exceeded, "
+                "Pod still has one or more containers in the non-exited state"
+            ),
+            N_("exec into a running pod of the node fails now (cmd /c echo)"),
         ),
         fixes=(
-            "restart containerd, then kubelet (containerd-restart, high risk: two approvers; "
-            "it runs detached because restarting the runtime cuts exec sessions and "
-            "HostProcess containers such as kube-proxy or the CNI)",
-            "if that does not help: drain the node and reboot it",
+            N_(
+                "restart containerd, then kubelet (containerd-restart, high risk: two approvers; "
+                "it runs detached because restarting the runtime cuts exec sessions and "
+                "HostProcess containers such as kube-proxy or the CNI)"
+            ),
+            N_("if that does not help: drain the node and reboot it"),
         ),
         links=DOCS,
     ),
 )
 def runtime_wedged(context: Context) -> list[Finding]:
     if not context.windows_node or context.node is None:
-        return not_applicable(CHECK_ID, "not on a Windows node")
+        return not_applicable(CHECK_ID, N_("not on a Windows node"))
     node = str(context.node_name)
     pods = context.pods_on_node()
     events = context.pod_events() if context.kind == "Pod" else context.node_pod_warnings()
@@ -121,24 +132,29 @@ def runtime_wedged(context: Context) -> list[Finding]:
     stuck = overdue_terminating(pods)
     if stuck and not _node_ready(context.node):
         evidence.append(
-            f"{len(stuck)} pod(s) Terminating past their grace period, but {node} is not Ready: "
-            "kubelet is not there to finish them (see node-services)"
+            _(
+                "{count} pod(s) Terminating past their grace period, but {node} is not Ready: "
+                "kubelet is not there to finish them (see node-services)"
+            ).format(count=len(stuck), node=node)
         )
         stuck = []
     if stuck:
         named = ", ".join(pod_ref(p) for p in stuck[:NAMED_PODS])
         more = len(stuck) - NAMED_PODS
         evidence.append(
-            f"Terminating past their grace period on {node}: {named}"
-            + (f" and {more} more" if more > 0 else "")
+            (
+                _("Terminating past their grace period on {node}: {pods} and {more} more")
+                if more > 0
+                else _("Terminating past their grace period on {node}: {pods}")
+            ).format(node=node, pods=named, more=more)
         )
     if not hcs and not shim and not stuck:
         return [
             Finding(
                 CHECK_ID,
                 "ok",
-                "Container runtime answers",
-                f"no HCS or shim errors and no pod stuck terminating on {node}",
+                _("Container runtime answers"),
+                _("no HCS or shim errors and no pod stuck terminating on {node}").format(node=node),
                 tuple(evidence),
             )
         ]
@@ -150,9 +166,11 @@ def runtime_wedged(context: Context) -> list[Finding]:
             Finding(
                 CHECK_ID,
                 "ok",
-                "Container runtime answers",
-                f"exec works on {node} again and no pod is stuck terminating: the errors above "
-                "are from before",
+                _("Container runtime answers"),
+                _(
+                    "exec works on {node} again and no pod is stuck terminating: the errors above "
+                    "are from before"
+                ).format(node=node),
                 tuple(evidence),
             )
         ]
@@ -160,11 +178,13 @@ def runtime_wedged(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "error",
-            "Container runtime wedged (HCS/containerd)",
-            f"containerd/HCS on {node} is stuck: processes cannot be started in its containers "
-            "and pods there cannot finish terminating. Restart containerd and kubelet "
-            "(containerd-restart runs detached: it cuts exec sessions and HostProcess "
-            "containers on the node), or drain and reboot the node.",
+            _("Container runtime wedged (HCS/containerd)"),
+            _(
+                "containerd/HCS on {node} is stuck: processes cannot be started in its "
+                "containers and pods there cannot finish terminating. Restart containerd and "
+                "kubelet (containerd-restart runs detached: it cuts exec sessions and "
+                "HostProcess containers on the node), or drain and reboot the node."
+            ).format(node=node),
             tuple(evidence),
             (offer("containerd-restart", node),),
             DOCS,
@@ -195,9 +215,13 @@ def _probe(context: Context, pods: list[KubeObject]) -> tuple[bool | None, str]:
             lambda: pod_exec.run(meta["namespace"], meta["name"], container, PROBE, timeout),
         )
     except ExecFailed as exc:
-        return False, f"exec into {pod_ref(pod)} fails now: {exc}"
+        return False, _("exec into {pod} fails now: {error}").format(pod=pod_ref(pod), error=exc)
     except WinpodError as exc:
-        return None, f"exec into {pod_ref(pod)} could not be tried: {exc}"
+        return None, _("exec into {pod} could not be tried: {error}").format(
+            pod=pod_ref(pod), error=exc
+        )
     if PROBE_MARK in result.stdout:
-        return True, f"exec into {pod_ref(pod)} works now (cmd /c echo)"
-    return False, f"exec into {pod_ref(pod)} fails now (exit {result.exit_code}, no output)"
+        return True, _("exec into {pod} works now (cmd /c echo)").format(pod=pod_ref(pod))
+    return False, _("exec into {pod} fails now (exit {code}, no output)").format(
+        pod=pod_ref(pod), code=result.exit_code
+    )

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from handlers.checks.runtime_wedged import NAMED_PODS, overdue_terminating, pod_ref
 from handlers.context import Context
+from handlers.i18n import _
 from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, Verification, remediation
 from handlers.remediations._node_script import plan_script, run_script
@@ -23,7 +24,8 @@ def _pods(context: Context) -> list[KubeObject]:
 
 def _named(refs: list[str]) -> str:
     more = len(refs) - NAMED_PODS
-    return ", ".join(refs[:NAMED_PODS]) + (f" and {more} more" if more > 0 else "")
+    named = ", ".join(refs[:NAMED_PODS])
+    return _("{pods} and {more} more").format(pods=named, more=more) if more > 0 else named
 
 
 def _run(context: Context, plan: Plan) -> Outcome:
@@ -36,14 +38,18 @@ def _run(context: Context, plan: Plan) -> Outcome:
         if not stuck:
             return Outcome(
                 True,
-                f"{outcome.summary}; no pod is stuck terminating on {plan.target}",
+                _("{summary}; no pod is stuck terminating on {node}").format(
+                    summary=outcome.summary, node=plan.target
+                ),
                 outcome.output,
             )
         if time.monotonic() >= deadline:
             return Outcome(
                 False,
-                f"{outcome.summary}, but these pods are still stuck terminating on "
-                f"{plan.target}: {_named(stuck)}; drain and reboot the node",
+                _(
+                    "{summary}, but these pods are still stuck terminating on {node}: {pods}; "
+                    "drain and reboot the node"
+                ).format(summary=outcome.summary, node=plan.target, pods=_named(stuck)),
                 outcome.output,
             )
         time.sleep(POLL_S)
@@ -52,22 +58,27 @@ def _run(context: Context, plan: Plan) -> Outcome:
 def _verify(context: Context, plan: Plan) -> Verification:
     stuck = [pod_ref(p) for p in overdue_terminating(_pods(context))]
     if stuck:
-        return Verification(False, f"still stuck terminating on {plan.target}: {_named(stuck)}")
-    return Verification(True, f"no pod is stuck terminating on {plan.target}")
+        return Verification(
+            False,
+            _("still stuck terminating on {node}: {pods}").format(
+                node=plan.target, pods=_named(stuck)
+            ),
+        )
+    return Verification(True, _("no pod is stuck terminating on {node}").format(node=plan.target))
 
 
 @remediation(
     "containerd-restart",
     risk="high",
     target_kind=TargetKind.NODE,
-    does=lambda t: (
-        f"on {t}: restart containerd (ending its process if it will not stop) and kubelet, as a "
-        "scheduled task, then wait until the pods stuck terminating have gone and verify"
-    ),
-    impact=lambda t: (
-        f"every pod on {t} is affected: exec sessions and probes fail and HostProcess "
+    does=lambda t: _(
+        "on {target}: restart containerd (ending its process if it will not stop) and kubelet, "
+        "as a scheduled task, then wait until the pods stuck terminating have gone and verify"
+    ).format(target=t),
+    impact=lambda t: _(
+        "every pod on {target} is affected: exec sessions and probes fail and HostProcess "
         "containers (kube-proxy, CNI) are cut while containerd and kubelet restart"
-    ),
+    ).format(target=t),
     verified_by=("runtime-wedged",),
     run=_run,
     verify=_verify,
@@ -81,14 +92,22 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
     ]
     stuck = {pod_ref(p) for p in overdue_terminating(pods)}
     running = [pod_ref(p) for p in pods if pod_ref(p) not in stuck]
-    affected = f"pods affected on {target}: " + (_named(running) if running else "none running")
+    affected = (
+        _("pods affected on {node}: {pods}").format(node=target, pods=_named(running))
+        if running
+        else _("pods affected on {node}: none running").format(node=target)
+    )
     if stuck:
-        affected += f"; stuck terminating (to finish): {_named(sorted(stuck))}"
+        affected = _("{affected}; stuck terminating (to finish): {pods}").format(
+            affected=affected, pods=_named(sorted(stuck))
+        )
     return plan_script(
         context,
         "containerd-restart",
         target,
         "containerd-restart",
-        f"run containerd-restart.ps1 on {target} as a scheduled task (restarting the runtime "
-        f"cuts the connection that starts it); {affected}",
+        _(
+            "run containerd-restart.ps1 on {target} as a scheduled task (restarting the runtime "
+            "cuts the connection that starts it); {affected}"
+        ).format(target=target, affected=affected),
     )

@@ -11,6 +11,7 @@ from handlers.checks.csi_proxy import SERVICE, is_csi_node_plugin, pod_ref
 from handlers.checks.hostprocess_pod import is_hostprocess
 from handlers.context import Context
 from handlers.errors import BadInput
+from handlers.i18n import _
 from handlers.registry import TargetKind
 from handlers.remediations import Outcome, Plan, remediation
 from handlers.remediations._node_script import plan_script, run_script
@@ -35,14 +36,17 @@ def _run(context: Context, plan: Plan) -> Outcome:
         waiting = [pod_ref(p) for p in _plugins(context) if not is_ready(p)]
         if not waiting:
             return Outcome(
-                True, f"{outcome.summary}; the CSI node plugins are Ready", outcome.output
+                True,
+                _("{summary}; the CSI node plugins are Ready").format(summary=outcome.summary),
+                outcome.output,
             )
         if time.monotonic() >= deadline:
             return Outcome(
                 False,
-                f"{outcome.summary}, but {', '.join(waiting)} is not Ready yet: a crash-looping "
-                "plugin waits up to 5 minutes before its next start (delete the pod to start it "
-                "now)",
+                _(
+                    "{summary}, but {pods} is not Ready yet: a crash-looping plugin waits up to 5 "
+                    "minutes before its next start (delete the pod to start it now)"
+                ).format(summary=outcome.summary, pods=", ".join(waiting)),
                 outcome.output,
             )
         time.sleep(POLL_S)
@@ -52,11 +56,13 @@ def _run(context: Context, plan: Plan) -> Outcome:
     "csi-proxy-start",
     risk="medium",
     target_kind=TargetKind.NODE,
-    does=lambda t: (
-        f"on {t}: start the csi-proxy service, wait for the CSI node plugins there to be Ready, "
-        "then verify"
-    ),
-    impact=lambda t: f"none for running pods on {t}: it only starts a stopped service",
+    does=lambda t: _(
+        "on {target}: start the csi-proxy service, wait for the CSI node plugins there to be "
+        "Ready, then verify"
+    ).format(target=t),
+    impact=lambda t: _(
+        "none for running pods on {target}: it only starts a stopped service"
+    ).format(target=t),
     verified_by=("csi-proxy",),
     run=_run,
 )
@@ -65,8 +71,10 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
     services = context.node_status().get("services") or {}
     if SERVICE not in services:
         raise BadInput(
-            f"csi-proxy is not installed as a service on {target}: install it, or deploy the "
-            "CSI driver's HostProcess variant"
+            _(
+                "csi-proxy is not installed as a service on {target}: install it, or deploy the "
+                "CSI driver's HostProcess variant"
+            ).format(target=target)
         )
     plugins = ", ".join(pod_ref(p) for p in context.pods_on_node() if is_csi_node_plugin(p))
     return plan_script(
@@ -74,6 +82,8 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
         "csi-proxy-start",
         target,
         "csi-proxy-start",
-        f"run csi-proxy-start.ps1 on {target} (csi-proxy is {services[SERVICE]}); "
-        f"CSI node plugins there: {plugins or 'none found'}",
+        _(
+            "run csi-proxy-start.ps1 on {target} (csi-proxy is {state}); CSI node plugins "
+            "there: {plugins}"
+        ).format(target=target, state=services[SERVICE], plugins=plugins or _("none found")),
     )

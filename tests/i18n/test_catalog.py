@@ -39,6 +39,10 @@ LOCALISED = (
     "handlers/checks/port_exhaustion.py",
     "handlers/remediations/hns_endpoint_cleanup.py",
     "handlers/remediations/widen_dynamic_ports.py",
+    "handlers/checks/csi_proxy.py",
+    "handlers/checks/runtime_wedged.py",
+    "handlers/remediations/containerd_restart.py",
+    "handlers/remediations/csi_proxy_start.py",
 )
 # Modules holding user-facing text not all wrapped yet (what is still English). A module in
 # no list (a new check or remediation) fails `test_every_module_is_accounted_for`; once
@@ -46,10 +50,6 @@ LOCALISED = (
 PENDING = {
     "handlers/checks/apiserver_unreachable.py": "evidence notes, composite reasons",
     "handlers/checks/cni_not_ready.py": "evidence notes, composite reasons",
-    "handlers/checks/csi_proxy.py": "all (merged after the catalog was made)",
-    "handlers/checks/runtime_wedged.py": "all (merged after the catalog was made)",
-    "handlers/remediations/containerd_restart.py": "all (merged after the catalog was made)",
-    "handlers/remediations/csi_proxy_start.py": "all (merged after the catalog was made)",
     "handlers/checks/gmsa.py": "evidence notes, composite reasons",
     "handlers/checks/hostprocess_pod.py": "evidence notes, composite reasons",
     "handlers/checks/image_os_mismatch.py": "evidence notes, composite reasons",
