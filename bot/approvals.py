@@ -26,6 +26,7 @@ from bot.slack_text import Mrkdwn, mention
 from bot.store import PendingAction
 from config.settings import ConfigError, format_duration
 from handlers.errors import Unreachable, WinpodError
+from handlers.i18n import _
 from handlers.registry import Plan, RemediationSpec, TargetRef
 
 log = logging.getLogger(__name__)
@@ -81,10 +82,14 @@ class Approvers:
         except SlackApiError as exc:
             error = exc.response.get("error")
             log.error("cannot resolve user group %s: %s", group, error)
-            raise Unreachable(f"Slack did not list user group {group}: {error}") from exc
+            raise Unreachable(
+                _("Slack did not list user group {group}: {error}").format(group=group, error=error)
+            ) from exc
         except OSError as exc:
             log.error("cannot resolve user group %s: %s", group, type(exc).__name__)
-            raise Unreachable(f"Slack did not answer for user group {group}") from exc
+            raise Unreachable(
+                _("Slack did not answer for user group {group}").format(group=group)
+            ) from exc
         with self._lock:
             self._groups[group] = (time.monotonic(), members)
         return members
@@ -340,7 +345,7 @@ class ApprovalFlow:
             store.audit(
                 click.user,
                 "refused",
-                {"reason": "not an approver", "remediation": offer.remediation},
+                {"reason": _("not an approver"), "remediation": offer.remediation},
                 target=offer.target,
             )
             self._tell(

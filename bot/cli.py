@@ -12,6 +12,7 @@ from config.settings import ConfigError, Settings, load_settings
 from handlers import engine, i18n, names
 from handlers.checks import default_registry
 from handlers.errors import BadInput, WinpodError
+from handlers.i18n import _
 from handlers.model import Diagnosis
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT = 0, 1, 2  # 3 (environment): WinpodError.exit_code
@@ -23,7 +24,11 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        self.exit(EXIT_BAD_INPUT, f"winpod: {message} (see `{self.prog} --help`)\n")
+        self.exit(
+            EXIT_BAD_INPUT,
+            _("winpod: {message} (see `{prog} --help`)").format(message=message, prog=self.prog)
+            + "\n",
+        )
 
 
 def _bounded(low: int, high: int) -> Callable[[str], int]:
@@ -35,7 +40,9 @@ def _bounded(low: int, high: int) -> Callable[[str], int]:
         if not (value.isascii() and value.isdigit() and len(value) <= 12) or not (
             low <= int(value) <= high
         ):
-            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}")
+            raise argparse.ArgumentTypeError(
+                _("expected a whole number from {low} to {high}").format(low=low, high=high)
+            )
         return int(value)
 
     parse.__name__ = "number"  # argparse names the type in its message
@@ -93,8 +100,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     registry = default_registry()
     spec = registry.get(args.check_id)
     if spec is None:
-        known = "\n".join(f"  {s.id:24} {s.title}" for s in registry.all())
-        print(f"winpod: unknown check {args.check_id!r}; the checks are:\n{known}", file=sys.stderr)
+        known = "\n".join(f"  {s.id:24} {_(s.title)}" for s in registry.all())
+        print(
+            _("winpod: unknown check {check}; the checks are:\n{known}").format(
+                check=repr(args.check_id), known=known
+            ),
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     print(render_text.explain_text(spec))
     return EXIT_OK
@@ -134,7 +146,7 @@ def cmd_rdp(args: argparse.Namespace) -> int:
 
     if args.action != "list":
         if not args.node:
-            raise BadInput(f"rdp {args.action} needs a NODE")
+            raise BadInput(_("rdp {action} needs a NODE").format(action=args.action))
         names.node_name(args.node)
     return rdp_command(_settings(args), args.action, args.node, args.ttl, args.source, args.yes)
 
@@ -166,29 +178,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
-        "--config", help="settings YAML (default: $WINPOD_CONFIG, else built-in defaults)"
+        "--config", help=_("settings YAML (default: $WINPOD_CONFIG, else built-in defaults)")
     )
-    common.add_argument("--context", help="kubeconfig context (default: kubernetes.context)")
+    common.add_argument("--context", help=_("kubeconfig context (default: kubernetes.context)"))
     common.add_argument(
-        "--cluster", help="which of the configured clusters (default: default_cluster)"
+        "--cluster", help=_("which of the configured clusters (default: default_cluster)")
     )
     common.add_argument(
-        "--locale", choices=i18n.LOCALES, help="the language of the text (default: locale)"
+        "--locale", choices=i18n.LOCALES, help=_("the language of the text (default: locale)")
     )
     language = _Parser(add_help=False)
     language.add_argument(
         "--locale",
         choices=i18n.LOCALES,
-        help="the language of the text (default: $WINPOD_LOCALE, else en)",
+        help=_("the language of the text (default: $WINPOD_LOCALE, else en)"),
     )
     output = _Parser(add_help=False)
     output.add_argument("--output", "-o", choices=("text", "json"), default="text")
 
     parser = _Parser(
         prog="winpod",
-        description="Diagnose and fix Windows pods and nodes on Kubernetes.",
-        epilog="Exit codes: 0 no error finding, 1 error findings, 2 bad input, "
-        "3 the environment failed.",
+        description=_("Diagnose and fix Windows pods and nodes on Kubernetes."),
+        epilog=_(
+            "Exit codes: 0 no error finding, 1 error findings, 2 bad input, 3 the environment "
+            "failed."
+        ),
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
@@ -204,66 +218,87 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     add(
-        "diagnose", cmd_diagnose, "diagnose one pod (NAMESPACE/POD)", [common, output]
+        "diagnose", cmd_diagnose, _("diagnose one pod (NAMESPACE/POD)"), [common, output]
     ).add_argument("pod", metavar="NAMESPACE/POD")
-    add("node", cmd_node, "diagnose one Windows node", [common, output]).add_argument(
+    add("node", cmd_node, _("diagnose one Windows node"), [common, output]).add_argument(
         "node", metavar="NODE"
     )
-    add("explain", cmd_explain, "the knowledge behind a check", [common]).add_argument(
+    add("explain", cmd_explain, _("the knowledge behind a check"), [common]).add_argument(
         "check_id", metavar="CHECK_ID"
     )
     add(
         "clusters",
         cmd_clusters,
-        "the clusters winpod serves: whether each answers, its Windows nodes",
+        _("the clusters winpod serves: whether each answers, its Windows nodes"),
         [common, output],
     )
-    add("sweep", cmd_sweep, "one post-reboot DNS sweep over all Windows nodes", [common, output])
+    add("sweep", cmd_sweep, _("one post-reboot DNS sweep over all Windows nodes"), [common, output])
     remediate = add(
         "remediate",
         cmd_remediate,
-        "run one remediation from the terminal (audited as you)",
+        _("run one remediation from the terminal (audited as you)"),
         [common],
     )
     remediate.add_argument("remediation", metavar="REMEDIATION_ID")
-    remediate.add_argument("target", metavar="TARGET", help="NODE, NAMESPACE/POD or `cluster`")
+    remediate.add_argument("target", metavar="TARGET", help=_("NODE, NAMESPACE/POD or `cluster`"))
     remediate.add_argument(
-        "--dry-run", action="store_true", help="show what would run; run nothing"
+        "--dry-run", action="store_true", help=_("show what would run; run nothing")
     )
-    remediate.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    rdp = add("rdp", cmd_rdp, "RDP access to a Windows node: open, close, list", [common])
+    remediate.add_argument("--yes", action="store_true", help=_("do not ask for confirmation"))
+    rdp = add("rdp", cmd_rdp, _("RDP access to a Windows node: open, close, list"), [common])
     rdp.add_argument("action", choices=("open", "close", "list"))
     rdp.add_argument("node", metavar="NODE", nargs="?")
-    rdp.add_argument("--ttl", help="how long it stays open (default rdp.default_ttl)")
+    rdp.add_argument("--ttl", help=_("how long it stays open (default rdp.default_ttl)"))
     rdp.add_argument(
-        "--from", dest="source", metavar="CIDR", help="who may connect (default rdp.source_ranges)"
+        "--from",
+        dest="source",
+        metavar="CIDR",
+        help=_("who may connect (default rdp.source_ranges)"),
     )
-    rdp.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    audit = add("audit", cmd_audit, "the audit log", [common])
+    rdp.add_argument("--yes", action="store_true", help=_("do not ask for confirmation"))
+    audit = add("audit", cmd_audit, _("the audit log"), [common])
     audit.add_argument("--last", type=_bounded(1, MAX_AUDIT_ENTRIES), default=20, metavar="N")
     serve = add(
-        "serve", cmd_serve, "run the Slack bot (HTTP, or Socket Mode with an app token)", [common]
+        "serve",
+        cmd_serve,
+        _("run the Slack bot (HTTP, or Socket Mode with an app token)"),
+        [common],
     )
-    serve.add_argument("--host", default="0.0.0.0", help="address to listen on")
-    serve.add_argument("--port", type=PORT, default=3000, help="Slack events: /slack/events")
+    serve.add_argument("--host", default="0.0.0.0", help=_("address to listen on"))
+    serve.add_argument("--port", type=PORT, default=3000, help=_("Slack events: /slack/events"))
     serve.add_argument(
-        "--metrics-port", type=PORT, default=9090, help="/healthz, /readyz and /metrics"
+        "--metrics-port", type=PORT, default=9090, help=_("/healthz, /readyz and /metrics")
     )
-    sim = add("sim", cmd_sim, "run the simulated Windows cluster until SIGINT/SIGTERM", [])
-    sim.add_argument("--scenario", required=True, help="scenario YAML (see sim/README.md)")
-    sim.add_argument("--out", required=True, help="directory for kubeconfig, winpod.yaml, …")
-    sim.add_argument("--winrm-port", type=PORT, default=0, help="0: any free port")
-    demo = add("demo", cmd_demo, "the whole story on the embedded simulated cluster", [language])
+    sim = add("sim", cmd_sim, _("run the simulated Windows cluster until SIGINT/SIGTERM"), [])
+    sim.add_argument("--scenario", required=True, help=_("scenario YAML (see sim/README.md)"))
+    sim.add_argument("--out", required=True, help=_("directory for kubeconfig, winpod.yaml, …"))
+    sim.add_argument("--winrm-port", type=PORT, default=0, help=_("0: any free port"))
+    demo = add("demo", cmd_demo, _("the whole story on the embedded simulated cluster"), [language])
     demo.add_argument(
         "--interactive",
         action="store_true",
-        help="type /winpod commands and press buttons yourself",
+        help=_("type /winpod commands and press buttons yourself"),
     )
     return parser
 
 
+def _early_locale(argv: list[str]) -> str:
+    """The locale the help texts are built in, before argparse has read `--locale`: the flag's
+    value, else $WINPOD_LOCALE, else English (a config file's `locale` applies after parsing)."""
+    for index, word in enumerate(argv):
+        if word == "--locale" and index + 1 < len(argv):
+            return argv[index + 1]
+        if word.startswith("--locale="):
+            return word.partition("=")[2]
+    return os.environ.get("WINPOD_LOCALE") or "en"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    early = _early_locale(words)
+    if early in i18n.LOCALES:
+        i18n.use(early)  # an unknown one is reported below, by argparse or by `use`
+    args = build_parser().parse_args(words)
     locale = getattr(args, "locale", None) or os.environ.get("WINPOD_LOCALE") or "en"
     try:
         i18n.use(locale)
@@ -279,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"winpod: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("winpod: interrupted", file=sys.stderr)
+        print(_("winpod: interrupted"), file=sys.stderr)
         return 130
     except BrokenPipeError:
         # the reader (`| head`) went away: stop quietly, as other command-line tools do

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from handlers import names
 from handlers.errors import BadInput
-from handlers.i18n import N_
+from handlers.i18n import N_, _
 
 Parsed = dict[str, str]
 # Slack caps what can be typed in the message box at 4,000 characters; more is no command, and
@@ -36,14 +36,14 @@ class Subcommand:
 
 def _no_args(args: list[str]) -> Parsed:
     if args:
-        raise BadInput(f"unexpected {' '.join(args)[:40]!r}")
+        raise BadInput(_("unexpected {text}").format(text=repr(" ".join(args)[:40])))
     return {}
 
 
 def _one(label: str, check: Callable[[str], object]) -> Callable[[list[str]], Parsed]:
     def parse(args: list[str]) -> Parsed:
         if len(args) != 1:
-            raise BadInput(f"expected exactly one {label}")
+            raise BadInput(_("expected exactly one {label}").format(label=label))
         check(args[0])
         return {label: args[0]}
 
@@ -56,32 +56,32 @@ def _count(args: list[str]) -> Parsed:
     # isascii: str.isdigit() also accepts characters such as '²' that int() refuses
     digits = len(args) == 1 and args[0].isascii() and args[0].isdigit()
     if not digits or not 1 <= int(args[0]) <= 200:
-        raise BadInput("expected a number of entries between 1 and 200")
+        raise BadInput(_("expected a number of entries between 1 and 200"))
     return {"last": args[0]}
 
 
 def _rdp(args: list[str]) -> Parsed:
     if not args or args[0] not in ("open", "close", "list"):
-        raise BadInput("expected open, close or list")
+        raise BadInput(_("expected open, close or list"))
     action, rest = args[0], args[1:]
     if action == "list":
         if rest:
-            raise BadInput("rdp list takes nothing more")
+            raise BadInput(_("rdp list takes nothing more"))
         return {"action": "list"}
     if not rest:
-        raise BadInput(f"rdp {action} needs a NODE")
+        raise BadInput(_("rdp {action} needs a NODE").format(action=action))
     parsed = {"action": action, "node": names.node_name(rest[0])}
     for option in rest[1:]:
-        key, _, value = option.partition("=")
+        key, _sep, value = option.partition("=")
         if action != "open" or key not in ("ttl", "from") or not value:
-            raise BadInput(f"unexpected {option[:40]!r}")
+            raise BadInput(_("unexpected {text}").format(text=repr(option[:40])))
         parsed[key] = value
     return parsed
 
 
 def _check_id(value: str) -> None:
     if not value or len(value) > 64 or not all(c.isalnum() or c == "-" for c in value):
-        raise BadInput(f"{value[:40]!r} is not a check id")
+        raise BadInput(_("{value} is not a check id").format(value=repr(value[:40])))
 
 
 class CommandTable:
@@ -96,25 +96,32 @@ class CommandTable:
     def parse(self, text: str) -> tuple[Subcommand, Parsed]:
         if len(text) > MAX_TEXT:
             raise UsageError(
-                f"the command is {len(text)} characters long; at most {MAX_TEXT} are read",
+                _("the command is {length} characters long; at most {limit} are read").format(
+                    length=len(text), limit=MAX_TEXT
+                ),
                 "/winpod help",
             )
         try:
             words = shlex.split(text or "")
         except ValueError:
-            raise UsageError("unbalanced quotes", "/winpod help") from None
+            raise UsageError(_("unbalanced quotes"), "/winpod help") from None
         # `cluster=NAME` may stand anywhere (SPEC §12); the caller resolves the name.
         clusters = [w.partition("=")[2] for w in words if w.lower().startswith("cluster=")]
         words = [w for w in words if not w.lower().startswith("cluster=")]
         if len(clusters) > 1 or (clusters and not clusters[0]):
-            raise UsageError("name one cluster, as cluster=NAME", "/winpod clusters")
+            raise UsageError(_("name one cluster, as cluster=NAME"), "/winpod clusters")
         if not words:
             return self._by_name["help"], {}
         name, args = words[0].lower(), words[1:]
         subcommand = self._by_name.get(name)
         if subcommand is None:
             known = ", ".join(self._by_name)
-            raise UsageError(f"unknown subcommand {name[:40]!r} (known: {known})", "/winpod help")
+            raise UsageError(
+                _("unknown subcommand {name} (known: {known})").format(
+                    name=repr(name[:40]), known=known
+                ),
+                "/winpod help",
+            )
         try:
             parsed = subcommand.parse(args)
         except BadInput as exc:
@@ -150,8 +157,10 @@ def default_commands() -> CommandTable:
             Subcommand(
                 "clusters",
                 "clusters",
-                "the clusters winpod serves, whether they answer, and their Windows nodes; "
-                "add cluster=NAME to any command to act in one of them",
+                N_(
+                    "the clusters winpod serves, whether they answer, and their Windows nodes; "
+                    "add cluster=NAME to any command to act in one of them"
+                ),
                 "/winpod clusters",
                 _no_args,
             ),
@@ -171,7 +180,7 @@ def default_commands() -> CommandTable:
             ),
             Subcommand(
                 "rdp",
-                "rdp open NODE [ttl=30m] [from=CIDR] | rdp close NODE | rdp list",
+                "rdp open NODE [ttl=30m] [from=CIDR] | rdp close NODE | rdp list",  # i18n: syntax
                 N_("RDP to a Windows node through a LoadBalancer, after two approvals"),
                 "/winpod rdp open akswin000001 ttl=1h",
                 _rdp,

@@ -74,7 +74,7 @@ class Stage:
         )
         self.wait(
             lambda: self.control("GET", "/sim/v1/slack/socket_mode")["connected"],
-            "the bot to connect to Slack",
+            _("the bot to connect to Slack"),
         )
 
     def _spawn(
@@ -92,7 +92,11 @@ class Stage:
         assert process.stdout is not None
         line = process.stdout.readline()
         if not line.startswith(ready):
-            raise DemoError(f"{argv[2]} did not start: {log.read_text()[-2000:]}")
+            raise DemoError(
+                _("{program} did not start: {log}").format(
+                    program=argv[2], log=log.read_text()[-2000:]
+                )
+            )
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -112,7 +116,7 @@ class Stage:
             if value:
                 return value
             time.sleep(0.2)
-        raise DemoError(f"gave up waiting for {what}")
+        raise DemoError(_("gave up waiting for {what}").format(what=what))
 
     def messages(self, channel: str) -> list[dict[str, Any]]:
         return list(self.control("GET", f"/sim/v1/slack/messages?channel={channel}")["messages"])
@@ -253,23 +257,23 @@ def run_story(stage: Stage, colour: bool) -> None:
     story.say(_("An SRE on call asks what is wrong with a pod stuck in ContainerCreating."))
     before = len(stage.messages(OPS))
     story.type_command("diagnose web/iis-0")
-    story.show(story.result_of(OPS, before, "the diagnosis of web/iis-0"), OPS)
+    story.show(story.result_of(OPS, before, _diagnosis_of("web/iis-0")), OPS)
 
     story.say(_("The other seed problems, each found by its own check (headlines only):"))
     for reference in ("web/legacy-0", "jobs/worker-0", "web/nginx-7c5d", "web/report-0"):
         before = len(stage.messages(OPS))
         story.type_command(f"diagnose {reference}")
-        story.headline(story.result_of(OPS, before, f"the diagnosis of {reference}"))
+        story.headline(story.result_of(OPS, before, _diagnosis_of(reference)))
 
     story.say(_("Another team reports that DNS fails in shop/api-0 since its node rebooted."))
     before = len(stage.messages(OPS))
     story.type_command("diagnose shop/api-0")
-    message = story.result_of(OPS, before, "the diagnosis of shop/api-0")
+    message = story.result_of(OPS, before, _diagnosis_of("shop/api-0"))
     story.show(message, OPS)
 
     story.say(_("hns-reset is high risk: it needs two approvers. Alice approves first…"))
     story.press("remediate:hns-reset", ALICE)
-    message = story.thread_says(OPS, message["ts"], _first_approval(ALICE), "the first approval")
+    message = story.thread_says(OPS, message["ts"], _first_approval(ALICE), _("the first approval"))
     story.show(message, OPS)
     story.say(
         _(
@@ -279,11 +283,11 @@ def run_story(stage: Stage, colour: bool) -> None:
     )
     told = len(stage.ephemeral_for(ALICE))
     story.press("remediate:hns-reset", ALICE)
-    stage.wait(lambda: len(stage.ephemeral_for(ALICE)) > told, "Alice's refusal")
+    stage.wait(lambda: len(stage.ephemeral_for(ALICE)) > told, _("Alice's refusal"))
     print("  " + _("(only Alice sees) {text}").format(text=stage.ephemeral_for(ALICE)[-1]))
     story.press("remediate:hns-reset", BOB)
     verification = _("*Verification — {verdict}:* {summary}").split("{verdict}")[0]
-    message = story.thread_says(OPS, message["ts"], verification, "the result of hns-reset")
+    message = story.thread_says(OPS, message["ts"], verification, _("the result of hns-reset"))
     story.show(message, OPS)
     stats = stage.control("GET", "/sim/v1/stats")
     said = _(
@@ -296,31 +300,35 @@ def run_story(stage: Stage, colour: bool) -> None:
     alerts_before = len(stage.messages(ALERTS))
     print("  " + _("(simulator) {node} reboots").format(node="akswin000000"), flush=True)
     stage.control("POST", "/sim/v1/hosts/akswin000000/reboot")
-    alert = stage.wait(lambda: stage.messages(ALERTS)[alerts_before:], "the sweep alert")[0]
+    alert = stage.wait(lambda: stage.messages(ALERTS)[alerts_before:], _("the sweep alert"))[0]
     story.show(alert, ALERTS)
     story.say(_("kube-proxy-restart needs one approver; Bob presses it from the alert."))
     story.press("remediate:kube-proxy-restart", BOB, ALERTS)
     all_clear = _(":white_check_mark: DNS works again on {node}.").format(node=code("akswin000000"))
-    alert = story.thread_says(ALERTS, alert["ts"], all_clear, "the fix and the all-clear")
+    alert = story.thread_says(ALERTS, alert["ts"], all_clear, _("the fix and the all-clear"))
     story.show(alert, ALERTS)
 
     story.say(_("The SRE wants to look at a node over RDP for a few minutes."))
     before = len(stage.messages(OPS))
     story.type_command("rdp open akswin000001 ttl=10m")
-    request = stage.wait(lambda: stage.messages(OPS)[before:], "the RDP request")[0]
+    request = stage.wait(lambda: stage.messages(OPS)[before:], _("the RDP request"))[0]
     story.show(request, OPS)
     story.press("remediate:rdp-open", ALICE)
-    story.thread_says(OPS, request["ts"], _first_approval(ALICE), "the first RDP approval")
+    story.thread_says(OPS, request["ts"], _first_approval(ALICE), _("the first RDP approval"))
     story.press("remediate:rdp-open", BOB)
-    request = story.thread_says(OPS, request["ts"], "mstsc.exe", "the RDP address")
+    request = story.thread_says(OPS, request["ts"], "mstsc.exe", _("the RDP address"))
     story.show(request, OPS)
     before = len(stage.messages(OPS))
     story.type_command("rdp close akswin000001")
-    closed = stage.wait(lambda: stage.messages(OPS)[before:], "the RDP close")[0]
+    closed = stage.wait(lambda: stage.messages(OPS)[before:], _("the RDP close"))[0]
     story.show(closed, OPS)
 
     story.say(_("Everything above is in the audit log."))
     print(story.type_command("audit 12").replace("```", ""))
+
+
+def _diagnosis_of(pod: str) -> str:
+    return _("the diagnosis of {pod}").format(pod=pod)
 
 
 def _first_approval(user: str) -> str:
@@ -333,9 +341,11 @@ def _first_approval(user: str) -> str:
 def interactive(stage: Stage, colour: bool) -> None:
     story = Story(stage, colour)
     print(
-        "Type /winpod … (as @oncall), `click N [alice|bob|oncall]`, `show`, or `quit`.\n"
-        "Alice (U0APPROVER1) and Bob (U0APPROVER2) are approvers; alerts go to "
-        "#winpod-alerts; `reboot NODE` reboots a simulated node."
+        _(
+            "Type /winpod … (as @oncall), `click N [alice|bob|oncall]`, `show`, or `quit`.\n"
+            "Alice (U0APPROVER1) and Bob (U0APPROVER2) are approvers; alerts go to "
+            "#winpod-alerts; `reboot NODE` reboots a simulated node."
+        )
     )
     users = {"alice": ALICE, "bob": BOB, "oncall": ONCALL}
     while True:
@@ -349,7 +359,7 @@ def interactive(stage: Stage, colour: bool) -> None:
             before = {c: len(stage.messages(c)) for c in (OPS, ALERTS)}
             reply = story.type_command(line[len("/winpod") :].strip())
             if reply:
-                print(f"  (only you see) {reply}")
+                print("  " + _("(only you see) {text}").format(text=reply))
             time.sleep(2)
             _show_new(story, before)
         elif line.startswith("click"):
@@ -357,7 +367,7 @@ def interactive(stage: Stage, colour: bool) -> None:
             try:
                 button = story.buttons[int(parts[1])]
             except (IndexError, ValueError, KeyError):
-                print("  usage: click N [alice|bob|oncall] — N from the last message shown")
+                print("  " + _("usage: click N [alice|bob|oncall] — N from the last message shown"))
                 continue
             user = users.get(parts[2] if len(parts) > 2 else "alice", ALICE)
             stage.click(button, user)
@@ -373,7 +383,7 @@ def interactive(stage: Stage, colour: bool) -> None:
                 for message in stage.messages(channel)[-3:]:
                     story.show(message, channel)
         elif line:
-            print("  /winpod …, click N [user], reboot NODE, show, quit")
+            print("  /winpod …, click N [user], reboot NODE, show, quit")  # i18n: commands
 
 
 def _show_new(story: Story, before: dict[str, int]) -> None:

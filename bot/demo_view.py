@@ -7,9 +7,10 @@ dimmed, and every button numbered so a person (or the scripted demo) can press i
 from __future__ import annotations
 
 import re
-import textwrap
 from dataclasses import dataclass
 from typing import Any
+
+from bot.wrapping import wrap
 
 EMOJI = {
     "red_circle": "●",
@@ -81,7 +82,7 @@ def _wrap(text: str, indent: str) -> list[str]:
                 out.append(indent + "│ …")
         else:
             out.extend(
-                textwrap.wrap(line, WIDTH, initial_indent=indent, subsequent_indent=indent)
+                wrap(line, WIDTH, initial_indent=indent, subsequent_indent=indent, keep_words=False)
                 or [indent]
             )
     return out
@@ -125,9 +126,7 @@ def draw(
                     )
                 )
                 row.append(f"[{number}] {label}")
-            lines.extend(
-                textwrap.wrap("   ".join(row), WIDTH, initial_indent="  ", subsequent_indent="  ")
-            )
+            lines.extend(wrap("   ".join(row), WIDTH, "  ", "  ", keep_words=False))
     for reply in message.get("replies") or []:
         lines.append(dim("  ↳ thread:"))
         lines.extend(_wrap(_mrkdwn(str(reply.get("text", ""))), "      "))

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from handlers.errors import Conflict, NotFound, Refused, WinpodError
+from handlers.i18n import _
 from handlers.transports import Cluster
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,11 @@ class LeaderElector:
             pass
         except Refused as exc:
             raise Refused(
-                f"leader election needs get/create/update on Leases in namespace "
-                f"{self.namespace} ({exc}); grant it (see deploy/) or run a single replica "
-                "with kubernetes.leader_election: false"
+                _(
+                    "leader election needs get/create/update on Leases in namespace {namespace} "
+                    "({error}); grant it (see deploy/) or run a single replica with "
+                    "kubernetes.leader_election: false"
+                ).format(namespace=self.namespace, error=exc)
             ) from None
 
     def start(self) -> None:

@@ -13,6 +13,7 @@ from bot.store import Store
 from bot.wiring import build_transports
 from config.settings import Settings, format_duration
 from handlers import rdp
+from handlers.i18n import _
 
 
 def rdp_command(
@@ -28,11 +29,15 @@ def rdp_command(
         sessions = rdp.sessions(build_transports(settings).cluster, namespace)
         for s in sessions:
             print(
-                f"{s.node:<24} until {s.expires_at:%Y-%m-%d %H:%M} UTC  from "
-                f"{','.join(s.source_ranges):<22} {s.connect}"
+                _("{node} until {time} UTC  from {sources} {connect}").format(
+                    node=f"{s.node:<24}",
+                    time=f"{s.expires_at:%Y-%m-%d %H:%M}",
+                    sources=f"{','.join(s.source_ranges):<22}",
+                    connect=s.connect,
+                )
             )
         if not sessions:
-            print("No RDP session is open.")
+            print(_("No RDP session is open."))
         return 0
     assert node is not None
     user = operator()
@@ -48,9 +53,13 @@ def rdp_command(
             return 0 if report.ok else 1
         params = {k: v for k, v in (("ttl", ttl), ("from", source), ("requester", user)) if v}
         plan = service.plan("rdp-open", node, params)
-        print(f"{plan.what}\nExactly what will be created:\n{plan.preview}\n")
-        if not yes and not confirmed(f"Open RDP to {node}?"):
-            print("Nothing was opened.")
+        print(
+            _("{what}\nExactly what will be created:\n{preview}\n").format(
+                what=plan.what, preview=plan.preview
+            )
+        )
+        if not yes and not confirmed(_("Open RDP to {node}?").format(node=node)):
+            print(_("Nothing was opened."))
             return 0
         report = run_confirmed(service, notifier, plan, params, user)
         print(render_text.run_report_text(report))
@@ -58,8 +67,10 @@ def rdp_command(
         if report.ok and session is not None:
             left = timedelta(seconds=int((session.expires_at - datetime.now(UTC)).total_seconds()))
             print(
-                f"The running winpod bot closes it in {format_duration(left)}; "
-                f"without one, run `winpod rdp close {node}`.",
+                _(
+                    "The running winpod bot closes it in {duration}; without one, run "
+                    "`winpod rdp close {node}`."
+                ).format(duration=format_duration(left), node=node),
                 file=sys.stderr,
             )
         return 0 if report.ok else 1

@@ -13,6 +13,7 @@ from bot.store import PendingAction, Store
 from bot.wiring import build_transports
 from config.settings import Settings
 from handlers.errors import BadInput, WinpodError
+from handlers.i18n import _
 from handlers.registry import Plan, RemediationSpec, default_registry
 
 
@@ -85,15 +86,21 @@ def run_confirmed(
             action.id,
             "approved",
             "expired",
-            {"summary": "withdrawn: another remediation was running on the target"},
+            {"summary": _("withdrawn: another remediation was running on the target")},
         )
         raise WinpodError(
-            f"another remediation ({notifier.holder or 'unknown'}) is running on "
-            f"{plan.target}; try again when it has finished"
+            _(
+                "another remediation ({holder}) is running on {target}; try again when it has "
+                "finished"
+            ).format(holder=notifier.holder or _("unknown"), target=plan.target)
         )
     report = notifier.report
     if report is None:
-        raise WinpodError(f"{plan.remediation} on {plan.target} did not run ({reply.kind})")
+        raise WinpodError(
+            _("{remediation} on {target} did not run ({kind})").format(
+                remediation=plan.remediation, target=plan.target, kind=reply.kind
+            )
+        )
     if report.failure is not None:
         raise report.failure  # audited and ended already; the exit code says what kind
     return report
@@ -110,19 +117,35 @@ def remediate(
         notifier = TerminalNotifier()
         service = service_for(settings, store, notifier)
         plan = service.plan(remediation_id, target, {})
-        print(f"{spec.id} on {plan.target} ({spec.risk} risk): {spec.does(plan.target)}")
-        print(f"Impact: {spec.impact(plan.target)}")
-        print(f"Plan: {plan.what}")
-        print(f"Exactly what will run ({plan.kind}):\n{plan.preview}\n")
+        print(
+            _("{remediation} on {target} ({risk} risk): {does}").format(
+                remediation=spec.id,
+                target=plan.target,
+                risk=_(spec.risk),
+                does=spec.does(plan.target),
+            )
+        )
+        print(_("Impact: {impact}").format(impact=spec.impact(plan.target)))
+        print(_("Plan: {what}").format(what=plan.what))
+        print(
+            _("Exactly what will run ({kind}):\n{preview}\n").format(
+                kind=plan.kind, preview=plan.preview
+            )
+        )
         if dry_run or settings.dry_run:
             store.audit(user, "dry-run", {"remediation": spec.id, "what": plan.what}, target=target)
-            print("Dry run: nothing ran.")
+            print(_("Dry run: nothing ran."))
             return 0
-        if not yes and not confirmed(f"Run {spec.id} on {plan.target}?"):
+        if not yes and not confirmed(
+            _("Run {remediation} on {target}?").format(remediation=spec.id, target=plan.target)
+        ):
             store.audit(
-                user, "refused", {"remediation": spec.id, "reason": "not confirmed"}, target=target
+                user,
+                "refused",
+                {"remediation": spec.id, "reason": _("not confirmed")},
+                target=target,
             )
-            print("Nothing ran.")
+            print(_("Nothing ran."))
             return 0
         report = run_confirmed(service, notifier, plan, {}, user)
         print(render_text.run_report_text(report))
@@ -133,14 +156,14 @@ def remediate(
 
 def confirmed(question: str) -> bool:
     if not sys.stdin.isatty():
-        raise BadInput("refusing to run without confirmation: no terminal to ask on; pass --yes")
+        raise BadInput(_("refusing to run without confirmation: no terminal to ask on; pass --yes"))
     answer = input(f"{question} [y/N] ").strip().lower()
     return answer in ("y", "yes")
 
 
 def audit(settings: Settings, last: int) -> int:
     if last < 1:
-        raise BadInput("--last must be at least 1")
+        raise BadInput(_("--last must be at least 1"))
     store = Store(settings.store.url, cluster=settings.cluster)
     try:
         store.migrate(settings.resolve_cluster(None))

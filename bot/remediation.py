@@ -227,7 +227,7 @@ class RemediationService:
             self.store.audit(
                 user,
                 "refused",
-                {"reason": "not an approver", "remediation": action.remediation},
+                {"reason": _("not an approver"), "remediation": action.remediation},
                 action_id=action.id,
                 target=action.target,
             )
@@ -258,7 +258,7 @@ class RemediationService:
                 action.id,
                 "pending",
                 "expired",
-                {"summary": "withdrawn: its button had already carried an action"},
+                {"summary": _("withdrawn: its button had already carried an action")},
             )
             return Reply("ended", spent)
         if user in action.approvals:
@@ -443,7 +443,7 @@ class RemediationService:
             store.audit(
                 "winpod",
                 "dry-run",
-                {"summary": "dry run: nothing ran", "preview": approved.preview[:4000]},
+                {"summary": _("dry run: nothing ran"), "preview": approved.preview[:4000]},
                 action_id=action.id,
                 target=action.target,
             )
@@ -610,8 +610,10 @@ class RemediationService:
             if _holds(store.lock_holder(self._lock(action)), action):
                 continue  # its runner (perhaps another replica) still holds the lock
             result = {
-                "summary": "outcome unknown: winpod stopped while it ran; check the target "
-                "and diagnose again",
+                "summary": _(
+                    "outcome unknown: winpod stopped while it ran; check the target and "
+                    "diagnose again"
+                ),
                 "ok": False,
             }
             if store.transition(action.id, "running", "failed", result):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from bot.wrapping import wrap
 from handlers.i18n import N_, _
 from handlers.model import Diagnosis, Finding
 from handlers.registry import CheckSpec
@@ -34,17 +34,7 @@ def _paint(text: str, code: str, colour: bool) -> str:
 
 def _wrap(text: str, indent: str) -> list[str]:
     # Names, images and inline manifests must survive: break at spaces only.
-    return (
-        textwrap.wrap(
-            text,
-            _WIDTH,
-            initial_indent=indent,
-            subsequent_indent=indent,
-            break_on_hyphens=False,
-            break_long_words=False,
-        )
-        or []
-    )
+    return wrap(text, _WIDTH, initial_indent=indent, subsequent_indent=indent)
 
 
 def diagnosis_json(diagnosis: Diagnosis, cluster: str | None = None) -> str:
@@ -96,7 +86,13 @@ def _finding_lines(finding: Finding, colour: bool) -> list[str]:
         lines.append("    " + _("evidence:"))
         for item in finding.evidence:
             lines.extend(
-                textwrap.wrap(item, _WIDTH, initial_indent="      • ", subsequent_indent="        ")
+                wrap(
+                    item,
+                    _WIDTH,
+                    initial_indent="      • ",
+                    subsequent_indent="        ",
+                    keep_words=False,
+                )
             )
     for ref in finding.remediations:
         lines.append(
@@ -130,7 +126,7 @@ def explain_text(spec: CheckSpec) -> str:
 def _bullets(items: Iterable[str]) -> list[str]:
     out: list[str] = []
     for item in items:
-        out.extend(textwrap.wrap(item, _WIDTH, initial_indent="  • ", subsequent_indent="    "))
+        out.extend(wrap(item, _WIDTH, "  • ", "    ", keep_words=False))
     return out
 
 

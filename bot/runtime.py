@@ -25,6 +25,7 @@ from bot.wiring import node_transport
 from config.settings import ConfigError
 from handlers import rdp
 from handlers.errors import WinpodError
+from handlers.i18n import _
 from handlers.sweep import NodeState
 from handlers.transports.hostprocess import reap_leftovers
 
@@ -244,7 +245,7 @@ class Runtime:
             store.audit(
                 "winpod",
                 "rdp-expired",
-                {"summary": f"RDP to {session.node} closed at expiry"},
+                {"summary": _("RDP to {node} closed at expiry").format(node=session.node)},
                 target=session.node,
             )
             log.info("RDP session expired and closed", extra={"node": session.node})

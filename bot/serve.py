@@ -83,7 +83,7 @@ class SlackEvents(SlackRequestHandler):
         try:
             body = request.get_body()
         except UnicodeDecodeError:
-            return _json_response(400, "malformed request body")
+            return _json_response(400, "malformed request body")  # i18n: to Slack
         stamp = (normalized.get("x-slack-request-timestamp") or [""])[0]
         signature = (normalized.get("x-slack-signature") or [""])[0]
         # int() of anything else raises inside the verifier; 12 digits outlast any real clock
@@ -96,9 +96,9 @@ class SlackEvents(SlackRequestHandler):
         except (ValueError, RecursionError):  # JSONDecodeError; nesting beyond the C parser's
             parsed = None
         if not isinstance(parsed, dict) or _depth(parsed) > MAX_JSON_DEPTH:
-            return _json_response(400, "malformed request body")
+            return _json_response(400, "malformed request body")  # i18n: to Slack
         if not _routable(parsed):
-            return _json_response(400, "malformed request body")
+            return _json_response(400, "malformed request body")  # i18n: to Slack
         return self.app.dispatch(
             BoltRequest(body=body, query=request.query_string, headers=headers)
         )
@@ -193,8 +193,8 @@ class BoundedBody:
         if int(length) > self.limit:
             return _plain(
                 start_response,
-                "413 Request Entity Too Large",
-                f"request body over {self.limit} bytes",
+                "413 Request Entity Too Large",  # i18n: HTTP status
+                f"request body over {self.limit} bytes",  # i18n: to the sender, not a reader
             )
         return self.app(environ, start_response)
 

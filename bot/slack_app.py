@@ -26,7 +26,7 @@ def web_client(settings: Settings) -> WebClient:
     """A Web API client on `slack.api_url` that retries 429s (honouring Retry-After) and 5xx."""
     token = settings.slack.bot_token
     if token is None:
-        raise ConfigError("slack.bot_token is not set (WINPOD_SLACK__BOT_TOKEN)")
+        raise ConfigError(_("slack.bot_token is not set (WINPOD_SLACK__BOT_TOKEN)"))
     return WebClient(
         token=token.get_secret_value(),
         base_url=settings.slack.api_url,
@@ -43,7 +43,7 @@ def create_app(services: BotServices) -> App:
     settings = services.settings
     secret = settings.slack.signing_secret
     if secret is None:
-        raise ConfigError("slack.signing_secret is not set (WINPOD_SLACK__SIGNING_SECRET)")
+        raise ConfigError(_("slack.signing_secret is not set (WINPOD_SLACK__SIGNING_SECRET)"))
     app = App(
         client=web_client(settings),
         signing_secret=secret.get_secret_value(),
@@ -101,4 +101,5 @@ def _tell(client: WebClient, channel: str, user: str, text: str) -> None:
     try:
         client.chat_postEphemeral(channel=channel, user=user, text=text)
     except (SlackApiError, OSError):
-        logging.getLogger(__name__).warning("could not tell %s why the click was refused", user)
+        log = logging.getLogger(__name__)
+        log.warning("could not tell %s why the click was refused", user)

@@ -306,7 +306,8 @@ def not_applicable(check_id: str, why: str) -> list[Finding]:
 
 
 def could_not_check(check_id: str, what: str, why: object) -> list[Finding]:
-    """`what` is marked with N_() where it is written, translated here."""
+    """`what` is marked with N_() where it is written (or is already translated, when it names
+    something), translated here."""
     return [
         Finding(check_id, "warning", _("Could not check {what}").format(what=_(what)), str(why))
     ]

@@ -146,10 +146,10 @@ def _clusters(
                 channel=channel, text=code_block(render_text.clusters_text(statuses))
             )
         except SlackApiError as exc:
-            _log_slack_error(services, "posting the clusters", exc, None)
+            _log_slack_error(services, "posting the clusters", exc, None)  # i18n: log
 
     if not services.pool.submit(job).accepted:
-        ack(text=":hourglass: winpod is busy; try again in a minute.")
+        ack(text=_(":hourglass: winpod is busy; try again in a minute."))
         return "busy"
     services.store.audit(user, "command", {"text": "/winpod clusters", "channel": channel})
     ack()
@@ -213,7 +213,7 @@ def run_sweep(services: BotServices, client: WebClient, channel: str, user: str)
             Mrkdwn(_(":x: the sweep stopped: {error}")).format(error=exc),
         )
     except SlackApiError as exc:
-        _log_slack_error(services, "posting the sweep", exc, None)
+        _log_slack_error(services, "posting the sweep", exc, None)  # i18n: log
 
 
 def _rdp(
@@ -285,7 +285,7 @@ def request_rdp(
     try:
         client.chat_postMessage(channel=channel, text=text, blocks=blocks)
     except SlackApiError as exc:
-        _log_slack_error(services, "posting the RDP request", exc, None)
+        _log_slack_error(services, "posting the RDP request", exc, None)  # i18n: log
 
 
 def close_rdp(services: BotServices, client: WebClient, channel: str, user: str, node: str) -> None:
@@ -329,7 +329,7 @@ def close_rdp(services: BotServices, client: WebClient, channel: str, user: str,
                 ),
             )
     except SlackApiError as exc:
-        _log_slack_error(services, "announcing the RDP close", exc, None)
+        _log_slack_error(services, "announcing the RDP close", exc, None)  # i18n: log
 
 
 HANDLERS: dict[str, Handler] = {
@@ -394,7 +394,7 @@ def run_diagnosis(
     try:
         client.chat_update(channel=channel, ts=posted["ts"], text=text, blocks=blocks)
     except (SlackApiError, OSError) as exc:
-        _log_slack_error(services, "posting the result", exc, request_id)
+        _log_slack_error(services, "posting the result", exc, request_id)  # i18n: log
         return
     log.info(
         "diagnosis posted",
@@ -436,7 +436,7 @@ def _tell_user(
     try:
         client.chat_postEphemeral(channel=channel, user=user, text=text)
     except (SlackApiError, OSError) as exc:
-        _log_slack_error(services, "telling the user", exc, None)
+        _log_slack_error(services, "telling the user", exc, None)  # i18n: log
 
 
 def _log_slack_error(

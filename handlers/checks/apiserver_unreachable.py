@@ -31,9 +31,11 @@ DOCS = (
             )
         ),
         signals=(
-            "Test-NetConnection <kubernetes Service IP> -Port 443 fails from the pod",
-            'the node reports Model "Virtual Machine"',
-            "Get-VMNetworkAdapter -VMName <vm> on the Hyper-V host shows MacAddressSpoofing Off",
+            N_("Test-NetConnection <kubernetes Service IP> -Port 443 fails from the pod"),
+            N_('the node reports Model "Virtual Machine"'),
+            N_(
+                "Get-VMNetworkAdapter -VMName <vm> on the Hyper-V host shows MacAddressSpoofing Off"
+            ),
         ),
         fixes=(
             N_(
@@ -56,7 +58,7 @@ def apiserver_unreachable(context: Context) -> list[Finding]:
         api_ip = context.service_ip("default", "kubernetes")
         if probes.has_powershell(context):
             probe = probes.tcp_connect(context, api_ip, 443)
-            reached = f"TCP to the kubernetes Service {api_ip}:443 succeeds"
+            reached = _("TCP to the kubernetes Service {ip}:443 succeeds").format(ip=api_ip)
         else:
             # Nano Server has no Test-NetConnection: a lookup sent straight to a kube-dns pod
             # still tells whether anything off the pod answers.
@@ -64,7 +66,7 @@ def apiserver_unreachable(context: Context) -> list[Finding]:
             if not dns_pods:
                 return not_applicable(CHECK_ID, N_("Nano Server pod and no kube-dns pod to probe"))
             probe = probes.nslookup(context, server=dns_pods[0])
-            reached = "the pod reaches a kube-dns pod (Nano Server cannot test the API port)"
+            reached = _("the pod reaches a kube-dns pod (Nano Server cannot test the API port)")
     except WinpodError as exc:
         return could_not_check(CHECK_ID, N_("the path to the Kubernetes API"), exc)
     if probe.ok:
@@ -78,26 +80,33 @@ def apiserver_unreachable(context: Context) -> list[Finding]:
     remediations: tuple[RemediationRef, ...] = ()
     try:
         model = str(context.node_status().get("model") or "")
-        evidence.append(f"node {node} model: {model}")
+        evidence.append(_("node {node} model: {model}").format(node=node, model=model))
         is_vm = model == "Virtual Machine"
     except WinpodError as exc:
-        evidence.append(f"could not read the node's model: {exc}")
+        evidence.append(_("could not read the node's model: {error}").format(error=exc))
         is_vm = None
     spoofing = _spoofing_evidence(context, evidence) if is_vm else None
     if is_vm:
         remediations = (offer("mac-spoofing-on", node),)
     if spoofing is False or is_vm:
         summary = (
-            f"Node {node} is a Hyper-V virtual machine"
-            + (" with MAC address spoofing off" if spoofing is False else "")
-            + ": the Hyper-V host drops frames from the containers' MAC addresses, so the pod "
-            "reaches nothing off the pod. Enable MAC address spoofing on the VM's adapters."
-        )
+            _(
+                "Node {node} is a Hyper-V virtual machine with MAC address spoofing off: the "
+                "Hyper-V host drops frames from the containers' MAC addresses, so the pod "
+                "reaches nothing off the pod. Enable MAC address spoofing on the VM's adapters."
+            )
+            if spoofing is False
+            else _(
+                "Node {node} is a Hyper-V virtual machine: the Hyper-V host drops frames from the "
+                "containers' MAC addresses, so the pod reaches nothing off the pod. Enable MAC "
+                "address spoofing on the VM's adapters."
+            )
+        ).format(node=node)
     else:
-        summary = (
-            f"The pod cannot open TCP to the kubernetes Service {api_ip}:443. The node does not "
+        summary = _(
+            "The pod cannot open TCP to the kubernetes Service {ip}:443. The node does not "
             "look like a Hyper-V VM, so check the CNI, network policies and kube-proxy."
-        )
+        ).format(ip=api_ip)
     return [
         Finding(
             CHECK_ID,
@@ -118,9 +127,15 @@ def _spoofing_evidence(context: Context, evidence: list[str]) -> bool | None:
         host, address = context.hyperv_host_address()
         result = context.node_script("mac-spoofing", address, VMName=node, Enable="false")
     except WinpodError as exc:
-        evidence.append(f"could not read MAC spoofing on the Hyper-V host: {exc}")
+        evidence.append(
+            _("could not read MAC spoofing on the Hyper-V host: {error}").format(error=exc)
+        )
         return None
     adapters = result.get("adapters") or []
     states = ", ".join(f"{a.get('name')}: {a.get('macAddressSpoofing')}" for a in adapters)
-    evidence.append(f"Hyper-V host {host}, VM {node}: MacAddressSpoofing {states}")
+    evidence.append(
+        _("Hyper-V host {host}, VM {vm}: MacAddressSpoofing {states}").format(
+            host=host, vm=node, states=states
+        )
+    )
     return all(str(a.get("macAddressSpoofing")) == "On" for a in adapters) if adapters else None

@@ -22,7 +22,7 @@ DOCS = (
 # the plugin's own failure (`plugin type="calico" … failed (add)`), Calico's unauthorised
 # datastore, flannel still waiting for its network, kubelet's "network plugin not ready".
 CNI_FAILURE = re.compile(
-    r"plugin type=\"?[\w.-]+\"?.{0,80}failed \((add|delete|check)\)"
+    r"plugin type=\"?[\w.-]+\"?.{0,80}failed \((add|delete|check)\)"  # i18n: CNI texts
     r"|connection is unauthorized"
     r"|Waiting for the Network to be created"
     r"|NetworkPluginNotReady"
@@ -81,12 +81,16 @@ def _ref(pod: KubeObject) -> str:
             )
         ),
         signals=(
-            'FailedCreatePodSandBox: plugin type="calico" … failed (add): error getting '
-            "ClusterInformation: connection is unauthorized: Unauthorized",
-            "flannel: Waiting for the Network to be created",
-            "NetworkPluginNotReady … cni plugin not initialized",
-            "the node's CNI pod (calico-node-windows, kube-flannel-ds-windows) not Ready, or "
-            "started after the pods that failed",
+            N_(
+                'FailedCreatePodSandBox: plugin type="calico" … failed (add): error getting '
+                "ClusterInformation: connection is unauthorized: Unauthorized"
+            ),
+            N_("flannel: Waiting for the Network to be created"),
+            N_("NetworkPluginNotReady … cni plugin not initialized"),
+            N_(
+                "the node's CNI pod (calico-node-windows, kube-flannel-ds-windows) not Ready, or "
+                "started after the pods that failed"
+            ),
         ),
         fixes=(
             N_(
@@ -125,13 +129,11 @@ def cni_not_ready(context: Context) -> list[Finding]:
     cni_events = [e for e in events if CNI_FAILURE.search(str(e.get("message", "")))]
     evidence = [event_line(e) for e in cni_events[:3]]
     if cni is None:
-        evidence.append(f"no CNI pod (calico-node-windows, flannel) found on {node}")
-    else:
-        started = _started(cni)
         evidence.append(
-            f"CNI pod {_ref(cni)}: {'Ready' if is_ready(cni) else 'not Ready'}"
-            + (f", started {started:%Y-%m-%d %H:%M:%S} UTC" if started else "")
+            _("no CNI pod (calico-node-windows, flannel) found on {node}").format(node=node)
         )
+    else:
+        evidence.append(_cni_line(cni))
     # Without a CNI text, a sandbox that failed on its network while the CNI pod was down, or
     # before the CNI pod started (the reboot race), points here too; other failures do not.
     network_sandbox = [
@@ -154,7 +156,7 @@ def cni_not_ready(context: Context) -> list[Finding]:
             )
         ]
     if late:
-        evidence.append("the CNI pod started after the pods that failed (a reboot race)")
+        evidence.append(_("the CNI pod started after the pods that failed (a reboot race)"))
     offers = (offer("cni-pod-restart", node),) if cni is not None else ()
     return [
         Finding(
@@ -162,13 +164,16 @@ def cni_not_ready(context: Context) -> list[Finding]:
             "error",
             _("Pod network not ready (CNI)"),
             (
-                f"new pod sandboxes on {node} fail because its pod network (CNI) is not ready"
-                + (
-                    ": restart the node's CNI pod, then delete the pods that failed"
-                    if cni is not None
-                    else "; no CNI pod was found on the node: check the CNI DaemonSet"
+                _(
+                    "new pod sandboxes on {node} fail because its pod network (CNI) is not "
+                    "ready: restart the node's CNI pod, then delete the pods that failed"
                 )
-            ),
+                if cni is not None
+                else _(
+                    "new pod sandboxes on {node} fail because its pod network (CNI) is not "
+                    "ready; no CNI pod was found on the node: check the CNI DaemonSet"
+                )
+            ).format(node=node),
             tuple(evidence),
             offers,
             DOCS,
@@ -181,3 +186,15 @@ def _started_after(cni: KubeObject, failing: list[KubeObject]) -> bool:
     if cni_started is None:
         return False
     return any((started := _started(p)) is not None and started < cni_started for p in failing)
+
+
+def _cni_line(cni: KubeObject) -> str:
+    started = _started(cni)
+    ready = is_ready(cni)
+    if started and ready:
+        line = _("CNI pod {pod}: Ready, started {time} UTC")
+    elif started:
+        line = _("CNI pod {pod}: not Ready, started {time} UTC")
+    else:
+        line = _("CNI pod {pod}: Ready") if ready else _("CNI pod {pod}: not Ready")
+    return line.format(pod=_ref(cni), time=f"{started:%Y-%m-%d %H:%M:%S}" if started else "")

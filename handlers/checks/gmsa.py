@@ -24,23 +24,23 @@ RBAC_DENIED = re.compile(r"not authorized\W+use\W+gmsa", re.I)
 # the webhook when the named GMSACredentialSpec is missing; Container Credential Guard when the
 # account or credentials in the spec are not accepted (AKS#3849)
 SPEC_INVALID = re.compile(
-    r"cred(?:ential)? ?spec\S* \S+ (?:does not exist|not found)|attempted logon is invalid|"
-    r"Container Credential Guard failed",
+    r"cred(?:ential)? ?spec\S* \S+ (?:does not exist|not found)"  # i18n: regex
+    r"|attempted logon is invalid|Container Credential Guard failed",
     re.I,
 )
 # nltest /parentdomain and friends: no domain controller answers (1722, 0x6ba)
 DOMAIN_UNREACHABLE = re.compile(r"RPC_S_SERVER_UNAVAILABLE|\b0x6ba\b|Status = 1722\b", re.I)
 CAUSES: dict[Cause, str] = {
-    "rbac": (
+    "rbac": N_(
         "the pod's ServiceAccount may not `use` the GMSACredentialSpec: grant a Role with verb "
         "`use` on gmsacredentialspecs (resourceNames: the spec) bound to that ServiceAccount"
     ),
-    "spec": (
+    "spec": N_(
         "the credential spec is missing, invalid or was not applied: create the "
         "GMSACredentialSpec (New-CredentialSpec output) with the right account and domain, "
         "and make sure the gMSA webhook runs"
     ),
-    "domain": (
+    "domain": N_(
         "the container cannot reach a domain controller: check DNS to the domain (also over TCP "
         "53) and the path from the node to the DCs; the node must be allowed to retrieve the "
         "gMSA's password"
@@ -64,9 +64,9 @@ def spec_problem(spec: KubeObject) -> str | None:
     accounts = (credspec.get("ActiveDirectoryConfig") or {}).get("GroupManagedServiceAccounts")
     domain = credspec.get("DomainJoinConfig") or {}
     if not accounts:
-        return "it names no account (credspec.ActiveDirectoryConfig.GroupManagedServiceAccounts)"
+        return _("it names no account (credspec.ActiveDirectoryConfig.GroupManagedServiceAccounts)")
     if not domain.get("DnsName") or not domain.get("MachineAccountName"):
-        return "it names no domain (credspec.DomainJoinConfig.DnsName / MachineAccountName)"
+        return _("it names no domain (credspec.DomainJoinConfig.DnsName / MachineAccountName)")
     return None
 
 
@@ -86,12 +86,16 @@ def spec_problem(spec: KubeObject) -> str | None:
             )
         ),
         signals=(
-            "webhook: service account … is not authorized `use` gMSA cred spec …",
-            "nltest /parentdomain: Getting parent domain failed: Status = 1722 0x6ba "
-            "RPC_S_SERVER_UNAVAILABLE",
-            "Container Credential Guard failed to fetch gmsa credentials … The attempted logon "
-            "is invalid",
-            "whether the named GMSACredentialSpec exists (and the CRD at all)",
+            N_("webhook: service account … is not authorized `use` gMSA cred spec …"),
+            N_(
+                "nltest /parentdomain: Getting parent domain failed: Status = 1722 0x6ba "
+                "RPC_S_SERVER_UNAVAILABLE"
+            ),
+            N_(
+                "Container Credential Guard failed to fetch gmsa credentials … The attempted "
+                "logon is invalid"
+            ),
+            N_("whether the named GMSACredentialSpec exists (and the CRD at all)"),
         ),
         fixes=(
             N_(
@@ -148,9 +152,13 @@ def gmsa(context: Context) -> list[Finding]:
             )
         ]
     ordered = list(dict.fromkeys(causes))
-    summary = f"The evidence points to {_label(ordered[0])}: {CAUSES[ordered[0]]}."
+    summary = _("The evidence points to {label}: {cause}.").format(
+        label=_label(ordered[0]), cause=_(CAUSES[ordered[0]])
+    )
     if len(ordered) > 1:
-        summary += " Also seen: " + "; ".join(CAUSES[c] for c in ordered[1:]) + "."
+        summary += " " + _("Also seen: {causes}.").format(
+            causes="; ".join(_(CAUSES[c]) for c in ordered[1:])
+        )
     return [
         Finding(
             CHECK_ID,
@@ -165,11 +173,12 @@ def gmsa(context: Context) -> list[Finding]:
 
 
 def _label(cause: Cause) -> str:
-    return {
-        "rbac": "RBAC `use` permission",
-        "spec": "the credential spec",
-        "domain": "the domain is unreachable",
-    }[cause]
+    labels = {
+        "rbac": N_("RBAC `use` permission"),
+        "spec": N_("the credential spec"),
+        "domain": N_("the domain is unreachable"),
+    }
+    return _(labels[cause])
 
 
 def _check_specs(context: Context, names: list[str], evidence: list[str]) -> tuple[bool, bool]:
@@ -178,12 +187,15 @@ def _check_specs(context: Context, names: list[str], evidence: list[str]) -> tup
     try:
         specs = context.gmsa_credential_specs()
     except WinpodError as exc:
-        evidence.append(f"could not read GMSACredentialSpecs: {exc}")
+        evidence.append(_("could not read GMSACredentialSpecs: {error}").format(error=exc))
         return False, False
     if specs is None:
         evidence.append(
-            "the cluster has no GMSACredentialSpec CRD (windows.k8s.io/v1 gmsacredentialspecs): "
-            "the gMSA webhook is not installed, so no credential spec can be applied"
+            _(
+                "the cluster has no GMSACredentialSpec CRD (windows.k8s.io/v1 "
+                "gmsacredentialspecs): the gMSA webhook is not installed, so no credential spec "
+                "can be applied"
+            )
         )
         return True, False
     by_name = {str((s.get("metadata") or {}).get("name")): s for s in specs}
@@ -191,12 +203,16 @@ def _check_specs(context: Context, names: list[str], evidence: list[str]) -> tup
     for name in names:
         spec = by_name.get(name)
         if spec is None:
-            evidence.append(f"GMSACredentialSpec {name} does not exist")
+            evidence.append(_("GMSACredentialSpec {name} does not exist").format(name=name))
             missing = True
             continue
         problem = spec_problem(spec)
         if problem:
-            evidence.append(f"GMSACredentialSpec {name} is invalid: {problem}")
+            evidence.append(
+                _("GMSACredentialSpec {name} is invalid: {problem}").format(
+                    name=name, problem=problem
+                )
+            )
             invalid = True
         else:
             accounts = (spec.get("credspec") or {}).get("ActiveDirectoryConfig") or {}

@@ -195,7 +195,7 @@ def hns_stale_endpoints(context: Context) -> list[Finding]:
                     DOCS,
                 )
             ]
-        return could_not_check(CHECK_ID, N_("HNS endpoints on the node"), exc)
+        return could_not_check(CHECK_ID, _("HNS endpoints on {node}").format(node=node), exc)
     evidence = [
         _("remote endpoint {endpoint}: no EndpointSlice holds {ip}").format(
             endpoint=e.describe(), ip=e.ip

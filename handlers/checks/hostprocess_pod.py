@@ -19,9 +19,13 @@ DOCS = (
 )
 # containerd creates the HostProcess user's token; as anything but LocalSystem it is refused.
 LOGON_FAILED = re.compile(
-    r"failed to logon user|failed to create user process token|logon failure", re.I
+    r"failed to logon user|failed to create user process token|logon failure",  # i18n: regex
+    re.I,
 )
-EXECUTABLE_NOT_FOUND = re.compile(r"failed to find executable|executable file not found", re.I)
+EXECUTABLE_NOT_FOUND = re.compile(
+    r"failed to find executable|executable file not found",  # i18n: regex
+    re.I,
+)
 # The accounts a HostProcess container may run as (besides a local group winpod cannot see).
 BUILT_IN_ACCOUNTS = {
     "nt authority\\system",
@@ -74,10 +78,15 @@ def _run_as(pod: KubeObject) -> str | None:
         ),
         signals=(
             "pod securityContext.windowsOptions.hostProcess: true",
-            "event: failed to create user process token: failed to logon user: Access is denied",
-            "event: failed to find executable",
-            "runAsUserName (NT AUTHORITY\\SYSTEM, Local service, NetworkService, or a local group)",
-            "node nodeInfo.containerRuntimeVersion (1.6 vs 1.7+ mounts)",
+            N_(
+                "event: failed to create user process token: failed to logon user: Access is denied"
+            ),
+            N_("event: failed to find executable"),
+            N_(
+                "runAsUserName (NT AUTHORITY\\SYSTEM, Local service, NetworkService, or a local "
+                "group)"
+            ),
+            N_("node nodeInfo.containerRuntimeVersion (1.6 vs 1.7+ mounts)"),
         ),
         fixes=(
             N_(
@@ -106,9 +115,11 @@ def hostprocess_pod(context: Context) -> list[Finding]:
     user = _run_as(pod)
     runtime = context.container_runtime
     evidence = [event_line(e) for e in (logon + missing)[:3]]
-    evidence.append(f"runAsUserName: {user or '(not set)'}")
+    evidence.append(f"runAsUserName: {user or _('(not set)')}")
     if runtime:
-        evidence.append(f"node {context.node_name} runtime {runtime}")
+        evidence.append(
+            _("node {node} runtime {runtime}").format(node=context.node_name, runtime=runtime)
+        )
     if not logon and not missing:
         return [
             Finding(
@@ -130,12 +141,14 @@ def hostprocess_pod(context: Context) -> list[Finding]:
             for m in c.get("volumeMounts") or []
         ]
         if mounts:
-            evidence.append("volume mounts: " + ", ".join(mounts))
+            evidence.append(_("volume mounts: {mounts}").format(mounts=", ".join(mounts)))
     return [
         Finding(
             CHECK_ID,
             "error",
-            "HostProcess container cannot log on" if logon else "HostProcess executable not found",
+            _("HostProcess container cannot log on")
+            if logon
+            else _("HostProcess executable not found"),
             " ".join(parts),
             tuple(evidence),
             (),
@@ -145,16 +158,20 @@ def hostprocess_pod(context: Context) -> list[Finding]:
 
 
 def _logon_advice(user: str | None) -> str:
-    account = (
-        ""
-        if user is None or user.lower() in BUILT_IN_ACCOUNTS
-        else f" The pod runs as {user!r}: use NT AUTHORITY\\SYSTEM, NT AUTHORITY\\Local service, "
-        "NT AUTHORITY\\NetworkService or a local group."
-    )
-    return (
+    advice = _(
         "containerd could not create the logon token for the HostProcess account (Access is "
         "denied): containerd must run as LocalSystem on the node (sc.exe config containerd "
-        f"obj= LocalSystem, then restart it).{account}"
+        "obj= LocalSystem, then restart it)."
+    )
+    if user is None or user.lower() in BUILT_IN_ACCOUNTS:
+        return advice
+    return (
+        advice
+        + " "
+        + _(
+            "The pod runs as {user}: use NT AUTHORITY\\SYSTEM, NT AUTHORITY\\Local service, "
+            "NT AUTHORITY\\NetworkService or a local group."
+        ).format(user=repr(user))
     )
 
 
@@ -168,19 +185,27 @@ def _path_advice(pod: KubeObject, runtime: str) -> str:
     )
     uses_sandbox_path = "CONTAINER_SANDBOX_MOUNT_POINT" in command
     where = (
-        "on this node's containerd (1.7+, bind mounts) volumes appear at their mountPath, not "
-        "under $env:CONTAINER_SANDBOX_MOUNT_POINT"
+        _(
+            "on this node's containerd (1.7+, bind mounts) volumes appear at their mountPath, not "
+            "under $env:CONTAINER_SANDBOX_MOUNT_POINT"
+        )
         if bind_mounts
-        else "on containerd 1.6 volumes appear under $env:CONTAINER_SANDBOX_MOUNT_POINT"
+        else _("on containerd 1.6 volumes appear under $env:CONTAINER_SANDBOX_MOUNT_POINT")
     )
     hint = (
-        " The command builds its path from $env:CONTAINER_SANDBOX_MOUNT_POINT: check that the file "
-        "is in the image, not in a volume."
+        " "
+        + _(
+            "The command builds its path from $env:CONTAINER_SANDBOX_MOUNT_POINT: check that the "
+            "file is in the image, not in a volume."
+        )
         if uses_sandbox_path and bind_mounts
         else ""
     )
     return (
-        "The HostProcess container's command was not found: it runs in the host's file system, "
-        "where the image's files are under $env:CONTAINER_SANDBOX_MOUNT_POINT and "
-        f"{where}. Call the executable by an absolute path.{hint}"
+        _(
+            "The HostProcess container's command was not found: it runs in the host's file "
+            "system, where the image's files are under $env:CONTAINER_SANDBOX_MOUNT_POINT and "
+            "{where}. Call the executable by an absolute path."
+        ).format(where=where)
+        + hint
     )

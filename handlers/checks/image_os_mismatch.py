@@ -34,12 +34,12 @@ DOCS = (
             )
         ),
         signals=(
-            "event: The container operating system does not match the host operating system",
-            "event: The operating system of the container does not match … (0xc0370101)",
-            "pull: no match for platform in manifest / no matching manifest for windows/amd64",
-            "image tag (1709, 1809, ltsc2019, ltsc2022, ltsc2025, 10.0.17763.x) vs node build",
-            "node nodeInfo.containerRuntimeVersion (containerd before 1.7.6: exact match)",
-            "pod runtimeClassName whose RuntimeClass handler is runhcs-wcow-hypervisor",
+            N_("event: The container operating system does not match the host operating system"),
+            N_("event: The operating system of the container does not match … (0xc0370101)"),
+            N_("pull: no match for platform in manifest / no matching manifest for windows/amd64"),
+            N_("image tag (1709, 1809, ltsc2019, ltsc2022, ltsc2025, 10.0.17763.x) vs node build"),
+            N_("node nodeInfo.containerRuntimeVersion (containerd before 1.7.6: exact match)"),
+            N_("pod runtimeClassName whose RuntimeClass handler is runhcs-wcow-hypervisor"),
         ),
         fixes=(
             N_("use the image tag built for the node's Windows build"),
@@ -81,10 +81,18 @@ def image_os_mismatch(context: Context) -> list[Finding]:
             continue
         wrong_builds.append(image_build)
         evidence.append(
-            f"container {container}: image {image} is built for "
-            f"{windows.describe_build(image_build)}; node {context.node_name} is {host}"
+            _("container {name}: image {image} is built for {build}; node {node} is {host}").format(
+                name=container,
+                image=image,
+                build=windows.describe_build(image_build),
+                node=context.node_name,
+                host=host,
+            )
         )
-    evidence.extend(f"event {e.get('reason')}: {e.get('message')}" for e in events[:3])
+    evidence.extend(
+        _("event {reason}: {message}").format(reason=e.get("reason"), message=e.get("message"))
+        for e in events[:3]
+    )
     if isolation_evidence:
         evidence.append(isolation_evidence)
     if not wrong_builds and not events:
@@ -135,8 +143,10 @@ def _isolation(context: Context) -> tuple[windows.Isolation, str | None]:
     runtime = context.container_runtime
     isolation = windows.isolation_for_runtime(runtime)
     note = (
-        f"node runtime {runtime}: containerd before 1.7.6 runs only images of the host's exact "
-        "build"
+        _(
+            "node runtime {runtime}: containerd before 1.7.6 runs only images of the host's "
+            "exact build"
+        ).format(runtime=runtime)
         if isolation == "process-exact"
         else None
     )
@@ -145,10 +155,12 @@ def _isolation(context: Context) -> tuple[windows.Isolation, str | None]:
     try:
         handler = (context.runtime_class(str(runtime_class)).get("handler")) or ""
     except WinpodError as exc:
-        return isolation, f"runtimeClassName {runtime_class}: could not read it ({exc})"
-    if handler == windows.HYPERV_RUNTIME_HANDLER:
-        return "hyperv", (
-            f"runtimeClassName {runtime_class}: handler {handler} (Hyper-V isolation, which runs "
-            "the host's build and older ones)"
+        return isolation, _("runtimeClassName {name}: could not read it ({error})").format(
+            name=runtime_class, error=exc
         )
+    if handler == windows.HYPERV_RUNTIME_HANDLER:
+        return "hyperv", _(
+            "runtimeClassName {name}: handler {handler} (Hyper-V isolation, which runs the "
+            "host's build and older ones)"
+        ).format(name=runtime_class, handler=handler)
     return isolation, note

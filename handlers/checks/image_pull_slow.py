@@ -25,16 +25,22 @@ DOCS = (
 # A pull cut off by the runtime: containerd's progress timeout cancels its context
 # ("cancel pulling image … because of no progress in 1m0s", "… context canceled").
 PULL_CANCELLED = re.compile(
-    r"context canceled|context deadline exceeded|because of no progress|"
+    r"context canceled|context deadline exceeded|because of no progress|"  # i18n: regex
     r"no progress (?:in|for) \d|progress (?:timeout|deadline)|"
     r"image_pull_progress_timeout|image-pull-progress-deadline",
     re.I,
 )
-IMAGE_GC_FAILED = re.compile(r"failed to garbage collect required amount of images", re.I)
+IMAGE_GC_FAILED = re.compile(
+    r"failed to garbage collect required amount of images",  # i18n: kubelet's event text
+    re.I,
+)
 # `Pulling` this long ago with no `Pulled` since: stuck, whatever the runtime says.
 SLOW_PULL = timedelta(minutes=10)
 _QUOTED_IMAGE = re.compile(r"image \\?\"(?P<image>[^\"\\]+)\\?\"", re.I)
-_PULL_SECONDS = re.compile(r"Successfully pulled image .*? in (?P<duration>[\dhms.]+)", re.I)
+_PULL_SECONDS = re.compile(
+    r"Successfully pulled image .*? in (?P<duration>[\dhms.]+)",  # i18n: kubelet's event text
+    re.I,
+)
 GIB = 2**30
 
 
@@ -55,24 +61,23 @@ def containerd_setting(runtime: str) -> str:
     name, version = knowledge.runtime_version(runtime)
     config = r"C:\Program Files\containerd\config.toml"
     if name == "docker":
-        return (
+        return _(
             "cri-dockerd cancels a pull without progress after --image-pull-progress-deadline "
             "(default 1m): raise it on the cri-dockerd service"
         )
     if version is not None and version[0] >= 2:
-        return (
-            f"containerd {knowledge.version_text(version)} cancels a pull without progress "
-            "after image_pull_progress_timeout (default 5m in 2.x): in "
-            f"{config} set [plugins.'io.containerd.cri.v1.images'] "
-            "image_pull_progress_timeout = '15m0s', then restart containerd"
-        )
+        return _(
+            "containerd {version} cancels a pull without progress after "
+            "image_pull_progress_timeout (default 5m in 2.x): in {config} set "
+            "[plugins.'io.containerd.cri.v1.images'] image_pull_progress_timeout = '15m0s', then "
+            "restart containerd"
+        ).format(version=knowledge.version_text(version), config=config)
     shown = knowledge.version_text(version) if version else "1.x"
-    return (
-        f"containerd {shown} cancels a pull without progress after "
-        "image_pull_progress_timeout (default 1m in 1.x): in "
-        f'{config} set [plugins."io.containerd.grpc.v1.cri"] '
-        'image_pull_progress_timeout = "15m0s", then restart containerd'
-    )
+    return _(
+        "containerd {version} cancels a pull without progress after "
+        'image_pull_progress_timeout (default 1m in 1.x): in {config} set [plugins."io.containerd'
+        '.grpc.v1.cri"] image_pull_progress_timeout = "15m0s", then restart containerd'
+    ).format(version=shown, config=config)
 
 
 def prepull_daemonset(image: str, namespace: str, windows_build: str | None) -> str:
@@ -130,11 +135,11 @@ def prepull_daemonset(image: str, namespace: str, windows_build: str | None) -> 
             )
         ),
         signals=(
-            "event Failed: … failed to pull and unpack image … context canceled",
-            "containerd: cancel pulling image … because of no progress in 1m0s",
-            "event Pulling long ago with no Pulled since, pod still waiting",
-            "node event ImageGCFailed: failed to garbage collect required amount of images",
-            "node status images[].sizeBytes of the image",
+            N_("event Failed: … failed to pull and unpack image … context canceled"),
+            N_("containerd: cancel pulling image … because of no progress in 1m0s"),
+            N_("event Pulling long ago with no Pulled since, pod still waiting"),
+            N_("node event ImageGCFailed: failed to garbage collect required amount of images"),
+            N_("node status images[].sizeBytes of the image"),
         ),
         fixes=(
             N_('containerd 1.x: [plugins."io.containerd.grpc.v1.cri"] image_pull_progress_timeout'),
@@ -237,7 +242,9 @@ def _slow_pulls(context: Context) -> tuple[list[str], list[str]]:
             minutes = int((now - started).total_seconds() // 60)
             images.append(image)
             evidence.append(
-                f"{event_line(event)} (started {minutes} min ago, no Pulled event since)"
+                _("{event} (started {minutes} min ago, no Pulled event since)").format(
+                    event=event_line(event), minutes=minutes
+                )
             )
     return list(dict.fromkeys(images)), evidence[:4]
 
@@ -257,8 +264,11 @@ def _cancelled_on_node(context: Context) -> tuple[str, list[str], list[str]]:
         else "default"
     )
     evidence = [
-        f"pod {(e.get('involvedObject') or {}).get('namespace')}/"
-        f"{(e.get('involvedObject') or {}).get('name')}: {event_line(e)}"
+        _("pod {pod}: {event}").format(
+            pod=f"{(e.get('involvedObject') or {}).get('namespace')}/"
+            f"{(e.get('involvedObject') or {}).get('name')}",
+            event=event_line(e),
+        )
         for e in cancelled[:3]
     ]
     return namespace, list(dict.fromkeys(i for i in images if i)), evidence
@@ -271,7 +281,7 @@ def _image_in(message: str) -> str | None:
 
 def _first_image(pod: KubeObject) -> str:
     images = pod_images(pod)
-    return images[-1][1] if images else "the image"
+    return images[-1][1] if images else _("the image")
 
 
 def _sizes(node: KubeObject, images: list[str]) -> list[str]:
@@ -281,7 +291,11 @@ def _sizes(node: KubeObject, images: list[str]) -> list[str]:
         names = entry.get("names") or []
         if any(image in name for image in images for name in names) and entry.get("sizeBytes"):
             size = int(entry["sizeBytes"]) / GIB
-            found.append(f"image size on node: {names[-1]} is {size:.1f} GiB")
+            found.append(
+                _("image size on node: {image} is {size} GiB").format(
+                    image=names[-1], size=f"{size:.1f}"
+                )
+            )
     return found
 
 

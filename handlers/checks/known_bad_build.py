@@ -30,15 +30,17 @@ def _ranges() -> tuple[str, ...]:
     title=N_("Windows update with a networking regression"),
     scopes=("pod", "node"),
     explanation=Explanation(
-        cause=(
+        cause=N_(
             "Some Windows cumulative updates broke container networking until a later update "
             "fixed it. A node whose kernelVersion revision lies in such a range loses pod "
             "networking however healthy kubelet, kube-proxy and the CNI look. The ranges, each "
-            "with its sources, are in handlers/data/known_bad_builds.yaml: " + "; ".join(_ranges())
+            "with its sources, are in handlers/data/known_bad_builds.yaml; they are listed "
+            "among the signals below."
         ),
         signals=(
-            "node nodeInfo.kernelVersion 10.0.<build>.<revision> inside a known range",
-            "failures (General failure, pods unreachable) clustered on nodes of one revision",
+            N_("node nodeInfo.kernelVersion 10.0.<build>.<revision> inside a known range"),
+            N_("failures (General failure, pods unreachable) clustered on nodes of one revision"),
+            *_ranges(),
         ),
         fixes=(
             N_("move the node pool to a node image with the fixing update (or later)"),
@@ -83,8 +85,15 @@ def known_bad_build(context: Context) -> list[Finding]:
     row = found[0]
     evidence: tuple[str, ...] = (
         kernel,
-        f"known regression: revisions {row.first_bad} up to {row.fixed_in} of build "
-        f"{row.build}; fixed in {row.build}.{row.fixed_in} ({row.fixed_update})",
+        _(
+            "known regression: revisions {first_bad} up to {fixed_in} of build {build}; fixed "
+            "in {build}.{fixed_in} ({fixed_update})"
+        ).format(
+            first_bad=row.first_bad,
+            fixed_in=row.fixed_in,
+            build=row.build,
+            fixed_update=row.fixed_update,
+        ),
     )
     overlay = _overlay_sign(context)
     if row.networks == "overlay" and overlay is None:
@@ -114,8 +123,15 @@ def known_bad_build(context: Context) -> list[Finding]:
             )
         ]
     if overlay is not None:
-        evidence = (*evidence, f"overlay network: node annotation {overlay}")
-    scope = "" if row.networks == "any" else f" It affects {row.networks} pod networks only."
+        evidence = (
+            *evidence,
+            _("overlay network: node annotation {annotation}").format(annotation=overlay),
+        )
+    scope = (
+        ""
+        if row.networks == "any"
+        else " " + _("It affects {networks} pod networks only.").format(networks=row.networks)
+    )
     return [
         Finding(
             CHECK_ID,

@@ -28,9 +28,9 @@ DOCS = (
             )
         ),
         signals=(
-            'pull: image operating system "linux" cannot be used on this platform',
-            "pull: no match for platform in manifest (for a Linux-only image)",
-            "no kubernetes.io/os nodeSelector, on a node labelled kubernetes.io/os=windows",
+            N_('pull: image operating system "linux" cannot be used on this platform'),
+            N_("pull: no match for platform in manifest (for a Linux-only image)"),
+            N_("no kubernetes.io/os nodeSelector, on a node labelled kubernetes.io/os=windows"),
         ),
         fixes=(
             N_(
@@ -72,15 +72,18 @@ def linux_pod_on_windows(context: Context) -> list[Finding]:
                 _("the images are Windows images or multi-arch ones"),
             )
         ]
-    evidence = [f"container {name}: image {image} is a Linux image" for name, image in linux_images]
+    evidence = [
+        _("container {name}: image {image} is a Linux image").format(name=name, image=image)
+        for name, image in linux_images
+    ]
     evidence.extend(
-        f"event {e.get('reason')}: {e.get('message')}"
+        _("event {reason}: {message}").format(reason=e.get("reason"), message=e.get("message"))
         for e in [*linux_events, *platform_events][:3]
     )
     evidence.append(
         f"nodeSelector kubernetes.io/os: {selector}"
         if selector
-        else "the pod has no kubernetes.io/os nodeSelector"
+        else _("the pod has no kubernetes.io/os nodeSelector")
     )
     return [
         Finding(

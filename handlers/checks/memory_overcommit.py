@@ -20,7 +20,10 @@ DOCS = (
     "https://github.com/Azure/AKS/issues/1461",
 )
 # Windows' text for ERROR_COMMITMENT_LIMIT (1455, 0x800705AF): the commit charge hit the limit.
-PAGING_FILE = re.compile(r"paging file is too small|0x800705af|ERROR_COMMITMENT_LIMIT", re.I)
+PAGING_FILE = re.compile(
+    r"paging file is too small|0x800705af|ERROR_COMMITMENT_LIMIT",  # i18n: Windows' text
+    re.I,
+)
 # Available memory below this share of the node's memory (or below LOW_AVAILABLE_MB) is low.
 LOW_AVAILABLE_SHARE = 0.10
 LOW_AVAILABLE_MB = 1024
@@ -103,10 +106,10 @@ class MemoryPicture:
             )
         ),
         signals=(
-            "pods on the node without resources.limits.memory",
-            "node status: allocatable memory equal to capacity (no system/kube reserved)",
-            "low available memory on the node (node-memory.ps1: Win32_OperatingSystem)",
-            "event: The paging file is too small for this operation to complete (0x800705AF)",
+            N_("pods on the node without resources.limits.memory"),
+            N_("node status: allocatable memory equal to capacity (no system/kube reserved)"),
+            N_("low available memory on the node (node-memory.ps1: Win32_OperatingSystem)"),
+            N_("event: The paging file is too small for this operation to complete (0x800705AF)"),
         ),
         fixes=(
             N_("give every container resources.limits.memory (and requests close to real use)"),
@@ -135,11 +138,14 @@ def memory_overcommit(context: Context) -> list[Finding]:
         )
     if picture.available_mb is not None:
         evidence.append(
-            f"node {node}: {picture.available_mb} MB of {picture.total_mb} MB available"
-            + (" (low)" if picture.low else "")
+            (
+                _("node {node}: {available} MB of {total} MB available (low)")
+                if picture.low
+                else _("node {node}: {available} MB of {total} MB available")
+            ).format(node=node, available=picture.available_mb, total=picture.total_mb)
         )
     elif script_problem:
-        evidence.append(f"available memory unknown: {script_problem}")
+        evidence.append(_("available memory unknown: {problem}").format(problem=script_problem))
     active = [
         p
         for p in context.pods_on_node()
@@ -150,8 +156,11 @@ def memory_overcommit(context: Context) -> list[Finding]:
         named = ", ".join(unlimited[:NAMED_PODS])
         more = len(unlimited) - NAMED_PODS
         evidence.append(
-            f"pods without a memory limit on {node}: {named}"
-            + (f" and {more} more" if more > 0 else "")
+            (
+                _("pods without a memory limit on {node}: {pods} and {more} more")
+                if more > 0
+                else _("pods without a memory limit on {node}: {pods}")
+            ).format(node=node, pods=named, more=more)
         )
     paging = [e for e in _events(context) if PAGING_FILE.search(str(e.get("message", "")))]
     evidence.extend(event_line(e) for e in paging[:3])
@@ -159,7 +168,11 @@ def memory_overcommit(context: Context) -> list[Finding]:
     if paging or (unlimited and at_risk):
         return [_overcommitted(node, picture, unlimited, bool(paging), tuple(evidence))]
     if at_risk:
-        why = "has no memory reserved for the system" if picture.unreserved else "is low on memory"
+        why = (
+            _("has no memory reserved for the system")
+            if picture.unreserved
+            else _("is low on memory")
+        )
         return [
             Finding(
                 CHECK_ID,
@@ -180,9 +193,11 @@ def memory_overcommit(context: Context) -> list[Finding]:
             CHECK_ID,
             "ok",
             _("Node memory is not overcommitted"),
-            f"{node} keeps memory reserved for the system and has memory available"
-            if unlimited
-            else f"every pod on {node} has a memory limit",
+            (
+                _("{node} keeps memory reserved for the system and has memory available")
+                if unlimited
+                else _("every pod on {node} has a memory limit")
+            ).format(node=node),
             tuple(evidence),
         )
     ]
@@ -197,22 +212,30 @@ def _overcommitted(
 ) -> Finding:
     reasons = []
     if picture.unreserved:
-        reasons.append("its allocatable memory equals its capacity (nothing reserved for Windows)")
+        reasons.append(
+            _("its allocatable memory equals its capacity (nothing reserved for Windows)")
+        )
     if picture.low:
-        reasons.append(f"only {picture.available_mb} MB of memory is available")
+        reasons.append(
+            _("only {available} MB of memory is available").format(available=picture.available_mb)
+        )
     if paging:
-        reasons.append("Windows already reports that the paging file is too small")
+        reasons.append(_("Windows already reports that the paging file is too small"))
+    more = len(unlimited) - NAMED_PODS
     pods = (
-        f" Pods without a memory limit: {', '.join(unlimited[:NAMED_PODS])}"
-        + (f" and {len(unlimited) - NAMED_PODS} more" if len(unlimited) > NAMED_PODS else "")
-        + "."
+        " "
+        + (
+            _("Pods without a memory limit: {pods} and {more} more.")
+            if more > 0
+            else _("Pods without a memory limit: {pods}.")
+        ).format(pods=", ".join(unlimited[:NAMED_PODS]), more=more)
         if unlimited
         else ""
     )
     return Finding(
         CHECK_ID,
         "error" if paging else "warning",
-        "Node memory overcommitted" if paging else "Pods can exhaust the node's memory",
+        _("Node memory overcommitted") if paging else _("Pods can exhaust the node's memory"),
         _(
             "Windows has no out-of-memory killer, and on {node} {reasons}.{pods} Set "
             "resources.limits.memory on every container and reserve memory for the "

@@ -23,7 +23,7 @@ DOCS = ("https://kubernetes.io/docs/concepts/services-networking/windows-network
                 "itself cannot reach them. This is a known limitation, not a fault."
             )
         ),
-        signals=("Test-NetConnection <ClusterIP> from the node (not a pod) fails",),
+        signals=(N_("Test-NetConnection <ClusterIP> from the node (not a pod) fails"),),
         fixes=(
             N_("run the client in a pod on the node"),
             N_("or use the Service's endpoint (pod) IPs from the node"),

@@ -27,8 +27,11 @@ DOCS = ("https://kubernetes.io/docs/tasks/debug/debug-cluster/windows/",)
             )
         ),
         signals=(
-            "Get-Service kubelet, kubeproxy, kube-proxy, containerd on the node (node-status.ps1)",
-            "a kube-proxy pod in kube-system on the node when there is no kube-proxy service",
+            N_(
+                "Get-Service kubelet, kubeproxy, kube-proxy, containerd on the node "
+                "(node-status.ps1)"
+            ),
+            N_("a kube-proxy pod in kube-system on the node when there is no kube-proxy service"),
         ),
         fixes=(
             N_(
@@ -48,7 +51,9 @@ def node_services(context: Context) -> list[Finding]:
     try:
         services = context.node_status().get("services") or {}
     except WinpodError as exc:
-        return could_not_check(CHECK_ID, f"the services on {context.node_name}", exc)
+        return could_not_check(
+            CHECK_ID, _("the services on {node}").format(node=context.node_name), exc
+        )
     node = context.node_name or ""
     states = {"kubelet": str(services.get("kubelet", "NotFound"))}
     kube_proxy = hns.kube_proxy_service(services)
@@ -94,13 +99,21 @@ def _kube_proxy_pod(context: Context) -> tuple[str, str, bool]:
     try:
         pod = hns.kube_proxy_pod(context.transports.cluster, context.node_name or "")
     except WinpodError as exc:
-        return "kube-proxy", f"no service, and its pod could not be read ({exc})", False
+        return (
+            "kube-proxy",
+            _("no service, and its pod could not be read ({error})").format(error=exc),
+            False,
+        )
     if pod is None:
         # Neither a service nor a pod: there is nothing a restart could start.
-        return "kube-proxy", "not installed (no kubeproxy or kube-proxy service, no pod)", False
+        return (
+            "kube-proxy",
+            _("not installed (no kubeproxy or kube-proxy service, no pod)"),
+            False,
+        )
     phase = (pod.get("status") or {}).get("phase")
-    state = "Running, Ready" if hns.pod_ready(pod) else f"{phase}, not Ready"
-    return f"kube-proxy pod {pod['metadata']['name']}", state, True
+    state = "Running, Ready" if hns.pod_ready(pod) else _("{phase}, not Ready").format(phase=phase)
+    return _("kube-proxy pod {pod}").format(pod=pod["metadata"]["name"]), state, True
 
 
 def _listed(names: list[str]) -> str:

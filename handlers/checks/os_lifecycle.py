@@ -48,8 +48,16 @@ def assess(build: int, runtime: str, cluster: Version | None, today: date) -> li
                 concerns.append(
                     Concern(
                         "warning",
-                        f"{release} is not supported on Kubernetes {ends} and later "
-                        f"(this cluster is {version_text(cluster)}): {row.why}; {row.fix}",
+                        _(
+                            "{release} is not supported on Kubernetes {ends} and later (this "
+                            "cluster is {cluster}): {why}; {fix}."
+                        ).format(
+                            release=release,
+                            ends=ends,
+                            cluster=version_text(cluster),
+                            why=row.why,
+                            fix=row.fix,
+                        ),
                         row.sources,
                     )
                 )
@@ -57,8 +65,10 @@ def assess(build: int, runtime: str, cluster: Version | None, today: date) -> li
                 concerns.append(
                     Concern(
                         "info",
-                        f"{release} will not be supported from Kubernetes {ends}: {row.why}; "
-                        f"{row.fix} before upgrading",
+                        _(
+                            "{release} will not be supported from Kubernetes {ends}: {why}; {fix} "
+                            "before upgrading."
+                        ).format(release=release, ends=ends, why=row.why, fix=row.fix),
                         row.sources,
                     )
                 )
@@ -66,7 +76,9 @@ def assess(build: int, runtime: str, cluster: Version | None, today: date) -> li
             concerns.append(
                 Concern(
                     "info",
-                    f"{row.why} (this cluster is {version_text(cluster)}); {row.fix}",
+                    _("{why} (this cluster is {cluster}); {fix}.").format(
+                        why=row.why, cluster=version_text(cluster), fix=row.fix
+                    ),
                     row.sources,
                 )
             )
@@ -75,8 +87,12 @@ def assess(build: int, runtime: str, cluster: Version | None, today: date) -> li
                 concerns.append(
                     Concern(
                         "warning",
-                        f"{release} is out of support since {row.retired_on.isoformat()}: "
-                        f"{row.why}; {row.fix}",
+                        _("{release} is out of support since {date}: {why}; {fix}.").format(
+                            release=release,
+                            date=row.retired_on.isoformat(),
+                            why=row.why,
+                            fix=row.fix,
+                        ),
                         row.sources,
                     )
                 )
@@ -84,8 +100,12 @@ def assess(build: int, runtime: str, cluster: Version | None, today: date) -> li
                 concerns.append(
                     Concern(
                         "info",
-                        f"{release} goes out of support on {row.retired_on.isoformat()}: "
-                        f"{row.why}; {row.fix}",
+                        _("{release} goes out of support on {date}: {why}; {fix}.").format(
+                            release=release,
+                            date=row.retired_on.isoformat(),
+                            why=row.why,
+                            fix=row.fix,
+                        ),
                         row.sources,
                     )
                 )
@@ -95,9 +115,16 @@ def assess(build: int, runtime: str, cluster: Version | None, today: date) -> li
             concerns.append(
                 Concern(
                     "warning",
-                    f"the container runtime {runtime} is not supported on Kubernetes "
-                    f"{version_text(rule.unsupported_from)} and later (this cluster is "
-                    f"{version_text(cluster)}): {rule.why}; {rule.fix}",
+                    _(
+                        "The container runtime {runtime} is not supported on Kubernetes {ends} "
+                        "and later (this cluster is {cluster}): {why}; {fix}."
+                    ).format(
+                        runtime=runtime,
+                        ends=version_text(rule.unsupported_from),
+                        cluster=version_text(cluster),
+                        why=rule.why,
+                        fix=rule.fix,
+                    ),
                     rule.sources,
                 )
             )
@@ -110,15 +137,15 @@ def _cluster_version(context: Context) -> tuple[Version | None, str]:
         served = context.cluster_version()
         version = knowledge.parse_version(served)
         if version is not None:
-            return version, f"cluster version {served} (from /version)"
-        problem = f"/version said {served!r}"
+            return version, _("cluster version {version} (from /version)").format(version=served)
+        problem = _("/version said {answer}").format(answer=repr(served))
     except WinpodError as exc:
         problem = str(exc)
     assert context.node is not None
     kubelet = str(((context.node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion"))
-    return knowledge.parse_version(kubelet), (
-        f"cluster version unknown ({problem}); using the node's kubelet {kubelet}"
-    )
+    return knowledge.parse_version(kubelet), _(
+        "cluster version unknown ({problem}); using the node's kubelet {kubelet}"
+    ).format(problem=problem, kubelet=kubelet)
 
 
 @check(
@@ -139,9 +166,9 @@ def _cluster_version(context: Context) -> tuple[Version | None, str]:
             )
         ),
         signals=(
-            "node build (nodeInfo.kernelVersion) and osImage",
-            "nodeInfo.containerRuntimeVersion (containerd://1.x, docker://…)",
-            "the cluster's version from /version (else the node's kubeletVersion)",
+            N_("node build (nodeInfo.kernelVersion) and osImage"),
+            N_("nodeInfo.containerRuntimeVersion (containerd://1.x, docker://…)"),
+            N_("the cluster's version from /version (else the node's kubeletVersion)"),
         ),
         fixes=(
             N_("move workloads to node pools on a supported Windows Server LTSC release"),
@@ -183,10 +210,10 @@ def os_lifecycle(context: Context) -> list[Finding]:
         Finding(
             CHECK_ID,
             "warning" if warnings else "info",
-            "Windows release or runtime past support"
+            _("Windows release or runtime past support")
             if warnings
-            else "Windows release or runtime nearing the end of support",
-            " ".join(f"{c.text[0].upper()}{c.text[1:]}." for c in concerns),
+            else _("Windows release or runtime nearing the end of support"),
+            " ".join(f"{c.text[0].upper()}{c.text[1:]}" for c in concerns),
             evidence,
             (),
             tuple(dict.fromkeys(s for c in concerns for s in c.sources)),

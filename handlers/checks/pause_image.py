@@ -22,24 +22,31 @@ DOCS = (
     title=N_("Pause (sandbox) image"),
     scopes=("pod", "node"),
     explanation=Explanation(
-        cause=(
+        # The image named here is windows.RECOMMENDED_PAUSE_IMAGE (a test holds them equal).
+        cause=N_(
             "Every pod starts from a pause (sandbox) image configured in containerd. On Windows "
             "it must be a multi-arch image with a variant for the node's build, such as "
-            f"{windows.RECOMMENDED_PAUSE_IMAGE}; otherwise every pod on the node stays in "
-            "ContainerCreating."
+            "mcr.microsoft.com/oss/kubernetes/pause:3.6; otherwise every pod on the node stays "
+            "in ContainerCreating."
         ),
         signals=(
-            'event: failed to get sandbox image "<image>": failed to pull image …',
-            "event FailedCreatePodSandBox (does not say whether pause or app image is at fault)",
-            "node: containerd sandbox_image / pinned_images.sandbox vs the node build",
-            "pause versions and their Windows variants: 3.4 added 1809-2004, 3.6 ltsc2022, 3.7 "
-            "dropped 1903/1909/2004, 3.9 dropped 20H2, 3.10.2 added ltsc2025",
+            N_('event: failed to get sandbox image "<image>": failed to pull image …'),
+            N_(
+                "event FailedCreatePodSandBox (does not say whether pause or app image is at fault)"
+            ),
+            N_("node: containerd sandbox_image / pinned_images.sandbox vs the node build"),
+            N_(
+                "pause versions and their Windows variants: 3.4 added 1809-2004, 3.6 ltsc2022, "
+                "3.7 dropped 1903/1909/2004, 3.9 dropped 20H2, 3.10.2 added ltsc2025"
+            ),
         ),
         fixes=(
             N_('containerd 1.x: sandbox_image under plugins."io.containerd.grpc.v1.cri"'),
             N_("containerd 2.x: plugins.'io.containerd.cri.v1.images'.pinned_images.sandbox"),
-            f"use {windows.RECOMMENDED_PAUSE_IMAGE} or registry.k8s.io/pause:3.6 and later, "
-            "then restart containerd",
+            N_(
+                "use mcr.microsoft.com/oss/kubernetes/pause:3.6 or registry.k8s.io/pause:3.6 "
+                "and later, then restart containerd"
+            ),
         ),
         links=DOCS,
     ),
@@ -68,11 +75,20 @@ def pause_image(context: Context) -> list[Finding]:
             image = windows.sandbox_image_from_message(message)
             if image:
                 event_images.append(image)
-                evidence.append(f"event {event.get('reason')}: {message}")
+                evidence.append(
+                    _("event {reason}: {message}").format(
+                        reason=event.get("reason"), message=message
+                    )
+                )
     try:
         configured = str(context.node_status().get("sandboxImage") or "")
         problem = windows.pause_image_problem(configured, host_build, isolation)
-        evidence.insert(0, f"containerd sandbox image on {node}: {configured or '(not set)'}")
+        evidence.insert(
+            0,
+            _("containerd sandbox image on {node}: {image}").format(
+                node=node, image=configured or _("(not set)")
+            ),
+        )
     except WinpodError as exc:
         configured, problem = "", None
         if not event_images:
@@ -84,7 +100,9 @@ def pause_image(context: Context) -> list[Finding]:
                     _("reading the node's containerd configuration failed: {exc}").format(exc=exc),
                 )
             ]
-        evidence.append(f"could not read the node's containerd configuration: {exc}")
+        evidence.append(
+            _("could not read the node's containerd configuration: {error}").format(error=exc)
+        )
     if problem is None and not event_images:
         return [
             Finding(
@@ -97,9 +115,8 @@ def pause_image(context: Context) -> list[Finding]:
                 tuple(evidence),
             )
         ]
-    summary = problem or (
-        f"containerd could not get the sandbox image {event_images[0]} for "
-        f"{windows.describe_build(host_build)}"
+    summary = problem or _("containerd could not get the sandbox image {image} for {build}").format(
+        image=event_images[0], build=windows.describe_build(host_build)
     )
     return [
         Finding(

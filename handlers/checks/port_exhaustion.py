@@ -157,7 +157,9 @@ def port_exhaustion(context: Context) -> list[Finding]:
     try:
         ports = read_ports(context)
     except WinpodError as exc:
-        return could_not_check(CHECK_ID, N_("the node's dynamic port range"), exc)
+        return could_not_check(
+            CHECK_ID, _("the dynamic port range of {node}").format(node=node), exc
+        )
     evidence = [
         _("TCP dynamic port range {range}").format(range=ports.describe()),
         _(

@@ -28,8 +28,11 @@ DOCS = ("https://github.com/moby/moby/issues/28401",)
             )
         ),
         signals=(
-            "node build below 17074 (e.g. 16299 / 1709)",
-            r"reading C:\var\run\secrets\kubernetes.io\serviceaccount\token fails in the pod",
+            N_("node build below 17074 (e.g. 16299 / 1709)"),
+            N_(
+                "reading C:\\var\\run\\secrets\\kubernetes.io\\serviceaccount\\token fails in "
+                "the pod"
+            ),
         ),
         fixes=(
             N_(
@@ -47,8 +50,8 @@ def serviceaccount_token(context: Context) -> list[Finding]:
         return not_applicable(CHECK_ID, N_("not a Windows node"))
     old = build < FIXED_IN_BUILD
     host = windows.describe_build(build)
-    build_evidence = (
-        f"node {context.node_name} is {host}; the fix shipped in build {FIXED_IN_BUILD}"
+    build_evidence = _("node {node} is {host}; the fix shipped in build {build}").format(
+        node=context.node_name, host=host, build=FIXED_IN_BUILD
     )
     fix = _(
         "Move the workload to nodes on build {build} or later (Windows Server 2019 and "

@@ -70,14 +70,22 @@ def context_for(
         except NotFound:
             if not spec.target_must_exist:
                 return Context(transports, settings, "Node", None, None)
-            raise NotFound(f"node {target.ref} not found in context {cluster.context}") from None
+            raise NotFound(
+                _("node {node} not found in context {context}").format(
+                    node=target.ref, context=cluster.context
+                )
+            ) from None
         return Context(transports, settings, "Node", None, node)
     if target.kind is TargetKind.POD:
         namespace, pod_name = target.ref.split("/", 1)
         try:
             pod = cluster.get("Pod", pod_name, namespace)
         except NotFound:
-            raise NotFound(f"pod {target.ref} not found in context {cluster.context}") from None
+            raise NotFound(
+                _("pod {pod} not found in context {context}").format(
+                    pod=target.ref, context=cluster.context
+                )
+            ) from None
         pod_node = (pod.get("spec") or {}).get("nodeName")
         return Context(
             transports,

@@ -75,7 +75,7 @@ def run_script(context: Context, plan: Plan) -> tuple[Outcome, dict[str, Any]]:
         try:
             result = shell.run_script(node, plan.preview, script_timeout_s(context.settings, shell))
         except ChannelLost as exc:
-            raise OutcomeUnknown(f"outcome unknown: {exc}") from None
+            raise OutcomeUnknown(_("outcome unknown: {error}").format(error=exc)) from None
     data = node_scripts.parse_output(name, result)
     output = node_scripts.mask_secrets(pretty(data))
     ok = result.ok and bool(data.get("ok", True)) and not data.get("error")
@@ -113,10 +113,15 @@ def restart_kube_proxy_pod(
         replacement = kube_proxy_pod(context)
         name = (replacement or {}).get("metadata", {}).get("name")
         if replacement is not None and name != pod_name and hns.pod_ready(replacement):
-            return Outcome(True, f"kube-proxy pod {pod_name} replaced by {name}, Ready")
-        if time.monotonic() >= deadline:
-            state = f"{name} not Ready" if name and name != pod_name else "no replacement"
             return Outcome(
-                False, f"kube-proxy pod {pod_name} deleted; {state} within {timeout_s:.0f} s"
+                True,
+                _("kube-proxy pod {old} replaced by {new}, Ready").format(old=pod_name, new=name),
             )
+        if time.monotonic() >= deadline:
+            said = (
+                _("kube-proxy pod {old} deleted; {new} not Ready within {seconds} s")
+                if name and name != pod_name
+                else _("kube-proxy pod {old} deleted; no replacement within {seconds} s")
+            )
+            return Outcome(False, said.format(old=pod_name, new=name, seconds=f"{timeout_s:.0f}"))
         time.sleep(poll_s)

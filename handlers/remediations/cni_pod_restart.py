@@ -28,12 +28,23 @@ def _run(context: Context, plan: Plan) -> Outcome:
         fresh = cni_pod([p for p in pods if p["metadata"].get("uid") != plan.data["uid"]])
         if fresh is not None and is_ready(fresh):
             new_name = fresh["metadata"]["name"]
-            return Outcome(True, f"deleted {namespace}/{name}; {namespace}/{new_name} is Ready")
+            return Outcome(
+                True,
+                _("deleted {old}; {new} is Ready").format(
+                    old=f"{namespace}/{name}", new=f"{namespace}/{new_name}"
+                ),
+            )
         if time.monotonic() >= deadline:
             return Outcome(
                 False,
-                f"deleted {namespace}/{name}, but no new CNI pod was Ready on {node} in time; "
-                f"check DaemonSet {namespace}/{plan.data['daemonset']}",
+                _(
+                    "deleted {old}, but no new CNI pod was Ready on {node} in time; check "
+                    "DaemonSet {daemonset}"
+                ).format(
+                    old=f"{namespace}/{name}",
+                    node=node,
+                    daemonset=f"{namespace}/{plan.data['daemonset']}",
+                ),
             )
         time.sleep(POLL_S)
 
@@ -56,7 +67,11 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
     del params  # this remediation takes no parameters
     pod = cni_pod(context.pods_on_node())
     if pod is None:
-        raise BadInput(f"no CNI pod (calico-node-windows, flannel, antrea) runs on {target}")
+        raise BadInput(
+            _("no CNI pod (calico-node-windows, flannel, antrea) runs on {node}").format(
+                node=target
+            )
+        )
     meta = pod["metadata"]
     daemonset = next(
         str(o.get("name"))
@@ -68,8 +83,11 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
         "cni-pod-restart",
         target,
         "api",
-        f"delete pod {namespace}/{name} on {target}; DaemonSet {daemonset} starts a fresh one",
-        f"DELETE pod {namespace}/{name} (uid {meta.get('uid')}); wait for the new "
-        f"{daemonset} pod on {target} to be Ready",
+        _("delete pod {pod} on {node}; DaemonSet {daemonset} starts a fresh one").format(
+            pod=f"{namespace}/{name}", node=target, daemonset=daemonset
+        ),
+        _(
+            "DELETE pod {pod} (uid {uid}); wait for the new {daemonset} pod on {node} to be Ready"
+        ).format(pod=f"{namespace}/{name}", uid=meta.get("uid"), daemonset=daemonset, node=target),
         {"namespace": namespace, "name": name, "uid": meta.get("uid"), "daemonset": daemonset},
     )

@@ -66,13 +66,27 @@ def _run(context: Context, plan: Plan) -> Outcome:
         existing = cluster.get("DaemonSet", NAME, namespace)
     except NotFound:
         cluster.create("DaemonSet", plan.data["manifest"], namespace)
-        return Outcome(True, f"created DaemonSet {namespace}/{NAME}", plan.preview)
+        return Outcome(
+            True,
+            _("created DaemonSet {daemonset}").format(daemonset=f"{namespace}/{NAME}"),
+            plan.preview,
+        )
     labels = (existing.get("metadata") or {}).get("labels") or {}
     if labels.get("app.kubernetes.io/managed-by") != "winpod":
         return Outcome(
-            False, f"DaemonSet {namespace}/{NAME} exists but is not winpod's; left alone", ""
+            False,
+            _("DaemonSet {daemonset} exists but is not winpod's; left alone").format(
+                daemonset=f"{namespace}/{NAME}"
+            ),
+            "",
         )
-    return Outcome(True, f"DaemonSet {namespace}/{NAME} already exists (confirmed)", "")
+    return Outcome(
+        True,
+        _("DaemonSet {daemonset} already exists (confirmed)").format(
+            daemonset=f"{namespace}/{NAME}"
+        ),
+        "",
+    )
 
 
 def _verify(context: Context, plan: Plan) -> Verification:

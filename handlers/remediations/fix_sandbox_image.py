@@ -13,7 +13,7 @@ from handlers.remediations import Outcome, Plan, remediation
 
 
 def _run(context: Context, plan: Plan) -> Outcome:
-    return Outcome(True, "instructions only: nothing was changed on the node", plan.preview)
+    return Outcome(True, _("instructions only: nothing was changed on the node"), plan.preview)
 
 
 @remediation(
@@ -33,19 +33,19 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
     del params  # this remediation takes no parameters
     build = context.build
     if build is None:
-        raise WinpodError(f"{target} does not report a Windows build")
+        raise WinpodError(_("{node} does not report a Windows build").format(node=target))
     try:
-        configured = str(context.node_status().get("sandboxImage") or "(not set)")
+        configured = str(context.node_status().get("sandboxImage") or _("(not set)"))
     except WinpodError as exc:
-        configured = f"(could not be read: {exc})"
+        configured = _("(could not be read: {error})").format(error=exc)
     right = windows.recommended_pause_image(
         build, windows.isolation_for_runtime(context.container_runtime)
     )
     preview = "\n".join(
         [
-            f"Node {target} ({windows.describe_build(build)})",
-            f"configured sandbox image: {configured}",
-            f"use instead:              {right}",
+            _("Node {node} ({build})").format(node=target, build=windows.describe_build(build)),
+            _("configured sandbox image: {image}").format(image=configured),
+            _("use instead:              {image}").format(image=right),
             "",
             "containerd 1.x (C:\\Program Files\\containerd\\config.toml):",
             '  [plugins."io.containerd.grpc.v1.cri"]',
@@ -53,14 +53,14 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
             "containerd 2.x:",
             "  [plugins.'io.containerd.cri.v1.images'.pinned_images]",
             f'    sandbox = "{right}"',
-            "then on the node: Restart-Service containerd",
+            _("then on the node: Restart-Service containerd"),
         ]
     )
     return Plan(
         "fix-sandbox-image",
         target,
         "instructions",
-        f"show how to set the sandbox image on {target}",
+        _("show how to set the sandbox image on {node}").format(node=target),
         preview,
         {"configured": configured, "recommended": right},
     )

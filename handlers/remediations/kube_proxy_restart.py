@@ -56,7 +56,7 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
                 "delete kube-proxy pod kube-system/{pod} on {node} and wait for its "
                 "replacement to be Ready"
             ).format(pod=name, node=target),
-            f"kubectl -n kube-system delete pod {name}",
+            f"kubectl -n kube-system delete pod {name}",  # i18n: a command
             {"pod": name},
         )
     return plan_script(

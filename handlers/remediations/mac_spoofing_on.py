@@ -27,8 +27,11 @@ def _run(context: Context, plan: Plan) -> Outcome:
     ok = outcome.ok and _spoofing_on(data)
     return Outcome(
         ok,
-        f"MAC address spoofing on VM {data.get('vm')}: "
-        + ("On" if _spoofing_on(data) else "not On"),
+        (
+            _("MAC address spoofing on VM {vm}: On")
+            if _spoofing_on(data)
+            else _("MAC address spoofing on VM {vm}: not On")
+        ).format(vm=data.get("vm")),
         outcome.output,
     )
 
@@ -72,15 +75,19 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
         host, address = context.hyperv_host_address()
     except BadInput as exc:
         raise BadInput(
-            f"cannot enable MAC spoofing for {target}: {exc}; set the annotation to the Hyper-V "
-            "host's name (and list it in hyperv.hosts with its address)"
+            _(
+                "cannot enable MAC spoofing for {node}: {error}; set the annotation to the "
+                "Hyper-V host's name (and list it in hyperv.hosts with its address)"
+            ).format(node=target, error=exc)
         ) from None
     return plan_script(
         context,
         "mac-spoofing-on",
         target,
         "mac-spoofing",
-        f"run mac-spoofing.ps1 -Enable on Hyper-V host {host} for VM {target}",
+        _("run mac-spoofing.ps1 -Enable on Hyper-V host {host} for VM {vm}").format(
+            host=host, vm=target
+        ),
         address,
         runs_on=host,
         VMName=target,

@@ -51,21 +51,23 @@ def _selector(context: Context) -> dict[str, str]:
 def _run(context: Context, plan: Plan) -> Outcome:
     if plan.kind == "instructions":
         return Outcome(
-            True, "a bare pod's nodeSelector cannot change: recreate it as shown", plan.preview
+            True, _("a bare pod's nodeSelector cannot change: recreate it as shown"), plan.preview
         )
     kind, name = plan.data["kind"], plan.data["name"]
     namespace = plan.data["namespace"]
     context.transports.cluster.patch(kind, name, plan.data["patch"], namespace)
     return Outcome(
         True,
-        f"patched {kind} {namespace}/{name}; its pods roll out with the new nodeSelector",
+        _("patched {kind} {name}; its pods roll out with the new nodeSelector").format(
+            kind=kind, name=f"{namespace}/{name}"
+        ),
         plan.preview,
     )
 
 
 def _verify(context: Context, plan: Plan) -> Verification:
     if plan.kind == "instructions":
-        return Verification(None, "nothing applied (bare pod)")
+        return Verification(None, _("nothing applied (bare pod)"))
     workload: KubeObject = context.transports.cluster.get(
         plan.data["kind"], plan.data["name"], plan.data["namespace"]
     )
@@ -104,8 +106,10 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
             "pin-windows-build",
             target,
             "instructions",
-            f"{target} has no Deployment, StatefulSet or DaemonSet: recreate it with "
-            "this nodeSelector",
+            _(
+                "{pod} has no Deployment, StatefulSet or DaemonSet: recreate it with this "
+                "nodeSelector"
+            ).format(pod=target),
             pretty(spec_patch),
             {"selector": selector},
         )

@@ -15,7 +15,7 @@ from handlers.remediations import Outcome, Plan, remediation
 def _run(context: Context, plan: Plan) -> Outcome:
     pod_exec = context.transports.pod_exec
     if pod_exec is None:
-        raise WinpodError("pod exec is not available in this configuration")
+        raise WinpodError(_("pod exec is not available in this configuration"))
     namespace, pod = plan.target.split("/", 1)
     argv = ["powershell", "-NoProfile", "-NonInteractive", "-Command", plan.preview]
     timeout = context.settings.sweep.probe_timeout.total_seconds()
@@ -23,10 +23,18 @@ def _run(context: Context, plan: Plan) -> Outcome:
     output = (result.stdout + result.stderr).strip()
     if not result.ok:
         return Outcome(
-            False, f"the override failed in {plan.target} (exit {result.exit_code})", output
+            False,
+            _("the override failed in {pod} (exit {code})").format(
+                pod=plan.target, code=result.exit_code
+            ),
+            output,
         )
     servers = ", ".join(plan.data["servers"])
-    return Outcome(True, f"{plan.target} now resolves through {servers}", output)
+    return Outcome(
+        True,
+        _("{pod} now resolves through {servers}").format(pod=plan.target, servers=servers),
+        output,
+    )
 
 
 @remediation(
@@ -46,15 +54,19 @@ def plan(context: Context, target: str, params: Mapping[str, str]) -> Plan:
     del params  # this remediation takes no parameters
     assert context.pod is not None
     if (context.pod.get("status") or {}).get("phase") != "Running":
-        raise BadInput(f"{target} is not running: there is no container to change")
+        raise BadInput(
+            _("{pod} is not running: there is no container to change").format(pod=target)
+        )
     if not probes.has_powershell(context):
         raise BadInput(
-            f"{target} runs Nano Server, which has no PowerShell to set DNS with; "
-            "use hns-reset or dns-keeper instead"
+            _(
+                "{pod} runs Nano Server, which has no PowerShell to set DNS with; use hns-reset "
+                "or dns-keeper instead"
+            ).format(pod=target)
         )
     servers = context.kube_dns_pod_ips()  # plain IP addresses only: they reach a command line
     if not servers:
-        raise WinpodError("no running kube-dns pods with an IP address found in kube-system")
+        raise WinpodError(_("no running kube-dns pods with an IP address found in kube-system"))
     namespace = str(context.pod["metadata"]["namespace"])
     suffix = f"{namespace}.svc.cluster.local"
     quoted = ",".join(f"'{s}'" for s in servers)

@@ -136,6 +136,7 @@ def plan_close(context: Context, target: str, params: Mapping[str, str]) -> Plan
         target,
         "api",
         _("delete Service {name} and its endpoints").format(name=name),
-        f"delete Service, EndpointSlice/Endpoints {context.settings.kubernetes.namespace}"
-        f"/{name} (only if labelled as winpod's)",
+        _("delete Service, EndpointSlice/Endpoints {name} (only if labelled as winpod's)").format(
+            name=f"{context.settings.kubernetes.namespace}/{name}"
+        ),
     )

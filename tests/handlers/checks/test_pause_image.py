@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from handlers import remediations
+from handlers import remediations, windows
+from handlers.checks import default_registry
 
 if TYPE_CHECKING:
     from conftest import CheckCluster
@@ -152,3 +153,12 @@ def test_fix_sandbox_image_recommends_what_the_check_says(cluster: CheckCluster)
     )
 
     assert "use instead:              registry.k8s.io/pause:3.10.2" in plan.preview
+
+
+def test_the_explanation_recommends_the_image_winpod_recommends() -> None:
+    """The explanation is a catalog message, so it names the image literally: it must stay the
+    one `windows.RECOMMENDED_PAUSE_IMAGE` holds."""
+    info = default_registry().get("pause-image")
+    assert info is not None and info.explanation is not None
+    assert windows.RECOMMENDED_PAUSE_IMAGE in info.explanation.cause
+    assert any(windows.RECOMMENDED_PAUSE_IMAGE in fix for fix in info.explanation.fixes)
