@@ -11,6 +11,7 @@ from config.addresses import plain_host, plain_ip, shown
 from config.settings import Settings
 from handlers import node_scripts, windows
 from handlers.errors import BadInput, NotFound, WinpodError
+from handlers.i18n import _
 from handlers.model import NodeFacts, Target
 from handlers.transports import (
     Cluster,
@@ -107,7 +108,7 @@ class Context:
                 reason=pod_reason(self.pod),
             )
         if self.node is None:
-            raise WinpodError("a cluster-wide context has no single target")
+            raise WinpodError("a cluster-wide context has no single target")  # i18n: a bug
         return Target(kind="Node", name=self.node["metadata"]["name"], node=self.node_name)
 
     @property
@@ -138,7 +139,7 @@ class Context:
 
     def node_address(self) -> str:
         assert self.node is not None
-        return node_address(self.node, self.settings.winrm.address_type, "to reach WinRM on")
+        return node_address(self.node, self.settings.winrm.address_type, "WinRM")
 
     # --- cluster reads ----------------------------------------------------------------
     def pod_events(self) -> list[KubeObject]:
@@ -290,7 +291,7 @@ class Context:
         assert self.pod is not None
         pod_exec = self.transports.pod_exec
         if pod_exec is None:
-            raise WinpodError("pod exec is not available in this configuration")
+            raise WinpodError(_("pod exec is not available in this configuration"))
         meta = self.pod["metadata"]
         timeout = self.settings.sweep.probe_timeout.total_seconds()
         return self.once(
@@ -316,15 +317,19 @@ class Context:
         if address is not None:
             if self.transports.hyperv_shell is None:
                 raise WinpodError(
-                    "a Hyper-V host is no Kubernetes node: winpod reaches it over WinRM only, "
-                    "and WinRM is not configured (winrm.username / winrm.password)"
+                    _(
+                        "a Hyper-V host is no Kubernetes node: winpod reaches it over WinRM only, "
+                        "and WinRM is not configured (winrm.username / winrm.password)"
+                    )
                 )
             return self.transports.hyperv_shell, NodeTarget(address, address)
         shell = self.transports.node_shell
         if shell is None:
             raise WinpodError(
-                "node.transport is winrm and WinRM is not configured (winrm.username / "
-                "winrm.password): set them, or node.transport: hostprocess"
+                _(
+                    "node.transport is winrm and WinRM is not configured (winrm.username / "
+                    "winrm.password): set them, or node.transport: hostprocess"
+                )
             )
         assert self.node_name is not None
         if shell.detached:  # a pod on the node: an address is for information only
@@ -358,21 +363,27 @@ class Context:
         value = ((self.node.get("metadata") or {}).get("annotations") or {}).get(annotation)
         if not value:
             raise BadInput(
-                f"node {self.node_name} has no {annotation} annotation naming its Hyper-V host"
+                _("node {node} has no {annotation} annotation naming its Hyper-V host").format(
+                    node=self.node_name, annotation=annotation
+                )
             )
         host = plain_host(str(value))
         if host is None:
             raise BadInput(
-                f"node {self.node_name}'s {annotation} annotation {shown(value)} is not a plain "
-                "host name or IP address; winpod sends scripts to nothing else"
+                _(
+                    "node {node}'s {annotation} annotation {value} is not a plain host name or IP "
+                    "address; winpod sends scripts to nothing else"
+                ).format(node=self.node_name, annotation=annotation, value=shown(value))
             )
         allowed = self.settings.hyperv.hosts
         if not allowed:
             return host, host
         if host not in allowed:
             raise BadInput(
-                f"node {self.node_name}'s Hyper-V host {host} is not listed in hyperv.hosts; "
-                "winpod sends scripts only to the hosts listed there"
+                _(
+                    "node {node}'s Hyper-V host {host} is not listed in hyperv.hosts; winpod "
+                    "sends scripts only to the hosts listed there"
+                ).format(node=self.node_name, host=host)
             )
         return host, allowed[host]
 
@@ -398,13 +409,24 @@ def node_address(node: KubeObject, wanted: str, purpose: str) -> str:
             value = str(address["address"])
             plain = plain_ip(value) if wanted in IP_ADDRESS_TYPES else plain_host(value)
             if plain is None:
-                kind = "an IP address" if wanted in IP_ADDRESS_TYPES else "a plain host name"
-                raise BadInput(
-                    f"node {name}'s {wanted} {shown(value)} is not {kind}; winpod connects "
-                    "to nothing else"
+                said = (
+                    _(
+                        "node {node}'s {type} {value} is not an IP address; winpod connects to "
+                        "nothing else"
+                    )
+                    if wanted in IP_ADDRESS_TYPES
+                    else _(
+                        "node {node}'s {type} {value} is not a plain host name; winpod connects "
+                        "to nothing else"
+                    )
                 )
+                raise BadInput(said.format(node=name, type=wanted, value=shown(value)))
             return plain
-    raise WinpodError(f"node {name} has no {wanted} address {purpose}")
+    raise WinpodError(
+        _("node {node} has no {type} address for {purpose}").format(
+            node=name, type=wanted, purpose=purpose
+        )
+    )
 
 
 def node_facts(node: KubeObject) -> NodeFacts:

@@ -19,6 +19,7 @@ from typing import Any
 
 from handlers import node_scripts
 from handlers.errors import ChannelLost, OutcomeUnknown, Unreachable, WinpodError
+from handlers.i18n import _
 from handlers.transports import CommandResult, NodeShell, NodeTarget, powershell_output
 
 # A base64 piece per upload command; the encoded command then stays well under 8,191.
@@ -55,7 +56,9 @@ def run_detached(
     else:
         if not started.get("started"):
             raise WinpodError(
-                f"could not start {name} on {address}: {started.get('error') or 'no reason given'}"
+                _("could not start {script} on {address}: {error}").format(
+                    script=name, address=address, error=started.get("error") or _("no reason given")
+                )
             )
     deadline = clock() + result_timeout_s
     state = "started" if lost is None else "perhaps started"
@@ -73,11 +76,28 @@ def run_detached(
                     int(result.get("exitCode") or 0),
                 )
         if clock() >= deadline:
+            said = (
+                _(
+                    "outcome unknown: {script} was {state} on {address} as scheduled task "
+                    "winpod-{task}, and no result could be read within {seconds} s (last error: "
+                    "{error}); its result is in C:\\ProgramData\\winpod\\{task}.out on the node"
+                )
+                if lost
+                else _(
+                    "outcome unknown: {script} was {state} on {address} as scheduled task "
+                    "winpod-{task}, and no result could be read within {seconds} s; its result is "
+                    "in C:\\ProgramData\\winpod\\{task}.out on the node"
+                )
+            )
             raise OutcomeUnknown(
-                f"outcome unknown: {name} was {state} on {address} as scheduled task "
-                f"winpod-{task_id}, and no result could be read within {result_timeout_s:.0f} s"
-                + (f" (last error: {lost})" if lost else "")
-                + f"; its result is in C:\\ProgramData\\winpod\\{task_id}.out on the node"
+                said.format(
+                    script=name,
+                    state=state,
+                    address=address,
+                    task=task_id,
+                    seconds=f"{result_timeout_s:.0f}",
+                    error=lost,
+                )
             )
         sleep(poll_s)
 

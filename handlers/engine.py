@@ -12,8 +12,9 @@ from handlers import names
 from handlers.checks import default_registry
 from handlers.context import Context, Transports
 from handlers.errors import NotFound, WinpodError
+from handlers.i18n import _
 from handlers.model import Diagnosis, Finding, Target, sort_findings
-from handlers.registry import Registry, Scope
+from handlers.registry import CheckSpec, Registry, Scope
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,9 @@ def diagnose_pod(
         pod = cluster.get("Pod", pod_name, namespace)
     except NotFound:
         raise NotFound(
-            f"pod {namespace}/{pod_name} not found in context {cluster.context}"
+            _("pod {pod} not found in context {context}").format(
+                pod=f"{namespace}/{pod_name}", context=cluster.context
+            )
         ) from None
     node_name = (pod.get("spec") or {}).get("nodeName")
     node = None
@@ -71,7 +74,11 @@ def diagnose_node(
     try:
         node = cluster.get("Node", node_name)
     except NotFound:
-        raise NotFound(f"node {node_name} not found in context {cluster.context}") from None
+        raise NotFound(
+            _("node {node} not found in context {context}").format(
+                node=node_name, context=cluster.context
+            )
+        ) from None
     context = Context(transports, settings, "Node", None, node)
     if on_target is not None:
         on_target(context.target)
@@ -102,8 +109,10 @@ def run_checks(
                     Finding(
                         spec.id,
                         "warning",
-                        f"Could not check {spec.title.lower()}",
-                        f"the check did not finish within {timeout_s:g} s",
+                        _could_not(spec),
+                        _("the check did not finish within {seconds} s").format(
+                            seconds=f"{timeout_s:g}"
+                        ),
                     )
                 )
                 continue
@@ -111,17 +120,17 @@ def run_checks(
             if error is None:
                 findings.extend(future.result())
             elif isinstance(error, WinpodError):
-                findings.append(
-                    Finding(spec.id, "warning", f"Could not check {spec.title.lower()}", str(error))
-                )
+                findings.append(Finding(spec.id, "warning", _could_not(spec), str(error)))
             else:
                 log.error("check %s failed unexpectedly", spec.id, exc_info=error)
                 findings.append(
                     Finding(
                         spec.id,
                         "warning",
-                        f"Could not check {spec.title.lower()}",
-                        f"the check failed unexpectedly ({type(error).__name__})",
+                        _could_not(spec),
+                        _("the check failed unexpectedly ({error})").format(
+                            error=type(error).__name__
+                        ),
                     )
                 )
     finally:
@@ -135,3 +144,7 @@ def _timeout(settings: Settings, timeout_s: float | None) -> float:
 
 def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
+
+
+def _could_not(spec: CheckSpec) -> str:
+    return _("Could not check {what}").format(what=_(spec.title).lower())

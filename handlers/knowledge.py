@@ -22,7 +22,7 @@ def _load(name: str) -> dict[str, Any]:
     text = (resources.files("handlers") / "data" / name).read_text(encoding="utf-8")
     data = yaml.safe_load(text)
     if not isinstance(data, dict):
-        raise ValueError(f"handlers/data/{name} must be a mapping")
+        raise ValueError(f"handlers/data/{name} must be a mapping")  # i18n: a packaging bug
     return data
 
 

@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from handlers.errors import BadInput, WinpodError
+from handlers.i18n import _
 from handlers.transports import CommandResult
 
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,252}")
@@ -39,7 +40,7 @@ def script_text(name: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise BadInput(f"no node script named {name}") from None
+        raise BadInput(_("no node script named {script}").format(script=name)) from None
 
 
 def render(name: str, **params: str) -> str:
@@ -48,14 +49,24 @@ def render(name: str, **params: str) -> str:
     wanted = set(_PLACEHOLDER.findall(text))
     missing = wanted - set(params)
     if missing:
-        raise BadInput(f"script {name} needs parameters: {', '.join(sorted(missing))}")
+        raise BadInput(
+            _("script {script} needs parameters: {names}").format(
+                script=name, names=", ".join(sorted(missing))
+            )
+        )
     for key, value in params.items():
         if key not in wanted:
-            raise BadInput(f"script {name} has no parameter {key}")
+            raise BadInput(
+                _("script {script} has no parameter {name}").format(script=name, name=key)
+            )
         pattern = _PATTERNS.get(key, _SAFE_VALUE)
         # fullmatch: `$` in a pattern also matches before a trailing newline
         if not pattern.fullmatch(value):
-            raise BadInput(f"unsafe value for {name} parameter {key}: {value[:40]!r}")
+            raise BadInput(
+                _("unsafe value for {script} parameter {name}: {value}").format(
+                    script=name, name=key, value=repr(value[:40])
+                )
+            )
     return _PLACEHOLDER.sub(lambda m: single_quoted(params[m.group(1)]), text)
 
 
@@ -92,7 +103,9 @@ def parse_output(name: str, result: CommandResult) -> dict[str, Any]:
                 return data
     excerpt = mask_secrets((result.stderr or result.stdout).strip())[:300]
     raise WinpodError(
-        f"node script {name} exited {result.exit_code} without its JSON result: {excerpt}"
+        _("node script {script} exited {code} without its JSON result: {excerpt}").format(
+            script=name, code=result.exit_code, excerpt=excerpt
+        )
     )
 
 

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from handlers.errors import Expired, Unreachable, WinpodError
+from handlers.i18n import _
 from handlers.transports import KubeObject, WatchableCluster, WatchEvent
 
 WINDOWS_NODES = "kubernetes.io/os=windows"
@@ -77,7 +78,11 @@ class NodeWatch:
         """A copy of the current boot ids; waits up to `wait_s` for the first list."""
         self.start()
         if not self._listed.wait(wait_s):
-            raise Unreachable(f"the Windows nodes could not be listed within {wait_s:g} s")
+            raise Unreachable(
+                _("the Windows nodes could not be listed within {seconds} s").format(
+                    seconds=f"{wait_s:g}"
+                )
+            )
         with self._lock:
             return dict(self._boots)
 

@@ -20,6 +20,7 @@ from config.settings import Settings, format_duration, parse_duration
 from handlers import names
 from handlers.context import IP_ADDRESS_TYPES, node_address, node_facts
 from handlers.errors import BadInput, NotFound
+from handlers.i18n import _
 from handlers.transports import Cluster, KubeObject
 
 PORT = 3389
@@ -50,7 +51,7 @@ class Session:
 
     @property
     def connect(self) -> str:
-        return f"mstsc.exe /v:{self.address}" if self.address else "(no address yet)"
+        return f"mstsc.exe /v:{self.address}" if self.address else _("(no address yet)")
 
 
 def service_name(node: str) -> str:
@@ -67,11 +68,17 @@ def parse_ttl(text: str | None, settings: Settings) -> timedelta:
     if ttl < settings.rdp.min_ttl:  # sub-second TTLs showed as "0s" and failed once approved
         shortest = format_duration(settings.rdp.min_ttl)
         raise BadInput(
-            f"ttl {text or format_duration(ttl)} is shorter than {shortest} (rdp.min_ttl)"
+            _("ttl {ttl} is shorter than {shortest} (rdp.min_ttl)").format(
+                ttl=text or format_duration(ttl), shortest=shortest
+            )
         )
     if ttl > settings.rdp.max_ttl:
         maximum = format_duration(settings.rdp.max_ttl)
-        raise BadInput(f"ttl {text or format_duration(ttl)} is longer than rdp.max_ttl ({maximum})")
+        raise BadInput(
+            _("ttl {ttl} is longer than rdp.max_ttl ({maximum})").format(
+                ttl=text or format_duration(ttl), maximum=maximum
+            )
+        )
     return ttl
 
 
@@ -89,16 +96,18 @@ def source_ranges(requested: str | None, settings: Settings) -> list[str]:
     configured = list(settings.rdp.source_ranges)
     raw = [r.strip() for r in requested.split(",")] if requested else configured
     if not raw:
-        raise BadInput("no source range: give from=CIDR or configure rdp.source_ranges")
+        raise BadInput(_("no source range: give from=CIDR or configure rdp.source_ranges"))
     networks = [_network(value, settings) for value in raw]
     ranges = [str(network) for network in networks]
     if requested and not set(ranges) <= {_listed(value) for value in configured}:
         covered = _addresses(networks)
         if covered > settings.rdp.max_addresses:
             raise BadInput(
-                f"refusing to open RDP to {covered:,} addresses (more than rdp.max_addresses, "
-                f"{settings.rdp.max_addresses:,}); give narrower ranges, or list them in "
-                "rdp.source_ranges if you really mean it"
+                _(
+                    "refusing to open RDP to {covered} addresses (more than rdp.max_addresses, "
+                    "{limit}); give narrower ranges, or list them in rdp.source_ranges if you "
+                    "really mean it"
+                ).format(covered=f"{covered:,}", limit=f"{settings.rdp.max_addresses:,}")
             )
         for network in networks:
             _refuse_mixed(network)
@@ -109,21 +118,35 @@ def _network(value: str, settings: Settings) -> Network:
     try:
         network = ipaddress.ip_network(value, strict=False)
     except ValueError:
-        raise BadInput(f"{value[:60]!r} is not a CIDR such as 198.51.100.0/24") from None
+        raise BadInput(
+            _("{value} is not a CIDR such as 198.51.100.0/24").format(value=repr(value[:60]))
+        ) from None
     listed = str(network) in settings.rdp.source_ranges
     if str(network) in OPEN_WORLD and not listed:
         raise BadInput(
-            f"refusing to open RDP to the whole internet ({network}); list it in "
-            "rdp.source_ranges explicitly if you really mean it"
+            _(
+                "refusing to open RDP to the whole internet ({network}); list it in "
+                "rdp.source_ranges explicitly if you really mean it"
+            ).format(network=network)
         )
     if network.network_address != ipaddress.ip_address(value.partition("/")[0]) and not listed:
         raise BadInput(
-            f"{value[:60]} has bits set past its /{network.prefixlen}: it would allow all of "
-            f"{network}; write {network} if you mean that, or /{network.max_prefixlen} for "
-            "one address"
+            _(
+                "{value} has bits set past its /{prefix}: it would allow all of {network}; "
+                "write {network} if you mean that, or /{longest} for one address"
+            ).format(
+                value=value[:60],
+                prefix=network.prefixlen,
+                network=network,
+                longest=network.max_prefixlen,
+            )
         )
     if network == IPV4_MAPPED or _holds(IPV4_MAPPED, network):
-        raise BadInput(f"{network} is IPv4 written as IPv6; write the IPv4 range itself")
+        raise BadInput(
+            _("{network} is IPv4 written as IPv6; write the IPv4 range itself").format(
+                network=network
+            )
+        )
     return network
 
 
@@ -131,8 +154,10 @@ def _refuse_mixed(network: Network) -> None:
     for block in PRIVATE_BLOCKS:
         if _holds(network, block):
             raise BadInput(
-                f"{network} holds the private range {block} and public addresses around it; "
-                "give the private or the public range, not both in one"
+                _(
+                    "{network} holds the private range {block} and public addresses around it; "
+                    "give the private or the public range, not both in one"
+                ).format(network=network, block=block)
             )
 
 
@@ -168,19 +193,25 @@ def check_node(cluster: Cluster, node_name: str, settings: Settings) -> tuple[Ku
     try:
         node = cluster.get("Node", name)
     except NotFound:
-        raise NotFound(f"node {name} not found in context {cluster.context}") from None
+        raise NotFound(
+            _("node {node} not found in context {context}").format(
+                node=name, context=cluster.context
+            )
+        ) from None
     if not node_facts(node).windows:
-        raise BadInput(f"node {name} is not a Windows node; RDP is for Windows nodes")
+        raise BadInput(
+            _("node {node} is not a Windows node; RDP is for Windows nodes").format(node=name)
+        )
     conditions = (node.get("status") or {}).get("conditions") or []
     if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
-        raise BadInput(f"node {name} is not Ready; RDP would not reach it")
+        raise BadInput(_("node {node} is not Ready; RDP would not reach it").format(node=name))
     # an EndpointSlice holds IP addresses only, whatever winrm.address_type says
     wanted = (
         settings.winrm.address_type
         if settings.winrm.address_type in IP_ADDRESS_TYPES
         else "InternalIP"
     )
-    return node, node_address(node, wanted, "for RDP")
+    return node, node_address(node, wanted, "RDP")
 
 
 def _stamp(moment: datetime) -> str:
@@ -212,8 +243,9 @@ def _refuse_other_node(service: KubeObject, namespace: str, node: str) -> None:
     other = _node_of(service)
     if other != node:
         raise BadInput(
-            f"Service {namespace}/{service['metadata']['name']} gives RDP to node {other}, "
-            f"not {node}; close that session first"
+            _(
+                "Service {service} gives RDP to node {other}, not {node}; close that session first"
+            ).format(service=f"{namespace}/{service['metadata']['name']}", other=other, node=node)
         )
 
 
@@ -289,7 +321,11 @@ def open_access(
         existing = None
     if existing is not None:
         if not _ours(existing):
-            raise BadInput(f"Service {namespace}/{name} exists and is not winpod's; left alone")
+            raise BadInput(
+                _("Service {service} exists and is not winpod's; left alone").format(
+                    service=f"{namespace}/{name}"
+                )
+            )
         _refuse_other_node(existing, namespace, node)
         cluster.patch(
             "Service",
@@ -342,7 +378,11 @@ def close_access(cluster: Cluster, namespace: str, node: str) -> bool:
     except NotFound:
         return False
     if not _ours(service):
-        raise BadInput(f"Service {namespace}/{name} is not winpod's; winpod never deletes it")
+        raise BadInput(
+            _("Service {service} is not winpod's; winpod never deletes it").format(
+                service=f"{namespace}/{name}"
+            )
+        )
     _refuse_other_node(service, namespace, node)
     cluster.delete("Service", name, namespace)
     for kind in ("EndpointSlice", "Endpoints"):

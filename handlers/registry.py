@@ -53,7 +53,11 @@ class TargetRef:
             namespace, pod = names.pod_ref(text)
             return cls(kind, f"{namespace}/{pod}")
         if text != "cluster":
-            raise BadInput(f"{text!r}: a cluster-wide remediation's target is `cluster`")
+            raise BadInput(
+                _("{text}: a cluster-wide remediation's target is `cluster`").format(
+                    text=repr(text)
+                )
+            )
         return cls(kind, "cluster")
 
     def to_json(self) -> dict[str, str]:

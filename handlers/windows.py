@@ -30,7 +30,7 @@ WINDOWS_RELEASES: tuple[WindowsRelease, ...] = (
     WindowsRelease(19042, "Windows Server 20H2", ("20H2",), ltsc=False),
     WindowsRelease(20348, "Windows Server 2022", ("ltsc2022",), ltsc=True),
     # The annual channel publishes no base images of its own; it runs ltsc2022 images.
-    WindowsRelease(25398, "Windows Server Annual Channel 23H2", (), ltsc=False),
+    WindowsRelease(25398, "Windows Server Annual Channel 23H2", (), ltsc=False),  # i18n: a name
     WindowsRelease(26100, "Windows Server 2025", ("ltsc2025",), ltsc=True),
 )
 
@@ -134,7 +134,7 @@ def parse_image(ref: str) -> ImageRef:
     if registry == _DEFAULT_REGISTRY and "/" not in repository:
         repository = f"library/{repository}"
     if not repository or repository.endswith("/") or tag == "":
-        raise ValueError(f"not an image reference: {ref!r}")
+        raise ValueError(f"not an image reference: {ref!r}")  # i18n: callers word it
     if tag is None and not digest:
         tag = "latest"
     return ImageRef(registry, repository, tag, digest or None)
@@ -404,32 +404,36 @@ def pause_image_problem(
     """Why the configured sandbox (pause) image cannot run on a node of `host_build`, or None."""
     recommended = recommended_pause_image(host_build, isolation)
     if not image.strip():
-        return f"no sandbox (pause) image is configured; set one such as {recommended}"
+        return _("no sandbox (pause) image is configured; set one such as {image}").format(
+            image=recommended
+        )
     try:
         ref = parse_image(image)
     except ValueError:
-        return f"the sandbox image {image!r} is not an image reference; use {recommended}"
+        return _("the sandbox image {image} is not an image reference; use {recommended}").format(
+            image=repr(image), recommended=recommended
+        )
     tag_build = build_from_tag(ref.tag) if ref.tag else None
     if tag_build is not None:
         if can_run(host_build, tag_build, isolation):
             return None
-        return (
-            f"the sandbox image {image} cannot run on this node: "
-            f"{compatibility_reason(host_build, tag_build, isolation)}"
+        return _("the sandbox image {image} cannot run on this node: {reason}").format(
+            image=image, reason=compatibility_reason(host_build, tag_build, isolation)
         )
     # pause-amd64 and its siblings are the per-architecture Linux builds of the pause image.
     arch_specific = re.search(r"(^|/)pause-(amd64|arm64|arm|ppc64le|s390x)$", ref.name.lower())
     if looks_like_linux_image(image) or arch_specific:
-        return (
-            f"the sandbox image {image} is Linux-only; use a multi-arch one such as {recommended}"
-        )
+        return _(
+            "the sandbox image {image} is Linux-only; use a multi-arch one such as {recommended}"
+        ).format(image=image, recommended=recommended)
     if ref.name.lower() not in MULTI_ARCH_PAUSE_REPOSITORIES:
         return None
     if host_build < _FIRST_MULTI_ARCH_PAUSE_HOST:
-        return (
-            f"the multi-arch pause images have Windows variants only from "
-            f"{describe_build(_FIRST_MULTI_ARCH_PAUSE_HOST)} on, none for "
-            f"{describe_build(host_build)}: build a pause image from the host's own base image"
+        return _(
+            "the multi-arch pause images have Windows variants only from {first} on, none for "
+            "{build}: build a pause image from the host's own base image"
+        ).format(
+            first=describe_build(_FIRST_MULTI_ARCH_PAUSE_HOST), build=describe_build(host_build)
         )
     match = _PAUSE_VERSION.match(ref.tag or "")
     if match is None:
@@ -437,21 +441,26 @@ def pause_image_problem(
     version = tuple(int(part) for part in match.groups() if part is not None)
     variants = pause_windows_variants(version)
     if not variants:
-        return (
-            f"the sandbox image {image} predates Windows support in the pause image "
-            f"(added in 3.4); use {recommended}"
-        )
+        return _(
+            "the sandbox image {image} predates Windows support in the pause image (added in "
+            "3.4); use {recommended}"
+        ).format(image=image, recommended=recommended)
     if _pause_variant_for(version, host_build, isolation) is not None:
         return None
     if host_build >= LTSC2022_BUILD and LTSC2022_BUILD not in variants:
-        return (
-            f"the sandbox image {image} has no Windows Server 2022 variant (added in pause 3.6), "
-            f"which {describe_build(host_build)} needs; use {recommended}"
-        )
-    return (
-        f"the sandbox image {image} has Windows variants for {_builds_text(variants)}, none "
-        f"that {describe_build(host_build)} runs (pause 3.7 dropped 1903, 1909 and 2004, 3.9 "
-        f"dropped 20H2; 3.10.2 added ltsc2025); use {recommended}"
+        return _(
+            "the sandbox image {image} has no Windows Server 2022 variant (added in pause 3.6), "
+            "which {build} needs; use {recommended}"
+        ).format(image=image, build=describe_build(host_build), recommended=recommended)
+    return _(
+        "the sandbox image {image} has Windows variants for {variants}, none that {build} runs "
+        "(pause 3.7 dropped 1903, 1909 and 2004, 3.9 dropped 20H2; 3.10.2 added ltsc2025); use "
+        "{recommended}"
+    ).format(
+        image=image,
+        variants=_builds_text(variants),
+        build=describe_build(host_build),
+        recommended=recommended,
     )
 
 
@@ -459,21 +468,32 @@ _I = re.IGNORECASE
 EventKind = Literal["os-mismatch", "linux-image", "sandbox-image"]
 # Texts that say outright that the image is a Linux one.
 LINUX_IMAGE_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"image operating system \\?\"linux\\?\" cannot be used on this platform", _I),
+    re.compile(
+        r"image operating system \\?\"linux\\?\" cannot be used on this platform",  # i18n: regex
+        _I,
+    ),
 )
 OS_MISMATCH_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"container operating system does not match the host operating system", _I),
     re.compile(
-        r"operating system of the container does not match the operating system of the host", _I
+        r"container operating system does not match the host operating system",  # i18n: regex
+        _I,
+    ),
+    re.compile(
+        r"operating system of the container does not match "  # i18n: regex
+        r"the operating system of the host",
+        _I,
     ),
     re.compile(r"0xc0370101", _I),
     re.compile(r"ERROR_VMCOMPUTE_IMAGE_MISMATCH", _I),
-    re.compile(r"no match for platform in manifest", _I),
-    re.compile(r"no matching manifest for windows/\w+", _I),
+    re.compile(r"no match for platform in manifest", _I),  # i18n: regex
+    re.compile(r"no matching manifest for windows/\w+", _I),  # i18n: regex
     *LINUX_IMAGE_PATTERNS,
 )
 # Nested runtime errors may quote the image with escaped quotes (\"…\").
-_SANDBOX_IMAGE = re.compile(r"failed to get sandbox image \\?\"(?P<image>[^\"\\]+)\\?\"", _I)
+_SANDBOX_IMAGE = re.compile(
+    r"failed to get sandbox image \\?\"(?P<image>[^\"\\]+)\\?\"",  # i18n: regex
+    _I,
+)
 
 
 def sandbox_image_from_message(message: str) -> str | None:

@@ -131,7 +131,11 @@ class ActionsStore(StoreBase):
             if existing is not None:
                 raise OpenActionExists(existing)
             # The open action finished between our insert and our read: try again.
-        raise StoreError(f"store {self.display_url}: could not create action for {target}")
+        raise StoreError(
+            _("store {url}: could not create action for {target}").format(
+                url=self.display_url, target=target
+            )
+        )
 
     def get_action(self, action_id: str) -> PendingAction | None:
         """The action whatever its cluster (ids are unique; it names its cluster)."""
@@ -175,7 +179,11 @@ class ActionsStore(StoreBase):
                 )
                 if swapped.rowcount == 1:
                     return replace(current, approvals=approvals, updated_at=now)
-        raise StoreError(f"store {self.display_url}: could not record approval on {action_id}")
+        raise StoreError(
+            _("store {url}: could not record approval on {action}").format(
+                url=self.display_url, action=action_id
+            )
+        )
 
     def transition(
         self,
@@ -269,7 +277,8 @@ def _statuses(value: str | Sequence[str]) -> tuple[str, ...]:
     chosen = (value,) if isinstance(value, str) else tuple(value)
     unknown = [status for status in chosen if status not in STATUSES]
     if unknown or not chosen:
-        raise ValueError(f"unknown action status {unknown or chosen}; known: {', '.join(STATUSES)}")
+        known = ", ".join(STATUSES)
+        raise ValueError(f"unknown action status {unknown or chosen}; known: {known}")  # i18n: bug
     return chosen
 
 

@@ -39,7 +39,7 @@ class AuditStore(StoreBase):
     def audit_log(self, last: int = 20) -> list[AuditEntry]:
         """The `last` newest entries of every cluster, oldest first (each names its own)."""
         if last < 0:
-            raise ValueError(f"last must not be negative, not {last}")
+            raise ValueError(f"last must not be negative, not {last}")  # i18n: a caller's bug
         with self._guard(), self._read() as conn:
             rows = conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(last)).all()
         return [

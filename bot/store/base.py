@@ -24,6 +24,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlche
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from bot.store.records import DEFAULT_CLUSTER, StoreError
+from handlers.i18n import _
 
 # Named as before the split, so log lines still say "bot.store".
 log = logging.getLogger(__package__)
@@ -45,7 +46,8 @@ _MAX_CAS_ATTEMPTS = 1000
 
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value.isoformat()}: the store takes aware UTC times")
+        when = value.isoformat()
+        raise ValueError(f"naive datetime {when}: the store takes aware UTC times")  # i18n: bug
     return value.astimezone(UTC)
 
 
@@ -59,17 +61,18 @@ def normalise_url(url: str) -> URL:
         parsed = make_url(url)
     except ArgumentError:
         # The parser's message may quote the URL, password included.
-        raise StoreError("store.url is not a valid SQLAlchemy database URL") from None
+        raise StoreError(_("store.url is not a valid SQLAlchemy database URL")) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise StoreError(
-            f"store {parsed.render_as_string(hide_password=True)}: "
-            "only SQLite and PostgreSQL are supported"
+            _("store {url}: only SQLite and PostgreSQL are supported").format(
+                url=parsed.render_as_string(hide_password=True)
+            )
         )
     if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
         # In-memory SQLite gives every pooled connection its own empty database.
-        raise StoreError("store.url: SQLite needs a file (sqlite:///path/winpod.db), not memory")
+        raise StoreError(_("store.url: SQLite needs a file (sqlite:///path/winpod.db), not memory"))
     return parsed
 
 

@@ -47,7 +47,11 @@ class BootsStore(StoreBase):
                 )
                 if swapped.rowcount == 1:
                     return previous
-        raise StoreError(f"store {self.display_url}: could not record the boot of {node}")
+        raise StoreError(
+            _("store {url}: could not record the boot of {node}").format(
+                url=self.display_url, node=node
+            )
+        )
 
     def known_boots(self) -> dict[str, str]:
         """Every node's last recorded boot id (what the next sweep compares against)."""

@@ -16,7 +16,7 @@ class LocksStore(StoreBase):
     def acquire_lock(self, name: str, holder: str, ttl: timedelta) -> bool:
         """Take the lock if it is free or expired (or renew it if `holder` has it already)."""
         if ttl <= timedelta(0):
-            raise ValueError(f"lock ttl must be positive, not {ttl}")
+            raise ValueError(f"lock ttl must be positive, not {ttl}")  # i18n: a caller's bug
         now = _now()
         with self._guard(), self._write() as conn:
             taken = conn.execute(

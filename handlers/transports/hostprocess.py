@@ -133,8 +133,10 @@ class HostProcessShell:
             )
         if not self._windows[node]:
             raise BadInput(
-                f"node {node} is not a Windows node: winpod's node scripts are PowerShell and "
-                "run only in HostProcess pods on Windows nodes"
+                _(
+                    "node {node} is not a Windows node: winpod's node scripts are PowerShell and "
+                    "run only in HostProcess pods on Windows nodes"
+                ).format(node=node)
             )
 
     def _create(self, body: KubeObject) -> None:
@@ -151,7 +153,7 @@ class HostProcessShell:
                 pod = self._cluster.get("Pod", name, self.namespace)
             except NotFound:
                 raise self._lost(
-                    script, node, started, "the pod was deleted by someone else"
+                    script, node, started, _("the pod was deleted by someone else")
                 ) from None
             except Unreachable as exc:  # the API server itself blipped: try again
                 last_error, pod = str(exc), {}
@@ -160,9 +162,15 @@ class HostProcessShell:
             waiting = _waiting(pod)
             if waiting and waiting.get("reason") in _IMAGE_REASONS:
                 raise Refused(
-                    f"the HostProcess image {self.image} cannot be pulled on node {node} "
-                    f"({waiting.get('reason')}: {waiting.get('message') or 'no message'}); "
-                    "set node.hostprocess_image to an image the node can pull"
+                    _(
+                        "the HostProcess image {image} cannot be pulled on node {node} ({reason}: "
+                        "{message}); set node.hostprocess_image to an image the node can pull"
+                    ).format(
+                        image=self.image,
+                        node=node,
+                        reason=waiting.get("reason"),
+                        message=waiting.get("message") or _("no message"),
+                    )
                 )
             if phase in ("Succeeded", "Failed"):
                 return self._result(pod, name, script, node, deadline)
@@ -171,11 +179,18 @@ class HostProcessShell:
             started = started or phase == "Running" or bool(status.get("startTime"))
             if self._clock() >= deadline:
                 if started:
-                    raise self._lost(script, node, True, f"no result within {timeout_s:.0f} s")
+                    raise self._lost(
+                        script,
+                        node,
+                        True,
+                        _("no result within {seconds} s").format(seconds=f"{timeout_s:.0f}"),
+                    )
                 why = self._why_pending(pod, name) or last_error or "Pending"
                 raise TimedOut(
-                    f"the HostProcess pod for {script} never started on node {node} within "
-                    f"{timeout_s:.0f} s ({why}); nothing ran on the node"
+                    _(
+                        "the HostProcess pod for {script} never started on node {node} within "
+                        "{seconds} s ({why}); nothing ran on the node"
+                    ).format(script=script, node=node, seconds=f"{timeout_s:.0f}", why=why)
                 )
             self._sleep(self._poll_s)
 
@@ -186,7 +201,14 @@ class HostProcessShell:
         if terminated is None:  # a Failed pod whose container never ran (evicted, deadline)
             reason = (pod.get("status") or {}).get("reason") or "Failed"
             message = (pod.get("status") or {}).get("message") or ""
-            raise self._lost(script, node, True, f"the pod ended as {reason} {message}".strip())
+            raise self._lost(
+                script,
+                node,
+                True,
+                _("the pod ended as {reason} {message}")
+                .format(reason=reason, message=message)
+                .strip(),
+            )
         exit_code = int(terminated.get("exitCode") or 0)
         while True:
             try:
@@ -195,8 +217,10 @@ class HostProcessShell:
             except Unreachable as exc:  # kubelet not answering yet: its log waits on the node
                 if self._clock() >= deadline:
                     raise OutcomeUnknown(
-                        f"outcome unknown: {script} ended on node {node} with exit code "
-                        f"{exit_code}, but its output could not be read ({exc})"
+                        _(
+                            "outcome unknown: {script} ended on node {node} with exit code "
+                            "{code}, but its output could not be read ({error})"
+                        ).format(script=script, node=node, code=exit_code, error=exc)
                     ) from None
                 self._sleep(self._poll_s)
         stdout, stderr = split_log(log)
@@ -204,10 +228,16 @@ class HostProcessShell:
 
     def _lost(self, script: str, node: str, started: bool, why: str) -> WinpodError:
         if not started:
-            return Unreachable(f"{script} did not run on node {node}: {why}")
+            return Unreachable(
+                _("{script} did not run on node {node}: {why}").format(
+                    script=script, node=node, why=why
+                )
+            )
         return OutcomeUnknown(
-            f"outcome unknown: {script} was started in a HostProcess pod on node {node}, and "
-            f"its result could not be read: {why}; look at the node before retrying"
+            _(
+                "outcome unknown: {script} was started in a HostProcess pod on node {node}, and "
+                "its result could not be read: {why}; look at the node before retrying"
+            ).format(script=script, node=node, why=why)
         )
 
     def _why_pending(self, pod: KubeObject, name: str) -> str:
@@ -218,7 +248,9 @@ class HostProcessShell:
             )
             for event in reversed(events):
                 if event.get("type") == "Warning":
-                    return f"event {event.get('reason')}: {event.get('message')}"
+                    return _("event {reason}: {message}").format(
+                        reason=event.get("reason"), message=event.get("message")
+                    )
         for condition in (pod.get("status") or {}).get("conditions") or []:
             if condition.get("status") == "False" and condition.get("message"):
                 return str(condition["message"])
@@ -229,14 +261,18 @@ def refusal(message: str, namespace: str) -> Refused:
     """A 403 on creating the pod, with the fix: Pod Security admission, or missing RBAC."""
     if "PodSecurity" in message:
         return Refused(
-            f"namespace {namespace} does not admit HostProcess pods under Pod Security "
-            f"admission; label it: kubectl label namespace {namespace} "
-            f"{POD_SECURITY_LABEL}=privileged --overwrite ({message})"
+            _(
+                "namespace {namespace} does not admit HostProcess pods under Pod Security "
+                "admission; label it: kubectl label namespace {namespace} {label}=privileged "
+                "--overwrite ({message})"
+            ).format(namespace=namespace, label=POD_SECURITY_LABEL, message=message)
         )
     return Refused(
-        f"winpod's ServiceAccount may not run HostProcess pods in namespace {namespace}: grant "
-        "pods create, get, list, delete and pods/log get there (deploy/rbac.yaml) "
-        f"({message})"
+        _(
+            "winpod's ServiceAccount may not run HostProcess pods in namespace {namespace}: "
+            "grant pods create, get, list, delete and pods/log get there (deploy/rbac.yaml) "
+            "({message})"
+        ).format(namespace=namespace, message=message)
     )
 
 

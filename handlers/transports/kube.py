@@ -38,6 +38,7 @@ from handlers.errors import (
     Unreachable,
     WinpodError,
 )
+from handlers.i18n import _
 from handlers.transports import CommandResult, KubeObject, WatchEvent
 
 # kind -> (API class, plural used in method names, namespaced)
@@ -75,23 +76,43 @@ def _translate(exc: Exception, what: str) -> WinpodError:
         status = exc.status or 0
         message = _status_message(exc)
         if status == 404:
-            return NotFound(f"{what} not found")
+            return NotFound(_("{what} not found").format(what=what))
         if status in (401, 403):
-            return Refused(f"the Kubernetes API refused {what}: {message or exc.reason}")
+            return Refused(
+                _("the Kubernetes API refused {what}: {why}").format(
+                    what=what, why=message or exc.reason
+                )
+            )
         if status in (400, 422):
-            return BadInput(f"the Kubernetes API rejected {what}: {message or exc.reason}")
+            return BadInput(
+                _("the Kubernetes API rejected {what}: {why}").format(
+                    what=what, why=message or exc.reason
+                )
+            )
         if status == 409:
-            return Conflict(f"conflict on {what}: {message or exc.reason}")
+            return Conflict(
+                _("conflict on {what}: {why}").format(what=what, why=message or exc.reason)
+            )
         if status == 410:
-            return Expired(f"{what}: the API server no longer has that resourceVersion")
+            return Expired(
+                _("{what}: the API server no longer has that resourceVersion").format(what=what)
+            )
         if status == 0:
             return Unreachable(f"{what}: {exc.reason}")
-        return Unreachable(f"the Kubernetes API failed {what} ({status}): {message or exc.reason}")
+        return Unreachable(
+            _("the Kubernetes API failed {what} ({status}): {why}").format(
+                what=what, status=status, why=message or exc.reason
+            )
+        )
     if isinstance(exc, urllib3.exceptions.ReadTimeoutError | TimeoutError):
-        return TimedOut(f"the Kubernetes API did not answer {what} in time")
+        return TimedOut(_("the Kubernetes API did not answer {what} in time").format(what=what))
     if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
-        return Unreachable(f"cannot reach the Kubernetes API for {what}: {type(exc).__name__}")
-    return WinpodError(f"{what} failed: {type(exc).__name__}")
+        return Unreachable(
+            _("cannot reach the Kubernetes API for {what}: {error}").format(
+                what=what, error=type(exc).__name__
+            )
+        )
+    return WinpodError(_("{what} failed: {error}").format(what=what, error=type(exc).__name__))
 
 
 def _status_message(exc: ApiException) -> str:
@@ -120,7 +141,9 @@ def load_configuration(settings: KubernetesSettings) -> tuple[k8s.Configuration,
         _contexts, active = k8s_config.list_kube_config_contexts(config_file=settings.kubeconfig)
     except (ConfigException, OSError, TypeError, ValueError) as exc:
         where = settings.kubeconfig or "$KUBECONFIG or ~/.kube/config"
-        raise BadInput(f"cannot load the kubeconfig ({where}): {exc}") from None
+        raise BadInput(
+            _("cannot load the kubeconfig ({where}): {error}").format(where=where, error=exc)
+        ) from None
     name = settings.context or (active or {}).get("name", "default")
     return _harden(configuration), str(name)
 
@@ -158,7 +181,7 @@ class KubeCluster:
 
     def _api(self, kind: str) -> tuple[Any, str, bool]:
         if kind not in _KINDS:
-            raise BadInput(f"unsupported kind {kind}")
+            raise BadInput(_("unsupported kind {kind}").format(kind=kind))
         api_class, plural, namespaced = _KINDS[kind]
         if api_class not in self._apis:
             self._apis[api_class] = api_class(self._api_client)
@@ -204,7 +227,7 @@ class KubeCluster:
         field_selector: str | None = None,
     ) -> list[KubeObject]:
         items: list[KubeObject] = []
-        for page, _ in self._pages(kind, namespace, label_selector, field_selector, PAGE_SIZE):
+        for page, _token in self._pages(kind, namespace, label_selector, field_selector, PAGE_SIZE):
             items.extend(page)
         return items
 
@@ -227,7 +250,7 @@ class KubeCluster:
             options["label_selector"] = label_selector
         if field_selector:
             options["field_selector"] = field_selector
-        what = f"list of {kind.lower()}s"
+        what = _("list of {kind}s").format(kind=kind.lower())
         token = None
         while True:
             if token:
@@ -257,7 +280,7 @@ class KubeCluster:
         }
         if label_selector:
             options["label_selector"] = label_selector
-        what = f"watch of {kind.lower()}s"
+        what = _("watch of {kind}s").format(kind=kind.lower())
         watcher = k8s_watch.Watch()
         try:
             for event in watcher.stream(method, *args, **options):
@@ -270,7 +293,7 @@ class KubeCluster:
     def create(self, kind: str, body: KubeObject, namespace: str | None = None) -> KubeObject:
         api, plural, namespaced = self._api(kind)
         name = (body.get("metadata") or {}).get("name", "?")
-        what = f"creating {kind.lower()} {name}"
+        what = _("creating {kind} {name}").format(kind=kind.lower(), name=name)
         if namespaced:
             method = getattr(api, f"create_namespaced_{plural}")
             return dict(self._call(what, method, namespace, body))
@@ -280,7 +303,7 @@ class KubeCluster:
         self, kind: str, name: str, body: KubeObject, namespace: str | None = None
     ) -> KubeObject:
         api, plural, namespaced = self._api(kind)
-        what = f"patching {kind.lower()} {name}"
+        what = _("patching {kind} {name}").format(kind=kind.lower(), name=name)
         # The generated client would default to json-patch; a dict body is a strategic merge.
         content = "application/strategic-merge-patch+json"
         if namespaced:
@@ -294,7 +317,7 @@ class KubeCluster:
     ) -> KubeObject:
         """PUT: with metadata.resourceVersion set, a stale write fails with Conflict."""
         api, plural, namespaced = self._api(kind)
-        what = f"replacing {kind.lower()} {name}"
+        what = _("replacing {kind} {name}").format(kind=kind.lower(), name=name)
         if namespaced:
             method = getattr(api, f"replace_namespaced_{plural}")
             return dict(self._call(what, method, name, namespace, body))
@@ -303,8 +326,8 @@ class KubeCluster:
     def pod_log(self, name: str, namespace: str) -> str:
         """The log of the pod's (only) container; a kubelet that does not answer is
         `Unreachable` (the API server proxies the read to it)."""
-        api, _, _ = self._api("Pod")
-        what = f"reading the log of pod {namespace}/{name}"
+        api, _plural, _namespaced = self._api("Pod")
+        what = _("reading the log of pod {pod}").format(pod=f"{namespace}/{name}")
         try:
             response = api.read_namespaced_pod_log(
                 name, namespace, _preload_content=False, _request_timeout=API_TIMEOUT_S
@@ -315,7 +338,7 @@ class KubeCluster:
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
         api, plural, namespaced = self._api(kind)
-        what = f"deleting {kind.lower()} {name}"
+        what = _("deleting {kind} {name}").format(kind=kind.lower(), name=name)
         if namespaced:
             self._call(what, getattr(api, f"delete_namespaced_{plural}"), name, namespace)
         else:
@@ -365,7 +388,7 @@ class KubePodExec:
     def run(
         self, namespace: str, pod: str, container: str | None, argv: list[str], timeout_s: float
     ) -> CommandResult:
-        what = f"exec in pod {namespace}/{pod}"
+        what = _("exec in pod {pod}").format(pod=f"{namespace}/{pod}")
         url = self._url(namespace, pod, container, argv)
         deadline = time.monotonic() + timeout_s
         received: dict[int, list[bytes]] = {
@@ -388,13 +411,19 @@ class KubePodExec:
         except websocket.WebSocketBadStatusException as exc:
             raise _refused_exec(exc, what) from None
         except (websocket.WebSocketTimeoutException, TimeoutError):
-            raise TimedOut(f"{what}: no answer within {timeout_s:g} s") from None
+            raise TimedOut(
+                _("{what}: no answer within {seconds} s").format(
+                    what=what, seconds=f"{timeout_s:g}"
+                )
+            ) from None
         except (websocket.WebSocketException, OSError) as exc:
             raise Unreachable(f"{what}: {type(exc).__name__}") from None
         finally:
             ws.shutdown()  # the server's close frame, when it came, was answered by recv_data
         if not received[ERROR_CHANNEL]:
-            raise Unreachable(f"{what}: the connection ended before the command's exit status")
+            raise Unreachable(
+                _("{what}: the connection ended before the command's exit status").format(what=what)
+            )
         stdout, stderr, status = (
             b"".join(received[channel]).decode("utf-8", "replace")
             for channel in (STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL)
@@ -434,7 +463,9 @@ def _exit_code(status: str, what: str) -> int:
         return 0
     if body.get("status") == "Failure" and body.get("reason") not in (None, "NonZeroExitCode"):
         message = str(body.get("message") or body.get("reason"))[:EXEC_FAILURE_CHARS]
-        raise ExecFailed(f"{what}: the command could not start: {message}")
+        raise ExecFailed(
+            _("{what}: the command could not start: {message}").format(what=what, message=message)
+        )
     try:
         return int(body["details"]["causes"][0]["message"])
     except (TypeError, KeyError, IndexError, AttributeError, ValueError):
@@ -446,10 +477,16 @@ def _refused_exec(exc: websocket.WebSocketBadStatusException, what: str) -> Winp
     headers and body are not quoted: they may echo the request)."""
     status = int(exc.status_code or 0)
     if status == 404:
-        return NotFound(f"{what}: pod not found")
+        return NotFound(_("{what}: pod not found").format(what=what))
     if status in (401, 403):
-        return Refused(f"{what}: refused by the Kubernetes API")
+        return Refused(_("{what}: refused by the Kubernetes API").format(what=what))
     if status == 400:
-        return Refused(f"{what}: the API refused the exec (is the pod running?)")
+        return Refused(
+            _("{what}: the API refused the exec (is the pod running?)").format(what=what)
+        )
     words = str(getattr(exc, "status_message", "") or "").strip()[:80]
-    return Unreachable(f"{what}: the Kubernetes API answered {status} {words}".rstrip())
+    return Unreachable(
+        _("{what}: the Kubernetes API answered {status} {words}")
+        .format(what=what, status=status, words=words)
+        .rstrip()
+    )

@@ -96,8 +96,10 @@ class WinRMShell:
     def __init__(self, settings: WinRMSettings) -> None:
         if settings.username is None or settings.password is None:
             raise BadInput(
-                "WinRM credentials are not configured: set WINPOD_WINRM__USERNAME and "
-                "WINPOD_WINRM__PASSWORD"
+                _(
+                    "WinRM credentials are not configured: set WINPOD_WINRM__USERNAME and "
+                    "WINPOD_WINRM__PASSWORD"
+                )
             )
         self._settings = settings
         self.sessions = SessionCache()
@@ -124,7 +126,7 @@ class WinRMShell:
         if settings.ca_bundle:
             options["ca_trust_path"] = settings.ca_bundle
         endpoint = f"{settings.scheme}://{address}:{settings.port}/wsman"
-        where = f"WinRM on {address}:{settings.port}"
+        where = _("WinRM on {address}").format(address=f"{address}:{settings.port}")
         key = (endpoint, operation, read)
         encoded = base64.b64encode(for_the_wire(script).encode("utf-16-le")).decode("ascii")
 
@@ -151,8 +153,10 @@ class WinRMShell:
         except _WIRE_ERRORS as exc:
             _close_silently(session)  # never lent again
             raise ChannelLost(
-                f"{where}: the connection was lost after the script started "
-                f"({type(exc).__name__}); it may have run"
+                _(
+                    "{where}: the connection was lost after the script started ({error}); it may "
+                    "have run"
+                ).format(where=where, error=type(exc).__name__)
             ) from None
         if _close_quietly(protocol, shell_id, command_id):
             self.sessions.give_back(key, session)
@@ -173,15 +177,23 @@ _FLAGS = ("-NoLogo", "-NoProfile", "-NonInteractive", "-EncodedCommand")
 def _nothing_ran(exc: BaseException, where: str, read: int) -> WinpodError:
     """Errors before the command was sent: nothing ran on the node."""
     if isinstance(exc, InvalidCredentialsError):
-        return Refused(f"{where} refused the configured credentials")
+        return Refused(_("{where} refused the configured credentials").format(where=where))
     if isinstance(exc, requests.exceptions.SSLError):
-        return Refused(f"{where}: the node's certificate is not trusted (set winrm.ca_bundle)")
+        return Refused(
+            _("{where}: the node's certificate is not trusted (set winrm.ca_bundle)").format(
+                where=where
+            )
+        )
     if isinstance(exc, requests.exceptions.ReadTimeout | requests.exceptions.ConnectTimeout):
-        return TimedOut(f"{where} did not answer within {read} s")
+        return TimedOut(
+            _("{where} did not answer within {seconds} s").format(where=where, seconds=read)
+        )
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return Unreachable(f"cannot connect to {where}")
+        return Unreachable(_("cannot connect to {where}").format(where=where))
     code = getattr(exc, "code", None)
-    return Unreachable(f"{where} failed ({code or type(exc).__name__})")
+    return Unreachable(
+        _("{where} failed ({error})").format(where=where, error=code or type(exc).__name__)
+    )
 
 
 def _close_quietly(protocol: Protocol, shell_id: str, command_id: str) -> bool:

@@ -39,12 +39,10 @@ def bot(sim: RunningSim) -> Iterator[RunningBot]:
     running.stop()
 
 
-_OK = ":white_check_mark:"
-
-
 def winpod_texts(message: Message) -> list[str]:
-    """The texts of a message that winpod words: header, intro, buttons and their dialogs,
-    status and request sections; not the checks' finding sections and evidence (see above)."""
+    """The texts of a message that winpod words: header, intro, findings, the titles of the
+    checks that found nothing, buttons and their dialogs, status and request sections; not a
+    finding's evidence, which quotes the cluster (event messages, script output)."""
     texts = []
     after_finding = False
     for block in message.get("blocks", []):
@@ -57,8 +55,6 @@ def winpod_texts(message: Message) -> list[str]:
             if after_finding:  # the finding's evidence and links
                 after_finding = False
                 continue
-            if any(str(e.get("text", "")).startswith(_OK) for e in block["elements"]):
-                continue  # the titles of the checks that found nothing (some are English)
             texts.extend(str(e.get("text", "")) for e in block["elements"])
         elif block["type"] == "actions":
             for element in block["elements"]:
