@@ -181,7 +181,8 @@ def _verify_once(
             ),
             evidence,
         )
-    return Verification(True, ", ".join(f.title for f in relevant), evidence)
+    # i18n: the separator of a list of clauses (", " in English)
+    return Verification(True, _(", ").join(f.title for f in relevant), evidence)
 
 
 def _finding_line(finding: Finding) -> str:
