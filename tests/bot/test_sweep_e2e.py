@@ -50,6 +50,20 @@ def wait_for_sweeps(bot: RunningBot, more: int) -> None:
     bot.wait_for(lambda: sweeps_done(bot) >= target, timeout=10 * more, what=f"{more} sweeps")
 
 
+def wait_between_sweep_jobs(bot: RunningBot) -> None:
+    """Until the sweep job that is running has ended: after its sweep it reconciles RDP
+    sessions, which reads the API too, so a fault set before then may land on that read."""
+
+    def idle() -> bool:
+        lines = bot.log.splitlines()
+        jobs = [line for line in lines if "scheduled_sweep (trigger" in line]
+        started = sum("Running job" in line for line in jobs)
+        ended = sum("executed successfully" in line for line in jobs)
+        return started > 0 and started == ended
+
+    bot.wait_for(idle, timeout=10, what="the sweep job to end")
+
+
 def alerts_for(bot: RunningBot, node: str) -> list[Message]:
     """Top-level alerts about `node` (their text becomes the action status once edited)."""
     return [
@@ -397,8 +411,9 @@ def test_api_and_slack_errors_end_one_sweep_or_alert_and_a_later_sweep_alerts(
     sim_factory: Callable[..., RunningSim], bot_factory: Callable[..., RunningBot]
 ) -> None:
     sim = sim_factory(SCENARIO)
-    bot = bot_factory(sim, SINGLE)  # no leader election: sweeps are the only API traffic
+    bot = bot_factory(sim, SINGLE)  # no leader election: only the sweep job reads the API
     wait_for_sweeps(bot, 1)
+    wait_between_sweep_jobs(bot)  # the next job starts a whole interval later
 
     # Three Kubernetes API errors: each ends one sweep, with the reason in the log.
     sim.control("POST", "/sim/v1/faults/kube", {"fail_next": 3, "mode": "500"})
