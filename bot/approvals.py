@@ -145,7 +145,7 @@ class SlackNotifier:
         except SlackApiError as exc:
             self._count(exc)
         except (SlackClientError, OSError) as exc:  # the upload URL refused the bytes
-            self.services.metrics.errors.labels("slack", "upload_failed").inc()
+            self.services.metrics.error("slack", "upload_failed")
             log.error("Slack file upload failed: %s", type(exc).__name__)
         for text in render_actions.script_inline_texts(plan):
             post = functools.partial(
@@ -252,7 +252,7 @@ class SlackNotifier:
             self._count(exc)
 
     def _count(self, exc: SlackApiError) -> None:
-        self.services.metrics.errors.labels("slack", str(exc.response.get("error"))).inc()
+        self.services.metrics.error("slack", str(exc.response.get("error")))
         log.error("Slack call failed: %s", exc.response.get("error"))
 
 

@@ -127,7 +127,7 @@ def publish(services: BotServices, client: WebClient, user: str) -> None:
     try:
         client.views_publish(user_id=user, view=_view(services))
     except SlackApiError as exc:
-        services.metrics.errors.labels("slack", str(exc.response.get("error"))).inc()
+        services.metrics.error("slack", str(exc.response.get("error")))
         log.error("views.publish failed: %s", exc.response.get("error"))
 
 

@@ -43,8 +43,8 @@ class Metrics:
         )
         self.errors = Counter(
             "winpod_errors",
-            "Errors talking to the outside, by peer and kind",
-            ["peer", "kind"],
+            "Errors talking to the outside, by peer, kind and cluster (empty for Slack)",
+            ["peer", "kind", "cluster"],
             registry=self.registry,
         )
         self.queue_depth = Gauge(
@@ -69,6 +69,11 @@ class Metrics:
             "1 while this replica holds the leader lease",
             registry=self.registry,
         )
+
+    def error(self, peer: str, kind: str, cluster: str = "") -> None:
+        """One failed call to `peer`: a cluster's API, exec, WinRM or HostProcess pods (with the
+        cluster's name), or Slack (no cluster)."""
+        self.errors.labels(peer, kind, cluster).inc()
 
     def observe_diagnosis(self, diagnosis: Diagnosis) -> None:
         self.diagnosis_seconds.labels(diagnosis.target.kind.lower()).observe(

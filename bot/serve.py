@@ -55,7 +55,7 @@ def build_services(settings: Settings) -> BotServices:
     return BotServices(
         settings=home_settings,
         transports=build_transports(
-            home_settings, lambda peer, kind: metrics.errors.labels(peer, kind).inc()
+            home_settings, lambda peer, kind: metrics.error(peer, kind, home)
         ),
         store=store.scoped(home),
         cluster=home,

@@ -67,7 +67,7 @@ class BotServices:
                 self,
                 settings=settings,
                 transports=build_transports(
-                    settings, lambda peer, kind: metrics.errors.labels(peer, kind).inc()
+                    settings, lambda peer, kind: metrics.error(peer, kind, name)
                 ),
                 store=self.store.scoped(name),
                 cluster=name,

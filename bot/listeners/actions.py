@@ -42,7 +42,7 @@ def button(services: BotServices, handle: Callable[[Click, str], None]) -> Calla
                 else:
                     client.chat_postEphemeral(channel=click.channel, user=click.user, text=busy)
             except SlackApiError as exc:
-                services.metrics.errors.labels("slack", str(exc.response.get("error"))).inc()
+                services.metrics.error("slack", str(exc.response.get("error")))
 
     return on_click
 

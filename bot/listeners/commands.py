@@ -448,5 +448,5 @@ def _log_slack_error(
         error = exc.response.get("error") or f"http_{exc.response.status_code}"
     else:
         error = type(exc).__name__
-    services.metrics.errors.labels("slack", str(error)).inc()
+    services.metrics.error("slack", str(error))
     log.error("Slack call failed while %s: %s", what, error, extra={"request_id": request_id})

@@ -214,6 +214,8 @@ def test_a_cluster_that_stops_answering_is_reported_once_and_holds_up_nobody(
     _, metrics = bot.get("/metrics")
     assert f'winpod_sweep_nodes{{cluster="{US}",state="not-probed"}} 3.0' in metrics
     assert f'winpod_sweep_nodes{{cluster="{EU}",state="failing"}} 1.0' in metrics
+    assert f'winpod_errors_total{{cluster="{US}",kind="Unreachable",peer="kubernetes"}}' in metrics
+    assert f'cluster="{EU}",kind="Unreachable"' not in metrics
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -424,7 +424,8 @@ def test_api_and_slack_errors_end_one_sweep_or_alert_and_a_later_sweep_alerts(
     assert all("(500)" in line and "next one runs as scheduled" in line for line in stopped)
     assert sim.control("GET", "/sim/v1/faults")["kube"]["fail_next"] == 0
     _, metrics = bot.get("/metrics")
-    assert 'winpod_errors_total{kind="Unreachable",peer="kubernetes"} 3.0' in metrics
+    errors = 'winpod_errors_total{cluster="default",kind="Unreachable",peer="kubernetes"} 3.0'
+    assert errors in metrics
 
     # Slack fails the next boot's alert (its client retries a server error twice, so three
     # 500s): the claim on that boot is given back and a later sweep posts the alert once.
