@@ -411,7 +411,9 @@ def test_api_and_slack_errors_end_one_sweep_or_alert_and_a_later_sweep_alerts(
     sim_factory: Callable[..., RunningSim], bot_factory: Callable[..., RunningBot]
 ) -> None:
     sim = sim_factory(SCENARIO)
-    bot = bot_factory(sim, SINGLE)  # no leader election: only the sweep job reads the API
+    # No leader election, and housekeeping first runs 30 s in: the sweep job (its sweep, then
+    # its RDP reconcile) is all that reads the API here.
+    bot = bot_factory(sim, SINGLE)
     wait_for_sweeps(bot, 1)
     wait_between_sweep_jobs(bot)  # the next job starts a whole interval later
 
